@@ -1,0 +1,309 @@
+// Package config reads AgentHub's settings from the environment into one
+// Config, validated once at start.
+//
+// Every secret may be given either directly (NAME) or as a path to a file
+// holding it (NAME_FILE), the convention of Docker and Kubernetes secrets.
+// Validation reports every missing or malformed setting at once, by name,
+// and never echoes a secret's value.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/vault"
+)
+
+// DefaultStore is the embedded store used when AGENTHUB_STORE is unset.
+const DefaultStore = "bolt:agenthub.db"
+
+// Need says which groups of settings a command requires; settings outside
+// them are still checked when present, but may be missing.
+type Need uint
+
+// The groups of settings.
+const (
+	NeedSlack Need = 1 << iota // SLACK_APP_TOKEN, SLACK_BOT_TOKEN
+	NeedVault                  // AGENTHUB_VAULT_KEY
+	NeedAudit                  // AGENTHUB_AUDIT_KEY
+)
+
+// Config is every setting AgentHub reads.
+type Config struct {
+	// Slack (Socket Mode).
+	SlackAppToken vault.Secret // SLACK_APP_TOKEN, xapp-…
+	SlackBotToken vault.Secret // SLACK_BOT_TOKEN, xoxb-…
+	SlackAPIURL   string       // SLACK_API_URL, for tests against a fake Slack
+	AuditChannel  string       // AGENTHUB_AUDIT_CHANNEL
+
+	// State.
+	Store       string // AGENTHUB_STORE: bolt:PATH, redis://…, rediss://…
+	RedisPrefix string // AGENTHUB_REDIS_PREFIX
+
+	// Keys.
+	VaultKey     vault.Secret   // AGENTHUB_VAULT_KEY: base64 of 32 bytes
+	VaultOldKeys []vault.Secret // AGENTHUB_VAULT_OLD_KEYS: comma-separated, for rotation
+	AuditKey     vault.Secret   // AGENTHUB_AUDIT_KEY: base64 of at least 32 bytes
+
+	// Operations.
+	HTTPAddr  string     // AGENTHUB_HTTP_ADDR
+	LogLevel  slog.Level // AGENTHUB_LOG_LEVEL: debug, info, warn, error
+	LogFormat string     // AGENTHUB_LOG_FORMAT: json or text
+}
+
+// Problem is one missing or malformed setting.
+type Problem struct {
+	Name    string // the environment variable
+	Missing bool
+	Message string // safe to show: never holds a secret's value
+}
+
+// Error lists every problem found.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("configuration:")
+	for _, p := range e.Problems {
+		fmt.Fprintf(&b, "\n  %s: %s", p.Name, p.Message)
+	}
+	return b.String()
+}
+
+// Missing returns the names of the required settings that were not set.
+func (e *Error) Missing() []string {
+	var out []string
+	for _, p := range e.Problems {
+		if p.Missing {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// Load reads the configuration. getenv is os.Getenv in production and a
+// map lookup in tests; readFile reads NAME_FILE secrets (os.ReadFile).
+// The error, when not nil, is an *Error.
+func Load(getenv func(string) string, readFile func(string) ([]byte, error), need Need) (*Config, error) {
+	l := loader{getenv: getenv, readFile: readFile}
+	c := &Config{
+		SlackAppToken: l.secret("SLACK_APP_TOKEN", need&NeedSlack != 0),
+		SlackBotToken: l.secret("SLACK_BOT_TOKEN", need&NeedSlack != 0),
+		SlackAPIURL:   l.url("SLACK_API_URL"),
+		AuditChannel:  getenv("AGENTHUB_AUDIT_CHANNEL"),
+		Store:         l.store("AGENTHUB_STORE"),
+		RedisPrefix:   l.prefix("AGENTHUB_REDIS_PREFIX"),
+		VaultKey:      l.key("AGENTHUB_VAULT_KEY", need&NeedVault != 0, 32, 32),
+		AuditKey:      l.key("AGENTHUB_AUDIT_KEY", need&NeedAudit != 0, 32, 1024),
+		HTTPAddr:      getenv("AGENTHUB_HTTP_ADDR"),
+		LogLevel:      l.level("AGENTHUB_LOG_LEVEL"),
+		LogFormat:     l.oneOf("AGENTHUB_LOG_FORMAT", "json", "json", "text"),
+	}
+	c.VaultOldKeys = l.keyList("AGENTHUB_VAULT_OLD_KEYS")
+	if p := c.SlackAppToken; !p.IsZero() && !strings.HasPrefix(p.Reveal(), "xapp-") {
+		l.bad("SLACK_APP_TOKEN", "must be an app-level token (xapp-…) with the connections:write scope")
+	}
+	if p := c.SlackBotToken; !p.IsZero() && !strings.HasPrefix(p.Reveal(), "xoxb-") {
+		l.bad("SLACK_BOT_TOKEN", "must be a bot token (xoxb-…)")
+	}
+	if len(l.problems) > 0 {
+		return nil, &Error{Problems: l.problems}
+	}
+	return c, nil
+}
+
+type loader struct {
+	getenv   func(string) string
+	readFile func(string) ([]byte, error)
+	problems []Problem
+}
+
+func (l *loader) bad(name, msg string) {
+	l.problems = append(l.problems, Problem{Name: name, Message: msg})
+}
+
+// raw returns a secret's value from NAME or NAME_FILE.
+func (l *loader) raw(name string) (string, bool) {
+	direct, file := l.getenv(name), l.getenv(name+"_FILE")
+	switch {
+	case direct != "" && file != "":
+		l.bad(name, fmt.Sprintf("set either %s or %s_FILE, not both", name, name))
+		return "", false
+	case file != "":
+		b, err := l.readFile(file)
+		if err != nil {
+			// The path is not secret; the error from the file system names
+			// only the path.
+			l.bad(name, fmt.Sprintf("cannot read %s_FILE: %v", name, err))
+			return "", false
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			l.bad(name, fmt.Sprintf("%s_FILE names an empty file", name))
+			return "", false
+		}
+		return v, true
+	case direct != "":
+		return strings.TrimSpace(direct), true
+	}
+	return "", false
+}
+
+func (l *loader) secret(name string, required bool) vault.Secret {
+	v, ok := l.raw(name)
+	if !ok {
+		if required && !l.reported(name) {
+			l.problems = append(l.problems, Problem{Name: name, Missing: true, Message: "required but not set (set it or " + name + "_FILE)"})
+		}
+		return vault.Secret{}
+	}
+	return vault.NewSecret(v)
+}
+
+func (l *loader) reported(name string) bool {
+	for _, p := range l.problems {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// key reads a base64-encoded key of min to max bytes.
+func (l *loader) key(name string, required bool, min, max int) vault.Secret {
+	s := l.secret(name, required)
+	if s.IsZero() {
+		return s
+	}
+	b, err := decodeKey(s.Reveal())
+	switch {
+	case err != nil:
+		l.bad(name, "is not valid base64 (generate one with: openssl rand -base64 32)")
+		return vault.Secret{}
+	case len(b) < min || len(b) > max:
+		if min == max {
+			l.bad(name, fmt.Sprintf("must decode to exactly %d bytes, got %d (generate one with: openssl rand -base64 32)", min, len(b)))
+		} else {
+			l.bad(name, fmt.Sprintf("must decode to at least %d bytes, got %d (generate one with: openssl rand -base64 32)", min, len(b)))
+		}
+		return vault.Secret{}
+	}
+	return s
+}
+
+func (l *loader) keyList(name string) []vault.Secret {
+	s := l.secret(name, false)
+	if s.IsZero() {
+		return nil
+	}
+	var out []vault.Secret
+	for i, part := range strings.Split(s.Reveal(), ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if b, err := decodeKey(part); err != nil || len(b) != 32 {
+			l.bad(name, fmt.Sprintf("key %d of the list is not base64 of 32 bytes", i+1))
+			continue
+		}
+		out = append(out, vault.NewSecret(part))
+	}
+	return out
+}
+
+func decodeKey(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("not base64")
+}
+
+func (l *loader) url(name string) string {
+	v := l.getenv(name)
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		l.bad(name, "must be an http(s) URL such as https://slack.com/api/")
+		return ""
+	}
+	return v
+}
+
+func (l *loader) store(name string) string {
+	v := l.getenv(name)
+	if v == "" {
+		return DefaultStore
+	}
+	if err := CheckStoreURL(v); err != nil {
+		l.bad(name, err.Error())
+		return ""
+	}
+	return v
+}
+
+// CheckStoreURL reports whether a store URL has a supported form. Its error
+// names the URL without its password.
+func CheckStoreURL(v string) error {
+	switch {
+	case strings.HasPrefix(v, "bolt:"):
+		if strings.TrimPrefix(v, "bolt:") == "" {
+			return errors.New("bolt: needs a file path, e.g. bolt:agenthub.db")
+		}
+		return nil
+	case strings.HasPrefix(v, "redis://"), strings.HasPrefix(v, "rediss://"):
+		if _, err := url.Parse(v); err != nil {
+			return fmt.Errorf("%s is not a valid URL", store.RedactURL(v))
+		}
+		return nil
+	}
+	return fmt.Errorf("unsupported store %q: use bolt:PATH, redis://HOST:PORT/DB or rediss://…", store.RedactURL(v))
+}
+
+func (l *loader) prefix(name string) string {
+	v := l.getenv(name)
+	if v == "" {
+		return "agenthub"
+	}
+	if strings.ContainsAny(v, "{}: \t\r\n") {
+		l.bad(name, "must not contain braces, colons or spaces")
+		return ""
+	}
+	return v
+}
+
+func (l *loader) level(name string) slog.Level {
+	var lv slog.Level
+	v := l.getenv(name)
+	if v == "" {
+		return slog.LevelInfo
+	}
+	if err := lv.UnmarshalText([]byte(v)); err != nil {
+		l.bad(name, "must be debug, info, warn or error")
+	}
+	return lv
+}
+
+func (l *loader) oneOf(name, def string, allowed ...string) string {
+	v := l.getenv(name)
+	if v == "" {
+		return def
+	}
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	l.bad(name, "must be one of "+strings.Join(allowed, ", "))
+	return def
+}

@@ -1,0 +1,163 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func key32(b byte) string {
+	return base64.StdEncoding.EncodeToString([]byte(strings.Repeat(string(rune('a'+b%26)), 32)))
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(env(nil), os.ReadFile, 0)
+	if err != nil {
+		t.Fatalf("Load with nothing set and nothing needed: %v", err)
+	}
+	if c.Store != DefaultStore || c.RedisPrefix != "agenthub" || c.LogLevel != slog.LevelInfo || c.LogFormat != "json" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestLoadComplete(t *testing.T) {
+	dir := t.TempDir()
+	botFile := filepath.Join(dir, "bot")
+	if err := os.WriteFile(botFile, []byte("xoxb-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(env(map[string]string{
+		"SLACK_APP_TOKEN":         "xapp-1",
+		"SLACK_BOT_TOKEN_FILE":    botFile,
+		"SLACK_API_URL":           "http://127.0.0.1:9/api/",
+		"AGENTHUB_STORE":          "redis://:pw@127.0.0.1:6379/2",
+		"AGENTHUB_VAULT_KEY":      key32(1),
+		"AGENTHUB_VAULT_OLD_KEYS": key32(2) + ", " + key32(3),
+		"AGENTHUB_AUDIT_KEY":      key32(4),
+		"AGENTHUB_LOG_LEVEL":      "debug",
+		"AGENTHUB_LOG_FORMAT":     "text",
+	}), os.ReadFile, NeedSlack|NeedVault|NeedAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.SlackBotToken.Reveal(), "xoxb-from-file"; got != want {
+		t.Errorf("bot token from file = %q, want %q", got, want)
+	}
+	if got, want := len(c.VaultOldKeys), 2; got != want {
+		t.Errorf("old keys = %d, want %d", got, want)
+	}
+	if c.LogLevel != slog.LevelDebug || c.LogFormat != "text" || c.Store != "redis://:pw@127.0.0.1:6379/2" {
+		t.Errorf("config = %+v", c)
+	}
+}
+
+// TestLoadReportsEverything checks that one Load reports every problem, each
+// by name, and that no secret's value appears in the error.
+func TestLoadReportsEverything(t *testing.T) {
+	const canary = "CANARY-7f3e-secret-value"
+	_, err := Load(env(map[string]string{
+		"SLACK_BOT_TOKEN":         canary,                          // wrong kind of token
+		"AGENTHUB_VAULT_KEY":      canary,                          // not base64
+		"AGENTHUB_AUDIT_KEY":      "c2hvcnQ=",                      // "short": too few bytes
+		"AGENTHUB_VAULT_OLD_KEYS": key32(1) + "," + canary,         // second is bad
+		"AGENTHUB_STORE":          "mysql://u:" + canary + "@h/db", // unsupported, with a password
+		"AGENTHUB_LOG_LEVEL":      "loud",
+		"AGENTHUB_LOG_FORMAT":     "xml",
+		"SLACK_API_URL":           "ftp://x",
+		"AGENTHUB_REDIS_PREFIX":   "a{b}",
+	}), os.ReadFile, NeedSlack|NeedVault|NeedAudit)
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("Load error = %v, want *Error", err)
+	}
+	var names []string
+	for _, p := range ce.Problems {
+		names = append(names, p.Name)
+	}
+	want := []string{
+		"SLACK_APP_TOKEN", "SLACK_API_URL", "AGENTHUB_STORE", "AGENTHUB_REDIS_PREFIX",
+		"AGENTHUB_VAULT_KEY", "AGENTHUB_AUDIT_KEY", "AGENTHUB_LOG_LEVEL", "AGENTHUB_LOG_FORMAT",
+		"AGENTHUB_VAULT_OLD_KEYS", "SLACK_BOT_TOKEN",
+	}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+	if got, want := ce.Missing(), []string{"SLACK_APP_TOKEN"}; !cmp.Equal(got, want) {
+		t.Errorf("Missing() = %v, want %v", got, want)
+	}
+	if msg := err.Error(); strings.Contains(msg, canary) || strings.Contains(msg, "c2hvcnQ") {
+		t.Errorf("the error reveals a secret value")
+	}
+}
+
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("  \n"), 0o600)
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"both set", map[string]string{"AGENTHUB_AUDIT_KEY": key32(1), "AGENTHUB_AUDIT_KEY_FILE": empty}, "not both"},
+		{"missing file", map[string]string{"AGENTHUB_AUDIT_KEY_FILE": filepath.Join(dir, "nope")}, "cannot read AGENTHUB_AUDIT_KEY_FILE"},
+		{"empty file", map[string]string{"AGENTHUB_AUDIT_KEY_FILE": empty}, "empty file"},
+		{"missing", nil, "required but not set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(env(tt.env), os.ReadFile, NeedAudit)
+			var ce *Error
+			if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Name != "AGENTHUB_AUDIT_KEY" || !strings.Contains(ce.Problems[0].Message, tt.want) {
+				t.Fatalf("Load error = %v, want one AGENTHUB_AUDIT_KEY problem mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckStoreURL(t *testing.T) {
+	tests := []struct {
+		url  string
+		ok   bool
+		hide string
+	}{
+		{"bolt:agenthub.db", true, ""},
+		{"bolt:/var/lib/agenthub/state.db", true, ""},
+		{"bolt:", false, ""},
+		{"redis://127.0.0.1:6379/0", true, ""},
+		{"rediss://user:hunter2@cache.example:6380/1", true, ""},
+		{"memcache://user:hunter2@host", false, "hunter2"},
+		{"agenthub.db", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			err := CheckStoreURL(tt.url)
+			if (err == nil) != tt.ok {
+				t.Fatalf("CheckStoreURL(%q) = %v, want ok=%v", tt.url, err, tt.ok)
+			}
+			if err != nil && tt.hide != "" && strings.Contains(err.Error(), tt.hide) {
+				t.Fatalf("error %q shows the password", err)
+			}
+		})
+	}
+}
+
+func ExampleError() {
+	_, err := Load(env(nil), os.ReadFile, NeedSlack)
+	fmt.Println(err)
+	// Output:
+	// configuration:
+	//   SLACK_APP_TOKEN: required but not set (set it or SLACK_APP_TOKEN_FILE)
+	//   SLACK_BOT_TOKEN: required but not set (set it or SLACK_BOT_TOKEN_FILE)
+}

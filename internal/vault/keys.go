@@ -1,0 +1,136 @@
+package vault
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// KeySize is the length in bytes of a vault key (AES-256).
+const KeySize = 32
+
+// Keyring holds the vault's sealing keys: the current key, which seals every
+// new write, and old keys, which only open records sealed before a rotation.
+// Each key is named by its ID, the first 16 hex digits of its SHA-256, which
+// sealed records carry so the right key opens them. The key bytes themselves
+// live only inside the AEADs and are never printed.
+type Keyring struct {
+	current string
+	aeads   map[string]cipher.AEAD
+	order   []string // current first, then old keys in the order given
+}
+
+// ParseKeys builds a keyring from base64 keys (standard or URL alphabet,
+// padded or not), as in AGENTHUB_VAULT_KEY and AGENTHUB_VAULT_OLD_KEYS.
+// Empty old entries are skipped, so a trailing comma is harmless. Errors name
+// the key by position, never by its value.
+func ParseKeys(current string, old []string) (*Keyring, error) {
+	if strings.TrimSpace(current) == "" {
+		return nil, errors.New("vault: current key is empty")
+	}
+	kr := &Keyring{aeads: make(map[string]cipher.AEAD)}
+	id, aead, err := parseKey(current)
+	if err != nil {
+		return nil, fmt.Errorf("vault: current key: %w", err)
+	}
+	kr.current = id
+	kr.aeads[id] = aead
+	kr.order = append(kr.order, id)
+	for i, o := range old {
+		if strings.TrimSpace(o) == "" {
+			continue
+		}
+		id, aead, err := parseKey(o)
+		if err != nil {
+			return nil, fmt.Errorf("vault: old key %d: %w", i+1, err)
+		}
+		if _, dup := kr.aeads[id]; dup {
+			continue // listing the current key among the old ones is harmless
+		}
+		kr.aeads[id] = aead
+		kr.order = append(kr.order, id)
+	}
+	return kr, nil
+}
+
+func parseKey(s string) (id string, aead cipher.AEAD, err error) {
+	s = strings.TrimSpace(s)
+	var raw []byte
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if raw, err = enc.DecodeString(s); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		// The base64 package's error names an offset, not content, but say
+		// it in our words so no future change there can echo the key.
+		return "", nil, errors.New("not valid base64")
+	}
+	if len(raw) != KeySize {
+		return "", nil, fmt.Errorf("decodes to %d bytes, want %d", len(raw), KeySize)
+	}
+	sum := sha256.Sum256(raw)
+	block, err := aes.NewCipher(raw)
+	if err != nil {
+		return "", nil, fmt.Errorf("aes: %w", err)
+	}
+	aead, err = cipher.NewGCM(block)
+	if err != nil {
+		return "", nil, fmt.Errorf("gcm: %w", err)
+	}
+	clear(raw)
+	return hex.EncodeToString(sum[:8]), aead, nil
+}
+
+// CurrentKeyID returns the ID of the key that seals new writes.
+func (kr *Keyring) CurrentKeyID() string { return kr.current }
+
+// KeyIDs returns the IDs of every key, the current one first.
+func (kr *Keyring) KeyIDs() []string { return append([]string(nil), kr.order...) }
+
+// String describes the keyring by key IDs only.
+func (kr *Keyring) String() string {
+	return fmt.Sprintf("vault.Keyring{current: %s, keys: %d}", kr.current, len(kr.order))
+}
+
+// GoString is String, so %#v cannot walk into the ciphers.
+func (kr *Keyring) GoString() string { return kr.String() }
+
+// Format prints String for every verb.
+func (kr *Keyring) Format(f fmt.State, verb rune) { io.WriteString(f, kr.String()) }
+
+// seal encrypts plaintext under the current key with a fresh random nonce
+// and returns the key ID and nonce‖ciphertext.
+func (kr *Keyring) seal(rand io.Reader, plaintext, additional []byte) (keyID string, sealed []byte, err error) {
+	aead := kr.aeads[kr.current]
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
+	if _, err := io.ReadFull(rand, nonce); err != nil {
+		return "", nil, fmt.Errorf("vault: nonce: %w", err)
+	}
+	return kr.current, aead.Seal(nonce, nonce, plaintext, additional), nil
+}
+
+// open decrypts nonce‖ciphertext sealed under keyID.
+func (kr *Keyring) open(keyID string, sealed, additional []byte) ([]byte, error) {
+	aead, ok := kr.aeads[keyID]
+	if !ok {
+		return nil, fmt.Errorf("vault: record sealed under key %s, which is neither the current key nor an old key: %w", keyID, ErrUnknownKey)
+	}
+	n := aead.NonceSize()
+	if len(sealed) < n+aead.Overhead() {
+		return nil, fmt.Errorf("vault: sealed token too short: %w", ErrCorrupt)
+	}
+	plain, err := aead.Open(nil, sealed[:n], sealed[n:], additional)
+	if err != nil {
+		// GCM fails the same way for a wrong key, altered bytes and a
+		// record moved to another principal or service.
+		return nil, fmt.Errorf("vault: sealed token does not open under key %s for this principal and service: %w", keyID, ErrCorrupt)
+	}
+	return plain, nil
+}

@@ -1,0 +1,310 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/store"
+)
+
+// LeaseRequest asks for a lease.
+type LeaseRequest struct {
+	Principal string
+	Service   string
+	// Scopes are the provider scopes the execution needs; the connection
+	// must hold every one.
+	Scopes []string
+	// Resource and RequestID are recorded in the audit events of the lease.
+	Resource  string
+	RequestID string
+	// TTL is the lease's lifetime, capped at the vault's MaxLease; zero
+	// means MaxLease.
+	TTL time.Duration
+}
+
+// Lease is the short-lived, revocable capability under which one execution
+// calls a provider. It holds no token: its Client's transport fetches the
+// token from the vault on every request.
+type Lease struct {
+	ID        string    // random; names the lease in the store and the audit trail
+	Principal string    // whose connection it uses
+	Service   string    // which provider it may call
+	Scopes    []string  // the provider scopes it was issued for
+	Resource  string    // what the execution touches, for the audit trail
+	RequestID string    // the request it serves, for the audit trail
+	ExpiresAt time.Time // by the vault's clock; requests after it fail with ErrLeaseExpired
+
+	v      *Vault
+	svc    *Service
+	connID string
+	value  []byte // the stored lease record, compared on every request
+	client *http.Client
+}
+
+// leaseRecord is a lease as stored, under (principal, "lease", ID), with a
+// time-to-live equal to the lease's.
+type leaseRecord struct {
+	V         int       `json:"v"`
+	Service   string    `json:"service"`
+	Conn      string    `json:"conn"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	Resource  string    `json:"resource,omitempty"`
+	RequestID string    `json:"request_id,omitempty"`
+	Issued    time.Time `json:"issued"`
+	Expires   time.Time `json:"expires"`
+}
+
+// Lease issues a lease on principal's connection to service. The
+// connection must be active and hold every requested scope (else the error
+// wraps ErrNotConnected, ErrReconnect or ErrInsufficientScope). The lease is
+// stored and a token.issued event recorded before Lease returns; if the
+// event cannot be stored there is no lease.
+func (v *Vault) Lease(ctx context.Context, req LeaseRequest) (*Lease, error) {
+	svc, err := v.service(req.Service)
+	if err != nil {
+		return nil, err
+	}
+	if req.Principal == "" || connKey(req.Principal, req.Service).Validate() != nil {
+		return nil, fmt.Errorf("vault: lease: invalid principal %q", req.Principal)
+	}
+	ttl := req.TTL
+	switch {
+	case ttl < 0:
+		return nil, fmt.Errorf("vault: lease: negative ttl %s", ttl)
+	case ttl == 0 || ttl > v.maxLease:
+		ttl = v.maxLease
+	}
+	id, err := v.newID()
+	if err != nil {
+		return nil, err
+	}
+	now := v.now().UTC()
+	scopes := normalizeScopes(req.Scopes)
+
+	_, first, err := v.load(ctx, req.Principal, req.Service)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkConn(&first, scopes); err != nil {
+		return nil, err
+	}
+	lr := leaseRecord{
+		V: 1, Service: req.Service, Conn: first.ID, Scopes: scopes, Resource: req.Resource, RequestID: req.RequestID,
+		Issued: now, Expires: now.Add(ttl),
+	}
+	value, err := json.Marshal(lr)
+	if err != nil {
+		return nil, fmt.Errorf("vault: encode lease: %w", err)
+	}
+	k := store.Key{Scope: req.Principal, Kind: LeaseKind, ID: id}
+	if err := v.store.Create(ctx, k, value, ttl); err != nil {
+		return nil, fmt.Errorf("vault: store lease: %w", err)
+	}
+	fail := func(err error) (*Lease, error) {
+		if derr := v.store.Delete(context.WithoutCancel(ctx), k); derr != nil {
+			return nil, errors.Join(err, fmt.Errorf("vault: delete refused lease %s: %w", id, derr))
+		}
+		return nil, err
+	}
+	// Read the connection again now that the lease is stored. Revoke marks
+	// the connection revoked and then deletes its leases, so either this
+	// read sees the revocation or Revoke sees this lease: no lease outlives
+	// a concurrent revocation.
+	item, rec, err := v.load(ctx, req.Principal, req.Service)
+	if err != nil {
+		return fail(err)
+	}
+	if err := checkConn(&rec, scopes); err != nil {
+		return fail(err)
+	}
+	if rec.ID != first.ID {
+		return fail(fmt.Errorf("vault: %s connection of %s was replaced: %w", req.Service, req.Principal, ErrLeaseRevoked))
+	}
+	if err := v.record(ctx, audit.Event{
+		Kind: audit.TokenIssued, Actor: req.Principal, Resource: req.Resource, RequestID: req.RequestID, Result: "ok",
+		Detail: map[string]string{
+			"service": req.Service, "lease": id, "scopes": strings.Join(scopes, " "),
+			"expires": lr.Expires.Format(time.RFC3339),
+		},
+	}); err != nil {
+		return fail(err)
+	}
+	if now.Sub(rec.LastUsed) >= lastUsedGranularity {
+		v.touch(ctx, req.Principal, req.Service, item, rec.ID, now)
+	}
+	l := &Lease{
+		ID: id, Principal: req.Principal, Service: req.Service, Scopes: scopes,
+		Resource: req.Resource, RequestID: req.RequestID, ExpiresAt: lr.Expires,
+		v: v, svc: svc, connID: rec.ID, value: value,
+	}
+	l.client = &http.Client{Transport: &transport{l: l}, Timeout: v.client.Timeout}
+	return l, nil
+}
+
+func checkConn(rec *connRecord, scopes []string) error {
+	if err := activeErr(rec.Principal, rec.Service, rec.Status); err != nil {
+		return err
+	}
+	var missing []string
+	for _, s := range scopes {
+		if !slices.Contains(rec.Scopes, s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("vault: %s connection of %s lacks scopes %s: %w", rec.Service, rec.Principal, strings.Join(missing, " "), ErrInsufficientScope)
+	}
+	return nil
+}
+
+// touch records that the connection was used. It is best effort: a lost
+// update only makes LastUsed a little stale, so failures are logged, not
+// returned.
+func (v *Vault) touch(ctx context.Context, principal, service string, item store.Item, connID string, now time.Time) {
+	_, err := v.update(ctx, principal, service, item, func(r *connRecord) error {
+		if r.ID != connID || now.Sub(r.LastUsed) < lastUsedGranularity {
+			return errUnchanged
+		}
+		r.LastUsed = now.Truncate(lastUsedGranularity)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		v.log.WarnContext(ctx, "vault: last-used update failed", "principal", principal, "service", service, "err", err)
+	}
+}
+
+// Client returns the HTTP client bound to the lease. Agents use it like any
+// client; it only reaches the service's API hosts, and only while the lease
+// lives.
+func (l *Lease) Client() *http.Client { return l.client }
+
+// Release ends the lease early. Its client fails from then on.
+func (l *Lease) Release(ctx context.Context) error {
+	if err := l.v.store.Delete(ctx, store.Key{Scope: l.Principal, Kind: LeaseKind, ID: l.ID}); err != nil {
+		return fmt.Errorf("vault: release lease %s: %w", l.ID, err)
+	}
+	return nil
+}
+
+// transport is a lease's http.RoundTripper. See RoundTrip.
+type transport struct{ l *Lease }
+
+// RoundTrip checks the lease is neither expired nor revoked and the host is
+// allowed, sends a clone of req with the access token added, and records a
+// provider.called event (method, path, status; never headers or the query).
+// Nothing is sent when a check fails. If the event cannot be recorded the
+// response is discarded and an error returned.
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	l, v := t.l, t.l.v
+	ctx := req.Context()
+	tok, err := t.authorize(ctx, req)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	out := req.Clone(ctx)
+	out.Header.Set("Authorization", authScheme(tok.tokenType)+" "+tok.access.Reveal())
+	resp, err := v.base.RoundTrip(out)
+	status := "error"
+	if err == nil {
+		status = strconv.Itoa(resp.StatusCode)
+	}
+	if aerr := v.record(ctx, audit.Event{
+		Kind: audit.ProviderCalled, Actor: l.Principal, Resource: l.Resource, RequestID: l.RequestID, Result: status,
+		Detail: map[string]string{
+			"service": l.Service, "lease": l.ID, "method": req.Method, "path": req.URL.Path, "status": status,
+		},
+	}); aerr != nil {
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, aerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vault: %s %s %s: %w", l.Service, req.Method, req.URL.Path, err)
+	}
+	return resp, nil
+}
+
+// authorize runs the checks of RoundTrip, local ones first, and returns the
+// token to send.
+func (t *transport) authorize(ctx context.Context, req *http.Request) (cachedToken, error) {
+	l, v := t.l, t.l.v
+	if !v.now().Before(l.ExpiresAt) {
+		return cachedToken{}, fmt.Errorf("vault: lease %s: %w", l.ID, ErrLeaseExpired)
+	}
+	if err := l.svc.allow(req); err != nil {
+		return cachedToken{}, err
+	}
+	// Re-reading the lease on every request is what makes revocation
+	// immediate across processes: Revoke deletes the record.
+	item, err := v.store.Get(ctx, store.Key{Scope: l.Principal, Kind: LeaseKind, ID: l.ID})
+	if errors.Is(err, store.ErrNotFound) {
+		if !v.now().Before(l.ExpiresAt.Add(-time.Second)) {
+			return cachedToken{}, fmt.Errorf("vault: lease %s: %w", l.ID, ErrLeaseExpired)
+		}
+		return cachedToken{}, fmt.Errorf("vault: lease %s: %w", l.ID, ErrLeaseRevoked)
+	}
+	if err != nil {
+		return cachedToken{}, fmt.Errorf("vault: check lease %s: %w", l.ID, err)
+	}
+	if !bytes.Equal(item.Value, l.value) {
+		return cachedToken{}, fmt.Errorf("vault: lease %s was replaced: %w", l.ID, ErrLeaseRevoked)
+	}
+	return v.accessToken(ctx, l.Principal, l.Service, l.connID)
+}
+
+// allow refuses hosts outside the service's API hosts, and plain HTTP to
+// anything but a loopback address (which tests use).
+func (s *Service) allow(req *http.Request) error {
+	u := req.URL
+	if u == nil {
+		return fmt.Errorf("vault: request without URL: %w", ErrHostNotAllowed)
+	}
+	host := strings.ToLower(u.Host)
+	switch u.Scheme {
+	case "https":
+		host = strings.TrimSuffix(host, ":443")
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return fmt.Errorf("vault: %s: plain http to %s: %w", s.Name, u.Host, ErrHostNotAllowed)
+		}
+	default:
+		return fmt.Errorf("vault: %s: scheme %q: %w", s.Name, u.Scheme, ErrHostNotAllowed)
+	}
+	for _, h := range s.APIHosts {
+		if h == host || (u.Scheme == "https" && strings.TrimSuffix(h, ":443") == host) {
+			return nil
+		}
+	}
+	return fmt.Errorf("vault: %s may not call %s: %w", s.Name, u.Host, ErrHostNotAllowed)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// authScheme normalises the token type as oauth2 does: "bearer" and an
+// empty type are sent as "Bearer".
+func authScheme(tokenType string) string {
+	if tokenType == "" || strings.EqualFold(tokenType, "bearer") {
+		return "Bearer"
+	}
+	return tokenType
+}

@@ -1,0 +1,281 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/store"
+)
+
+// cachedToken is an access token held in memory so that warm requests cost
+// no store read, no unsealing and no token endpoint call.
+type cachedToken struct {
+	connID    string // the connection it belongs to; a reconnect makes it stale
+	access    Secret
+	tokenType string
+	expiry    time.Time
+}
+
+func cacheKey(principal, service string) string { return principal + "\x00" + service }
+
+func (v *Vault) getCache(principal, service string) (cachedToken, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.cache[cacheKey(principal, service)]
+	return c, ok
+}
+
+func (v *Vault) setCache(principal, service string, c cachedToken) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.cache[cacheKey(principal, service)] = c
+}
+
+func (v *Vault) dropCache(principal, service string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.cache, cacheKey(principal, service))
+}
+
+// fresh reports whether a token with this expiry can still be sent. A zero
+// expiry means the token does not expire.
+func (v *Vault) fresh(expiry time.Time) bool {
+	return expiry.IsZero() || v.now().Add(expiryMargin).Before(expiry)
+}
+
+// accessToken returns a fresh access token of the connection connID.
+// Callers in this process share one refresh (singleflight), and processes
+// sharing the store share one refresh under a store lock.
+func (v *Vault) accessToken(ctx context.Context, principal, service, connID string) (cachedToken, error) {
+	if c, ok := v.getCache(principal, service); ok && c.connID == connID && v.fresh(c.expiry) {
+		return c, nil
+	}
+	res, err, _ := v.flight.Do(cacheKey(principal, service), func() (any, error) {
+		// A flight that ended just before this one began may have filled the
+		// cache.
+		if c, ok := v.getCache(principal, service); ok && c.connID == connID && v.fresh(c.expiry) {
+			return c, nil
+		}
+		// The flight serves every waiting caller, so one caller's
+		// cancellation must not fail the others; the timeout bounds it.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+		defer cancel()
+		return v.refresh(fctx, principal, service)
+	})
+	if err != nil {
+		return cachedToken{}, err
+	}
+	c := res.(cachedToken)
+	if c.connID != connID {
+		return cachedToken{}, fmt.Errorf("vault: %s connection of %s was replaced: %w", service, principal, ErrLeaseRevoked)
+	}
+	return c, nil
+}
+
+// refresh returns the connection's access token, refreshing it at the
+// provider if it has expired, and caches it. It runs under the store lock
+// "refresh:"+service in the principal's scope, and re-reads the record after
+// taking the lock: another process may have refreshed already.
+func (v *Vault) refresh(ctx context.Context, principal, service string) (cachedToken, error) {
+	svc, err := v.service(service)
+	if err != nil {
+		return cachedToken{}, err
+	}
+	lock, err := store.AcquireLock(ctx, v.store, principal, "refresh:"+service, refreshLockTTL, lockPoll)
+	if err != nil {
+		return cachedToken{}, fmt.Errorf("vault: refresh %s token of %s: %w", service, principal, err)
+	}
+	defer func() {
+		if err := lock.Unlock(context.WithoutCancel(ctx)); err != nil {
+			// The lock expires by itself; a failed unlock only delays the
+			// next refresher.
+			v.log.WarnContext(ctx, "vault: refresh unlock failed", "principal", principal, "service", service, "err", err)
+		}
+	}()
+
+	_, rec, err := v.load(ctx, principal, service)
+	if err != nil {
+		return cachedToken{}, err
+	}
+	if err := activeErr(principal, service, rec.Status); err != nil {
+		return cachedToken{}, err
+	}
+	m, err := v.openMaterial(principal, service, &rec)
+	if err != nil {
+		return cachedToken{}, err
+	}
+	if m.AccessToken != "" && v.fresh(m.Expiry) {
+		return v.cacheMaterial(principal, service, rec.ID, m), nil
+	}
+	if svc.OAuth == nil {
+		return cachedToken{}, fmt.Errorf("vault: %s access token of %s expired and %s has no token endpoint: %w", service, principal, service, ErrReconnect)
+	}
+	if m.RefreshToken == "" {
+		return cachedToken{}, v.expire(ctx, principal, service, rec.ID, "no_refresh_token")
+	}
+
+	octx := context.WithValue(ctx, oauth2.HTTPClient, v.client)
+	reread := false
+	var tok *oauth2.Token
+	for {
+		// An access token left empty makes TokenSource refresh at once.
+		tok, err = svc.OAuth.TokenSource(octx, &oauth2.Token{RefreshToken: m.RefreshToken}).Token()
+		if err == nil {
+			break
+		}
+		if !isInvalidGrant(err) {
+			return cachedToken{}, fmt.Errorf("vault: refresh %s token of %s: %s", service, principal, describeRefreshError(err))
+		}
+		if reread {
+			return cachedToken{}, v.expire(ctx, principal, service, rec.ID, "invalid_grant")
+		}
+		// The provider refused the refresh token. Another process may have
+		// rotated it meanwhile (its lock expired, or it ignored ours): read
+		// the store once more before giving up on the connection.
+		reread = true
+		_, rec2, err := v.load(ctx, principal, service)
+		if err != nil {
+			return cachedToken{}, err
+		}
+		if rec2.ID != rec.ID {
+			return cachedToken{}, fmt.Errorf("vault: %s connection of %s was replaced during refresh: %w", service, principal, ErrLeaseRevoked)
+		}
+		if err := activeErr(principal, service, rec2.Status); err != nil {
+			return cachedToken{}, err
+		}
+		m2, err := v.openMaterial(principal, service, &rec2)
+		if err != nil {
+			return cachedToken{}, err
+		}
+		if m2.RefreshToken == m.RefreshToken {
+			return cachedToken{}, v.expire(ctx, principal, service, rec.ID, "invalid_grant")
+		}
+		rec, m = rec2, m2
+		if m.AccessToken != "" && v.fresh(m.Expiry) {
+			return v.cacheMaterial(principal, service, rec.ID, m), nil
+		}
+	}
+
+	next := material{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType, Expiry: tok.Expiry}
+	rotated := next.RefreshToken != m.RefreshToken
+	// Store the new tokens (a rotated refresh token is the only valid one
+	// from now on) before the access token is used.
+	cur, _, err := v.load(ctx, principal, service)
+	if err != nil {
+		return cachedToken{}, err
+	}
+	if _, err := v.update(ctx, principal, service, cur, func(r *connRecord) error {
+		if r.ID != rec.ID {
+			return fmt.Errorf("vault: %s connection of %s was replaced during refresh: %w", service, principal, ErrLeaseRevoked)
+		}
+		if err := activeErr(principal, service, r.Status); err != nil {
+			return err
+		}
+		r.Updated = v.now().UTC()
+		return v.sealMaterial(r, next)
+	}); err != nil {
+		return cachedToken{}, err
+	}
+	if err := v.record(ctx, audit.Event{
+		Kind: audit.TokenRefreshed, Actor: principal, Result: "ok",
+		Detail: map[string]string{"service": service, "refresh_token_rotated": fmt.Sprint(rotated)},
+	}); err != nil {
+		return cachedToken{}, err
+	}
+	v.log.InfoContext(ctx, "vault: token refreshed", "principal", principal, "service", service, "rotated", rotated)
+	return v.cacheMaterial(principal, service, rec.ID, next), nil
+}
+
+func (v *Vault) cacheMaterial(principal, service, connID string, m material) cachedToken {
+	c := cachedToken{connID: connID, access: NewSecret(m.AccessToken), tokenType: m.TokenType, expiry: m.Expiry}
+	v.setCache(principal, service, c)
+	return c
+}
+
+// expire marks the connection connID expired and deletes its sealed token,
+// audits connection.expired, and returns an error wrapping ErrReconnect.
+func (v *Vault) expire(ctx context.Context, principal, service, connID, reason string) error {
+	v.dropCache(principal, service)
+	reconnect := fmt.Errorf("vault: %s connection of %s expired (%s): %w", service, principal, reason, ErrReconnect)
+	item, err := v.store.Get(ctx, connKey(principal, service))
+	if err != nil {
+		return errors.Join(reconnect, fmt.Errorf("vault: read %s connection of %s: %w", service, principal, err))
+	}
+	_, err = v.update(ctx, principal, service, item, func(r *connRecord) error {
+		if r.ID != connID || r.Status != StatusActive {
+			return errUnchanged
+		}
+		r.Status, r.KeyID, r.Sealed, r.Updated = StatusExpired, "", nil, v.now().UTC()
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return reconnect
+	}
+	if err != nil {
+		return errors.Join(reconnect, err)
+	}
+	if err := v.record(ctx, audit.Event{
+		Kind: audit.ConnectionExpired, Actor: principal, Result: reason,
+		Detail: map[string]string{"service": service},
+	}); err != nil {
+		return errors.Join(reconnect, err)
+	}
+	return reconnect
+}
+
+func activeErr(principal, service string, s Status) error {
+	switch s {
+	case StatusActive:
+		return nil
+	case StatusExpired:
+		return fmt.Errorf("vault: %s connection of %s: %w", service, principal, ErrReconnect)
+	default:
+		return fmt.Errorf("vault: %s connection of %s is %s: %w", service, principal, s, ErrNotConnected)
+	}
+}
+
+func isInvalidGrant(err error) bool {
+	var re *oauth2.RetrieveError
+	return errors.As(err, &re) && re.ErrorCode == "invalid_grant"
+}
+
+// describeRefreshError says what went wrong at the token endpoint without
+// quoting its response body, which a provider might fill with anything,
+// tokens included.
+func describeRefreshError(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		var b strings.Builder
+		b.WriteString("token endpoint refused")
+		if re.Response != nil {
+			fmt.Fprintf(&b, " with status %d", re.Response.StatusCode)
+		}
+		if re.ErrorCode != "" {
+			fmt.Fprintf(&b, " (error %q)", safeCode(re.ErrorCode))
+		}
+		return b.String()
+	}
+	// Transport and parse errors from oauth2 name the token URL and the
+	// failure, never the request body that carried the refresh token.
+	return err.Error()
+}
+
+// safeCode keeps an RFC 6749 error code to its allowed characters and a
+// sane length, so a hostile endpoint cannot smuggle text through it.
+func safeCode(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r == '_' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}

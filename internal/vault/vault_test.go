@@ -1,0 +1,625 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/oauth2"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/store/storetest"
+)
+
+// The in-memory double must itself keep the store contract, or the vault's
+// tests prove nothing.
+func TestMemStoreConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) func() store.Store {
+		m := newMemStore()
+		return func() store.Store { return m }
+	})
+}
+
+func TestNewValidates(t *testing.T) {
+	f := newFixture(t, "")
+	good := func() Options {
+		return Options{Store: newMemStore(), Keys: mustKeys(t, testKey('a')), Audit: &fakeRecorder{}, Services: f.services(nil)}
+	}
+	tests := []struct {
+		name    string
+		mod     func(*Options)
+		wantErr string
+	}{
+		{"ok", func(*Options) {}, ""},
+		{"no store", func(o *Options) { o.Store = nil }, "store is required"},
+		{"no keys", func(o *Options) { o.Keys = nil }, "keys are required"},
+		{"no audit", func(o *Options) { o.Audit = nil }, "audit recorder is required"},
+		{"lease too long", func(o *Options) { o.MaxLease = 2 * time.Hour }, "max lease"},
+		{"duplicate service", func(o *Options) { o.Services = append(o.Services, o.Services[0]) }, `service "github" is listed twice`},
+		{"no hosts", func(o *Options) { o.Services = []Service{{Name: "github"}} }, `service "github" has no API hosts`},
+		{"bad name", func(o *Options) { o.Services = []Service{{Name: "", APIHosts: []string{"x"}}} }, "invalid name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := good()
+			tt.mod(&o)
+			_, err := New(o)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("New error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestConnectionMetadata(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	st := newMemStore()
+	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	v := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) { o.Now = func() time.Time { return *clock.Load() } })
+
+	tok := f.tokens.fresh()
+	if err := v.Connect(ctx, alice, "google", []string{"calendar", " calendar", "", "openid"}, tok); err != nil {
+		t.Fatal(err)
+	}
+	mustConnect(t, v, alice, "github", f.tokens.fresh())
+	later := now.Add(5 * time.Minute)
+	clock.Store(&later)
+	mustLease(t, v, alice, "github")
+
+	got, err := v.Connections(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Connection{
+		{Principal: alice, Service: "github", Scopes: []string{"read:org", "repo"}, Status: StatusActive, Created: now, LastUsed: later.Truncate(time.Minute)},
+		{Principal: alice, Service: "google", Scopes: []string{"calendar", "openid"}, Status: StatusActive, Created: now},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Connections (-want +got):\n%s", diff)
+	}
+	one, err := v.Connection(ctx, alice, "google")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want[1], one); diff != "" {
+		t.Errorf("Connection (-want +got):\n%s", diff)
+	}
+	if _, err := v.Connection(ctx, bob, "github"); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Connection of a stranger: error = %v, want ErrNotConnected", err)
+	}
+	if _, err := v.Connection(ctx, alice, "nope"); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Connection to an unconnected service: error = %v, want ErrNotConnected", err)
+	}
+
+	// Metadata only: no field can carry a token, and the stored record
+	// holds the token only sealed.
+	for i := range reflect.TypeFor[Connection]().NumField() {
+		if name := reflect.TypeFor[Connection]().Field(i).Name; strings.Contains(strings.ToLower(name), "token") {
+			t.Errorf("Connection has a token field %s", name)
+		}
+	}
+	raw := string(st.dump())
+	for _, s := range []string{tok.AccessToken, tok.RefreshToken} {
+		if strings.Contains(raw, s) {
+			t.Error("the store holds a token in the clear")
+		}
+	}
+	rec := storedRecord(t, st, alice, "google")
+	if rec.KeyID != v.keys.CurrentKeyID() || len(rec.Sealed) == 0 {
+		t.Errorf("stored record: key %q, %d sealed bytes; want the current key and a sealed token", rec.KeyID, len(rec.Sealed))
+	}
+}
+
+func TestConnectRefusesBadInput(t *testing.T) {
+	f := newFixture(t, "")
+	v := f.vault(t, newMemStore(), &fakeRecorder{}, mustKeys(t, testKey('a')))
+	tests := []struct {
+		name      string
+		principal string
+		service   string
+		tok       *oauth2.Token
+		wantErr   error
+	}{
+		{"unknown service", alice, "gitlab", f.tokens.fresh(), ErrUnknownService},
+		{"empty principal", "", "github", f.tokens.fresh(), nil},
+		{"control character", "T1:\nU1", "github", f.tokens.fresh(), nil},
+		{"nil token", alice, "github", nil, nil},
+		{"empty token", alice, "github", &oauth2.Token{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := v.Connect(context.Background(), tt.principal, tt.service, []string{"repo"}, tt.tok)
+			if err == nil {
+				t.Fatal("Connect succeeded")
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("error = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLease(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	st := newMemStore()
+	rec := &fakeRecorder{}
+	now := time.Now().UTC()
+	v := f.vault(t, st, rec, mustKeys(t, testKey('a')), func(o *Options) {
+		o.MaxLease = 30 * time.Minute
+		o.Now = func() time.Time { return now }
+	})
+	mustConnect(t, v, alice, "github", f.tokens.fresh())
+	if err := v.Connect(ctx, alice, "google", nil, f.tokens.fresh()); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Revoke(ctx, alice, "google"); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		req     LeaseRequest
+		wantErr error
+		wantTTL time.Duration
+	}{
+		{"default ttl", LeaseRequest{Principal: alice, Service: "github", Scopes: []string{"repo"}}, nil, 30 * time.Minute},
+		{"capped ttl", LeaseRequest{Principal: alice, Service: "github", TTL: 2 * time.Hour}, nil, 30 * time.Minute},
+		{"short ttl", LeaseRequest{Principal: alice, Service: "github", Scopes: []string{"repo", "read:org"}, TTL: time.Minute}, nil, time.Minute},
+		{"missing scope", LeaseRequest{Principal: alice, Service: "github", Scopes: []string{"repo", "delete_repo"}}, ErrInsufficientScope, 0},
+		{"not connected", LeaseRequest{Principal: bob, Service: "github"}, ErrNotConnected, 0},
+		{"revoked", LeaseRequest{Principal: alice, Service: "google"}, ErrNotConnected, 0},
+		{"unknown service", LeaseRequest{Principal: alice, Service: "gitlab"}, ErrUnknownService, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, _ := st.List(ctx, tt.req.Principal, LeaseKind)
+			l, err := v.Lease(ctx, tt.req)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Lease error = %v, want %v", err, tt.wantErr)
+				}
+				after, _ := st.List(ctx, tt.req.Principal, LeaseKind)
+				if len(after) != len(before) {
+					t.Errorf("a refused lease left a record: %d leases, want %d", len(after), len(before))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := l.ExpiresAt.Sub(now); got != tt.wantTTL {
+				t.Errorf("lease lifetime = %s, want %s", got, tt.wantTTL)
+			}
+			it, err := st.Get(ctx, store.Key{Scope: alice, Kind: LeaseKind, ID: l.ID})
+			if err != nil {
+				t.Fatalf("lease record: %v", err)
+			}
+			// The store's clock is the wall clock, which the vault's fixed clock
+			// trails by the test's running time.
+			if it.ExpiresAt.After(time.Now().Add(tt.wantTTL)) {
+				t.Errorf("lease record expires at %v, after the lease (%v)", it.ExpiresAt, l.ExpiresAt)
+			}
+			issued := rec.ofKind(audit.TokenIssued)
+			last := issued[len(issued)-1]
+			if last.Detail["lease"] != l.ID || last.Actor != alice || last.Detail["service"] != "github" {
+				t.Errorf("token.issued event = %+v, want one for lease %s", last, l.ID)
+			}
+		})
+	}
+}
+
+func TestTransportCallsAndAudits(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	rec := &fakeRecorder{}
+	v := f.vault(t, newMemStore(), rec, mustKeys(t, testKey('a')))
+	tok := f.tokens.fresh()
+	mustConnect(t, v, alice, "github", tok)
+	l := mustLease(t, v, alice, "github")
+
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.api.URL+"/repos/acme/payments/pulls/7/merge?token=not-logged", strings.NewReader(`{}`))
+	req.Header.Set("X-Custom", "kept")
+	resp, err := l.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d, want 200", resp.StatusCode)
+	}
+	if got := req.Header.Get("Authorization"); got != "" {
+		t.Error("the transport modified the caller's request")
+	}
+	if got := f.api.seenTokens()[tok.AccessToken]; got != 1 {
+		t.Errorf("API saw the connection's token %d times, want 1", got)
+	}
+	calls := rec.ofKind(audit.ProviderCalled)
+	if len(calls) != 1 {
+		t.Fatalf("%d provider.called events, want 1", len(calls))
+	}
+	want := map[string]string{"service": "github", "lease": l.ID, "method": "POST", "path": "/repos/acme/payments/pulls/7/merge", "status": "200"}
+	if diff := cmp.Diff(want, calls[0].Detail); diff != "" {
+		t.Errorf("provider.called detail (-want +got):\n%s", diff)
+	}
+	if calls[0].Resource != "acme/payments" || calls[0].RequestID != "req-1" || calls[0].Actor != alice {
+		t.Errorf("provider.called event = %+v, want actor, resource and request ID of the lease", calls[0])
+	}
+	if f.tokens.calls.Load() != 0 {
+		t.Errorf("token endpoint called %d times for a fresh token, want 0", f.tokens.calls.Load())
+	}
+}
+
+func TestHostNotAllowed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	var otherCalls atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherCalls.Add(1) }))
+	t.Cleanup(other.Close)
+	v := f.vault(t, newMemStore(), &fakeRecorder{}, mustKeys(t, testKey('a')))
+	mustConnect(t, v, alice, "github", f.tokens.fresh())
+	l := mustLease(t, v, alice, "github")
+
+	otherURL, _ := url.Parse(other.URL)
+	apiURL, _ := url.Parse(f.api.URL)
+	tests := []struct {
+		name string
+		url  string
+	}{
+		{"another server", other.URL + "/steal"},
+		{"same host, other port", "http://" + apiURL.Hostname() + ":" + otherURL.Port() + "/x"},
+		{"localhost alias", "http://localhost:" + apiURL.Port() + "/x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := get(ctx, l, tt.url)
+			if !errors.Is(err, ErrHostNotAllowed) {
+				t.Fatalf("error = %v, want ErrHostNotAllowed", err)
+			}
+		})
+	}
+	if otherCalls.Load() != 0 || f.api.calls.Load() != 0 {
+		t.Errorf("requests reached servers: other %d, api %d; want none", otherCalls.Load(), f.api.calls.Load())
+	}
+	if _, err := get(ctx, l, f.api.URL+"/ok"); err != nil {
+		t.Errorf("allowed host: %v", err)
+	}
+}
+
+func TestServiceAllow(t *testing.T) {
+	s := &Service{Name: "github", APIHosts: []string{"api.github.com", "uploads.github.com:8443", "127.0.0.1:9999"}}
+	tests := []struct {
+		url  string
+		want bool
+	}{
+		{"https://api.github.com/user", true},
+		{"https://API.GitHub.com/user", true},
+		{"https://api.github.com:443/user", true},
+		{"https://uploads.github.com:8443/x", true},
+		{"http://127.0.0.1:9999/x", true},
+		{"http://api.github.com/user", false}, // plain http off loopback
+		{"https://api.github.com.evil.test/user", false},
+		{"https://evil.test/api.github.com", false},
+		{"https://api.github.com:444/user", false},
+		{"https://uploads.github.com/x", false},
+		{"https://user@evil.test/", false},
+		{"ws://api.github.com/", false},
+		{"http://127.0.0.1:9998/x", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, tt.url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.allow(req)
+			if got := err == nil; got != tt.want {
+				t.Errorf("allow = %v (%v), want %v", got, err, tt.want)
+			}
+			if err != nil && !errors.Is(err, ErrHostNotAllowed) {
+				t.Errorf("error = %v, want ErrHostNotAllowed", err)
+			}
+		})
+	}
+}
+
+func TestLeaseExpiry(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	now := time.Now()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	v := f.vault(t, newMemStore(), &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) { o.Now = func() time.Time { return *clock.Load() } })
+	mustConnect(t, v, alice, "github", f.tokens.fresh())
+	l, err := v.Lease(ctx, LeaseRequest{Principal: alice, Service: "github", TTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(ctx, l, f.api.URL+"/before"); err != nil {
+		t.Fatal(err)
+	}
+	before := f.api.calls.Load()
+	past := l.ExpiresAt.Add(time.Second)
+	clock.Store(&past)
+	if _, err := get(ctx, l, f.api.URL+"/after"); !errors.Is(err, ErrLeaseExpired) {
+		t.Fatalf("error = %v, want ErrLeaseExpired", err)
+	}
+	if got := f.api.calls.Load(); got != before {
+		t.Errorf("API calls = %d after expiry, want %d", got, before)
+	}
+}
+
+func TestRelease(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	v := f.vault(t, newMemStore(), &fakeRecorder{}, mustKeys(t, testKey('a')))
+	mustConnect(t, v, alice, "github", f.tokens.fresh())
+	l := mustLease(t, v, alice, "github")
+	if _, err := get(ctx, l, f.api.URL+"/x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(ctx, l, f.api.URL+"/x"); !errors.Is(err, ErrLeaseRevoked) {
+		t.Fatalf("after Release: error = %v, want ErrLeaseRevoked", err)
+	}
+	if got := f.api.calls.Load(); got != 1 {
+		t.Errorf("API calls = %d, want 1", got)
+	}
+}
+
+// Fail closed: an event that cannot be stored stops what it describes.
+func TestAuditFailureFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	st := newMemStore()
+	rec := &fakeRecorder{}
+	v := f.vault(t, st, rec, mustKeys(t, testKey('a')))
+
+	rec.setFail(errAuditDown)
+	if err := v.Connect(ctx, alice, "github", []string{"repo"}, f.tokens.fresh()); !errors.Is(err, errAuditDown) {
+		t.Fatalf("Connect error = %v, want the audit failure", err)
+	}
+	if _, err := v.Connection(ctx, alice, "github"); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("connection stored although its audit failed: %v", err)
+	}
+
+	rec.setFail(nil)
+	mustConnect(t, v, alice, "github", f.tokens.fresh())
+	rec.setFail(errAuditDown)
+	if _, err := v.Lease(ctx, LeaseRequest{Principal: alice, Service: "github"}); !errors.Is(err, errAuditDown) {
+		t.Fatalf("Lease error = %v, want the audit failure", err)
+	}
+	if leases, _ := st.List(ctx, alice, LeaseKind); len(leases) != 0 {
+		t.Errorf("%d leases stored although their audit failed", len(leases))
+	}
+
+	rec.setFail(nil)
+	l := mustLease(t, v, alice, "github")
+	rec.setFail(errAuditDown)
+	if _, err := get(ctx, l, f.api.URL+"/x"); !errors.Is(err, errAuditDown) {
+		t.Fatalf("request error = %v, want the audit failure", err)
+	}
+}
+
+func TestLeaseRacingRevokeNeverSurvives(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	st := newMemStore()
+	v := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')))
+	other := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')))
+	mustConnect(t, v, alice, "github", f.tokens.fresh())
+
+	// Sixteen goroutines, half on each vault, take leases until they are
+	// refused; the revocation starts once 32 leases exist, so it overlaps
+	// with leases in flight.
+	var (
+		mu     sync.Mutex
+		leases []*Lease
+		wg     sync.WaitGroup
+	)
+	enough := make(chan struct{})
+	var enoughOnce sync.Once
+	for i := range 16 {
+		wg.Go(func() {
+			vv := v
+			if i%2 == 1 {
+				vv = other
+			}
+			for {
+				l, err := vv.Lease(ctx, LeaseRequest{Principal: alice, Service: "github"})
+				if errors.Is(err, ErrNotConnected) || errors.Is(err, ErrLeaseRevoked) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				leases = append(leases, l)
+				if len(leases) == 32 {
+					enoughOnce.Do(func() { close(enough) })
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	<-enough
+	if err := v.Revoke(ctx, alice, "github"); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for _, l := range leases {
+		if _, err := get(ctx, l, f.api.URL+"/x"); !errors.Is(err, ErrLeaseRevoked) {
+			t.Fatalf("lease issued around a revocation: request error = %v, want ErrLeaseRevoked", err)
+		}
+	}
+	if got, _ := st.List(ctx, alice, LeaseKind); len(got) != 0 {
+		t.Errorf("%d leases left after revocation, want 0", len(got))
+	}
+	if f.api.calls.Load() != 0 {
+		t.Errorf("API calls = %d, want 0", f.api.calls.Load())
+	}
+	t.Logf("%d leases were issued around the revocation", len(leases))
+}
+
+func TestCiphertextMovedFailsToOpen(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	st := newMemStore()
+	keys := mustKeys(t, testKey('a'))
+	v := f.vault(t, st, &fakeRecorder{}, keys)
+	mustConnect(t, v, alice, "github", f.tokens.fresh())
+	it, err := st.Get(ctx, connKey(alice, "github"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// An attacker with write access to the store copies alice's record to
+	// another principal or service, also rewriting the names in the clear.
+	relabel := func(principal, service string) []byte {
+		var rec map[string]any
+		if err := json.Unmarshal(it.Value, &rec); err != nil {
+			t.Fatal(err)
+		}
+		rec["principal"], rec["service"] = principal, service
+		b, _ := json.Marshal(rec)
+		return b
+	}
+	tests := []struct {
+		name      string
+		principal string
+		service   string
+		value     []byte
+	}{
+		{"verbatim to another principal", bob, "github", it.Value},
+		{"relabelled to another principal", bob, "github", relabel(bob, "github")},
+		{"relabelled to another service", alice, "google", relabel(alice, "google")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := st.Put(ctx, connKey(tt.principal, tt.service), tt.value, 0); err != nil {
+				t.Fatal(err)
+			}
+			fresh := f.vault(t, st, &fakeRecorder{}, keys) // nothing cached
+			l, err := fresh.Lease(ctx, LeaseRequest{Principal: tt.principal, Service: tt.service})
+			if err == nil {
+				_, err = get(ctx, l, f.api.URL+"/x")
+			}
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("using the moved record: error = %v, want ErrCorrupt", err)
+			}
+		})
+	}
+	if f.api.calls.Load() != 0 {
+		t.Errorf("API calls = %d, want 0", f.api.calls.Load())
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	st := newMemStore()
+	a, b, c := testKey('a'), testKey('b'), testKey('c')
+	idA, idB := keyID(t, a), keyID(t, b)
+
+	// Under key A: github needs a refresh on first use, google does not.
+	vA := f.vault(t, st, &fakeRecorder{}, mustKeys(t, a))
+	mustConnect(t, vA, alice, "github", f.tokens.initial())
+	mustConnect(t, vA, alice, "google", f.tokens.fresh())
+
+	use := func(t *testing.T, v *Vault, service string) error {
+		t.Helper()
+		l, err := v.Lease(ctx, LeaseRequest{Principal: alice, Service: service})
+		if err != nil {
+			return err
+		}
+		status, err := get(ctx, l, f.api.URL+"/x")
+		if err == nil && status != http.StatusOK {
+			t.Fatalf("status = %d, want 200", status)
+		}
+		return err
+	}
+	keyOf := func(service string) string { return storedRecord(t, st, alice, service).KeyID }
+
+	vBA := f.vault(t, st, &fakeRecorder{}, mustKeys(t, b, a))
+	for _, service := range []string{"github", "google"} {
+		if err := use(t, vBA, service); err != nil {
+			t.Fatalf("%s under current B, old A: %v", service, err)
+		}
+	}
+	if got := keyOf("github"); got != idB {
+		t.Errorf("after a refresh the github record names key %s, want B (%s)", got, idB)
+	}
+	if got := keyOf("google"); got != idA {
+		t.Errorf("without a token write the google record names key %s, want still A (%s)", got, idA)
+	}
+	n, err := vBA.Rekey(ctx, alice)
+	if err != nil || n != 1 {
+		t.Fatalf("Rekey = %d, %v; want 1 record resealed", n, err)
+	}
+	if got := keyOf("google"); got != idB {
+		t.Errorf("after Rekey the google record names key %s, want B (%s)", got, idB)
+	}
+
+	vB := f.vault(t, st, &fakeRecorder{}, mustKeys(t, b))
+	for _, service := range []string{"github", "google"} {
+		if err := use(t, vB, service); err != nil {
+			t.Fatalf("%s with A dropped: %v", service, err)
+		}
+	}
+
+	before := f.api.calls.Load()
+	vC := f.vault(t, st, &fakeRecorder{}, mustKeys(t, c))
+	err = use(t, vC, "google")
+	if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), idB) {
+		t.Fatalf("with only key C: error = %v, want ErrUnknownKey naming key %s", err, idB)
+	}
+	if got := f.api.calls.Load(); got != before {
+		t.Errorf("API calls with the wrong key = %d, want 0", got-before)
+	}
+}
+
+// A provider that redirects elsewhere must not get the lease's client to
+// follow it: each hop passes through the transport's host check.
+func TestRedirectToOtherHostRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	var otherCalls atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherCalls.Add(1) }))
+	t.Cleanup(other.Close)
+	redirector := httptest.NewServer(http.RedirectHandler(other.URL+"/collect", http.StatusFound))
+	t.Cleanup(redirector.Close)
+	v := f.vault(t, newMemStore(), &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) {
+		o.Services[0].APIHosts = []string{redirector.Listener.Addr().String()}
+	})
+	mustConnect(t, v, alice, "github", f.tokens.fresh())
+	l := mustLease(t, v, alice, "github")
+	if _, err := get(ctx, l, redirector.URL+"/start"); !errors.Is(err, ErrHostNotAllowed) {
+		t.Fatalf("error = %v, want ErrHostNotAllowed", err)
+	}
+	if otherCalls.Load() != 0 {
+		t.Errorf("the redirect target got %d requests, want 0", otherCalls.Load())
+	}
+}
