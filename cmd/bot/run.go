@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/agenthub/agenthub/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `AgentHub: AI agents act in GitHub, Google Calendar and Slack for you,
+without ever holding your credentials.
+
+Usage:
+  bot                    run the Slack bot (Socket Mode; needs the settings below)
+  bot version            print the version
+  bot audit export       write the audit trail as JSON Lines
+  bot audit verify       check the audit trail's hash chain
+  bot help               this text
+
+Commands that touch state take -store URL: bolt:PATH (embedded, the default
+bolt:agenthub.db, or $AGENTHUB_STORE), redis://HOST:PORT/DB or rediss://… (TLS).
+`
+
+// run is the whole program; main and the tests call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		return runBot(ctx, getenv, stdout, stderr)
+	}
+	switch cmd, rest := args[1], args[2:]; cmd {
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "audit":
+		return runAudit(ctx, rest, getenv, stdin, stdout, stderr)
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError("unknown command %q", cmd)
+	}
+}
+
+func versionString() string {
+	v := "agenthub " + version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		v += " " + bi.GoVersion
+	}
+	return v
+}
+
+// runBot starts the Slack bot. Until the Slack adapter lands it checks the
+// configuration and says what is missing.
+func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	_, err := config.Load(getenv, os.ReadFile, config.NeedSlack|config.NeedVault|config.NeedAudit)
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		fmt.Fprintln(stderr, "AgentHub needs these settings before it can connect to Slack:")
+		for _, p := range ce.Problems {
+			fmt.Fprintf(stderr, "  %-26s %s\n", p.Name, p.Message)
+		}
+		fmt.Fprintln(stderr, "\nGenerate keys with: openssl rand -base64 32")
+		fmt.Fprintln(stderr, "The offline terminal demo (bot demo) needs none of them; it arrives with the broker (see README, Status).")
+		fmt.Fprintln(stderr, "Run 'bot help' for the commands that work today.")
+		return &exitError{code: 2}
+	}
+	if err != nil {
+		return err
+	}
+	return &exitError{code: 1, msg: "the configuration is complete, but the Slack adapter is not built yet (see README, Status)"}
+}
+
+// storeFlag registers the common -store flag, defaulting to AGENTHUB_STORE.
+func storeFlag(fs *flag.FlagSet, getenv func(string) string) *string {
+	def := getenv("AGENTHUB_STORE")
+	if def == "" {
+		def = config.DefaultStore
+	}
+	return fs.String("store", def, "state store: bolt:PATH, redis://… or rediss://…")
+}
+
+// parseFlags parses a subcommand's flags; -h prints its usage and succeeds.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return &exitError{code: 0}
+		}
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return usageError("%s: unexpected argument %q", fs.Name(), strings.Join(fs.Args(), " "))
+	}
+	return nil
+}
