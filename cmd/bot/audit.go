@@ -14,11 +14,17 @@ import (
 
 const auditUsage = `Usage:
   bot audit export [-store URL] [-since SEQ]        write events as JSON Lines to stdout
-  bot audit verify [-store URL | -file audit.jsonl] check the hash chain
+  bot audit verify [-store URL | -file audit.jsonl [-since SEQ]]
+                                                    check the hash chain
 
 verify exits 0 and prints the event count and the head hash when the chain is
 intact, and exits 1 naming the first bad sequence number otherwise. It works
-offline on an export: an auditor needs only this binary and the file.
+offline on an export: an auditor needs only this binary and the file. An
+export must start at seq 1, or at the -since it was made with.
+
+A chain proves the order and content of what it holds, not that nothing was
+cut from its end: compare the printed head hash with one recorded elsewhere
+(an earlier verify, the audit channel) to know the trail is complete.
 `
 
 func runAudit(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -67,6 +73,7 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	storeURL := storeFlag(fs, getenv)
 	file := fs.String("file", "", "verify an export (JSON Lines; - for stdin) instead of the store")
+	since := fs.Uint64("since", 1, "with -file: the sequence number the export must start at")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -107,13 +114,20 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return fmt.Errorf("audit verify: %w", err)
 	}
+	if sum.Count > 0 && sum.First != *since {
+		fmt.Fprintf(stdout, "FAILED: the trail starts at seq %d, not %d: the events before it are missing\n", sum.First, *since)
+		if *file != "" {
+			fmt.Fprintf(stdout, "(to check a partial export made with -since %d, pass -since %d)\n", sum.First, sum.First)
+		}
+		return &exitError{code: 1}
+	}
 	if sum.Count == 0 {
 		fmt.Fprintln(stdout, "OK: the audit trail is empty")
 		return nil
 	}
 	fmt.Fprintf(stdout, "OK: %d events (seq %d to %d), head %s\n", sum.Count, sum.First, sum.First+sum.Count-1, sum.Head)
 	if sum.First > 1 {
-		fmt.Fprintf(stdout, "note: the export starts at seq %d, so its first event's link to seq %d was not checked\n", sum.First, sum.First-1)
+		fmt.Fprintf(stdout, "note: the export starts at seq %d; its link to seq %d (prev %s) was not checked\n", sum.First, sum.First-1, sum.Prev)
 	}
 	return nil
 }

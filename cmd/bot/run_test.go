@@ -140,6 +140,16 @@ func checkAuditCommands(t *testing.T, env map[string]string, storeURL string) {
 	if part.code != 0 || strings.Count(part.stdout, "\n") != 6 {
 		t.Fatalf("export -since 15: exit %d, %d lines", part.code, strings.Count(part.stdout, "\n"))
 	}
+	// A partial export verifies only as what it is: cutting the first events
+	// off a full export must not pass.
+	r = invoke(t, nil, part.stdout, "audit", "verify", "-file", "-")
+	if r.code != 1 || !strings.Contains(r.stdout, "starts at seq 15, not 1") {
+		t.Fatalf("verify of an export missing seq 1-14: exit %d, %q; want 1", r.code, r.stdout)
+	}
+	r = invoke(t, nil, part.stdout, "audit", "verify", "-file", "-", "-since", "15")
+	if r.code != 0 || !strings.Contains(r.stdout, "OK: 6 events (seq 15 to 20)") {
+		t.Fatalf("verify -since 15: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
 
 	tampered := map[string]func([]string) []string{
 		"altered": func(l []string) []string {

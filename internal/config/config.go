@@ -307,3 +307,23 @@ func (l *loader) oneOf(name, def string, allowed ...string) string {
 	l.bad(name, "must be one of "+strings.Join(allowed, ", "))
 	return def
 }
+
+// LogValue renders the configuration for logs: secrets are REDACTED by
+// their type, and the store URL loses its password.
+func (c *Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("slack_configured", !c.SlackAppToken.IsZero() && !c.SlackBotToken.IsZero()),
+		slog.String("slack_api_url", c.SlackAPIURL),
+		slog.String("audit_channel", c.AuditChannel),
+		slog.String("store", store.RedactURL(c.Store)),
+		slog.String("redis_prefix", c.RedisPrefix),
+		slog.Int("vault_old_keys", len(c.VaultOldKeys)),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.String("log_format", c.LogFormat),
+	)
+}
+
+// String is LogValue's text, so that printing a Config with %v shows no
+// secret either.
+func (c *Config) String() string { return c.LogValue().String() }

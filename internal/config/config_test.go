@@ -161,3 +161,29 @@ func ExampleError() {
 	//   SLACK_APP_TOKEN: required but not set (set it or SLACK_APP_TOKEN_FILE)
 	//   SLACK_BOT_TOKEN: required but not set (set it or SLACK_BOT_TOKEN_FILE)
 }
+
+func TestConfigPrintsNoSecret(t *testing.T) {
+	const pw = "CANARY-store-pw"
+	c, err := Load(env(map[string]string{
+		"SLACK_APP_TOKEN":    "xapp-CANARY-app",
+		"SLACK_BOT_TOKEN":    "xoxb-CANARY-bot",
+		"AGENTHUB_STORE":     "redis://:" + pw + "@127.0.0.1:6379/0",
+		"AGENTHUB_VAULT_KEY": key32(1),
+		"AGENTHUB_AUDIT_KEY": key32(2),
+	}), os.ReadFile, NeedSlack|NeedVault|NeedAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("start", "config", c)
+	for _, out := range []string{buf.String(), fmt.Sprint(c), fmt.Sprintf("%+v", c)} {
+		for _, secret := range []string{"CANARY", key32(1), key32(2)} {
+			if strings.Contains(out, secret) {
+				t.Fatalf("printed config shows a secret: %s", out)
+			}
+		}
+	}
+	if !strings.Contains(buf.String(), `"store":"redis://:xxxxx@127.0.0.1:6379/0"`) {
+		t.Fatalf("log line lacks the redacted store: %s", buf.String())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -69,14 +70,31 @@ func (l *Lock) Unlock(ctx context.Context) error {
 }
 
 // RedactURL returns a store URL with any password replaced, for error
-// messages and logs.
+// messages and logs. Anything it cannot parse as a URL with a host is
+// reduced to its scheme, and anything before an "@" is dropped, so a
+// mistyped URL or a DSN cannot carry a password into a message.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		if err != nil {
-			return "(unparseable store URL)"
+	if err == nil && u.Scheme != "" && u.Opaque == "" && !strings.Contains(u.Host, "@") && !strings.Contains(u.Path, "@") {
+		if u.User == nil {
+			return raw
 		}
-		return raw
+		return u.Redacted()
 	}
-	return u.Redacted()
+	if err == nil && u.Scheme == "bolt" && u.Opaque != "" {
+		return raw // bolt:PATH holds no credentials
+	}
+	scheme, rest, ok := strings.Cut(raw, ":")
+	if !ok || strings.ContainsAny(scheme, "/@") {
+		scheme, rest = "", raw
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = "…@" + rest[i+1:]
+	} else {
+		rest = "…"
+	}
+	if scheme == "" {
+		return "(store URL " + rest + ")"
+	}
+	return scheme + ":" + rest
 }

@@ -15,8 +15,10 @@
 //     that chains each entry to its predecessor can never fork the chain,
 //     even with several processes appending to one Redis.
 //
-// Two backends implement the contract: boltstore (an embedded file) and
-// redisstore. storetest.Run is the conformance suite that both pass.
+// Three backends implement the contract: boltstore (an embedded file, the
+// single-node default), redisstore (shared by replicas) and memstore (tests
+// and throwaway single-process use). storetest.Run is the conformance suite
+// that all of them pass.
 package store
 
 import (

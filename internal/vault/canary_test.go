@@ -17,6 +17,7 @@ import (
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/boltstore"
+	"github.com/agenthub/agenthub/internal/store/memstore"
 )
 
 // TestCanary sends distinctive tokens through every path of the vault —
@@ -32,8 +33,8 @@ func TestCanary(t *testing.T) {
 		open func(t *testing.T) (store.Store, func() []byte)
 	}{
 		{"memory", func(t *testing.T) (store.Store, func() []byte) {
-			m := newMemStore()
-			return m, m.dump
+			m := memstore.New(memstore.Options{})
+			return m, m.Dump
 		}},
 		{"bolt file", func(t *testing.T) (store.Store, func() []byte) {
 			path := filepath.Join(t.TempDir(), "canary.db")

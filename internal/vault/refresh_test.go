@@ -14,6 +14,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/store/memstore"
 )
 
 // hammer takes leasesPerVault leases from each vault, then makes n
@@ -62,7 +63,7 @@ func hammer(t *testing.T, n, leasesPerVault int, apiURL string, vaults ...*Vault
 func TestRefreshSingleFlightInProcess(t *testing.T) {
 	f := newFixture(t, "")
 	f.tokens.delay = 20 * time.Millisecond // keep the refresh in flight while others pile up
-	st := newMemStore()
+	st := memstore.New(memstore.Options{})
 	rec := &fakeRecorder{}
 	v := f.vault(t, st, rec, mustKeys(t, testKey('a')))
 	initial := f.tokens.initial()
@@ -132,7 +133,7 @@ func TestRefreshSingleFlightAcrossProcesses(t *testing.T) {
 func TestInvalidGrantExpiresConnection(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "")
-	st := newMemStore()
+	st := memstore.New(memstore.Options{})
 	rec := &fakeRecorder{}
 	v := f.vault(t, st, rec, mustKeys(t, testKey('a')))
 	initial := f.tokens.initial()
@@ -187,7 +188,7 @@ func TestInvalidGrantPicksUpConcurrentRotation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			f := newFixture(t, "")
-			st := newMemStore()
+			st := memstore.New(memstore.Options{})
 			rec := &fakeRecorder{}
 			keys := mustKeys(t, testKey('a'))
 			v := f.vault(t, st, rec, keys)
@@ -250,7 +251,7 @@ func TestRefreshWaitsForLockHolder(t *testing.T) {
 	// meanwhile without calling the endpoint.
 	ctx := context.Background()
 	f := newFixture(t, "")
-	st := newMemStore()
+	st := memstore.New(memstore.Options{})
 	keys := mustKeys(t, testKey('a'))
 	v := f.vault(t, st, &fakeRecorder{}, keys)
 	other := f.vault(t, st, &fakeRecorder{}, keys)
@@ -304,7 +305,7 @@ func TestExpiredTokenThatCannotBeRefreshed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			f := newFixture(t, "")
-			v := f.vault(t, newMemStore(), &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) {
+			v := f.vault(t, memstore.New(memstore.Options{}), &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) {
 				if tt.noEndpoint {
 					o.Services[0].OAuth = nil
 				}
@@ -332,7 +333,7 @@ func TestExpiredTokenThatCannotBeRefreshed(t *testing.T) {
 func TestUpdateRetriesOnConflict(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "")
-	st := newMemStore()
+	st := memstore.New(memstore.Options{})
 	v := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')))
 	mustConnect(t, v, alice, "github", f.tokens.fresh())
 	it, err := st.Get(ctx, connKey(alice, "github"))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/store/memstore"
 )
 
 func TestRevokeStopsLiveLeases(t *testing.T) {
@@ -20,8 +21,8 @@ func TestRevokeStopsLiveLeases(t *testing.T) {
 		// sameVault revokes from the vault that holds the lease.
 		sameVault bool
 	}{
-		{"same vault", func(t *testing.T) (store.Store, store.Store) { s := newMemStore(); return s, s }, true},
-		{"second vault, shared store", func(t *testing.T) (store.Store, store.Store) { s := newMemStore(); return s, s }, false},
+		{"same vault", func(t *testing.T) (store.Store, store.Store) { s := memstore.New(memstore.Options{}); return s, s }, true},
+		{"second vault, shared store", func(t *testing.T) (store.Store, store.Store) { s := memstore.New(memstore.Options{}); return s, s }, false},
 		{"second vault, shared Redis", func(t *testing.T) (store.Store, store.Store) { return openRedis(t) }, false},
 		{"second vault, shared bolt file", func(t *testing.T) (store.Store, store.Store) { s := openBolt(t); return s, s }, false},
 	}
@@ -117,7 +118,7 @@ func TestRevokeHookFailureKeepsLocalRevocation(t *testing.T) {
 	f := newFixture(t, "")
 	rec := &fakeRecorder{}
 	hookErr := errors.New("provider unavailable")
-	v := f.vault(t, newMemStore(), rec, mustKeys(t, testKey('a')), func(o *Options) {
+	v := f.vault(t, memstore.New(memstore.Options{}), rec, mustKeys(t, testKey('a')), func(o *Options) {
 		o.Services[0].Revoke = func(context.Context, Secret) error { return hookErr }
 	})
 	mustConnect(t, v, alice, "github", f.tokens.fresh())
@@ -140,7 +141,7 @@ func TestRevokeHookFailureKeepsLocalRevocation(t *testing.T) {
 func TestRevokeAll(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "")
-	st := newMemStore()
+	st := memstore.New(memstore.Options{})
 	v := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')))
 	mustConnect(t, v, alice, "github", f.tokens.fresh())
 	mustConnect(t, v, alice, "google", f.tokens.fresh())

@@ -19,22 +19,13 @@ import (
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/store"
-	"github.com/agenthub/agenthub/internal/store/storetest"
+	"github.com/agenthub/agenthub/internal/store/memstore"
 )
-
-// The in-memory double must itself keep the store contract, or the vault's
-// tests prove nothing.
-func TestMemStoreConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) func() store.Store {
-		m := newMemStore()
-		return func() store.Store { return m }
-	})
-}
 
 func TestNewValidates(t *testing.T) {
 	f := newFixture(t, "")
 	good := func() Options {
-		return Options{Store: newMemStore(), Keys: mustKeys(t, testKey('a')), Audit: &fakeRecorder{}, Services: f.services(nil)}
+		return Options{Store: memstore.New(memstore.Options{}), Keys: mustKeys(t, testKey('a')), Audit: &fakeRecorder{}, Services: f.services(nil)}
 	}
 	tests := []struct {
 		name    string
@@ -71,7 +62,7 @@ func TestNewValidates(t *testing.T) {
 func TestConnectionMetadata(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "")
-	st := newMemStore()
+	st := memstore.New(memstore.Options{})
 	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 	var clock atomic.Pointer[time.Time]
 	clock.Store(&now)
@@ -118,7 +109,7 @@ func TestConnectionMetadata(t *testing.T) {
 			t.Errorf("Connection has a token field %s", name)
 		}
 	}
-	raw := string(st.dump())
+	raw := string(st.Dump())
 	for _, s := range []string{tok.AccessToken, tok.RefreshToken} {
 		if strings.Contains(raw, s) {
 			t.Error("the store holds a token in the clear")
@@ -132,7 +123,7 @@ func TestConnectionMetadata(t *testing.T) {
 
 func TestConnectRefusesBadInput(t *testing.T) {
 	f := newFixture(t, "")
-	v := f.vault(t, newMemStore(), &fakeRecorder{}, mustKeys(t, testKey('a')))
+	v := f.vault(t, memstore.New(memstore.Options{}), &fakeRecorder{}, mustKeys(t, testKey('a')))
 	tests := []struct {
 		name      string
 		principal string
@@ -162,7 +153,7 @@ func TestConnectRefusesBadInput(t *testing.T) {
 func TestLease(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "")
-	st := newMemStore()
+	st := memstore.New(memstore.Options{})
 	rec := &fakeRecorder{}
 	now := time.Now().UTC()
 	v := f.vault(t, st, rec, mustKeys(t, testKey('a')), func(o *Options) {
@@ -233,7 +224,7 @@ func TestTransportCallsAndAudits(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "")
 	rec := &fakeRecorder{}
-	v := f.vault(t, newMemStore(), rec, mustKeys(t, testKey('a')))
+	v := f.vault(t, memstore.New(memstore.Options{}), rec, mustKeys(t, testKey('a')))
 	tok := f.tokens.fresh()
 	mustConnect(t, v, alice, "github", tok)
 	l := mustLease(t, v, alice, "github")
@@ -276,7 +267,7 @@ func TestHostNotAllowed(t *testing.T) {
 	var otherCalls atomic.Int64
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherCalls.Add(1) }))
 	t.Cleanup(other.Close)
-	v := f.vault(t, newMemStore(), &fakeRecorder{}, mustKeys(t, testKey('a')))
+	v := f.vault(t, memstore.New(memstore.Options{}), &fakeRecorder{}, mustKeys(t, testKey('a')))
 	mustConnect(t, v, alice, "github", f.tokens.fresh())
 	l := mustLease(t, v, alice, "github")
 
@@ -349,7 +340,7 @@ func TestLeaseExpiry(t *testing.T) {
 	now := time.Now()
 	var clock atomic.Pointer[time.Time]
 	clock.Store(&now)
-	v := f.vault(t, newMemStore(), &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) { o.Now = func() time.Time { return *clock.Load() } })
+	v := f.vault(t, memstore.New(memstore.Options{}), &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) { o.Now = func() time.Time { return *clock.Load() } })
 	mustConnect(t, v, alice, "github", f.tokens.fresh())
 	l, err := v.Lease(ctx, LeaseRequest{Principal: alice, Service: "github", TTL: 10 * time.Minute})
 	if err != nil {
@@ -372,7 +363,7 @@ func TestLeaseExpiry(t *testing.T) {
 func TestRelease(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "")
-	v := f.vault(t, newMemStore(), &fakeRecorder{}, mustKeys(t, testKey('a')))
+	v := f.vault(t, memstore.New(memstore.Options{}), &fakeRecorder{}, mustKeys(t, testKey('a')))
 	mustConnect(t, v, alice, "github", f.tokens.fresh())
 	l := mustLease(t, v, alice, "github")
 	if _, err := get(ctx, l, f.api.URL+"/x"); err != nil {
@@ -393,7 +384,7 @@ func TestRelease(t *testing.T) {
 func TestAuditFailureFailsClosed(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "")
-	st := newMemStore()
+	st := memstore.New(memstore.Options{})
 	rec := &fakeRecorder{}
 	v := f.vault(t, st, rec, mustKeys(t, testKey('a')))
 
@@ -426,7 +417,7 @@ func TestAuditFailureFailsClosed(t *testing.T) {
 func TestLeaseRacingRevokeNeverSurvives(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "")
-	st := newMemStore()
+	st := memstore.New(memstore.Options{})
 	v := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')))
 	other := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')))
 	mustConnect(t, v, alice, "github", f.tokens.fresh())
@@ -487,7 +478,7 @@ func TestLeaseRacingRevokeNeverSurvives(t *testing.T) {
 func TestCiphertextMovedFailsToOpen(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "")
-	st := newMemStore()
+	st := memstore.New(memstore.Options{})
 	keys := mustKeys(t, testKey('a'))
 	v := f.vault(t, st, &fakeRecorder{}, keys)
 	mustConnect(t, v, alice, "github", f.tokens.fresh())
@@ -540,7 +531,7 @@ func TestCiphertextMovedFailsToOpen(t *testing.T) {
 func TestKeyRotation(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "")
-	st := newMemStore()
+	st := memstore.New(memstore.Options{})
 	a, b, c := testKey('a'), testKey('b'), testKey('c')
 	idA, idB := keyID(t, a), keyID(t, b)
 
@@ -611,7 +602,7 @@ func TestRedirectToOtherHostRefused(t *testing.T) {
 	t.Cleanup(other.Close)
 	redirector := httptest.NewServer(http.RedirectHandler(other.URL+"/collect", http.StatusFound))
 	t.Cleanup(redirector.Close)
-	v := f.vault(t, newMemStore(), &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) {
+	v := f.vault(t, memstore.New(memstore.Options{}), &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) {
 		o.Services[0].APIHosts = []string{redirector.Listener.Addr().String()}
 	})
 	mustConnect(t, v, alice, "github", f.tokens.fresh())

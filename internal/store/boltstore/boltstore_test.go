@@ -659,36 +659,14 @@ func BenchmarkCompareAndSwap(b *testing.B) {
 // op to one log, retrying on conflict as the audit trail does: read the
 // head, append after it.
 func BenchmarkAppendParallel(b *testing.B) {
-	ctx := context.Background()
 	s := openTest(b, Options{})
-	var conflicts atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(32)
 	before := commits(b, s)
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		value := []byte(strings.Repeat("e", 300))
-		for pb.Next() {
-			for {
-				head, err := s.Head(ctx, "audit")
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				err = s.Append(ctx, "audit", head.Seq, [][]byte{value})
-				if err == nil {
-					break
-				}
-				if !errors.Is(err, store.ErrConflict) {
-					b.Error(err)
-					return
-				}
-				conflicts.Add(1)
-			}
-		}
-	})
+	conflicts := storetest.AppendParallel(b, s, "audit", []byte(strings.Repeat("e", 300)))
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64(conflicts.Load())/float64(b.N), "conflicts/op")
+	b.ReportMetric(float64(conflicts)/float64(b.N), "conflicts/op")
 	b.ReportMetric(float64(commits(b, s)-before)/float64(b.N), "commits/op")
 }
 

@@ -2,7 +2,6 @@ package redisstore_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/redisstore"
 	"github.com/agenthub/agenthub/internal/store/redisstore/redistest"
+	"github.com/agenthub/agenthub/internal/store/storetest"
 )
 
 // benchParallelism is goroutines per GOMAXPROCS: enough clients in flight
@@ -106,31 +106,9 @@ func BenchmarkCreate(b *testing.B) {
 // unbatched floor. Like the suite it runs about 8 writers.
 func BenchmarkAppendParallel(b *testing.B) {
 	s, cl := benchStore(b)
-	ctx := context.Background()
-	var conflicts atomic.Int64
 	b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
 	startTiming(b, cl)
-	b.RunParallel(func(pb *testing.PB) {
-		v := []byte("an audit event of about the size of a real one, give or take a hundred bytes")
-		for pb.Next() {
-			for {
-				head, err := s.Head(ctx, "audit")
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				err = s.Append(ctx, "audit", head.Seq, [][]byte{v})
-				if err == nil {
-					break
-				}
-				if !errors.Is(err, store.ErrConflict) {
-					b.Error(err)
-					return
-				}
-				conflicts.Add(1)
-			}
-		}
-	})
+	conflicts := storetest.AppendParallel(b, s, "audit", []byte("an audit event of about the size of a real one, give or take a hundred bytes"))
 	reportRate(b, cl, "entries")
-	b.ReportMetric(float64(conflicts.Load())/float64(b.N), "conflicts/entry")
+	b.ReportMetric(float64(conflicts)/float64(b.N), "conflicts/entry")
 }

@@ -55,6 +55,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: open %s: %w", shown, parseError(err, opts.URL))
 	}
+	// A state-changing script must run at most once: go-redis would resend
+	// an EVALSHA whose reply was lost (EOF, read timeout) although Redis may
+	// already have run it, appending an audit batch twice or telling the one
+	// winning compare-and-swap that it lost. Callers see the error instead
+	// and decide, with fresh reads, what happened.
+	ro.MaxRetries = -1
 	c := redis.NewClient(ro)
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
@@ -70,6 +76,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 
 // New wraps an existing client, for example a *redis.ClusterClient, under
 // the given key prefix (empty means DefaultPrefix). Close closes the client.
+// Configure the client with MaxRetries -1, as Open does: a retried script
+// may run twice.
 func New(c redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -149,9 +157,9 @@ func (s *Store) logKey(name string) string {
 	return s.prefix + ":{l:" + escape(name, "%{}:") + "}"
 }
 
-// ttlArg renders a ttl for the scripts in whole milliseconds, rounding a
-// positive ttl below one millisecond up so that it still expires rather
-// than living forever.
+// ttlArg renders a ttl for the scripts in whole milliseconds, rounding up,
+// so that a record never expires before its ttl (and a ttl below one
+// millisecond still expires rather than living forever).
 func ttlArg(ttl time.Duration) (int64, error) {
 	switch {
 	case ttl == store.KeepTTL:
@@ -161,7 +169,7 @@ func ttlArg(ttl time.Duration) (int64, error) {
 	case ttl == 0:
 		return 0, nil
 	}
-	return max(1, ttl.Milliseconds()), nil
+	return int64((ttl + time.Millisecond - 1) / time.Millisecond), nil
 }
 
 // scriptInt runs a script that returns an integer.

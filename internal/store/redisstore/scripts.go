@@ -46,10 +46,10 @@ redis.call('ZADD', KEYS[2], score, ARGV[3])
 return 1
 `)
 
-// casScript is CompareAndSwap.
-// KEYS: record, index. ARGV: old, next, ttl in ms (0 = none, -1 = keep), id.
-// Returns resNotFound, resConflict or resOK.
-var casScript = redis.NewScript(nowMS + `
+// compareGuard opens the compare-and-swap and compare-and-delete scripts:
+// it returns resNotFound when KEYS[1] does not exist and resConflict when
+// its value is not ARGV[1], and falls through only on a match.
+const compareGuard = `
 local cur = redis.call('GET', KEYS[1])
 if not cur then
   return 0
@@ -57,6 +57,12 @@ end
 if cur ~= ARGV[1] then
   return 1
 end
+`
+
+// casScript is CompareAndSwap.
+// KEYS: record, index. ARGV: old, next, ttl in ms (0 = none, -1 = keep), id.
+// Returns resNotFound, resConflict or resOK.
+var casScript = redis.NewScript(nowMS + compareGuard + `
 local ttl = tonumber(ARGV[3])
 if ttl < 0 then
   redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
@@ -82,14 +88,7 @@ return 2
 
 // cadScript is CompareAndDelete.
 // KEYS: record, index. ARGV: old, id. Returns resNotFound, resConflict or resOK.
-var cadScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if not cur then
-  return 0
-end
-if cur ~= ARGV[1] then
-  return 1
-end
+var cadScript = redis.NewScript(compareGuard + `
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
 return 2

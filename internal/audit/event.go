@@ -1,0 +1,57 @@
+package audit
+
+import "time"
+
+// Kind names what happened.
+type Kind string
+
+// The event kinds AgentHub records.
+const (
+	StepProposed        Kind = "step.proposed"
+	PolicyDecided       Kind = "policy.decided"
+	ApprovalGranted     Kind = "approval.granted"
+	ApprovalDenied      Kind = "approval.denied"
+	InteractionRejected Kind = "interaction.rejected"
+	StepUpPassed        Kind = "stepup.passed"
+	StepUpFailed        Kind = "stepup.failed"
+	TokenIssued         Kind = "token.issued"
+	TokenRefreshed      Kind = "token.refreshed"
+	ProviderCalled      Kind = "provider.called"
+	ActionSucceeded     Kind = "action.succeeded"
+	ActionFailed        Kind = "action.failed"
+	GrantCreated        Kind = "grant.created"
+	GrantRevoked        Kind = "grant.revoked"
+	ConnectionCreated   Kind = "connection.created"
+	ConnectionRevoked   Kind = "connection.revoked"
+	ConnectionExpired   Kind = "connection.expired"
+	LeaseIssued         Kind = "lease.issued"
+)
+
+// Event is one record of the audit trail. Callers fill in what happened
+// (Kind, Actor, …, and Args); Record fills in Seq, Time, ArgsDigest,
+// ArgsSummary, Prev and Hash.
+type Event struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Kind      Kind      `json:"kind"`
+	Actor     string    `json:"actor,omitempty"`  // the principal, "T123:U456"
+	Agent     string    `json:"agent,omitempty"`  // "github", "calendar", "slack"
+	Action    string    `json:"action,omitempty"` // "github.merge_pull_request"
+	Resource  string    `json:"resource,omitempty"`
+	RequestID string    `json:"request_id,omitempty"`
+	Decision  string    `json:"decision,omitempty"`
+	Rule      string    `json:"rule,omitempty"`
+	Result    string    `json:"result,omitempty"`
+	// Detail holds kind-specific, non-secret facts, such as the method,
+	// path and status of a provider call, or a service name.
+	Detail map[string]string `json:"detail,omitempty"`
+
+	// Args are the step's canonical arguments. They are never stored: the
+	// recorder keeps only their HMAC digest and a redacted summary.
+	Args map[string]any `json:"-"`
+
+	ArgsDigest  string `json:"args_hmac,omitempty"`
+	ArgsSummary string `json:"args_summary,omitempty"`
+	Prev        string `json:"prev"`
+	Hash        string `json:"hash"`
+}
