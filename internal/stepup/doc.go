@@ -1,0 +1,49 @@
+// Package stepup checks a fresh second factor before a high-risk action
+// runs: today a TOTP code (RFC 6238) from the person's authenticator app,
+// later also an OIDC re-authentication beside it.
+//
+// # Why a Slack click is not enough
+//
+// An approval button proves only that someone holding the person's Slack
+// session clicked it. A stolen laptop, a leaked session cookie or a
+// malicious Slack app is enough for that, and on its own it must not be
+// enough to merge into a protected branch, delete something or deploy. So
+// for those actions the broker asks, after the approval, for a code that
+// only the person's phone can produce, and binds the check to that one
+// request: Verify takes the request ID, and every attempt is an audit event
+// carrying it.
+//
+// # Enrolment
+//
+// Enroll creates a pending enrolment and hands out the TOTP secret exactly
+// once (as a vault.Secret, together with the otpauth:// URI that an
+// authenticator app scans). The secret is stored only sealed with
+// AES-256-GCM under Options.Key, bound to the principal. Confirm activates
+// the enrolment with the first valid code, which proves the app really holds
+// the secret; until then step-up refuses the principal (ErrPending). A
+// confirmed enrolment is never replaced silently: Reset, an administrator's
+// action, must remove it first.
+//
+// # Replay and lockout
+//
+// A code is valid for its 30-second time step and, to forgive clock drift,
+// one step either side. Within those 90 seconds an observed code (shoulder
+// surfing, a phishing page relaying it) could be used again, so each
+// principal's record remembers the highest time step ever used, and a code
+// for that step or an earlier one is refused (ErrReplay). The record is
+// updated with compare-and-swap, so when two requests, in one process or
+// in several sharing Redis, present the same code at the same moment,
+// exactly one of them succeeds.
+//
+// Six digits are a million possibilities; unlimited guessing would find one
+// in hours. Five failed attempts (wrong or replayed codes) within
+// FailureWindow lock step-up for LockoutDuration. While locked even the
+// right code fails with ErrLocked, so guessing gains nothing; the lock lifts
+// by itself. A success clears the failure count.
+//
+// Every attempt, passed or failed, is recorded through Options.Audit before
+// Verify returns, and if the record cannot be stored Verify fails: a
+// step-up that left no trace does not authorize anything. Neither the
+// secret nor any code, right or wrong, appears in an audit event, a log
+// line or an error.
+package stepup

@@ -1,0 +1,642 @@
+package stepup
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/vault"
+)
+
+// The TOTP parameters. They are the ones every authenticator app supports
+// without asking (Google Authenticator ignores anything else in the URI).
+const (
+	// Period is the length of one time step.
+	Period = 30 * time.Second
+	// Skew is how many steps before and after the current one are accepted,
+	// to forgive clock drift and a person who types slowly.
+	Skew = 1
+	// Digits is the length of a code.
+	Digits = 6
+)
+
+// The lockout policy.
+const (
+	// MaxFailures failed attempts within FailureWindow lock step-up.
+	MaxFailures = 5
+	// FailureWindow is how long failures count towards a lockout, from the
+	// first of them.
+	FailureWindow = 15 * time.Minute
+	// LockoutDuration is how long step-up stays locked.
+	LockoutDuration = 15 * time.Minute
+)
+
+// Method names this second factor in audit events, beside a future "oidc".
+const Method = "totp"
+
+// Reasons, in the Detail["reason"] of a stepup.failed audit event.
+const (
+	ReasonBadCode         = "bad_code"
+	ReasonReplay          = "replay"
+	ReasonLocked          = "locked"
+	ReasonNotEnrolled     = "not_enrolled"
+	ReasonPending         = "pending"
+	ReasonAlreadyEnrolled = "already_enrolled"
+	ReasonError           = "error" // the check itself failed (store, corrupt record)
+)
+
+// Audit kinds for changes of an enrolment. Attempts use audit.StepUpPassed
+// and audit.StepUpFailed.
+const (
+	KindEnrolled audit.Kind = "stepup.enrolled"
+	KindReset    audit.Kind = "stepup.reset"
+)
+
+// DefaultIssuer is the issuer shown in authenticator apps.
+const DefaultIssuer = "AgentHub"
+
+// maxAttempts bounds the compare-and-swap retries of one call. Only a
+// success or a failure writes the record, and five failures lock it, after
+// which attempts only read; so between two lockouts at most a handful of
+// writes can make one caller retry, and running out means a broken store.
+const maxAttempts = 100
+
+// The random wait after a lost compare-and-swap, so that contenders do not
+// retry in lockstep.
+const (
+	backoffBase = 50 * time.Microsecond
+	backoffMax  = 5 * time.Millisecond
+)
+
+// Recorder stores audit events; *audit.Recorder is one. An error means the
+// event may not be stored, and the attempt it describes then fails.
+type Recorder interface {
+	Record(ctx context.Context, e audit.Event) (audit.Event, error)
+}
+
+// Options configure a Service.
+type Options struct {
+	// Store holds enrolments and their replay and lockout state. Required.
+	Store store.Store
+	// Key seals TOTP secrets with AES-256-GCM; it must be 32 bytes.
+	// Required.
+	Key []byte
+	// Audit records every attempt and every enrolment change. Required.
+	Audit Recorder
+	// Issuer is shown in authenticator apps. Default: DefaultIssuer.
+	Issuer string
+	// Logger receives lockouts and failed rollbacks. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Rand is the source of secrets and nonces. Default: crypto/rand.
+	Rand io.Reader
+	// Demo enables DemoCode, with which the terminal demo plays the
+	// person's phone. Never set it in production.
+	Demo bool
+}
+
+// Enrolment is what Enroll hands out, once: the TOTP secret and the
+// otpauth:// URI that carries it (for a QR code or a manual entry). Both are
+// secrets; every printed form of them is REDACTED.
+type Enrolment struct {
+	Secret vault.Secret // base32, as typed into an authenticator app
+	URI    vault.Secret // otpauth://totp/…
+}
+
+// Service enrols principals and checks their codes. It is safe for
+// concurrent use, and any number of Services, in any number of processes,
+// may share one store.
+type Service struct {
+	store  store.Store
+	sealer sealer
+	audit  Recorder
+	issuer string
+	logger *slog.Logger
+	now    func() time.Time
+	rand   io.Reader
+	demo   bool
+}
+
+// New returns a Service.
+func New(opts Options) (*Service, error) {
+	if opts.Store == nil {
+		return nil, errors.New("stepup: store is required")
+	}
+	if opts.Audit == nil {
+		return nil, errors.New("stepup: audit recorder is required")
+	}
+	s := &Service{
+		store: opts.Store, audit: opts.Audit, issuer: opts.Issuer, logger: opts.Logger,
+		now: opts.Now, rand: opts.Rand, demo: opts.Demo,
+	}
+	if s.issuer == "" {
+		s.issuer = DefaultIssuer
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	var err error
+	if s.sealer, err = newSealer(opts.Key, s.rand); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Enroll creates a pending enrolment for principal with a new secret,
+// replacing a pending one, and returns the secret and its URI. accountName
+// is the label shown in the authenticator app ("" means the principal).
+// The enrolment counts for step-up only after Confirm. Enroll refuses with
+// ErrAlreadyEnrolled when a confirmed enrolment exists.
+func (s *Service) Enroll(ctx context.Context, principal, accountName string) (Enrolment, error) {
+	key, err := recordKey(principal)
+	if err != nil {
+		return Enrolment{}, err
+	}
+	if accountName == "" {
+		accountName = principal
+	}
+	otpKey, err := totp.Generate(totp.GenerateOpts{
+		Issuer:      s.issuer,
+		AccountName: accountName,
+		Period:      uint(Period / time.Second),
+		SecretSize:  20, // 160 bits, as RFC 4226 recommends for HMAC-SHA1
+		Digits:      otp.DigitsSix,
+		Algorithm:   otp.AlgorithmSHA1,
+		Rand:        s.rand,
+	})
+	if err != nil {
+		return Enrolment{}, fmt.Errorf("stepup: generating a secret: %w", err)
+	}
+	enr := Enrolment{Secret: vault.NewSecret(otpKey.Secret()), URI: vault.NewSecret(otpKey.URL())}
+	sealed, err := s.sealer.seal(principal, []byte(otpKey.Secret()))
+	if err != nil {
+		return Enrolment{}, err
+	}
+	rec := record{Status: statusPending, Sealed: sealed, Created: s.now().UTC()}
+
+	var old, written []byte
+	for attempt := 0; ; attempt++ {
+		if attempt == maxAttempts {
+			return Enrolment{}, fmt.Errorf("stepup: enrolling: %w", store.ErrConflict)
+		}
+		if attempt > 0 {
+			if err := pause(ctx, attempt); err != nil {
+				return Enrolment{}, fmt.Errorf("stepup: enrolling: %w", err)
+			}
+		}
+		item, err := s.store.Get(ctx, key)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			written, err = rec.encode()
+			if err != nil {
+				return Enrolment{}, err
+			}
+			err = s.store.Create(ctx, key, written, 0)
+			if errors.Is(err, store.ErrExists) {
+				continue
+			}
+		case err != nil:
+			return Enrolment{}, fmt.Errorf("stepup: reading enrolment: %w", err)
+		default:
+			prev, derr := decode(item.Value)
+			if derr != nil {
+				return Enrolment{}, derr
+			}
+			if prev.Status == statusActive {
+				return Enrolment{}, ErrAlreadyEnrolled
+			}
+			// A new pending secret does not wipe the lockout or the replay
+			// state: re-enrolling must not be a way to keep guessing.
+			next := rec
+			next.LastStep, next.Failures, next.WindowStart, next.LockedUntil = prev.LastStep, prev.Failures, prev.WindowStart, prev.LockedUntil
+			if written, err = next.encode(); err != nil {
+				return Enrolment{}, err
+			}
+			old = item.Value
+			err = s.store.CompareAndSwap(ctx, key, old, written, 0)
+			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+				old = nil
+				continue
+			}
+		}
+		if err != nil {
+			return Enrolment{}, fmt.Errorf("stepup: storing enrolment: %w", err)
+		}
+		break
+	}
+
+	if _, err := s.audit.Record(ctx, audit.Event{
+		Kind: KindEnrolled, Actor: principal, Result: statusPending,
+		Detail: map[string]string{"method": Method},
+	}); err != nil {
+		// Unaudited, the enrolment must not exist: put back what was there.
+		var rerr error
+		if old == nil {
+			rerr = s.store.CompareAndDelete(ctx, key, written)
+		} else {
+			rerr = s.store.CompareAndSwap(ctx, key, written, old, 0)
+		}
+		if rerr != nil {
+			s.logger.ErrorContext(ctx, "stepup enrolment rollback failed", "principal", principal, "err", rerr)
+		}
+		return Enrolment{}, fmt.Errorf("stepup: recording enrolment: %w", err)
+	}
+	return enr, nil
+}
+
+// Confirm activates principal's pending enrolment with a first valid code,
+// proving the authenticator holds the secret. The code is then used up. A
+// wrong code counts towards the lockout like one given to Verify.
+func (s *Service) Confirm(ctx context.Context, principal, code string) error {
+	key, err := recordKey(principal)
+	if err != nil {
+		return err
+	}
+	res, err := s.attempt(ctx, key, principal, code, true)
+	ev := s.event(principal, "", "confirm", res, err)
+	if _, aerr := s.audit.Record(ctx, ev); aerr != nil {
+		if res.reason == "" && err == nil {
+			s.rollbackConfirm(ctx, key, principal, res.written)
+		}
+		return joinAudit(res, err, aerr)
+	}
+	if err != nil {
+		return err
+	}
+	return res.err()
+}
+
+// rollbackConfirm turns an activation whose audit event failed back into a
+// pending enrolment. The code stays used up.
+func (s *Service) rollbackConfirm(ctx context.Context, key store.Key, principal string, written []byte) {
+	rec, err := decode(written)
+	if err == nil {
+		rec.Status = statusPending
+		var back []byte
+		if back, err = rec.encode(); err == nil {
+			err = s.store.CompareAndSwap(ctx, key, written, back, 0)
+		}
+	}
+	if err != nil {
+		s.logger.ErrorContext(ctx, "stepup confirm rollback failed", "principal", principal, "err", err)
+	}
+}
+
+// Enrolled reports whether principal has a confirmed enrolment, so that
+// step-up can be asked of them.
+func (s *Service) Enrolled(ctx context.Context, principal string) (bool, error) {
+	key, err := recordKey(principal)
+	if err != nil {
+		return false, err
+	}
+	item, err := s.store.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stepup: reading enrolment: %w", err)
+	}
+	rec, err := decode(item.Value)
+	if err != nil {
+		return false, err
+	}
+	return rec.Status == statusActive, nil
+}
+
+// Verify is the step-up check for one request: it returns nil only when
+// code is valid now (±Skew steps) for principal's confirmed enrolment, no
+// code of its time step or a later one was used before, step-up is not
+// locked, and the passed attempt was recorded in the audit trail. Of
+// several concurrent calls with the same code exactly one succeeds.
+//
+// Failures return ErrNotEnrolled, ErrPending, ErrBadCode, ErrReplay or
+// ErrLocked, or a wrapped store or audit error; in every case the step-up
+// did not pass.
+func (s *Service) Verify(ctx context.Context, principal, requestID, code string) error {
+	key, err := recordKey(principal)
+	if err != nil {
+		return err
+	}
+	res, err := s.attempt(ctx, key, principal, code, false)
+	if _, aerr := s.audit.Record(ctx, s.event(principal, requestID, "verify", res, err)); aerr != nil {
+		// Fail closed: the code is used up, but a step-up nobody can see
+		// later authorizes nothing.
+		return joinAudit(res, err, aerr)
+	}
+	if err != nil {
+		return err
+	}
+	if res.engaged {
+		s.logger.WarnContext(ctx, "stepup locked", "principal", principal, "request_id", requestID,
+			"locked_until", res.lockedUntil)
+	}
+	return res.err()
+}
+
+// Reset removes principal's enrolment, pending or confirmed, with its
+// replay and lockout state, so that they can enrol again. It is an
+// administrator's action: whoever can reset can replace the second factor.
+func (s *Service) Reset(ctx context.Context, principal string) error {
+	key, err := recordKey(principal)
+	if err != nil {
+		return err
+	}
+	if _, err := s.audit.Record(ctx, audit.Event{
+		Kind: KindReset, Actor: principal, Detail: map[string]string{"method": Method},
+	}); err != nil {
+		return fmt.Errorf("stepup: recording reset: %w", err)
+	}
+	if err := s.store.Delete(ctx, key); err != nil {
+		return fmt.Errorf("stepup: deleting enrolment: %w", err)
+	}
+	return nil
+}
+
+// DemoCode returns the code principal's authenticator shows now, for the
+// terminal demo, which plays the person's phone. When the current step's
+// code is already used it returns the next step's, as a person would wait
+// for the next code. It fails with ErrNotDemo unless Options.Demo is set.
+func (s *Service) DemoCode(ctx context.Context, principal string) (string, error) {
+	if !s.demo {
+		return "", ErrNotDemo
+	}
+	key, err := recordKey(principal)
+	if err != nil {
+		return "", err
+	}
+	item, err := s.store.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", ErrNotEnrolled
+	}
+	if err != nil {
+		return "", fmt.Errorf("stepup: reading enrolment: %w", err)
+	}
+	rec, err := decode(item.Value)
+	if err != nil {
+		return "", err
+	}
+	secret, err := s.sealer.open(principal, rec.Sealed)
+	if err != nil {
+		return "", err
+	}
+	now := stepOf(s.now())
+	for _, step := range []uint64{now, now + 1} {
+		if step > rec.LastStep {
+			code, err := totp.GenerateCodeCustom(string(secret), stepTime(step), validateOpts)
+			if err != nil {
+				return "", fmt.Errorf("stepup: demo code: %w", err)
+			}
+			return code, nil
+		}
+	}
+	return "", fmt.Errorf("stepup: demo code: %w", ErrReplay)
+}
+
+// result is the outcome of one attempt.
+type result struct {
+	reason      string    // "" when the code was accepted
+	engaged     bool      // this failure engaged the lockout
+	lockedUntil time.Time // when engaged or locked
+	written     []byte    // the record as stored by a success
+}
+
+// err maps the outcome to the error the caller returns.
+func (r result) err() error {
+	switch r.reason {
+	case "":
+		return nil
+	case ReasonBadCode:
+		return ErrBadCode
+	case ReasonReplay:
+		return ErrReplay
+	case ReasonLocked:
+		return ErrLocked
+	case ReasonNotEnrolled:
+		return ErrNotEnrolled
+	case ReasonPending:
+		return ErrPending
+	case ReasonAlreadyEnrolled:
+		return ErrAlreadyEnrolled
+	}
+	return fmt.Errorf("stepup: unknown outcome %q", r.reason)
+}
+
+// attempt checks code against principal's record and stores the outcome
+// with compare-and-swap: a success moves LastStep forward, a failure counts
+// towards the lockout. confirm selects Confirm's rules (the record must be
+// pending, a success activates it) over Verify's (it must be active).
+//
+// The swap is conditional on the record as read, and a lost swap re-reads
+// and re-decides, so a code accepted here was, at the moment it was
+// stored, unused and not locked out, whatever ran concurrently.
+func (s *Service) attempt(ctx context.Context, key store.Key, principal, code string, confirm bool) (result, error) {
+	now := s.now()
+	code = normalize(code)
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 0 {
+			if err := pause(ctx, attempt); err != nil {
+				return result{}, fmt.Errorf("stepup: checking code: %w", err)
+			}
+		}
+		item, err := s.store.Get(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return result{reason: ReasonNotEnrolled}, nil
+		}
+		if err != nil {
+			return result{}, fmt.Errorf("stepup: reading enrolment: %w", err)
+		}
+		rec, err := decode(item.Value)
+		if err != nil {
+			return result{}, err
+		}
+		switch {
+		case confirm && rec.Status == statusActive:
+			return result{reason: ReasonAlreadyEnrolled}, nil
+		case !confirm && rec.Status == statusPending:
+			return result{reason: ReasonPending}, nil
+		case rec.locked(now):
+			// Checked before the code, so that guessing during a lockout
+			// learns nothing.
+			return result{reason: ReasonLocked, lockedUntil: rec.LockedUntil}, nil
+		}
+		secret, err := s.sealer.open(principal, rec.Sealed)
+		if err != nil {
+			return result{}, err
+		}
+		step, matched, err := match(string(secret), code, now, rec.LastStep)
+		if err != nil {
+			return result{}, err
+		}
+		var res result
+		var next record
+		switch {
+		case matched && step > rec.LastStep:
+			next = rec.withSuccess(step)
+			if confirm {
+				next.Status = statusActive
+			}
+		case matched:
+			res.reason = ReasonReplay
+			next, res.engaged = rec.withFailure(now)
+		default:
+			res.reason = ReasonBadCode
+			next, res.engaged = rec.withFailure(now)
+		}
+		if res.engaged {
+			res.lockedUntil = next.LockedUntil
+		}
+		written, err := next.encode()
+		if err != nil {
+			return result{}, err
+		}
+		err = s.store.CompareAndSwap(ctx, key, item.Value, written, 0)
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return result{}, fmt.Errorf("stepup: storing attempt: %w", err)
+		}
+		res.written = written
+		return res, nil
+	}
+	return result{}, fmt.Errorf("stepup: checking code: %w", store.ErrConflict)
+}
+
+// event describes one attempt for the audit trail: never the code.
+func (s *Service) event(principal, requestID, op string, res result, err error) audit.Event {
+	ev := audit.Event{
+		Kind: audit.StepUpPassed, Actor: principal, RequestID: requestID, Result: "passed",
+		Detail: map[string]string{"method": Method, "op": op},
+	}
+	reason := res.reason
+	if err != nil {
+		reason = ReasonError
+	}
+	if reason != "" {
+		ev.Kind, ev.Result = audit.StepUpFailed, "failed"
+		ev.Detail["reason"] = reason
+	}
+	if res.engaged || reason == ReasonLocked {
+		ev.Detail["locked_until"] = res.lockedUntil.UTC().Format(time.RFC3339)
+	}
+	return ev
+}
+
+// joinAudit builds the error of an attempt whose audit event failed: it
+// still matches the attempt's own failure with errors.Is, and a success
+// becomes a failure.
+func joinAudit(res result, err, aerr error) error {
+	aerr = fmt.Errorf("stepup: recording the attempt: %w", aerr)
+	if err == nil {
+		err = res.err()
+	}
+	if err == nil {
+		return aerr
+	}
+	return errors.Join(err, aerr)
+}
+
+// validateOpts are the TOTP parameters for one time step; match applies
+// the skew itself so that it learns which step a code belongs to.
+var validateOpts = totp.ValidateOpts{
+	Period:    uint(Period / time.Second),
+	Skew:      0,
+	Digits:    otp.DigitsSix,
+	Algorithm: otp.AlgorithmSHA1,
+}
+
+// match reports whether code is valid at now within ±Skew steps, and for
+// which step. totp.ValidateCustom with a skew says only yes or no, and
+// replay protection needs the step, so each step is validated on its own.
+// Should one code be valid for several steps (a one-in-a-million
+// coincidence), the earliest one after lastStep is taken.
+func match(secret, code string, now time.Time, lastStep uint64) (step uint64, ok bool, err error) {
+	if len(code) != Digits || strings.ContainsFunc(code, func(r rune) bool { return r < '0' || r > '9' }) {
+		return 0, false, nil
+	}
+	cur := stepOf(now)
+	for d := -Skew; d <= Skew; d++ {
+		if d < 0 && cur < uint64(-d) {
+			continue
+		}
+		candidate := uint64(int64(cur) + int64(d))
+		valid, err := totp.ValidateCustom(code, secret, stepTime(candidate), validateOpts)
+		if err != nil {
+			return 0, false, fmt.Errorf("stepup: validating code: %w", err)
+		}
+		if !valid {
+			continue
+		}
+		if !ok || (step <= lastStep && candidate > lastStep) {
+			step, ok = candidate, true
+		}
+	}
+	return step, ok, nil
+}
+
+// normalize drops the spaces people type or paste inside a code ("123 456").
+func normalize(code string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\u00a0' {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(code))
+}
+
+// stepOf returns the time step of t.
+func stepOf(t time.Time) uint64 {
+	u := t.Unix()
+	if u < 0 {
+		return 0
+	}
+	return uint64(u) / uint64(Period/time.Second)
+}
+
+// stepTime returns the first instant of a time step.
+func stepTime(step uint64) time.Time {
+	return time.Unix(int64(step*uint64(Period/time.Second)), 0)
+}
+
+// recordKey returns the store key of principal's enrolment.
+func recordKey(principal string) (store.Key, error) {
+	if principal == "" {
+		return store.Key{}, errors.New("stepup: principal is required")
+	}
+	k := store.Key{Scope: principal, Kind: recordKind, ID: recordID}
+	if err := k.Validate(); err != nil {
+		return store.Key{}, fmt.Errorf("stepup: %w", err)
+	}
+	return k, nil
+}
+
+// pause waits a random, growing while before the next compare-and-swap.
+func pause(ctx context.Context, attempt int) error {
+	d := min(backoffBase<<min(attempt, 16), backoffMax)
+	t := time.NewTimer(mrand.N(d) + 1)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
