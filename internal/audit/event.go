@@ -16,6 +16,7 @@ const (
 	StepUpFailed        Kind = "stepup.failed"
 	TokenIssued         Kind = "token.issued"
 	TokenRefreshed      Kind = "token.refreshed"
+	ProviderRequested   Kind = "provider.requested" // before a provider call is sent; no event, no call
 	ProviderCalled      Kind = "provider.called"
 	ActionSucceeded     Kind = "action.succeeded"
 	ActionFailed        Kind = "action.failed"

@@ -60,7 +60,8 @@ func BenchmarkLeaseRoundTrip(b *testing.B) {
 }
 
 // BenchmarkTransportWarm measures one request through an existing lease:
-// the lease re-read, the token from the cache, the request, the audit event.
+// the lease and connection reads, the token from the cache, the
+// provider.requested event, the request, the provider.called event.
 func BenchmarkTransportWarm(b *testing.B) {
 	for _, bk := range benchBackends {
 		b.Run(bk.name, func(b *testing.B) {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,10 +23,13 @@ import (
 )
 
 // TestCanary sends distinctive tokens through every path of the vault —
-// connect, refresh, leases, provider calls, a failing token endpoint,
-// invalid_grant, revocation — and checks that they reach the provider but
-// appear nowhere else: not in the slog output, the audit export, any error
-// string, nor, in the clear, in the raw store.
+// connect, refresh, leases, provider calls, a redirect, a failing token
+// endpoint, invalid_grant, revocation with a hook whose error quotes both
+// tokens — and checks that they reach the provider but appear nowhere else:
+// not in the slog output, the audit export, any error string, anything
+// reachable from the responses and errors the lease's client returns (their
+// Request, every header, earlier redirect hops), nor, in the clear, in the
+// raw store.
 func TestCanary(t *testing.T) {
 	backends := []struct {
 		name string
@@ -73,26 +78,46 @@ func runCanary(t *testing.T, open func(t *testing.T) (store.Store, func() []byte
 	logger := slog.New(slog.NewJSONHandler(lockedWriter{&logs, &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rec := newRecorder(t, st, audit.Options{Logger: logger})
 
-	var hookSaw []string
+	var hookSaw [][2]string
 	var hookMu sync.Mutex
 	v := f.vault(t, st, rec, mustKeys(t, testKey('a')), func(o *Options) {
 		o.Logger = logger
 		for i := range o.Services {
-			o.Services[i].Revoke = func(ctx context.Context, rt Secret) error {
+			o.Services[i].Revoke = func(ctx context.Context, access, refresh Secret) error {
 				hookMu.Lock()
-				hookSaw = append(hookSaw, rt.Reveal())
+				hookSaw = append(hookSaw, [2]string{access.Reveal(), refresh.Reveal()})
 				hookMu.Unlock()
-				f.tokens.revoke(rt.Reveal())
-				return fmt.Errorf("provider refused revocation of %v", rt) // a careless hook
+				f.tokens.revoke(refresh.Reveal())
+				// A careless hook: its error quotes both tokens, as net/http
+				// does when the revocation URL carries them.
+				return &url.Error{Op: "Post", URL: "https://provider.test/revoke?token=" + refresh.Reveal() + "&access=" + access.Reveal(), Err: errors.New("connection refused")}
 			}
 		}
 	})
+
+	// Everything the lease's client hands back, walked at the end.
+	var returned []any
+	do := func(l *Lease, url string) (int, error) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := l.Client().Do(req)
+		returned = append(returned, resp, err)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, nil
+	}
 
 	var errs []error
 	expect := func(what string, err error, want error) {
 		t.Helper()
 		if !errors.Is(err, want) {
-			t.Fatalf("%s: error = %v, want %v", what, err, want)
+			t.Fatalf("%s: error = %q, want %v", what, maskCanaries(fmt.Sprint(err)), want)
 		}
 		errs = append(errs, err)
 	}
@@ -112,17 +137,17 @@ func runCanary(t *testing.T, open func(t *testing.T) (store.Store, func() []byte
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = get(ctx, l, f.api.URL+"/user")
+	_, err = do(l, f.api.URL+"/user")
 	if err == nil {
 		t.Fatal("request through a failing token endpoint succeeded")
 	}
 	errs = append(errs, err)
-	for _, path := range []string{"/user", "/repos/acme/payments?access_token=query-is-not-logged"} {
-		if status, err := get(ctx, l, f.api.URL+path); err != nil || status != http.StatusOK {
-			t.Fatalf("GET %s = %d, %v", path, status, err)
+	for _, path := range []string{"/user", "/repos/acme/payments?access_token=query-is-not-logged", "/redirect/user"} {
+		if status, err := do(l, f.api.URL+path); err != nil || status != http.StatusOK {
+			t.Fatalf("GET %s = %d, %q", path, status, maskCanaries(fmt.Sprint(err)))
 		}
 	}
-	_, err = get(ctx, l, "http://127.0.0.2:1/elsewhere")
+	_, err = do(l, "http://127.0.0.2:1/elsewhere")
 	expect("other host", err, ErrHostNotAllowed)
 	_, err = v.Lease(ctx, LeaseRequest{Principal: alice, Service: "github", Scopes: []string{"admin:org"}})
 	expect("missing scope", err, ErrInsufficientScope)
@@ -135,17 +160,14 @@ func runCanary(t *testing.T, open func(t *testing.T) (store.Store, func() []byte
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = get(ctx, lg, f.api.URL+"/calendar")
+	_, err = do(lg, f.api.URL+"/calendar")
 	expect("invalid_grant", err, ErrReconnect)
 
-	// Revocation with a hook that fails (the Secret keeps even a careless
-	// hook from quoting the token), then the dead lease.
+	// Revocation with a hook that fails, quoting the tokens, then the dead
+	// lease.
 	err = v.Revoke(ctx, alice, "github")
-	if err == nil || !strings.Contains(err.Error(), "revoked locally") {
-		t.Fatalf("Revoke error = %v, want the hook's failure", err)
-	}
-	errs = append(errs, err)
-	_, err = get(ctx, l, f.api.URL+"/user")
+	expect("Revoke with a failing hook", err, ErrProviderRevoke)
+	_, err = do(l, f.api.URL+"/user")
 	expect("after revocation", err, ErrLeaseRevoked)
 	_, err = v.Lease(ctx, LeaseRequest{Principal: alice, Service: "github"})
 	expect("lease after revocation", err, ErrNotConnected)
@@ -158,12 +180,12 @@ func runCanary(t *testing.T, open func(t *testing.T) (store.Store, func() []byte
 	logger.Info("connections", "conns", conns, "printed", fmt.Sprintf("%+v %#v", conns, conns))
 
 	// Positive controls: the tokens did flow where they must.
-	if got := f.api.seenTokens()["CANARY-ACCESS-2"]; got != 2 {
-		t.Errorf("API saw the refreshed canary access token %d times, want 2", got)
+	if got := f.api.seenTokens()["CANARY-ACCESS-2"]; got != 4 {
+		t.Errorf("API saw the refreshed canary access token %d times, want 4 (two GETs, a redirect and its target)", got)
 	}
 	hookMu.Lock()
-	if len(hookSaw) != 1 || hookSaw[0] != "CANARY-REFRESH-2" {
-		t.Errorf("revocation hook got %d tokens, want the rotated canary refresh token", len(hookSaw))
+	if len(hookSaw) != 1 || hookSaw[0] != [2]string{"CANARY-ACCESS-2", "CANARY-REFRESH-2"} {
+		t.Errorf("revocation hook was called %d times; want once, with the refreshed canary access and refresh tokens", len(hookSaw))
 	}
 	hookMu.Unlock()
 
@@ -172,7 +194,7 @@ func runCanary(t *testing.T, open func(t *testing.T) (store.Store, func() []byte
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range []audit.Kind{audit.ConnectionCreated, audit.TokenIssued, audit.TokenRefreshed, audit.ProviderCalled, audit.ConnectionExpired, audit.ConnectionRevoked} {
+	for _, kind := range []audit.Kind{audit.ConnectionCreated, audit.TokenIssued, audit.TokenRefreshed, audit.ProviderRequested, audit.ProviderCalled, audit.ConnectionExpired, audit.ConnectionRevoked} {
 		if !strings.Contains(export.String(), `"`+string(kind)+`"`) {
 			t.Errorf("audit export lacks a %s event", kind)
 		}
@@ -189,20 +211,27 @@ func runCanary(t *testing.T, open func(t *testing.T) (store.Store, func() []byte
 	logText := logs.String()
 	logMu.Unlock()
 	rawStore := raw()
-	if len(rawStore) == 0 || !strings.Contains(logText, "provider.called") {
+	reached := reachableText(returned...)
+	if len(rawStore) == 0 || !strings.Contains(logText, "provider.called") || !strings.Contains(reached, "/redirect/user") {
 		t.Fatal("nothing captured: the checks below would pass vacuously")
 	}
+	tokens := []string{"CANARY-ACCESS", "CANARY-REFRESH"}
+	withQuery := []string{"CANARY-ACCESS", "CANARY-REFRESH", "query-is-not-logged"}
 	places := []struct {
-		name string
-		text []byte
+		name     string
+		text     []byte
+		canaries []string
 	}{
-		{"slog output", []byte(logText)},
-		{"audit export", export.Bytes()},
-		{"error strings", []byte(errText.String())},
-		{"raw store", rawStore},
+		{"slog output", []byte(logText), withQuery},
+		{"audit export", export.Bytes(), withQuery},
+		{"error strings", []byte(errText.String()), withQuery},
+		// The agent's own request, query included, comes back to it in
+		// resp.Request; only the tokens must not.
+		{"responses and errors of the lease's client", []byte(reached), tokens},
+		{"raw store", rawStore, withQuery},
 	}
 	for _, p := range places {
-		for _, canary := range []string{"CANARY-ACCESS", "CANARY-REFRESH", "query-is-not-logged"} {
+		for _, canary := range p.canaries {
 			if i := bytes.Index(p.text, []byte(canary)); i >= 0 {
 				// Say where, never what: the context would print the token.
 				t.Errorf("%s contains %s at byte %d", p.name, canary, i)

@@ -12,7 +12,8 @@
 // and Connections return metadata only, errors never quote token material or
 // keys, and Secret — the type that carries a token to the one place it must
 // go, the provider — prints and encodes as REDACTED whichever way it is
-// formatted, marshalled or logged.
+// formatted, marshalled or logged. A Service, and so the Options and the
+// Vault, print their names and hosts only, never the OAuth client secret.
 //
 // # Sealing
 //
@@ -26,20 +27,33 @@
 // (the first 16 hex digits of the key's SHA-256). A Keyring holds the
 // current key and old ones: records sealed under an old key open with it and
 // are resealed under the current key by the next write of their token (a
-// refresh, a reconnect) or by Rekey, after which the old key can be dropped.
+// refresh, a reconnect) or by Rekey (one principal) and RekeyAll (everyone),
+// after which the old key can be dropped. RekeyAll finds the principals in
+// a global index, ("", "vault-principal", principal), that Connect writes
+// before the connection itself, so it never scans the keyspace.
 //
 // # Leases
 //
 // A lease is a record (principal, "lease", ID) whose time-to-live is the
 // lease's, at most one hour. On every request the lease's transport checks,
 // before anything is sent: that the lease has not expired by the vault's
-// clock, that the URL's host is one of the service's API hosts (and HTTPS,
-// except to loopback addresses), and that the lease record still exists —
-// one store read. Then it adds the access token to a clone of the request,
-// sends it, and records a provider.called audit event with the method, the
-// path and the status, never headers or the query. Issuing a lease records
-// token.issued; if either event cannot be stored, the lease is not issued or
-// the response is withheld (fail closed).
+// clock; that the URL's host is one of the service's API hosts (and HTTPS,
+// except to loopback addresses), and that the Host header, if set, names
+// the same host; that the lease record still exists unchanged; and that the
+// connection is still active and still the one the lease was issued on —
+// two store reads. Then it records a provider.requested audit event (method,
+// path, lease, request), adds the access token to a clone of the request,
+// sends it, and records a provider.called event with the status as well;
+// never headers or the query. Issuing a lease records token.issued. If
+// token.issued or provider.requested cannot be stored, the lease is not
+// issued or the request not sent; if provider.called cannot be, the
+// response is withheld (fail closed).
+//
+// The token never comes back to the agent: http.Transport sets a response's
+// Request to the request it sent, the clone with the token, so the
+// transport puts the agent's own request back; on a redirect the client
+// builds each hop from the agent's request, so no request reachable from a
+// response or an error carries the Authorization header.
 //
 // # Refresh
 //
@@ -51,19 +65,51 @@
 // without calling the provider. Otherwise it refreshes with golang.org/x/oauth2
 // and stores the new tokens — a rotated refresh token is the only valid one
 // from then on — with compare-and-swap before the new access token is used.
-// When the provider answers invalid_grant the refresher reads the store once
-// more, because another process may have rotated the refresh token; if it
-// has not, the connection is marked expired and the error wraps
-// ErrReconnect, so the person is asked to connect again.
+// The deadline of the re-read and the token endpoint call starts once the
+// lock is held (waiting for the lock has its own); the write of the answer
+// ignores that deadline and the callers' cancellation and is retried a few
+// times, still under the lock, because the provider has already invalidated
+// the old refresh token. All of it stays within the lock's time-to-live. If
+// the write still fails, the vault logs it at error level and returns an
+// error: the connection will need reconnecting. If the connection was
+// revoked or replaced during the refresh, the tokens just issued are
+// revoked at the provider.
+//
+// When the provider answers invalid_grant (or GitHub's HTTP 200 with
+// bad_refresh_token) the refresher reads the store once more, because
+// another process may have rotated the refresh token; if it has not, the
+// connection is marked expired and the error wraps ErrReconnect, so the
+// person is asked to connect again. Every OAuth configuration must name its
+// AuthStyle: oauth2's auto-detection answers a failed refresh by sending
+// the same refresh token again, which providers with reuse detection
+// punish.
 //
 // # Revocation
 //
-// Revoke marks the connection revoked and deletes its sealed token, deletes
-// every lease of that principal and service, forgets the cached access
-// token, and calls the service's Revoke hook with the refresh token. Because
-// every request re-reads its lease record, every live lease in every process
-// sharing the store fails with ErrLeaseRevoked on its next request, and no
-// request reaches the provider. Lease stores its record before its final
+// Revoke marks the connection revoked and deletes its sealed token, forgets
+// the cached access token, deletes every lease of that principal and
+// service, and calls the service's Revoke hook with the access and refresh
+// tokens (whichever exist: GitHub's non-expiring tokens and Slack user
+// tokens have no refresh token). It tries every step even when one fails and
+// returns the failures joined; the hook's error is described by its type or
+// HTTP status, never quoted, since it may carry a token-bearing URL.
+//
+// Because every request reads the connection record, marking it revoked is
+// what stops the leases: every live lease in every process sharing the
+// store fails with ErrLeaseRevoked on its next request, and no request
+// reaches the provider, even if deleting the lease records failed. A
+// connection that was replaced by a reconnect, expired, damaged or is gone
+// blocks its leases the same way. Lease stores its record before its final
 // read of the connection, so a lease issued concurrently with a revocation
-// is either refused or deleted by it.
+// is either refused or sees the revocation on its first request.
+//
+// # Redis
+//
+// Redis must run with maxmemory-policy noeviction. Under an eviction
+// policy Redis may drop any record when memory runs short: a refresh lock
+// (two refreshers then reuse one refresh token), a rotated token, or an
+// audit event. The vault is built so that a lost record never grants
+// access — a lease or connection record that is gone blocks the lease, as
+// "not connected" — but it cannot make a lost token or audit event come
+// back.
 package vault

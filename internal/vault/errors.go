@@ -28,6 +28,10 @@ var (
 	// ErrUnknownKey means a record was sealed under a key the keyring does
 	// not hold (add it to AGENTHUB_VAULT_OLD_KEYS).
 	ErrUnknownKey = errors.New("unknown vault key")
+	// ErrProviderRevoke means Revoke revoked the connection locally, but
+	// the service's Revoke hook failed, so the tokens may still be live at
+	// the provider until they expire.
+	ErrProviderRevoke = errors.New("provider did not revoke the tokens")
 	// ErrCorrupt means a sealed record failed to open: altered, sealed under
 	// a different key with the same ID, or moved to another principal or
 	// service.

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/store"
 )
 
 // tokenServer is an OAuth token endpoint (POST /token, grant_type
@@ -130,6 +131,13 @@ func (ts *tokenServer) revoke(refresh string) {
 	delete(ts.valid, refresh)
 }
 
+// refreshValid reports whether the refresh token is live here.
+func (ts *tokenServer) refreshValid(refresh string) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.valid[refresh]
+}
+
 // accessValid reports whether the access token was issued here and has not
 // expired.
 func (ts *tokenServer) accessValid(access string) bool {
@@ -154,7 +162,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // apiServer is a provider API: it answers 200 to requests carrying a valid
 // Bearer token from its token server and 401 otherwise, and counts calls
-// and the tokens it saw.
+// and the tokens it saw. GET /redirect/P answers (with a valid token) with
+// a redirect to /P.
 type apiServer struct {
 	*httptest.Server
 	tokens *tokenServer
@@ -177,6 +186,11 @@ func newAPIServer(tb testing.TB, tokens *tokenServer) *apiServer {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials"})
 			return
 		}
+		if target, ok := strings.CutPrefix(r.URL.Path, "/redirect"); ok {
+			// A redirect on the same host, which the lease's client follows.
+			http.Redirect(w, r, target, http.StatusFound)
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"path": r.URL.Path})
 	}))
 	tb.Cleanup(api.Close)
@@ -196,11 +210,13 @@ func (api *apiServer) seenTokens() map[string]int {
 }
 
 // fakeRecorder is an audit.Recorder double that keeps events in memory and
-// fails every Record while fail is set.
+// fails every Record while fail is set, and every Record of a kind in
+// failKinds.
 type fakeRecorder struct {
-	mu     sync.Mutex
-	events []audit.Event
-	fail   error
+	mu        sync.Mutex
+	events    []audit.Event
+	fail      error
+	failKinds map[audit.Kind]error
 }
 
 func (r *fakeRecorder) Record(ctx context.Context, e audit.Event) (audit.Event, error) {
@@ -208,6 +224,9 @@ func (r *fakeRecorder) Record(ctx context.Context, e audit.Event) (audit.Event, 
 	defer r.mu.Unlock()
 	if r.fail != nil {
 		return audit.Event{}, r.fail
+	}
+	if err := r.failKinds[e.Kind]; err != nil {
+		return audit.Event{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return audit.Event{}, err
@@ -222,6 +241,16 @@ func (r *fakeRecorder) setFail(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fail = err
+}
+
+// setFailKind makes Record fail for events of kind k (nil: succeed again).
+func (r *fakeRecorder) setFailKind(k audit.Kind, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failKinds == nil {
+		r.failKinds = map[audit.Kind]error{}
+	}
+	r.failKinds[k] = err
 }
 
 // kinds returns how many events of each kind were recorded.
@@ -248,3 +277,39 @@ func (r *fakeRecorder) ofKind(k audit.Kind) []audit.Event {
 }
 
 var errAuditDown = errors.New("audit store unavailable")
+
+// flakyStore fails chosen operations, as a Redis hiccup would, and counts
+// the connection writes and lock attempts it sees.
+type flakyStore struct {
+	store.Store
+	failLeaseDelete atomic.Bool
+	failConnCAS     atomic.Int64 // how many connection compare-and-swaps to fail
+	connCAS         atomic.Int64 // connection compare-and-swaps attempted
+	lockCreates     atomic.Int64 // lock acquisition attempts
+}
+
+var errFlaky = errors.New("flaky: i/o timeout")
+
+func (s *flakyStore) Delete(ctx context.Context, k store.Key) error {
+	if k.Kind == LeaseKind && s.failLeaseDelete.Load() {
+		return errFlaky
+	}
+	return s.Store.Delete(ctx, k)
+}
+
+func (s *flakyStore) CompareAndSwap(ctx context.Context, k store.Key, old, next []byte, ttl time.Duration) error {
+	if k.Kind == ConnectionKind {
+		s.connCAS.Add(1)
+		if s.failConnCAS.Add(-1) >= 0 {
+			return errFlaky
+		}
+	}
+	return s.Store.CompareAndSwap(ctx, k, old, next, ttl)
+}
+
+func (s *flakyStore) Create(ctx context.Context, k store.Key, value []byte, ttl time.Duration) error {
+	if k.Kind == store.LockKind {
+		s.lockCreates.Add(1)
+	}
+	return s.Store.Create(ctx, k, value, ttl)
+}

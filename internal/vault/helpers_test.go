@@ -63,7 +63,7 @@ func newFixture(tb testing.TB, prefix string) *fixture {
 
 // services are "github" and "google", both served by the fixture's fake
 // endpoints (two services let tests move ciphertexts between them).
-func (f *fixture) services(revoke func(context.Context, Secret) error) []Service {
+func (f *fixture) services(revoke func(ctx context.Context, access, refresh Secret) error) []Service {
 	return []Service{
 		{Name: "github", APIHosts: []string{f.api.host()}, OAuth: f.tokens.oauthConfig(), Revoke: revoke},
 		{Name: "google", APIHosts: []string{f.api.host()}, OAuth: f.tokens.oauthConfig(), Revoke: revoke},
@@ -75,7 +75,7 @@ func (f *fixture) vault(tb testing.TB, st store.Store, rec Recorder, keys *Keyri
 	tb.Helper()
 	opts := Options{
 		Store: st, Keys: keys, Audit: rec, HTTPClient: f.client,
-		Services: f.services(func(ctx context.Context, rt Secret) error { f.tokens.revoke(rt.Reveal()); return nil }),
+		Services: f.services(func(ctx context.Context, _, refresh Secret) error { f.tokens.revoke(refresh.Reveal()); return nil }),
 	}
 	for _, m := range mod {
 		m(&opts)

@@ -199,33 +199,55 @@ func (l *Lease) Release(ctx context.Context) error {
 // transport is a lease's http.RoundTripper. See RoundTrip.
 type transport struct{ l *Lease }
 
-// RoundTrip checks the lease is neither expired nor revoked and the host is
-// allowed, sends a clone of req with the access token added, and records a
-// provider.called event (method, path, status; never headers or the query).
-// Nothing is sent when a check fails. If the event cannot be recorded the
-// response is discarded and an error returned.
+// RoundTrip checks the lease and its connection and the host, records a
+// provider.requested event, sends a clone of req with the access token
+// added, and records a provider.called event (method, path, status; never
+// headers or the query). Nothing is sent when a check fails or the first
+// event cannot be stored. If the second cannot be stored the response is
+// discarded and an error returned.
+//
+// The response's Request is req itself, never the clone that carried the
+// token: http.Transport sets it to the request it sent, and the agent reads
+// the response.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	l, v := t.l, t.l.v
 	ctx := req.Context()
-	tok, err := t.authorize(ctx, req)
-	if err != nil {
+	refuse := func(err error) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
 		return nil, err
 	}
+	tok, err := t.authorize(ctx, req)
+	if err != nil {
+		return refuse(err)
+	}
+	detail := func(status string) map[string]string {
+		d := map[string]string{"service": l.Service, "lease": l.ID, "method": req.Method, "path": req.URL.Path}
+		if status != "" {
+			d["status"] = status
+		}
+		return d
+	}
+	if err := v.record(ctx, audit.Event{
+		Kind: audit.ProviderRequested, Actor: l.Principal, Resource: l.Resource, RequestID: l.RequestID,
+		Detail: detail(""),
+	}); err != nil {
+		return refuse(err)
+	}
 	out := req.Clone(ctx)
 	out.Header.Set("Authorization", authScheme(tok.tokenType)+" "+tok.access.Reveal())
 	resp, err := v.base.RoundTrip(out)
+	if resp != nil {
+		resp.Request = req
+	}
 	status := "error"
 	if err == nil {
 		status = strconv.Itoa(resp.StatusCode)
 	}
 	if aerr := v.record(ctx, audit.Event{
 		Kind: audit.ProviderCalled, Actor: l.Principal, Resource: l.Resource, RequestID: l.RequestID, Result: status,
-		Detail: map[string]string{
-			"service": l.Service, "lease": l.ID, "method": req.Method, "path": req.URL.Path, "status": status,
-		},
+		Detail: detail(status),
 	}); aerr != nil {
 		if err == nil {
 			resp.Body.Close()
@@ -248,8 +270,8 @@ func (t *transport) authorize(ctx context.Context, req *http.Request) (cachedTok
 	if err := l.svc.allow(req); err != nil {
 		return cachedToken{}, err
 	}
-	// Re-reading the lease on every request is what makes revocation
-	// immediate across processes: Revoke deletes the record.
+	// Re-reading the lease on every request is what makes Release and lease
+	// deletion immediate across processes.
 	item, err := v.store.Get(ctx, store.Key{Scope: l.Principal, Kind: LeaseKind, ID: l.ID})
 	if errors.Is(err, store.ErrNotFound) {
 		if !v.now().Before(l.ExpiresAt.Add(-time.Second)) {
@@ -263,20 +285,63 @@ func (t *transport) authorize(ctx context.Context, req *http.Request) (cachedTok
 	if !bytes.Equal(item.Value, l.value) {
 		return cachedToken{}, fmt.Errorf("vault: lease %s was replaced: %w", l.ID, ErrLeaseRevoked)
 	}
+	if err := l.checkConn(ctx); err != nil {
+		return cachedToken{}, err
+	}
 	return v.accessToken(ctx, l.Principal, l.Service, l.connID)
 }
 
-// allow refuses hosts outside the service's API hosts, and plain HTTP to
-// anything but a loopback address (which tests use).
+// connState is the part of a connection record that every request checks;
+// decoding only it skips the sealed token.
+type connState struct {
+	ID     string `json:"id"`
+	Status Status `json:"status"`
+}
+
+// checkConn reads the lease's connection and refuses the request unless it
+// is still active and still the connection the lease was issued on. This is
+// what makes revocation immediate and fail closed: Revoke marks the
+// connection before it deletes any lease, so even when deleting leases
+// fails every lease in every process stops at its next request, and a
+// connection record that is gone (deleted, or evicted by a misconfigured
+// Redis) blocks every lease on it rather than leaving one usable.
+func (l *Lease) checkConn(ctx context.Context) error {
+	item, err := l.v.store.Get(ctx, connKey(l.Principal, l.Service))
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("vault: lease %s: %s connection of %s is gone: %w", l.ID, l.Service, l.Principal, ErrLeaseRevoked)
+	}
+	if err != nil {
+		return fmt.Errorf("vault: lease %s: read %s connection of %s: %w", l.ID, l.Service, l.Principal, err)
+	}
+	var cs connState
+	if err := json.Unmarshal(item.Value, &cs); err != nil {
+		return fmt.Errorf("vault: lease %s: decode %s connection of %s: %w", l.ID, l.Service, l.Principal, ErrCorrupt)
+	}
+	switch {
+	case cs.ID != l.connID:
+		return fmt.Errorf("vault: lease %s: %s connection of %s was replaced: %w", l.ID, l.Service, l.Principal, ErrLeaseRevoked)
+	case cs.Status == StatusActive:
+		return nil
+	case cs.Status == StatusExpired:
+		return fmt.Errorf("vault: lease %s: %s connection of %s: %w", l.ID, l.Service, l.Principal, ErrReconnect)
+	default:
+		return fmt.Errorf("vault: lease %s: %s connection of %s is %s: %w", l.ID, l.Service, l.Principal, cs.Status, ErrLeaseRevoked)
+	}
+}
+
+// allow refuses hosts outside the service's API hosts, plain HTTP to
+// anything but a loopback address (which tests use), and a Host header
+// that names another host than the URL: Go sends req.Host when it is set,
+// so checking the URL alone would let the token go out under a Host the
+// allow-list never saw.
 func (s *Service) allow(req *http.Request) error {
 	u := req.URL
 	if u == nil {
 		return fmt.Errorf("vault: request without URL: %w", ErrHostNotAllowed)
 	}
-	host := strings.ToLower(u.Host)
+	host := normalizeHost(u.Scheme, u.Host)
 	switch u.Scheme {
 	case "https":
-		host = strings.TrimSuffix(host, ":443")
 	case "http":
 		if !isLoopback(u.Hostname()) {
 			return fmt.Errorf("vault: %s: plain http to %s: %w", s.Name, u.Host, ErrHostNotAllowed)
@@ -284,12 +349,28 @@ func (s *Service) allow(req *http.Request) error {
 	default:
 		return fmt.Errorf("vault: %s: scheme %q: %w", s.Name, u.Scheme, ErrHostNotAllowed)
 	}
+	if req.Host != "" && normalizeHost(u.Scheme, req.Host) != host {
+		return fmt.Errorf("vault: %s: Host header %q differs from the URL's host %s: %w", s.Name, req.Host, u.Host, ErrHostNotAllowed)
+	}
 	for _, h := range s.APIHosts {
-		if h == host || (u.Scheme == "https" && strings.TrimSuffix(h, ":443") == host) {
+		if normalizeHost(u.Scheme, h) == host {
 			return nil
 		}
 	}
 	return fmt.Errorf("vault: %s may not call %s: %w", s.Name, u.Host, ErrHostNotAllowed)
+}
+
+// normalizeHost lowercases host and drops the scheme's default port, so
+// "API.github.com:443" and "api.github.com" compare equal over https.
+func normalizeHost(scheme, host string) string {
+	host = strings.ToLower(host)
+	switch scheme {
+	case "https":
+		return strings.TrimSuffix(host, ":443")
+	case "http":
+		return strings.TrimSuffix(host, ":80")
+	}
+	return host
 }
 
 func isLoopback(host string) bool {

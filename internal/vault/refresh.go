@@ -63,10 +63,9 @@ func (v *Vault) accessToken(ctx context.Context, principal, service, connID stri
 			return c, nil
 		}
 		// The flight serves every waiting caller, so one caller's
-		// cancellation must not fail the others; the timeout bounds it.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
-		defer cancel()
-		return v.refresh(fctx, principal, service)
+		// cancellation must not fail the others; refresh bounds each of its
+		// steps itself.
+		return v.refresh(context.WithoutCancel(ctx), principal, service)
 	})
 	if err != nil {
 		return cachedToken{}, err
@@ -82,12 +81,21 @@ func (v *Vault) accessToken(ctx context.Context, principal, service, connID stri
 // provider if it has expired, and caches it. It runs under the store lock
 // "refresh:"+service in the principal's scope, and re-reads the record after
 // taking the lock: another process may have refreshed already.
+//
+// Its time is budgeted so that the lock stays exclusive: the wait for the
+// lock has its own bound (lockWaitTimeout); the re-read and the token
+// endpoint call share providerTimeout, whose clock starts once the lock is
+// held; the write of the result has its own bounded retries
+// (storeRefreshed). ctx must not be cancelled by a caller that gives up:
+// refresh serves a singleflight of callers.
 func (v *Vault) refresh(ctx context.Context, principal, service string) (cachedToken, error) {
 	svc, err := v.service(service)
 	if err != nil {
 		return cachedToken{}, err
 	}
-	lock, err := store.AcquireLock(ctx, v.store, principal, "refresh:"+service, refreshLockTTL, lockPoll)
+	wctx, cancelWait := context.WithTimeout(ctx, lockWaitTimeout)
+	lock, err := store.AcquireLock(wctx, v.store, principal, "refresh:"+service, refreshLockTTL, lockPoll)
+	cancelWait()
 	if err != nil {
 		return cachedToken{}, fmt.Errorf("vault: refresh %s token of %s: %w", service, principal, err)
 	}
@@ -98,8 +106,10 @@ func (v *Vault) refresh(ctx context.Context, principal, service string) (cachedT
 			v.log.WarnContext(ctx, "vault: refresh unlock failed", "principal", principal, "service", service, "err", err)
 		}
 	}()
+	pctx, cancel := context.WithTimeout(ctx, providerTimeout)
+	defer cancel()
 
-	_, rec, err := v.load(ctx, principal, service)
+	_, rec, err := v.load(pctx, principal, service)
 	if err != nil {
 		return cachedToken{}, err
 	}
@@ -117,10 +127,10 @@ func (v *Vault) refresh(ctx context.Context, principal, service string) (cachedT
 		return cachedToken{}, fmt.Errorf("vault: %s access token of %s expired and %s has no token endpoint: %w", service, principal, service, ErrReconnect)
 	}
 	if m.RefreshToken == "" {
-		return cachedToken{}, v.expire(ctx, principal, service, rec.ID, "no_refresh_token")
+		return cachedToken{}, v.expire(pctx, principal, service, rec.ID, "no_refresh_token")
 	}
 
-	octx := context.WithValue(ctx, oauth2.HTTPClient, v.client)
+	octx := context.WithValue(pctx, oauth2.HTTPClient, v.client)
 	reread := false
 	var tok *oauth2.Token
 	for {
@@ -133,13 +143,13 @@ func (v *Vault) refresh(ctx context.Context, principal, service string) (cachedT
 			return cachedToken{}, fmt.Errorf("vault: refresh %s token of %s: %s", service, principal, describeRefreshError(err))
 		}
 		if reread {
-			return cachedToken{}, v.expire(ctx, principal, service, rec.ID, "invalid_grant")
+			return cachedToken{}, v.expire(pctx, principal, service, rec.ID, "invalid_grant")
 		}
 		// The provider refused the refresh token. Another process may have
 		// rotated it meanwhile (its lock expired, or it ignored ours): read
 		// the store once more before giving up on the connection.
 		reread = true
-		_, rec2, err := v.load(ctx, principal, service)
+		_, rec2, err := v.load(pctx, principal, service)
 		if err != nil {
 			return cachedToken{}, err
 		}
@@ -154,7 +164,7 @@ func (v *Vault) refresh(ctx context.Context, principal, service string) (cachedT
 			return cachedToken{}, err
 		}
 		if m2.RefreshToken == m.RefreshToken {
-			return cachedToken{}, v.expire(ctx, principal, service, rec.ID, "invalid_grant")
+			return cachedToken{}, v.expire(pctx, principal, service, rec.ID, "invalid_grant")
 		}
 		rec, m = rec2, m2
 		if m.AccessToken != "" && v.fresh(m.Expiry) {
@@ -166,23 +176,12 @@ func (v *Vault) refresh(ctx context.Context, principal, service string) (cachedT
 	rotated := next.RefreshToken != m.RefreshToken
 	// Store the new tokens (a rotated refresh token is the only valid one
 	// from now on) before the access token is used.
-	cur, _, err := v.load(ctx, principal, service)
-	if err != nil {
+	if err := v.storeRefreshed(ctx, svc, principal, rec.ID, next); err != nil {
 		return cachedToken{}, err
 	}
-	if _, err := v.update(ctx, principal, service, cur, func(r *connRecord) error {
-		if r.ID != rec.ID {
-			return fmt.Errorf("vault: %s connection of %s was replaced during refresh: %w", service, principal, ErrLeaseRevoked)
-		}
-		if err := activeErr(principal, service, r.Status); err != nil {
-			return err
-		}
-		r.Updated = v.now().UTC()
-		return v.sealMaterial(r, next)
-	}); err != nil {
-		return cachedToken{}, err
-	}
-	if err := v.record(ctx, audit.Event{
+	actx, cancelAudit := context.WithTimeout(ctx, rotatedWriteTimeout)
+	defer cancelAudit()
+	if err := v.record(actx, audit.Event{
 		Kind: audit.TokenRefreshed, Actor: principal, Result: "ok",
 		Detail: map[string]string{"service": service, "refresh_token_rotated": fmt.Sprint(rotated)},
 	}); err != nil {
@@ -190,6 +189,90 @@ func (v *Vault) refresh(ctx context.Context, principal, service string) (cachedT
 	}
 	v.log.InfoContext(ctx, "vault: token refreshed", "principal", principal, "service", service, "rotated", rotated)
 	return v.cacheMaterial(principal, service, rec.ID, next), nil
+}
+
+// storeRefreshed writes the tokens the provider has just issued into the
+// connection connID. By now the provider has invalidated the old refresh
+// token, so the new one must not be lost to a transient store error: the
+// write ignores the caller's cancellation and the provider call's deadline,
+// and is tried rotatedWriteAttempts times, each bounded, still under the
+// refresh lock. If the connection was revoked or replaced meanwhile, the
+// new tokens belong to nobody: they are revoked at the provider, best
+// effort.
+func (v *Vault) storeRefreshed(ctx context.Context, svc *Service, principal, connID string, next material) error {
+	ctx = context.WithoutCancel(ctx)
+	service := svc.Name
+	backoff := rotatedWriteBackoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = v.writeRefreshed(ctx, principal, service, connID, next)
+		if err == nil {
+			return nil
+		}
+		if stale(err) {
+			v.revokeOrphan(ctx, svc, principal, next)
+			return err
+		}
+		if attempt == rotatedWriteAttempts {
+			break
+		}
+		time.Sleep(backoff)
+		backoff *= 2
+	}
+	// Logged as well as returned: the agent gets the error, but only an
+	// operator can act on a refresh token the provider has issued and the
+	// vault could not keep. The store error names keys, never values.
+	v.log.ErrorContext(ctx, "vault: refreshed token could not be stored; the connection will need reconnecting",
+		"principal", principal, "service", service, "attempts", rotatedWriteAttempts, "err", err)
+	return fmt.Errorf("vault: store refreshed %s token of %s after %d attempts: %w", service, principal, rotatedWriteAttempts, err)
+}
+
+func (v *Vault) writeRefreshed(ctx context.Context, principal, service, connID string, next material) error {
+	ctx, cancel := context.WithTimeout(ctx, rotatedWriteTimeout)
+	defer cancel()
+	cur, _, err := v.load(ctx, principal, service)
+	if err != nil {
+		return err
+	}
+	_, err = v.update(ctx, principal, service, cur, func(r *connRecord) error {
+		if r.ID != connID {
+			return fmt.Errorf("vault: %s connection of %s was replaced during refresh: %w", service, principal, ErrLeaseRevoked)
+		}
+		if err := activeErr(principal, service, r.Status); err != nil {
+			return err
+		}
+		r.Updated = v.now().UTC()
+		return v.sealMaterial(r, next)
+	})
+	return err
+}
+
+// stale reports whether a write failed because the connection is no longer
+// the one being written (revoked, expired, replaced, deleted or damaged),
+// which no retry can change.
+func stale(err error) bool {
+	for _, target := range []error{ErrLeaseRevoked, ErrNotConnected, ErrReconnect, ErrCorrupt, ErrUnknownKey} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// revokeOrphan asks the provider to revoke tokens it issued to a refresh
+// whose connection was revoked or replaced meanwhile, so they do not stay
+// live at the provider with no record of them here.
+func (v *Vault) revokeOrphan(ctx context.Context, svc *Service, principal string, m material) {
+	if svc.Revoke == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, rotatedWriteTimeout)
+	defer cancel()
+	access, refresh := NewSecret(m.AccessToken), NewSecret(m.RefreshToken)
+	if err := svc.Revoke(ctx, access, refresh); err != nil {
+		v.log.WarnContext(ctx, "vault: tokens refreshed for a revoked connection could not be revoked at the provider",
+			"principal", principal, "service", svc.Name, "failure", scrub(hookFailure(err), access, refresh))
+	}
 }
 
 func (v *Vault) cacheMaterial(principal, service, connID string, m material) cachedToken {
@@ -240,9 +323,12 @@ func activeErr(principal, service string, s Status) error {
 	}
 }
 
+// isInvalidGrant reports whether the token endpoint refused the refresh
+// token itself. GitHub says so with HTTP 200 and error=bad_refresh_token,
+// which oauth2 also returns as a *RetrieveError with that ErrorCode.
 func isInvalidGrant(err error) bool {
 	var re *oauth2.RetrieveError
-	return errors.As(err, &re) && re.ErrorCode == "invalid_grant"
+	return errors.As(err, &re) && (re.ErrorCode == "invalid_grant" || re.ErrorCode == "bad_refresh_token")
 }
 
 // describeRefreshError says what went wrong at the token endpoint without

@@ -86,6 +86,9 @@ func TestRefreshSingleFlightInProcess(t *testing.T) {
 	if got := rec.kinds()[audit.ProviderCalled]; got != n {
 		t.Errorf("provider.called events = %d, want %d", got, n)
 	}
+	if got := rec.kinds()[audit.ProviderRequested]; got != n {
+		t.Errorf("provider.requested events = %d, want %d", got, n)
+	}
 	// The rotated refresh token was stored.
 	m, err := v.openMaterial(alice, "github", ptr(storedRecord(t, st, alice, "github")))
 	if err != nil {
@@ -124,8 +127,9 @@ func TestRefreshSingleFlightAcrossProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("audit chain: %v", err)
 	}
-	// connection.created + 16 token.issued + n provider.called + 1 token.refreshed
-	if want := uint64(1 + 16 + n + 1); sum.Count != want {
+	// connection.created + 16 token.issued + n provider.requested + n
+	// provider.called + 1 token.refreshed
+	if want := uint64(1 + 16 + 2*n + 1); sum.Count != want {
 		t.Errorf("audit events = %d, want %d", sum.Count, want)
 	}
 }

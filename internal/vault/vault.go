@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -22,11 +24,14 @@ import (
 	"github.com/agenthub/agenthub/internal/store"
 )
 
-// Store record kinds used by the vault. Both live in the principal's scope,
-// so listing a principal's connections or leases never scans the keyspace.
+// Store record kinds used by the vault. Connections and leases live in the
+// principal's scope, so listing a principal's connections or leases never
+// scans the keyspace; the principal index is global, so RekeyAll can find
+// every principal without scanning either.
 const (
-	ConnectionKind = "connection" // ID: the service name
-	LeaseKind      = "lease"      // ID: the lease ID
+	ConnectionKind = "connection"      // ID: the service name
+	LeaseKind      = "lease"           // ID: the lease ID
+	PrincipalKind  = "vault-principal" // scope "", ID: a principal that has connected
 )
 
 // DefaultMaxLease is the longest a lease may live, and the default.
@@ -35,10 +40,23 @@ const DefaultMaxLease = time.Hour
 const (
 	// refreshLockTTL bounds how long a crashed refresher can hold up others.
 	refreshLockTTL = 30 * time.Second
-	// refreshTimeout is shorter than the lock's ttl, so a refresh never
+	// lockWaitTimeout bounds the wait for another refresher's lock; a
+	// crashed holder's lock expires within refreshLockTTL.
+	lockWaitTimeout = refreshLockTTL + 5*time.Second
+	// providerTimeout bounds the work under the lock before the token
+	// endpoint's answer is stored: the re-read and the token endpoint call.
+	// Its clock starts once the lock is held. Together with the bounded
+	// write of the result (rotatedWriteAttempts × rotatedWriteTimeout plus
+	// backoff, about 11 s) it stays below refreshLockTTL, so a refresh never
 	// outlives the lock that makes it exclusive.
-	refreshTimeout = 20 * time.Second
-	lockPoll       = 10 * time.Millisecond
+	providerTimeout = 15 * time.Second
+	// rotatedWriteAttempts and rotatedWriteTimeout bound the writes of a
+	// refreshed token: by then the provider has invalidated the old refresh
+	// token, so a transient store error must not lose the new one.
+	rotatedWriteAttempts = 5
+	rotatedWriteTimeout  = 2 * time.Second
+	rotatedWriteBackoff  = 25 * time.Millisecond // doubled after each failed attempt
+	lockPoll             = 10 * time.Millisecond
 	// expiryMargin treats an access token as expired this long before its
 	// expiry, so a request does not reach the provider with a token that
 	// expires on the way (oauth2 uses the same margin).
@@ -66,11 +84,43 @@ type Service struct {
 	APIHosts []string
 	// OAuth holds the token endpoint and client credentials used to refresh
 	// access tokens. Nil means tokens cannot be refreshed: an expired access
-	// token then needs a reconnect.
+	// token then needs a reconnect. Its Endpoint.AuthStyle must be set:
+	// auto-detection answers a failed refresh by sending the same refresh
+	// token again in the other style, a second use that providers with
+	// reuse detection punish by revoking the whole token family.
 	OAuth *oauth2.Config
-	// Revoke, if not nil, revokes a refresh token at the provider. Its error
-	// must not contain the token.
-	Revoke func(ctx context.Context, refreshToken Secret) error
+	// Revoke, if not nil, revokes the connection's tokens at the provider.
+	// Either may be zero (GitHub's non-expiring tokens and Slack user tokens
+	// have no refresh token); Revoke is called when at least one is not.
+	// The vault never shows its error, only the error's type or HTTP
+	// status, because an error may quote a URL that carried a token.
+	Revoke func(ctx context.Context, access, refresh Secret) error
+}
+
+// String names the service and its API hosts only: the OAuth
+// configuration holds the client secret and is never printed.
+func (s Service) String() string {
+	return fmt.Sprintf("vault.Service{Name: %q, APIHosts: %q}", s.Name, s.APIHosts)
+}
+
+// GoString is String, so %#v cannot walk into the OAuth configuration.
+func (s Service) GoString() string { return s.String() }
+
+// Format prints String for every verb.
+func (s Service) Format(f fmt.State, verb rune) { io.WriteString(f, s.String()) }
+
+// LogValue records the name and API hosts only.
+func (s Service) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", s.Name), slog.Any("api_hosts", s.APIHosts))
+}
+
+// MarshalJSON encodes the name and API hosts only, for handlers (such as
+// slog's JSON handler) that encode nested values with encoding/json.
+func (s Service) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Name     string   `json:"name"`
+		APIHosts []string `json:"api_hosts"`
+	}{s.Name, s.APIHosts})
 }
 
 // Options configure a Vault.
@@ -109,6 +159,26 @@ type Vault struct {
 	cache  map[string]cachedToken // by cacheKey(principal, service)
 }
 
+// String describes the vault by its services' names and its key IDs. The
+// services' OAuth configurations hold client secrets, so they are never
+// printed.
+func (v *Vault) String() string {
+	if v == nil {
+		return "vault.Vault(nil)"
+	}
+	names := slices.Sorted(maps.Keys(v.services))
+	return fmt.Sprintf("vault.Vault{services: %q, keys: %s}", names, v.keys)
+}
+
+// GoString is String, so %#v cannot walk into the vault's fields.
+func (v *Vault) GoString() string { return v.String() }
+
+// Format prints String for every verb.
+func (v *Vault) Format(f fmt.State, verb rune) { io.WriteString(f, v.String()) }
+
+// LogValue records String.
+func (v *Vault) LogValue() slog.Value { return slog.StringValue(v.String()) }
+
 // New returns a vault. It checks the options but touches no store.
 func New(opts Options) (*Vault, error) {
 	var problems []string
@@ -138,6 +208,16 @@ func New(opts Options) (*Vault, error) {
 		}
 		for j, h := range s.APIHosts {
 			s.APIHosts[j] = strings.ToLower(h)
+		}
+		if s.OAuth != nil {
+			if s.OAuth.Endpoint.AuthStyle == oauth2.AuthStyleAutoDetect {
+				problems = append(problems, fmt.Sprintf("service %q: OAuth endpoint needs an explicit AuthStyle (oauth2.AuthStyleInParams or oauth2.AuthStyleInHeader): auto-detection sends a refresh token twice when the first try fails", s.Name))
+			}
+			// A copy, so a caller changing its config later cannot change
+			// how the vault talks to the token endpoint.
+			c := *s.OAuth
+			c.Scopes = slices.Clone(c.Scopes)
+			s.OAuth = &c
 		}
 		services[s.Name] = &s
 	}
@@ -235,6 +315,10 @@ func additionalData(principal, service string) []byte {
 
 func connKey(principal, service string) store.Key {
 	return store.Key{Scope: principal, Kind: ConnectionKind, ID: service}
+}
+
+func principalKey(principal string) store.Key {
+	return store.Key{Scope: "", Kind: PrincipalKind, ID: principal}
 }
 
 func (v *Vault) service(name string) (*Service, error) {
@@ -396,6 +480,11 @@ func (v *Vault) Connect(ctx context.Context, principal, service string, scopes [
 	}); err != nil {
 		return err
 	}
+	// The index entry is written first, so no sealed record exists that
+	// RekeyAll cannot find.
+	if err := v.store.Put(ctx, principalKey(principal), []byte(`{"v":1}`), 0); err != nil {
+		return fmt.Errorf("vault: index principal %s: %w", principal, err)
+	}
 	if err := v.store.Put(ctx, connKey(principal, service), value, 0); err != nil {
 		return fmt.Errorf("vault: store %s connection of %s: %w", service, principal, err)
 	}
@@ -455,62 +544,130 @@ func (v *Vault) Connections(ctx context.Context, principal string) ([]Connection
 }
 
 // Revoke revokes principal's connection to service: it marks the connection
-// revoked and deletes its sealed token, deletes every lease on it (so each
-// live lease, in any process sharing the store, fails on its next request),
-// forgets the cached access token, and asks the provider to revoke the
-// refresh token through the service's Revoke hook. The local revocation
-// stands even if the hook or the audit event fails; both are returned.
-// Revoking a revoked connection is not an error.
+// revoked and deletes its sealed token, forgets the cached access token,
+// deletes every lease on it, and asks the provider to revoke the tokens
+// through the service's Revoke hook. Every step is tried even when an
+// earlier one fails, and every failure is returned, joined.
+//
+// Leases stop working once the connection is marked revoked, in every
+// process sharing the store, because each request reads the connection's
+// status; deleting the lease records is tidying, and a failure there does
+// not keep a lease alive. The local revocation stands even if the hook or
+// the audit event fails. A hook failure wraps ErrProviderRevoke and
+// describes the hook's error by its type or HTTP status only. Revoking a
+// revoked connection is not an error and does not call the hook.
 func (v *Vault) Revoke(ctx context.Context, principal, service string) error {
 	svc, err := v.service(service)
 	if err != nil {
 		return err
 	}
+	var (
+		errs            []error
+		access, refresh Secret
+		openErr         error
+	)
 	item, _, err := v.load(ctx, principal, service)
-	if err != nil {
-		return err
-	}
-	var refresh Secret
-	var openErr error
-	_, err = v.update(ctx, principal, service, item, func(rec *connRecord) error {
-		refresh, openErr = Secret{}, nil
-		if len(rec.Sealed) > 0 {
-			m, err := v.openMaterial(principal, service, rec)
-			if err != nil {
-				openErr = err // revoke locally all the same
+	if err == nil {
+		_, err = v.update(ctx, principal, service, item, func(rec *connRecord) error {
+			access, refresh, openErr = Secret{}, Secret{}, nil
+			if rec.Status == StatusRevoked && len(rec.Sealed) == 0 {
+				return errUnchanged
 			}
-			refresh = NewSecret(m.RefreshToken)
+			if len(rec.Sealed) > 0 {
+				m, err := v.openMaterial(principal, service, rec)
+				if err != nil {
+					openErr = err // revoke locally all the same
+				}
+				access, refresh = NewSecret(m.AccessToken), NewSecret(m.RefreshToken)
+			}
+			rec.Status, rec.KeyID, rec.Sealed, rec.Updated = StatusRevoked, "", nil, v.now().UTC()
+			return nil
+		})
+		if errors.Is(err, errUnchanged) {
+			err = nil
 		}
-		rec.Status, rec.KeyID, rec.Sealed, rec.Updated = StatusRevoked, "", nil, v.now().UTC()
-		return nil
-	})
+	}
+	marked := err == nil
+	// A record that is not there has nothing to revoke (and blocks every
+	// lease by its absence), but its leases are deleted all the same.
+	exists := !errors.Is(err, ErrNotConnected)
 	if err != nil {
-		return fmt.Errorf("vault: revoke: %w", err)
+		errs = append(errs, fmt.Errorf("vault: revoke: %w", err))
 	}
 	v.dropCache(principal, service)
-	var errs []error
 	n, err := v.deleteLeases(ctx, principal, service)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	if openErr != nil {
-		errs = append(errs, fmt.Errorf("vault: revoked locally, but the refresh token could not be opened to revoke it at %s: %w", service, openErr))
+		errs = append(errs, fmt.Errorf("vault: revoked locally, but the tokens could not be opened to revoke them at %s: %w", service, openErr))
 	}
 	providerResult := "not_called"
-	if svc.Revoke != nil && !refresh.IsZero() {
+	// The provider is asked even when marking failed: the person asked for
+	// the tokens to die, and a dead token only makes the next refresh expire
+	// the connection.
+	if svc.Revoke != nil && (!access.IsZero() || !refresh.IsZero()) {
 		providerResult = "ok"
-		if err := svc.Revoke(ctx, refresh); err != nil {
+		if err := svc.Revoke(ctx, access, refresh); err != nil {
 			providerResult = "failed"
-			errs = append(errs, fmt.Errorf("vault: revoked locally, but %s did not revoke the token: %w", service, err))
+			errs = append(errs, fmt.Errorf("vault: %s did not revoke the tokens (%s): %w",
+				service, scrub(hookFailure(err), access, refresh), ErrProviderRevoke))
 		}
 	}
-	if err := v.record(ctx, audit.Event{
-		Kind: audit.ConnectionRevoked, Actor: principal, Result: "ok",
-		Detail: map[string]string{"service": service, "leases_deleted": fmt.Sprint(n), "provider_revoke": providerResult},
-	}); err != nil {
-		errs = append(errs, err)
+	if exists {
+		result := "ok"
+		if !marked {
+			result = "failed"
+		}
+		if err := v.record(ctx, audit.Event{
+			Kind: audit.ConnectionRevoked, Actor: principal, Result: result,
+			Detail: map[string]string{"service": service, "leases_deleted": fmt.Sprint(n), "provider_revoke": providerResult},
+		}); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// hookFailure describes a provider-revocation hook's error without its text:
+// net/http quotes the URL it failed on, and a revocation URL may carry the
+// token (RFC 7009 endpoints accept ?token=). It says what kind of failure
+// it was, and the HTTP status when the error reports one through a
+// StatusCode() int method or is an *oauth2.RetrieveError.
+func hookFailure(err error) string {
+	var (
+		status interface{ StatusCode() int }
+		re     *oauth2.RetrieveError
+		ue     *url.Error
+	)
+	switch {
+	case errors.As(err, &status):
+		return fmt.Sprintf("provider revocation failed: HTTP status %d", status.StatusCode())
+	case errors.As(err, &re) && re.Response != nil:
+		return fmt.Sprintf("provider revocation failed: HTTP status %d", re.Response.StatusCode)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "provider revocation failed: timed out"
+	case errors.Is(err, context.Canceled):
+		return "provider revocation failed: canceled"
+	case errors.As(err, &ue):
+		if ue.Timeout() {
+			return "provider revocation failed: request timed out"
+		}
+		return fmt.Sprintf("provider revocation failed: request failed (%T)", ue.Err)
+	default:
+		return fmt.Sprintf("provider revocation failed: error of type %T", err)
+	}
+}
+
+// scrub replaces every occurrence of the secrets in s, as a last line of
+// defence behind messages that are built from safe parts only.
+func scrub(s string, secrets ...Secret) string {
+	for _, sec := range secrets {
+		if !sec.IsZero() {
+			s = strings.ReplaceAll(s, sec.Reveal(), redacted)
+		}
+	}
+	return s
 }
 
 // RevokeAll revokes every connection of principal, then deletes any lease
@@ -570,6 +727,28 @@ func (v *Vault) Rekey(ctx context.Context, principal string) (int, error) {
 	return n, nil
 }
 
+// RekeyAll reseals, under the current key, every connection of every
+// principal in the principal index (Connect adds each principal to it), and
+// returns how many records it rewrote. It goes on past a principal that
+// fails and returns every failure, joined. When it returns nil no record
+// needs an old key any more, and the old keys can be dropped.
+func (v *Vault) RekeyAll(ctx context.Context) (int, error) {
+	items, err := v.store.List(ctx, "", PrincipalKind)
+	if err != nil {
+		return 0, fmt.Errorf("vault: list principals: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, it := range items {
+		k, err := v.Rekey(ctx, it.Key.ID)
+		n += k
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
 // deleteLeases deletes every lease of principal on service, or on any
 // service if service is "".
 func (v *Vault) deleteLeases(ctx context.Context, principal, service string) (int, error) {
@@ -578,6 +757,7 @@ func (v *Vault) deleteLeases(ctx context.Context, principal, service string) (in
 		return 0, fmt.Errorf("vault: list leases of %s: %w", principal, err)
 	}
 	n := 0
+	var errs []error
 	for _, it := range items {
 		var lr leaseRecord
 		if err := json.Unmarshal(it.Value, &lr); err == nil && service != "" && lr.Service != service {
@@ -585,9 +765,10 @@ func (v *Vault) deleteLeases(ctx context.Context, principal, service string) (in
 		}
 		// An undecodable lease is deleted too: when in doubt, revoke.
 		if err := v.store.Delete(ctx, it.Key); err != nil {
-			return n, fmt.Errorf("vault: delete lease %s: %w", it.Key.ID, err)
+			errs = append(errs, fmt.Errorf("vault: delete lease %s: %w", it.Key.ID, err))
+			continue
 		}
 		n++
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }

@@ -40,6 +40,9 @@ func TestNewValidates(t *testing.T) {
 		{"duplicate service", func(o *Options) { o.Services = append(o.Services, o.Services[0]) }, `service "github" is listed twice`},
 		{"no hosts", func(o *Options) { o.Services = []Service{{Name: "github"}} }, `service "github" has no API hosts`},
 		{"bad name", func(o *Options) { o.Services = []Service{{Name: "", APIHosts: []string{"x"}}} }, "invalid name"},
+		{"oauth without auth style", func(o *Options) { o.Services[1].OAuth.Endpoint.AuthStyle = oauth2.AuthStyleAutoDetect },
+			`service "google": OAuth endpoint needs an explicit AuthStyle`},
+		{"no oauth needs no auth style", func(o *Options) { o.Services[1].OAuth = nil }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,16 +248,23 @@ func TestTransportCallsAndAudits(t *testing.T) {
 	if got := f.api.seenTokens()[tok.AccessToken]; got != 1 {
 		t.Errorf("API saw the connection's token %d times, want 1", got)
 	}
-	calls := rec.ofKind(audit.ProviderCalled)
-	if len(calls) != 1 {
-		t.Fatalf("%d provider.called events, want 1", len(calls))
-	}
-	want := map[string]string{"service": "github", "lease": l.ID, "method": "POST", "path": "/repos/acme/payments/pulls/7/merge", "status": "200"}
-	if diff := cmp.Diff(want, calls[0].Detail); diff != "" {
-		t.Errorf("provider.called detail (-want +got):\n%s", diff)
-	}
-	if calls[0].Resource != "acme/payments" || calls[0].RequestID != "req-1" || calls[0].Actor != alice {
-		t.Errorf("provider.called event = %+v, want actor, resource and request ID of the lease", calls[0])
+	for _, tt := range []struct {
+		kind audit.Kind
+		want map[string]string
+	}{
+		{audit.ProviderRequested, map[string]string{"service": "github", "lease": l.ID, "method": "POST", "path": "/repos/acme/payments/pulls/7/merge"}},
+		{audit.ProviderCalled, map[string]string{"service": "github", "lease": l.ID, "method": "POST", "path": "/repos/acme/payments/pulls/7/merge", "status": "200"}},
+	} {
+		events := rec.ofKind(tt.kind)
+		if len(events) != 1 {
+			t.Fatalf("%d %s events, want 1", len(events), tt.kind)
+		}
+		if diff := cmp.Diff(tt.want, events[0].Detail); diff != "" {
+			t.Errorf("%s detail (-want +got):\n%s", tt.kind, diff)
+		}
+		if events[0].Resource != "acme/payments" || events[0].RequestID != "req-1" || events[0].Actor != alice {
+			t.Errorf("%s event = %+v, want actor, resource and request ID of the lease", tt.kind, events[0])
+		}
 	}
 	if f.tokens.calls.Load() != 0 {
 		t.Errorf("token endpoint called %d times for a fresh token, want 0", f.tokens.calls.Load())
@@ -276,14 +286,26 @@ func TestHostNotAllowed(t *testing.T) {
 	tests := []struct {
 		name string
 		url  string
+		host string // the Host header, if set
 	}{
-		{"another server", other.URL + "/steal"},
-		{"same host, other port", "http://" + apiURL.Hostname() + ":" + otherURL.Port() + "/x"},
-		{"localhost alias", "http://localhost:" + apiURL.Port() + "/x"},
+		{"another server", other.URL + "/steal", ""},
+		{"same host, other port", "http://" + apiURL.Hostname() + ":" + otherURL.Port() + "/x", ""},
+		{"localhost alias", "http://localhost:" + apiURL.Port() + "/x", ""},
+		// Go sends req.Host, not the URL's host, when it is set.
+		{"allowed URL, other Host header", f.api.URL + "/x", "attacker.example"},
+		{"allowed URL, Host header of another port", f.api.URL + "/x", otherURL.Host},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := get(ctx, l, tt.url)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, tt.url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = tt.host
+			resp, err := l.Client().Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
 			if !errors.Is(err, ErrHostNotAllowed) {
 				t.Fatalf("error = %v, want ErrHostNotAllowed", err)
 			}
@@ -301,28 +323,38 @@ func TestServiceAllow(t *testing.T) {
 	s := &Service{Name: "github", APIHosts: []string{"api.github.com", "uploads.github.com:8443", "127.0.0.1:9999"}}
 	tests := []struct {
 		url  string
+		host string // req.Host, the Host header Go sends when set
 		want bool
 	}{
-		{"https://api.github.com/user", true},
-		{"https://API.GitHub.com/user", true},
-		{"https://api.github.com:443/user", true},
-		{"https://uploads.github.com:8443/x", true},
-		{"http://127.0.0.1:9999/x", true},
-		{"http://api.github.com/user", false}, // plain http off loopback
-		{"https://api.github.com.evil.test/user", false},
-		{"https://evil.test/api.github.com", false},
-		{"https://api.github.com:444/user", false},
-		{"https://uploads.github.com/x", false},
-		{"https://user@evil.test/", false},
-		{"ws://api.github.com/", false},
-		{"http://127.0.0.1:9998/x", false},
+		{"https://api.github.com/user", "", true},
+		{"https://API.GitHub.com/user", "", true},
+		{"https://api.github.com:443/user", "", true},
+		{"https://uploads.github.com:8443/x", "", true},
+		{"http://127.0.0.1:9999/x", "", true},
+		{"http://api.github.com/user", "", false}, // plain http off loopback
+		{"https://api.github.com.evil.test/user", "", false},
+		{"https://evil.test/api.github.com", "", false},
+		{"https://api.github.com:444/user", "", false},
+		{"https://uploads.github.com/x", "", false},
+		{"https://user@evil.test/", "", false},
+		{"ws://api.github.com/", "", false},
+		{"http://127.0.0.1:9998/x", "", false},
+		{"https://api.github.com/user", "api.github.com", true},
+		{"https://api.github.com/user", "API.GitHub.com:443", true},
+		{"http://127.0.0.1:9999/x", "127.0.0.1:9999", true},
+		{"https://api.github.com/user", "attacker.example", false},
+		{"https://api.github.com/user", "uploads.github.com:8443", false}, // allowed, but not the URL's host
+		{"https://api.github.com/user", "api.github.com:444", false},
+		{"https://api.github.com/user", "api.github.com:80", false},
+		{"http://127.0.0.1:9999/x", "localhost:9999", false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.url, func(t *testing.T) {
+		t.Run(tt.url+" Host "+tt.host, func(t *testing.T) {
 			req, err := http.NewRequest(http.MethodGet, tt.url, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			req.Host = tt.host
 			err = s.allow(req)
 			if got := err == nil; got != tt.want {
 				t.Errorf("allow = %v (%v), want %v", got, err, tt.want)
@@ -411,6 +443,36 @@ func TestAuditFailureFailsClosed(t *testing.T) {
 	rec.setFail(errAuditDown)
 	if _, err := get(ctx, l, f.api.URL+"/x"); !errors.Is(err, errAuditDown) {
 		t.Fatalf("request error = %v, want the audit failure", err)
+	}
+	if got := f.api.calls.Load(); got != 0 {
+		t.Errorf("API calls with the audit trail down = %d, want 0", got)
+	}
+
+	// Only the intent fails: nothing is sent.
+	rec.setFail(nil)
+	rec.setFailKind(audit.ProviderRequested, errAuditDown)
+	if _, err := get(ctx, l, f.api.URL+"/x"); !errors.Is(err, errAuditDown) {
+		t.Fatalf("request error = %v, want the audit failure", err)
+	}
+	if got := f.api.calls.Load(); got != 0 {
+		t.Errorf("API calls without a provider.requested event = %d, want 0", got)
+	}
+	if got := rec.kinds()[audit.ProviderCalled]; got != 0 {
+		t.Errorf("provider.called events = %d, want 0", got)
+	}
+
+	// Only the outcome fails: the call was made (and its intent is on
+	// record), but the response is withheld.
+	rec.setFailKind(audit.ProviderRequested, nil)
+	rec.setFailKind(audit.ProviderCalled, errAuditDown)
+	if _, err := get(ctx, l, f.api.URL+"/x"); !errors.Is(err, errAuditDown) {
+		t.Fatalf("request error = %v, want the audit failure", err)
+	}
+	if got := f.api.calls.Load(); got != 1 {
+		t.Errorf("API calls = %d, want 1", got)
+	}
+	if got := rec.kinds()[audit.ProviderRequested]; got != 1 {
+		t.Errorf("provider.requested events = %d, want 1", got)
 	}
 }
 
