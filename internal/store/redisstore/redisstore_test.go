@@ -153,8 +153,8 @@ func TestOpenErrorHidesPassword(t *testing.T) {
 		{"closed port with TLS", "rediss://:" + pw + "@127.0.0.1:1", "rediss://:xxxxx@127.0.0.1:1"},
 		{"unsupported scheme", "http://agent:" + pw + "@127.0.0.1:1", "http://agent:xxxxx@127.0.0.1:1"},
 		{"bad database", "redis://agent:" + pw + "@127.0.0.1:1/x", "redis://agent:xxxxx@127.0.0.1:1/x"},
-		{"bad port", "redis://agent:" + pw + "@127.0.0.1:port/0", "unparseable"},
-		{"bad escape in the password", "redis://agent:" + pw + "%zz@127.0.0.1:1/0", "unparseable"},
+		{"bad port", "redis://agent:" + pw + "@127.0.0.1:port/0", "redis:…@127.0.0.1:port/0"},
+		{"bad escape in the password", "redis://agent:" + pw + "%zz@127.0.0.1:1/0", "redis:…@127.0.0.1:1/0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
