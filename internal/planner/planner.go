@@ -1,0 +1,129 @@
+package planner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Step is one proposed action invocation, e.g. Action
+// "github.merge_pull_request" with Args {"repo": "acme/payments",
+// "number": 7, "method": "merge"}.
+type Step struct {
+	Action string
+	Args   map[string]any
+}
+
+// Request is what a person asked, with the context needed to read it.
+type Request struct {
+	// Principal identifies the person (team and user); the rules planner
+	// does not use it, an LLM planner may mention it in its prompt.
+	Principal string
+	// Text is the message as received, Slack mention and formatting included.
+	Text string
+	// Now is the time the message arrived; relative dates count from it.
+	Now time.Time
+	// Location is the person's time zone; nil means UTC.
+	Location *time.Location
+}
+
+// Plan is a planner's answer: the steps to propose, in order, or, when
+// nothing could be planned, a Reply for the person.
+type Plan struct {
+	Steps []Step
+	// Reply is set when Steps is empty: a short, helpful answer with
+	// example sentences.
+	Reply string
+}
+
+// Rules is the deterministic, pattern-based planner. The zero value is not
+// usable; call NewRules. A *Rules is safe for concurrent use.
+type Rules struct {
+	patterns []pattern
+}
+
+// NewRules returns the rules planner with every pattern compiled.
+func NewRules() *Rules {
+	return &Rules{patterns: patterns()}
+}
+
+// Examples are sentences the rules planner understands, one per kind of
+// request; adapters may show them in a help text or a banner.
+var Examples = []string{
+	"list open pull requests in acme/website",
+	"merge PR 7 in acme/payments",
+	"approve PR 7 in acme/payments",
+	"deploy acme/website to staging",
+	"delete the branch feature-x in acme/website",
+	"what's on my calendar tomorrow",
+	"schedule 'Design review' tomorrow at 3pm for 30 minutes with bob@example.com",
+	"find 30 minutes free tomorrow with bob@example.com",
+	"post 'deploy done' to #deploys",
+	"list channels",
+	"merge PR 7 in acme/payments and then post 'merged' to #deploys",
+}
+
+// Plan reads req.Text and proposes steps. Several requests may be chained
+// with " and then ". If any part cannot be read, no step is proposed and
+// Reply says which part and why.
+func (r *Rules) Plan(ctx context.Context, req Request) (Plan, error) {
+	if err := ctx.Err(); err != nil {
+		return Plan{}, fmt.Errorf("plan: %w", err)
+	}
+	if req.Location == nil {
+		req.Location = time.UTC
+	}
+	text, quotes := prepare(req.Text)
+	switch strings.ToLower(normalize(text)) {
+	case "", "help", "hi", "hello", "what can you do":
+		return Plan{Reply: helpReply("Tell me what to do.")}, nil
+	}
+	var steps []Step
+	for _, part := range splitSteps(text) {
+		seg := normalize(part)
+		step, hint, ok := r.match(seg, quotes, req)
+		if !ok {
+			intro := fmt.Sprintf("I couldn't read %q.", restore(strings.TrimSpace(part), quotes))
+			if hint != "" {
+				intro += " " + hint
+			}
+			return Plan{Reply: helpReply(intro)}, nil
+		}
+		steps = append(steps, step)
+	}
+	return Plan{Steps: steps}, nil
+}
+
+// match tries every pattern in order. The first whose expression matches
+// decides: if its builder refuses (a missing time, an ambiguous hour), its
+// hint is returned instead of trying looser patterns that would misread
+// the sentence.
+func (r *Rules) match(seg string, quotes []string, req Request) (Step, string, bool) {
+	for _, p := range r.patterns {
+		sub := p.re.FindStringSubmatch(seg)
+		if sub == nil {
+			continue
+		}
+		m := match{re: p.re, sub: sub, quotes: quotes, req: req}
+		args, hint := p.build(m)
+		if args == nil {
+			return Step{}, hint, false
+		}
+		return Step{Action: p.action, Args: args}, "", true
+	}
+	return Step{}, "", false
+}
+
+func helpReply(intro string) string {
+	var b strings.Builder
+	b.WriteString(intro)
+	b.WriteString(" Here are things I understand:\n")
+	for _, e := range Examples {
+		b.WriteString("• ")
+		b.WriteString(e)
+		b.WriteString("\n")
+	}
+	b.WriteString("For commands, type /agenthub help.")
+	return b.String()
+}
