@@ -1,0 +1,80 @@
+// Package agenttest connects agent tests to internal/sim: an *http.Client whose transport
+// presents a sim-issued token, as a vault lease's client would, without the vault.
+package agenttest
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/agenthub/agenthub/internal/agent"
+	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/sim"
+)
+
+// Principal is the person the test tokens are issued to.
+const Principal = "T1:U1"
+
+// Base is the URL the in-process sim transport serves, whatever its host.
+const Base = "http://sim.invalid"
+
+// Endpoints are the agents' endpoints for the in-process sim.
+func Endpoints() agent.Endpoints { return agent.SimEndpoints(Base) }
+
+// Client returns a client that calls w in-process with a fresh access token for service with
+// scopes, issued to Principal.
+func Client(tb testing.TB, w *sim.World, service string, scopes ...string) *http.Client {
+	tb.Helper()
+	c, _ := ClientToken(tb, w, service, scopes...)
+	return c
+}
+
+// ClientToken is Client that also returns the access token, so a test can check that it
+// appears in no error or result. Never print it.
+func ClientToken(tb testing.TB, w *sim.World, service string, scopes ...string) (*http.Client, string) {
+	tb.Helper()
+	access, _, err := w.IssueTokens(service, Principal, scopes)
+	if err != nil {
+		tb.Fatalf("issue tokens: %v", err)
+	}
+	return &http.Client{Transport: bearer{token: access, next: w.Transport()}}, access
+}
+
+// bearer injects the token, as the vault's lease transport does.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+// Run validates raw against the named action in r and executes it with c, as the broker would.
+func Run(tb testing.TB, r *agent.Registry, c *http.Client, name string, raw map[string]any) (agent.Result, error) {
+	tb.Helper()
+	a, ok := r.Lookup(name)
+	if !ok {
+		tb.Fatalf("action %s not registered", name)
+	}
+	args, err := r.Validate(name, raw)
+	if err != nil {
+		tb.Fatalf("validate %s: %v", name, err)
+	}
+	return a.Execute(tb.Context(), c, args)
+}
+
+// Resource validates raw against the named action in r and finds its resource with c.
+func Resource(tb testing.TB, r *agent.Registry, c *http.Client, name string, raw map[string]any) (policy.Resource, error) {
+	tb.Helper()
+	a, ok := r.Lookup(name)
+	if !ok {
+		tb.Fatalf("action %s not registered", name)
+	}
+	args, err := r.Validate(name, raw)
+	if err != nil {
+		tb.Fatalf("validate %s: %v", name, err)
+	}
+	return a.FindResource(tb.Context(), c, args)
+}
