@@ -51,23 +51,34 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return b.next.RoundTrip(r)
 }
 
+// Setup returns a world built with opts, a registry holding what register
+// adds for the in-process sim, and a client for service with scopes.
+func Setup(tb testing.TB, opts sim.Options, register func(*agent.Registry, agent.Endpoints) error, service string, scopes ...string) (*sim.World, *agent.Registry, *http.Client) {
+	tb.Helper()
+	w := sim.New(opts)
+	r := agent.NewRegistry()
+	if err := register(r, Endpoints()); err != nil {
+		tb.Fatalf("register: %v", err)
+	}
+	return w, r, Client(tb, w, service, scopes...)
+}
+
 // Run validates raw against the named action in r and executes it with c, as the broker would.
 func Run(tb testing.TB, r *agent.Registry, c *http.Client, name string, raw map[string]any) (agent.Result, error) {
 	tb.Helper()
-	a, ok := r.Lookup(name)
-	if !ok {
-		tb.Fatalf("action %s not registered", name)
-	}
-	args, err := r.Validate(name, raw)
-	if err != nil {
-		tb.Fatalf("validate %s: %v", name, err)
-	}
+	a, args := validated(tb, r, name, raw)
 	return a.Execute(tb.Context(), c, args)
 }
 
 // Resource validates raw against the named action in r and finds its resource with c.
 func Resource(tb testing.TB, r *agent.Registry, c *http.Client, name string, raw map[string]any) (policy.Resource, error) {
 	tb.Helper()
+	a, args := validated(tb, r, name, raw)
+	return a.FindResource(tb.Context(), c, args)
+}
+
+func validated(tb testing.TB, r *agent.Registry, name string, raw map[string]any) (*agent.Action, agent.Args) {
+	tb.Helper()
 	a, ok := r.Lookup(name)
 	if !ok {
 		tb.Fatalf("action %s not registered", name)
@@ -76,5 +87,5 @@ func Resource(tb testing.TB, r *agent.Registry, c *http.Client, name string, raw
 	if err != nil {
 		tb.Fatalf("validate %s: %v", name, err)
 	}
-	return a.FindResource(tb.Context(), c, args)
+	return a, args
 }

@@ -21,12 +21,7 @@ var now = time.Date(2025, 3, 10, 8, 0, 0, 0, time.UTC)
 
 func setup(t *testing.T) (*sim.World, *agent.Registry, *http.Client) {
 	t.Helper()
-	w := sim.New(sim.Options{Now: func() time.Time { return now }})
-	r := agent.NewRegistry()
-	if err := calendaragent.Register(r, agenttest.Endpoints()); err != nil {
-		t.Fatalf("register: %v", err)
-	}
-	return w, r, agenttest.Client(t, w, sim.ServiceGoogle, calendaragent.Scope)
+	return agenttest.Setup(t, sim.Options{Now: func() time.Time { return now }}, calendaragent.Register, sim.ServiceGoogle, calendaragent.Scope)
 }
 
 type call struct{ Method, Path string }

@@ -19,12 +19,7 @@ func setup(t *testing.T, scopes ...string) (*sim.World, *agent.Registry, *http.C
 	if scopes == nil {
 		scopes = []string{sim.ScopeRepo}
 	}
-	w := sim.New(sim.Options{})
-	r := agent.NewRegistry()
-	if err := githubagent.Register(r, agenttest.Endpoints()); err != nil {
-		t.Fatalf("register: %v", err)
-	}
-	return w, r, agenttest.Client(t, w, sim.ServiceGitHub, scopes...)
+	return agenttest.Setup(t, sim.Options{}, githubagent.Register, sim.ServiceGitHub, scopes...)
 }
 
 type call struct{ Method, Path string }

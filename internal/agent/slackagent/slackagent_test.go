@@ -23,12 +23,7 @@ func setup(t *testing.T, scopes ...string) (*sim.World, *agent.Registry, *http.C
 	if scopes == nil {
 		scopes = allScopes
 	}
-	w := sim.New(sim.Options{})
-	r := agent.NewRegistry()
-	if err := slackagent.Register(r, agenttest.Endpoints()); err != nil {
-		t.Fatalf("register: %v", err)
-	}
-	return w, r, agenttest.Client(t, w, sim.ServiceSlack, scopes...)
+	return agenttest.Setup(t, sim.Options{}, slackagent.Register, sim.ServiceSlack, scopes...)
 }
 
 type call struct{ Path, Error string }
