@@ -1,0 +1,492 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/store"
+)
+
+func TestPublicReadRuns(t *testing.T) {
+	f := newFixture(t)
+	o := only(t, f.handle(alice, "list open pull requests in acme/website"), KindResult)
+	if o.Action != "github.list_pull_requests" || o.Resource != "acme/website" {
+		t.Errorf("result = %s on %s, want github.list_pull_requests on acme/website", o.Action, o.Resource)
+	}
+	if got := f.calls(http.MethodGet, "/repos/acme/website/pulls"); got != 1 {
+		t.Errorf("list calls = %d, want 1", got)
+	}
+	for _, c := range f.world.Calls() {
+		if c.Method != http.MethodGet {
+			t.Errorf("unexpected %s %s", c.Method, c.Path)
+		}
+	}
+	var kinds []audit.Kind
+	for _, e := range f.events(o.RequestID) {
+		kinds = append(kinds, e.Kind)
+	}
+	for _, want := range []audit.Kind{audit.StepProposed, audit.PolicyDecided, audit.TokenIssued, audit.ProviderCalled, audit.ActionSucceeded} {
+		if !slices.Contains(kinds, want) {
+			t.Errorf("audit kinds for the request = %v, missing %s", kinds, want)
+		}
+	}
+}
+
+func TestInvalidArgsRunNothing(t *testing.T) {
+	f := newFixture(t)
+	// The planner reads this, but the schema refuses PR 0.
+	outs := f.handle(alice, "merge PR 0 in acme/payments")
+	o := only(t, outs, KindError)
+	if !strings.Contains(o.Text, "number") {
+		t.Errorf("error text = %q, want it to name the field", o.Text)
+	}
+	if n := len(f.world.Calls()); n != 0 {
+		t.Errorf("sim calls = %d, want 0", n)
+	}
+}
+
+func TestNotConnectedAsksToConnect(t *testing.T) {
+	f := newFixture(t)
+	o := only(t, f.handle(alice, "post 'hello' to #general"), KindConnect)
+	if o.Service != "slack" {
+		t.Errorf("connect service = %q, want slack", o.Service)
+	}
+	if n := len(f.world.Calls()); n != 0 {
+		t.Errorf("sim calls = %d, want 0", n)
+	}
+}
+
+func TestCommentNeedsApprovalAndRunsOnce(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+	want := []Choice{{ChoiceOnce, "Approve once"}, {ChoiceHour, "Approve for 1 hour"}, {ChoiceStanding, "Approve until revoked"}, {ChoiceDeny, "Deny"}}
+	if diff := cmp.Diff(want, a.Choices); diff != "" {
+		t.Errorf("choices (-want +got):\n%s", diff)
+	}
+	if a.Rule != "writes-need-approval" {
+		t.Errorf("rule = %q, want writes-need-approval", a.Rule)
+	}
+	if got := f.calls(http.MethodPost, commentPath); got != 0 {
+		t.Fatalf("comments before approval = %d, want 0", got)
+	}
+	if got := f.request(a.RequestID).Status; got != StatusPending {
+		t.Errorf("status = %s, want pending", got)
+	}
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindResult)
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindMessage) // already decided
+	if got := f.calls(http.MethodPost, commentPath); got != 1 {
+		t.Errorf("comments = %d, want 1", got)
+	}
+	if got := f.request(a.RequestID).Status; got != StatusSucceeded {
+		t.Errorf("status = %s, want succeeded", got)
+	}
+	pr, _ := f.world.GitHub().PullRequest("acme/website", 12)
+	if len(pr.Comments) != 1 || pr.Comments[0].Body != "LGTM" {
+		t.Errorf("PR comments = %+v, want one LGTM", pr.Comments)
+	}
+}
+
+func TestDenyRunsNothing(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+	only(t, f.decide(alice, a.RequestID, ChoiceDeny), KindMessage)
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindMessage)
+	if got := f.calls(http.MethodPost, commentPath); got != 0 {
+		t.Errorf("comments = %d, want 0", got)
+	}
+	if got := f.request(a.RequestID).Status; got != StatusDenied {
+		t.Errorf("status = %s, want denied", got)
+	}
+}
+
+func TestConcurrentDecideRunsOnce(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+	const n = 50
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		results int
+	)
+	for range n {
+		wg.Go(func() {
+			outs, err := f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceOnce})
+			if err != nil {
+				t.Errorf("Decide: %v", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, o := range outs {
+				if o.Kind == KindResult {
+					results++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := f.calls(http.MethodPost, commentPath); got != 1 {
+		t.Errorf("comments = %d, want 1", got)
+	}
+	if results != 1 {
+		t.Errorf("result outputs = %d, want 1", results)
+	}
+}
+
+func TestStrangerCannotDecide(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+	for _, choice := range []string{ChoiceOnce, ChoiceDeny} {
+		only(t, f.decide(bob, a.RequestID, choice), KindError)
+	}
+	outs, err := f.b.StepUp(f.ctx, a.RequestID, bob, "123456")
+	if err != nil {
+		t.Fatalf("StepUp: %v", err)
+	}
+	only(t, outs, KindError)
+	if got := f.calls(http.MethodPost, commentPath); got != 0 {
+		t.Errorf("comments = %d, want 0", got)
+	}
+	if got := f.request(a.RequestID).Status; got != StatusPending {
+		t.Errorf("status = %s, want still pending", got)
+	}
+	rejected := 0
+	for _, e := range f.events(a.RequestID) {
+		if e.Kind == audit.InteractionRejected && e.Actor == bob {
+			rejected++
+		}
+	}
+	if rejected != 3 {
+		t.Errorf("interaction.rejected events by bob = %d, want 3", rejected)
+	}
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindResult) // the owner still can
+}
+
+func TestMergeNeedsStepUpOnce(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("merge PR 7 in acme/payments")
+	if diff := cmp.Diff([]Choice{{ChoiceOnce, "Approve once"}, {ChoiceDeny, "Deny"}}, a.Choices); diff != "" {
+		t.Errorf("high-risk choices (-want +got):\n%s", diff)
+	}
+	// A reusable lifetime is not on offer, so it is refused.
+	only(t, f.decide(alice, a.RequestID, ChoiceHour), KindError)
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindStepUp)
+	merged := func() bool {
+		pr, _ := f.world.GitHub().PullRequest("acme/payments", 7)
+		return pr.Merged
+	}
+	if merged() || f.calls(http.MethodPut, mergePath) != 0 {
+		t.Fatal("approval alone merged the PR")
+	}
+	code := f.code()
+	wrong := "000000"
+	if code == wrong {
+		wrong = "000001"
+	}
+	outs, err := f.b.StepUp(f.ctx, a.RequestID, alice, wrong)
+	if err != nil {
+		t.Fatalf("StepUp wrong code: %v", err)
+	}
+	only(t, outs, KindStepUp)
+	if merged() {
+		t.Fatal("a wrong code merged the PR")
+	}
+	outs, err = f.b.StepUp(f.ctx, a.RequestID, alice, code)
+	if err != nil {
+		t.Fatalf("StepUp: %v", err)
+	}
+	only(t, outs, KindResult)
+	if !merged() {
+		t.Fatal("the right code did not merge the PR")
+	}
+
+	// The same code cannot authorize a second merge.
+	b := f.approval("merge PR 8 in acme/payments")
+	only(t, f.decide(alice, b.RequestID, ChoiceOnce), KindStepUp)
+	outs, err = f.b.StepUp(f.ctx, b.RequestID, alice, code)
+	if err != nil {
+		t.Fatalf("StepUp replay: %v", err)
+	}
+	if o := only(t, outs, KindStepUp); !strings.Contains(o.Text, "already used") {
+		t.Errorf("replay answer = %q, want it to say the code was used", o.Text)
+	}
+	if got := f.calls(http.MethodPut, mergePath); got != 1 {
+		t.Errorf("merge calls = %d, want 1", got)
+	}
+	if got := f.request(b.RequestID).Status; got != StatusAwaitingStepUp {
+		t.Errorf("second request status = %s, want awaiting_stepup", got)
+	}
+}
+
+func TestApprovalDoesNotCarryOver(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("comment 'first' on PR 12 in acme/website")
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindResult)
+
+	// A once-approval covers nothing else, not even the same comment.
+	for _, text := range []string{"comment 'second' on PR 12 in acme/website", "comment 'first' on PR 12 in acme/website"} {
+		f.approval(text)
+	}
+	if got := f.calls(http.MethodPost, commentPath); got != 1 {
+		t.Fatalf("comments = %d, want 1", got)
+	}
+
+	// A one-hour grant covers comments on the same repository…
+	g := f.approval("comment 'third' on PR 12 in acme/website")
+	only(t, f.decide(alice, g.RequestID, ChoiceHour), KindResult)
+	only(t, f.handle(alice, "comment 'fourth' on PR 12 in acme/website"), KindResult)
+	if got := f.calls(http.MethodPost, commentPath); got != 3 {
+		t.Errorf("comments = %d, want 3", got)
+	}
+	grants, err := f.b.Grants(f.ctx, alice)
+	if err != nil || len(grants) != 1 || grants[0].Action != "github.comment" || grants[0].Resource != "acme/website" {
+		t.Fatalf("Grants = %+v, %v; want one github.comment grant on acme/website", grants, err)
+	}
+	// …but not another action on it, nor the same action elsewhere…
+	f.approval("merge PR 12 in acme/website")
+	f.approval("comment 'x' on PR 7 in acme/payments")
+	// …and not after it expires.
+	f.clock.Advance(time.Hour + time.Second)
+	f.approval("comment 'fifth' on PR 12 in acme/website")
+	if got := f.calls(http.MethodPut, mergePath); got != 0 {
+		t.Errorf("merge calls = %d, want 0", got)
+	}
+	if got := f.calls(http.MethodPost, commentPath); got != 3 {
+		t.Errorf("comments = %d, want 3", got)
+	}
+}
+
+func TestChangedStoredArgsDoNotRun(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("comment 'harmless' on PR 12 in acme/website")
+	k := requestKey(alice, a.RequestID)
+	it, err := f.st.Get(f.ctx, k)
+	if err != nil {
+		t.Fatalf("get request: %v", err)
+	}
+	changed := bytes.Replace(it.Value, []byte("harmless"), []byte("evil"), 1)
+	if bytes.Equal(changed, it.Value) {
+		t.Fatal("stored request does not hold the body")
+	}
+	if err := f.st.Put(f.ctx, k, changed, time.Hour); err != nil {
+		t.Fatalf("put request: %v", err)
+	}
+	outs, err := f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceOnce})
+	if err == nil {
+		t.Error("Decide of a changed request returned no error")
+	}
+	only(t, outs, KindError)
+	if got := f.calls(http.MethodPost, commentPath); got != 0 {
+		t.Errorf("comments = %d, want 0", got)
+	}
+}
+
+func TestRevokeCancelsAndBlocks(t *testing.T) {
+	f := newFixture(t)
+	g := f.approval("comment 'one' on PR 12 in acme/website")
+	only(t, f.decide(alice, g.RequestID, ChoiceStanding), KindResult)
+	a := f.approval("comment 'LGTM' on PR 7 in acme/payments")
+	m := f.approval("merge PR 7 in acme/payments")
+	only(t, f.decide(alice, m.RequestID, ChoiceOnce), KindStepUp)
+	before := len(f.world.Calls())
+
+	outs, err := f.b.Revoke(f.ctx, alice, "github")
+	if err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	o := only(t, outs, KindMessage)
+	if !strings.Contains(o.Text, "2 open request(s) canceled, 1 grant(s) removed") {
+		t.Errorf("revoke text = %q", o.Text)
+	}
+	for _, id := range []string{a.RequestID, m.RequestID} {
+		if got := f.request(id).Status; got != StatusCanceled {
+			t.Errorf("status of %s = %s, want canceled", id, got)
+		}
+	}
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindMessage)
+	su, err := f.b.StepUp(f.ctx, m.RequestID, alice, f.code())
+	if err != nil {
+		t.Fatalf("StepUp: %v", err)
+	}
+	only(t, su, KindMessage)
+	only(t, f.handle(alice, "comment 'two' on PR 12 in acme/website"), KindConnect)
+	only(t, f.handle(alice, "list open pull requests in acme/website"), KindConnect)
+	if got := len(f.world.Calls()); got != before {
+		t.Errorf("sim calls after revoke = %d, want %d (none)", got, before)
+	}
+	if gs, err := f.b.Grants(f.ctx, alice); err != nil || len(gs) != 0 {
+		t.Errorf("Grants after revoke = %+v, %v; want none", gs, err)
+	}
+	revoked := 0
+	for _, e := range f.events(g.RequestID) {
+		if e.Kind == audit.GrantRevoked {
+			revoked++
+		}
+	}
+	if revoked != 1 {
+		t.Errorf("grant.revoked events = %d, want 1", revoked)
+	}
+}
+
+func TestPendingSurvivesRestart(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("comment 'after restart' on PR 12 in acme/website")
+	old := f.b
+	f.b = f.newBroker()
+	pending, err := f.b.Pending(f.ctx, alice)
+	if err != nil || len(pending) != 1 || pending[0].ID != a.RequestID {
+		t.Fatalf("Pending = %+v, %v; want the one request", pending, err)
+	}
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindResult)
+	f.b = old
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindMessage)
+	if got := f.calls(http.MethodPost, commentPath); got != 1 {
+		t.Errorf("comments = %d, want 1", got)
+	}
+	if pending, _ := f.b.Pending(f.ctx, alice); len(pending) != 0 {
+		t.Errorf("Pending after run = %d requests, want 0", len(pending))
+	}
+}
+
+func TestExpiredRequestDoesNotRun(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("comment 'late' on PR 12 in acme/website")
+	f.clock.Advance(DefaultRequestTTL + time.Minute)
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindError)
+	if got := f.calls(http.MethodPost, commentPath); got != 0 {
+		t.Errorf("comments = %d, want 0", got)
+	}
+}
+
+func TestAuditFailureFailsClosed(t *testing.T) {
+	down := errors.New("disk full")
+	tests := []struct {
+		name string
+		run  func(t *testing.T, f *fixture) // breaks the audit trail and tries
+	}{
+		{"store down before a read", func(t *testing.T, f *fixture) {
+			f.auditSt.FailWrites(down)
+			outs, err := f.b.Handle(f.ctx, Message{Principal: alice, Text: "list open pull requests in acme/website"})
+			if err == nil {
+				t.Error("Handle returned no error")
+			}
+			only(t, outs, KindError)
+		}},
+		{"store down at approval", func(t *testing.T, f *fixture) {
+			a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+			f.auditSt.FailWrites(down)
+			outs, err := f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceOnce})
+			if err == nil {
+				t.Error("Decide returned no error")
+			}
+			only(t, outs, KindError)
+			f.auditSt.FailWrites(nil)
+			only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindMessage) // an unrecorded approval is spent
+		}},
+		{"policy decision unrecorded", func(t *testing.T, f *fixture) {
+			f.audit = failingKind{kind: audit.PolicyDecided, next: f.rec}
+			outs, err := f.b.Handle(f.ctx, Message{Principal: alice, Text: "list open pull requests in acme/website"})
+			if err == nil {
+				t.Error("Handle returned no error")
+			}
+			only(t, outs, KindError)
+		}},
+		{"approval unrecorded", func(t *testing.T, f *fixture) {
+			a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+			f.audit = failingKind{kind: audit.ApprovalGranted, next: f.rec}
+			if _, err := f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceOnce}); err == nil {
+				t.Error("Decide returned no error")
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			tt.run(t, f)
+			if got := f.calls(http.MethodGet, "/pulls"); got != 0 {
+				t.Errorf("list calls = %d, want 0", got)
+			}
+			if got := f.calls(http.MethodPost, commentPath); got != 0 {
+				t.Errorf("comments = %d, want 0", got)
+			}
+		})
+	}
+}
+
+func TestCanaryTokensNeverShow(t *testing.T) {
+	f := newFixture(t)
+	f.connect(alice, "slack", "channels:read", "chat:write")
+	var outs []Output
+	add := func(o []Output, err error) []Output {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("broker call: %v", err)
+		}
+		outs = append(outs, o...)
+		return o
+	}
+	add(f.b.Handle(f.ctx, Message{Principal: alice, Text: "list open pull requests in acme/payments"}))
+	add(f.b.Handle(f.ctx, Message{Principal: alice, Text: "list channels"}))
+	c := add(f.b.Handle(f.ctx, Message{Principal: alice, Text: "post 'deploy done' to #deploys"}))
+	add(f.b.Decide(f.ctx, Decision{RequestID: c[0].RequestID, Actor: alice, Choice: ChoiceOnce}))
+	m := add(f.b.Handle(f.ctx, Message{Principal: alice, Text: "merge PR 7 in acme/payments"}))
+	add(f.b.Decide(f.ctx, Decision{RequestID: m[0].RequestID, Actor: bob, Choice: ChoiceOnce}))
+	add(f.b.Decide(f.ctx, Decision{RequestID: m[0].RequestID, Actor: alice, Choice: ChoiceOnce}))
+	add(f.b.StepUp(f.ctx, m[0].RequestID, alice, f.code()))
+	f.clock.Advance(11 * time.Minute) // past the access tokens' life: the next call refreshes
+	add(f.b.Handle(f.ctx, Message{Principal: alice, Text: "list open pull requests in acme/website"}))
+	add(f.b.Revoke(f.ctx, alice, "github"))
+
+	if got := outs[len(outs)-2].Kind; got != KindResult {
+		t.Errorf("read after refresh = %s, want result (outputs %s)", got, dump(outs))
+	}
+	if pr, _ := f.world.GitHub().PullRequest("acme/payments", 7); !pr.Merged {
+		t.Error("scenario did not merge PR 7")
+	}
+	if f.logs.Len() == 0 {
+		t.Error("nothing was logged, so the log check proves nothing")
+	}
+	shown, err := json.Marshal(outs)
+	if err != nil {
+		t.Fatalf("marshal outputs: %v", err)
+	}
+	var export bytes.Buffer
+	if _, err := audit.Export(f.ctx, f.auditSt, audit.DefaultLog, 0, &export); err != nil {
+		t.Fatalf("export audit: %v", err)
+	}
+	for i, secret := range f.secrets {
+		if len(secret) < 8 {
+			t.Fatalf("secret %d is too short to be a canary", i)
+		}
+		if bytes.Contains(shown, []byte(secret)) {
+			t.Errorf("secret %d appears in the outputs", i)
+		}
+		if bytes.Contains(export.Bytes(), []byte(secret)) {
+			t.Errorf("secret %d appears in the audit export", i)
+		}
+		if bytes.Contains(f.logs.Bytes(), []byte(secret)) {
+			t.Errorf("secret %d appears in the logs", i)
+		}
+	}
+}
+
+func TestRequestsAreFoundByIDOnly(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+	it, err := f.st.Get(f.ctx, store.Key{Kind: ownerKind, ID: a.RequestID})
+	if err != nil || string(it.Value) != alice {
+		t.Fatalf("owner pointer = %q, %v; want %s", it.Value, err, alice)
+	}
+	for _, id := range []string{"", "nope", "a\nb"} {
+		only(t, f.decide(alice, id, ChoiceOnce), KindError)
+	}
+}

@@ -1,0 +1,387 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/agenthub/agenthub/internal/agent"
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/stepup"
+	"github.com/agenthub/agenthub/internal/store"
+)
+
+// Decision is a person's answer to an approval: Choice is one of the
+// offered Choice keys (ChoiceOnce, ChoiceHour, ChoiceStanding, ChoiceDeny).
+type Decision struct {
+	RequestID string
+	Actor     string // who clicked or typed, "T1:U1"
+	Choice    string
+}
+
+// Decide applies a decision to a stored request. Only its owner may decide;
+// of concurrent decisions exactly one takes effect and the others are told
+// the request was already decided. An approval that needs step-up moves the
+// request to awaiting_stepup and returns a step_up output; any other
+// approval runs the step.
+func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
+	r, raw, err := b.loadRequest(ctx, d.RequestID)
+	if errors.Is(err, errNoRequest) {
+		return []Output{gone(d.RequestID)}, nil
+	}
+	if err != nil {
+		return []Output{errorOut("Nothing was done: the request could not be read.")}, err
+	}
+	if d.Actor != r.Principal {
+		if mayApproveSecond(r, d.Actor) {
+			return b.decideSecond(ctx, r, raw, d)
+		}
+		return b.reject(ctx, d.Actor, r, "decide")
+	}
+	if o, done, err := b.checkOpen(ctx, &r, raw, StatusPending); done {
+		return o, err
+	}
+
+	if d.Choice == ChoiceDeny {
+		r.Status, r.Decided = StatusDenied, b.now()
+		if _, err := b.transition(ctx, r, raw); err != nil {
+			return b.lost(ctx, r.ID, err)
+		}
+		err := b.record(ctx, b.event(audit.ApprovalDenied, r, nil))
+		return []Output{{Kind: KindMessage, RequestID: r.ID, Action: r.Step.Action, Text: "Denied. Nothing was done."}}, err
+	}
+
+	lifetime, ok := b.lifetime(r, d.Choice)
+	if !ok {
+		return []Output{{Kind: KindError, RequestID: r.ID, Text: fmt.Sprintf("%q is not one of this request's choices.", d.Choice),
+			Choices: choicesFor(r.Decision.Lifetimes, r.Decision.Risk)}}, nil
+	}
+	act, args, err := b.stepOf(r)
+	if err != nil {
+		r.Status, r.Result = StatusFailed, "the stored step no longer validates"
+		if _, terr := b.transition(ctx, r, raw); terr != nil {
+			return b.lost(ctx, r.ID, terr)
+		}
+		return []Output{{Kind: KindError, RequestID: r.ID, Text: "This request can no longer run: its stored step is not valid. Ask again."}}, err
+	}
+	r.Lifetime, r.Decided = lifetime, b.now()
+	r.Status = StatusApproved
+	if r.Decision.StepUp {
+		r.Status = StatusAwaitingStepUp
+	}
+	next, err := b.transition(ctx, r, raw)
+	if err != nil {
+		// A second approver recording their approval changes the record
+		// but leaves it pending: try again. Any other change wins.
+		if errors.Is(err, store.ErrConflict) && r.Decision.Effect == policy.SecondApprover {
+			if cur, _, lerr := b.loadOwned(ctx, r.Principal, r.ID); lerr == nil && cur.Status == StatusPending {
+				return b.Decide(ctx, d)
+			}
+		}
+		return b.lost(ctx, r.ID, err)
+	}
+	ev := b.event(audit.ApprovalGranted, r, args)
+	ev.Decision = lifetime.String()
+	if err := b.record(ctx, ev); err != nil {
+		// The approval is not on record, so it authorizes nothing.
+		r.Status, r.Result = StatusFailed, "the approval could not be recorded"
+		if _, terr := b.transition(ctx, r, next); terr != nil {
+			b.log.ErrorContext(ctx, "could not fail unrecorded approval", "request_id", r.ID, "err", terr)
+		}
+		return []Output{auditDown()}, err
+	}
+	if lifetime != policy.Once {
+		b.createGrant(ctx, r, act, lifetime)
+	}
+	if r.Decision.StepUp {
+		return []Output{{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name,
+			Rule: r.Decision.Rule, Risk: r.Decision.Risk.String(),
+			Approvers: r.Approvers, Text: stepUpText(r)}}, nil
+	}
+	return b.execute(ctx, r, next, act, args)
+}
+
+// StepUp checks the owner's second-factor code for a request awaiting it
+// and, if it passes, runs the step. The code is bound to this request:
+// stepup records the attempt with its ID and refuses a code already used.
+func (b *Broker) StepUp(ctx context.Context, requestID, actor, code string) ([]Output, error) {
+	r, raw, err := b.loadRequest(ctx, requestID)
+	if errors.Is(err, errNoRequest) {
+		return []Output{gone(requestID)}, nil
+	}
+	if err != nil {
+		return []Output{errorOut("Nothing was done: the request could not be read.")}, err
+	}
+	if actor != r.Principal {
+		return b.reject(ctx, actor, r, "stepup")
+	}
+	if o, done, err := b.checkOpen(ctx, &r, raw, StatusAwaitingStepUp); done {
+		return o, err
+	}
+	if err := b.stepup.Verify(ctx, r.Principal, r.ID, code); err != nil {
+		o := Output{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name}
+		for _, known := range []error{stepup.ErrBadCode, stepup.ErrReplay, stepup.ErrLocked, stepup.ErrNotEnrolled, stepup.ErrPending} {
+			if errors.Is(err, known) {
+				o.Text = "Not run: " + known.Error() + "."
+				if errors.Is(err, stepup.ErrNotEnrolled) || errors.Is(err, stepup.ErrPending) {
+					o.Kind = KindError
+				}
+				return []Output{o}, nil
+			}
+		}
+		o.Kind, o.Text = KindError, "Not run: the code could not be checked."
+		return []Output{o}, err
+	}
+	act, args, err := b.stepOf(r)
+	if err != nil {
+		return []Output{errorOut("This request can no longer run: its stored step is not valid. Ask again.")}, err
+	}
+	// A second approver may record their approval meanwhile, changing the
+	// record; that conflict is retried, any other change wins.
+	for attempt := 0; ; attempt++ {
+		r.Status = StatusApproved
+		if r.Decision.Effect == policy.SecondApprover && r.SecondBy == "" {
+			r.Status = StatusAwaitingSecond
+		}
+		next, err := b.transition(ctx, r, raw)
+		switch {
+		case err == nil && r.Status == StatusAwaitingSecond:
+			return []Output{{Kind: KindMessage, RequestID: r.ID, Action: r.Step.Action, Approvers: r.Approvers,
+				Text: "Verified. It runs once one of " + strings.Join(r.Approvers, ", ") + " approves it too."}}, nil
+		case err == nil:
+			return b.execute(ctx, r, next, act, args)
+		case !errors.Is(err, store.ErrConflict) || attempt == casRetries:
+			return b.lost(ctx, r.ID, err)
+		}
+		if r, raw, err = b.loadOwned(ctx, r.Principal, r.ID); err != nil {
+			return b.lost(ctx, requestID, err)
+		}
+		if r.Status != StatusAwaitingStepUp {
+			return b.lost(ctx, r.ID, store.ErrConflict)
+		}
+	}
+}
+
+// mayApproveSecond reports whether actor is one of the request's second
+// approvers: named by the policy, in the owner's team, and not the owner.
+func mayApproveSecond(r Request, actor string) bool {
+	if r.Decision.Effect != policy.SecondApprover || actor == r.Principal {
+		return false
+	}
+	a, o := policyPrincipal(actor), policyPrincipal(r.Principal)
+	return a.Team == o.Team && slices.Contains(r.Approvers, a.User)
+}
+
+// decideSecond applies a second approver's decision. It never stands in for
+// the owner's approval or step-up: it only records the second approval, and
+// runs the step if the owner is already done.
+func (b *Broker) decideSecond(ctx context.Context, r Request, raw []byte, d Decision) ([]Output, error) {
+	if d.Choice != ChoiceOnce && d.Choice != ChoiceDeny {
+		return []Output{{Kind: KindError, RequestID: r.ID, Text: fmt.Sprintf("%q is not one of this request's choices.", d.Choice),
+			Choices: choicesFor(nil, policy.Critical)}}, nil
+	}
+	act, args, err := b.stepOf(r)
+	if err != nil {
+		return []Output{errorOut("This request can no longer run: its stored step is not valid. Ask again.")}, err
+	}
+	for attempt := 0; ; attempt++ {
+		if o, done, err := b.checkOpen(ctx, &r, raw, r.Status); done {
+			return o, err
+		}
+		if !r.Status.open() || r.Status == StatusApproved || r.SecondBy != "" {
+			return []Output{{Kind: KindMessage, RequestID: r.ID, Text: "This request was already decided."}}, nil
+		}
+		if d.Choice == ChoiceDeny {
+			r.Status, r.Decided = StatusDenied, b.now()
+		} else {
+			r.SecondBy = d.Actor
+			if r.Status == StatusAwaitingSecond {
+				r.Status, r.Decided = StatusApproved, b.now()
+			}
+		}
+		next, err := b.transition(ctx, r, raw)
+		if errors.Is(err, store.ErrConflict) && attempt < casRetries {
+			if r, raw, err = b.loadOwned(ctx, r.Principal, r.ID); err != nil {
+				return b.lost(ctx, d.RequestID, err)
+			}
+			continue
+		}
+		if err != nil {
+			return b.lost(ctx, r.ID, err)
+		}
+		ev := b.event(audit.ApprovalGranted, r, args)
+		if d.Choice == ChoiceDeny {
+			ev.Kind = audit.ApprovalDenied
+		}
+		ev.Actor, ev.Detail = d.Actor, map[string]string{"role": "second_approver", "owner": r.Principal}
+		if err := b.record(ctx, ev); err != nil {
+			if d.Choice == ChoiceDeny {
+				return []Output{{Kind: KindMessage, RequestID: r.ID, Text: "Denied. Nothing was done."}}, err
+			}
+			r.Status, r.Result = StatusFailed, "the second approval could not be recorded"
+			if _, terr := b.transition(ctx, r, next); terr != nil {
+				b.log.ErrorContext(ctx, "could not fail unrecorded approval", "request_id", r.ID, "err", terr)
+			}
+			return []Output{auditDown()}, err
+		}
+		switch {
+		case d.Choice == ChoiceDeny:
+			return []Output{{Kind: KindMessage, RequestID: r.ID, Text: "Denied. Nothing was done."}}, nil
+		case r.Status == StatusApproved:
+			return b.execute(ctx, r, next, act, args)
+		default:
+			return []Output{{Kind: KindMessage, RequestID: r.ID, Action: r.Step.Action,
+				Text: "Your approval is recorded. It runs once " + r.Principal + " has approved it and verified with a code."}}, nil
+		}
+	}
+}
+
+// execute runs an approved, stored request exactly once: only the caller
+// whose compare-and-swap moves it to executing runs it.
+func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.Action, args agent.Args) ([]Output, error) {
+	r.Status = StatusExecuting
+	next, err := b.transition(ctx, r, raw)
+	if err != nil {
+		return b.lost(ctx, r.ID, err)
+	}
+	out, ok, runErr := b.run(ctx, r.Principal, r.ID, act, args, r.Resource.Name)
+	r.Status, r.Result = StatusFailed, out.Text
+	if ok {
+		r.Status = StatusSucceeded
+	}
+	if _, err := b.transition(ctx, r, next); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	return []Output{out}, runErr
+}
+
+// checkOpen returns done=true with the outputs to give when the request is
+// not in state want, expiring it first if its time has passed.
+func (b *Broker) checkOpen(ctx context.Context, r *Request, raw []byte, want Status) ([]Output, bool, error) {
+	if r.Status.open() && !b.now().Before(r.Expires) {
+		r.Status = StatusExpired
+		if _, err := b.transition(ctx, *r, raw); err != nil && !errors.Is(err, store.ErrConflict) {
+			return []Output{errorOut("This request expired. Ask again.")}, true, err
+		}
+		return []Output{{Kind: KindError, RequestID: r.ID, Text: "This request expired. Ask again."}}, true, nil
+	}
+	if r.Status != want {
+		return []Output{{Kind: KindMessage, RequestID: r.ID, Text: fmt.Sprintf("This request was already decided (%s).", r.Status)}}, true, nil
+	}
+	return nil, false, nil
+}
+
+// lost answers a failed transition: a conflict means another decision won.
+func (b *Broker) lost(ctx context.Context, id string, err error) ([]Output, error) {
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		return []Output{{Kind: KindMessage, RequestID: id, Text: "This request was already decided."}}, nil
+	}
+	return []Output{{Kind: KindError, RequestID: id, Text: "Nothing was done: the request could not be updated."}}, err
+}
+
+// reject refuses someone other than the owner, on the record.
+func (b *Broker) reject(ctx context.Context, actor string, r Request, op string) ([]Output, error) {
+	ev := audit.Event{Kind: audit.InteractionRejected, Actor: actor, Agent: agentOf(r.Step.Action), Action: r.Step.Action,
+		Resource: r.Resource.Name, RequestID: r.ID, Result: "not_owner", Detail: map[string]string{"op": op}}
+	err := b.record(ctx, ev)
+	return []Output{{Kind: KindError, RequestID: r.ID, Text: "Only the person who asked for this can decide it."}}, err
+}
+
+// lifetime maps a choice key to a lifetime the request offers.
+func (b *Broker) lifetime(r Request, choice string) (policy.Lifetime, bool) {
+	l, err := policy.ParseLifetime(choice)
+	if err != nil {
+		return 0, false
+	}
+	offered := slices.ContainsFunc(choicesFor(r.Decision.Lifetimes, r.Decision.Risk), func(c Choice) bool { return c.Key == choice })
+	return l, offered
+}
+
+// stepOf validates the stored step again and checks its hash: what runs is
+// exactly what was approved.
+func (b *Broker) stepOf(r Request) (*agent.Action, agent.Args, error) {
+	act, ok := b.registry.Lookup(r.Step.Action)
+	if !ok {
+		return nil, nil, fmt.Errorf("broker: request %s: unknown action %s", r.ID, r.Step.Action)
+	}
+	rawArgs, err := decodeArgs(r.Step.Args)
+	if err != nil {
+		return nil, nil, err
+	}
+	args, err := b.registry.Validate(r.Step.Action, rawArgs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("broker: request %s: %w", r.ID, err)
+	}
+	hash, _, err := canonicalHash(act.Name, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if hash != r.ArgsHash || act.Service != r.Service {
+		return nil, nil, fmt.Errorf("broker: request %s: stored step does not match its hash", r.ID)
+	}
+	return act, args, nil
+}
+
+// createGrant stores a reusable grant for an approval chosen "for 1 hour"
+// or "until revoked". A failure only costs the person a later question, so
+// it is logged, not returned.
+func (b *Broker) createGrant(ctx context.Context, r Request, act *agent.Action, l policy.Lifetime) {
+	if r.Decision.Risk >= policy.High || r.Decision.StepUp || !r.Decision.GrantOK {
+		return
+	}
+	ttl := oneHour
+	if l == policy.Standing {
+		ttl = b.standing
+	}
+	now := b.now()
+	g := Grant{V: 1, ID: grantID(act.Name, r.Resource.Name), Principal: r.Principal, Action: act.Name, Agent: act.Agent,
+		Service: act.Service, Resource: r.Resource.Name, Lifetime: l, RequestID: r.ID, Created: now, Expires: now.Add(ttl)}
+	value, err := json.Marshal(g)
+	if err == nil {
+		err = b.store.Put(ctx, grantKey(r.Principal, g.ID), value, ttl)
+	}
+	if err != nil {
+		b.log.ErrorContext(ctx, "store grant", "request_id", r.ID, "err", err)
+		return
+	}
+	ev := b.event(audit.GrantCreated, r, nil)
+	ev.Decision, ev.Detail = l.String(), map[string]string{"grant": g.ID, "expires": g.Expires.UTC().Format("2006-01-02T15:04:05Z")}
+	if err := b.record(ctx, ev); err != nil {
+		// A grant that is not on record must not authorize anything.
+		if derr := b.store.Delete(ctx, grantKey(r.Principal, g.ID)); derr != nil {
+			b.log.ErrorContext(ctx, "delete unrecorded grant", "grant", g.ID, "err", derr)
+		}
+		b.log.ErrorContext(ctx, "record grant", "request_id", r.ID, "err", err)
+	}
+}
+
+// event is an audit event about a request.
+func (b *Broker) event(kind audit.Kind, r Request, args agent.Args) audit.Event {
+	return audit.Event{Kind: kind, Actor: r.Principal, Agent: agentOf(r.Step.Action), Action: r.Step.Action,
+		Resource: r.Resource.Name, RequestID: r.ID, Rule: r.Decision.Rule, Args: args}
+}
+
+func agentOf(action string) string {
+	for i := range len(action) {
+		if action[i] == '.' {
+			return action[:i]
+		}
+	}
+	return action
+}
+
+func gone(id string) Output {
+	return Output{Kind: KindError, RequestID: id, Text: "That request no longer exists: it may have expired. Ask again."}
+}
+
+func stepUpText(r Request) string {
+	text := fmt.Sprintf("Approved. %s on %s also needs a fresh code from your authenticator: enter it to run it.", r.Step.Action, r.Resource.Name)
+	if r.Decision.Effect == policy.SecondApprover && r.SecondBy == "" {
+		text += " It also needs the approval of one of: " + strings.Join(r.Approvers, ", ") + "."
+	}
+	return text
+}

@@ -1,0 +1,77 @@
+// Package broker is AgentHub's core: it turns what a person asked into
+// proposed steps, lets the policy decide each one, asks for approval,
+// step-up or a connection when the decision demands it, and runs the step
+// under a short vault lease, recording every move in the audit trail.
+//
+// The broker speaks in domain terms. Handle, Decide, StepUp and Revoke
+// return Outputs (a message, an approval to ask for, a step-up to prompt
+// for, a connection to make, a result, an error); the console and Slack
+// adapters render them. The same broker runs behind both.
+//
+// # Flow of one step
+//
+//	plan → validate (the action's schema; bad arguments run nothing)
+//	     → audit step.proposed (HMAC of the arguments)
+//	     → connection check (not connected: a connect output)
+//	     → resource discovery (a short read-only lease, audited by the vault)
+//	     → policy.Evaluate → audit policy.decided with the rule
+//	     → allow: execute
+//	       approve/stepup: a live grant for the same action and resource
+//	         (only when the decision allows grants, never for high risk):
+//	         execute; otherwise store a request and ask
+//	       deny: say why, naming the rule
+//
+// # Requests and their states
+//
+// A request is stored under (principal, "request", ID) with its full step
+// (the action and its canonical arguments), the SHA-256 of the canonical
+// arguments, the decision and an expiry (RequestTTL, 24 hours by default),
+// so it survives a restart and any process sharing the store can finish
+// it. A global pointer ("", "request-owner", ID) names the owner, because
+// a button carries only the request ID.
+//
+//	pending ─┬─► approved ───────────────────────────────────┐
+//	         ├─► awaiting_stepup ─┬─► approved ──────────────┤
+//	         │                    └─► awaiting_second ─► approved ─┴─► executing ─► succeeded | failed
+//	         ├─► denied
+//	         ├─► expired   (decided after its expiry)
+//	         └─► canceled  (the service was revoked)
+//
+// Every transition is a compare-and-swap on the exact bytes last read, so of
+// any number of concurrent deciders, in any number of processes, exactly one
+// moves a request out of a state; the others are told it was already
+// decided. That is why a double click runs a step once.
+//
+// Only the owner may decide a request or pass its step-up; anyone else is
+// refused and the refusal is audited (interaction.rejected). When the
+// policy asks for a second approver, one of the Slack users it names (in
+// the owner's team, never the owner) may also approve or deny, before or
+// after the owner; the second approval is recorded on the request
+// (SecondBy) without changing its state, and the step runs only once the
+// owner has approved, passed step-up and the second approval is in
+// (awaiting_second is the owner being done first).
+//
+// Before a stored step runs, its arguments are validated again and their
+// hash compared with the stored one: an approval covers exactly the
+// arguments that were shown, and any change makes a new request. Grants
+// (choosing "for 1 hour" or "until revoked") are stored under (principal,
+// "grant", ID), keyed by action and resource, and cover later steps of the
+// same action on the same resource while the decision allows grants. High
+// and critical steps never create or use grants.
+//
+// # Fail-closed points
+//
+//   - step.proposed cannot be recorded: the step is not considered.
+//   - policy.decided cannot be recorded: nothing runs and no request is made.
+//   - approval.granted (the owner's or the second approver's) cannot be
+//     recorded: the request is marked failed and nothing runs.
+//   - The vault records token.issued before a lease exists and
+//     provider.requested before each provider call; if either cannot be
+//     stored, no call reaches the provider.
+//   - A status change that cannot be stored stops the flow: a step runs only
+//     after this process has won the move to executing.
+//   - Step-up: stepup.Verify records every attempt and fails if it cannot.
+//
+// A process that dies between "approved" and "executing" leaves the request
+// approved; it is not resumed automatically in this version.
+package broker

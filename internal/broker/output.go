@@ -1,0 +1,72 @@
+package broker
+
+import "github.com/agenthub/agenthub/internal/policy"
+
+// Kind says what an Output asks of the adapter.
+type Kind string
+
+// The output kinds, as the console's -json mode prints them.
+const (
+	KindMessage  Kind = "message"  // information; nothing to do
+	KindApproval Kind = "approval" // ask the owner to choose one of Choices for RequestID
+	KindStepUp   Kind = "step_up"  // ask the owner for a second-factor code for RequestID
+	KindConnect  Kind = "connect"  // ask the person to connect Service
+	KindResult   Kind = "result"   // a step ran; Text summarizes, Data holds the detail
+	KindError    Kind = "error"    // something was refused or failed; Text says why
+)
+
+// Choice is one answer an approval offers. Key is what Decide takes.
+type Choice struct {
+	Key   string `json:"key"`
+	Label string `json:"label"`
+}
+
+// Choice keys.
+const (
+	ChoiceOnce     = "once"
+	ChoiceHour     = "1h"
+	ChoiceStanding = "standing"
+	ChoiceDeny     = "deny"
+)
+
+// Output is one thing the broker has to say. Its text never holds a
+// credential; it may quote the step's arguments to their owner.
+type Output struct {
+	Kind      Kind     `json:"kind"`
+	Text      string   `json:"text"`
+	Choices   []Choice `json:"choices,omitempty"`
+	RequestID string   `json:"request_id,omitempty"`
+	Action    string   `json:"action,omitempty"`   // "github.merge_pull_request"
+	Resource  string   `json:"resource,omitempty"` // "acme/payments:main"
+	Service   string   `json:"service,omitempty"`  // for connect outputs
+	Rule      string   `json:"rule,omitempty"`     // the policy rule that decided
+	Risk      string   `json:"risk,omitempty"`     // "low" … "critical"
+	Data      any      `json:"data,omitempty"`     // a result's detail
+	// Approvers are the Slack user IDs who may give the second approval an
+	// approval output needs; the adapter asks them too.
+	Approvers []string `json:"approvers,omitempty"`
+}
+
+func choicesFor(lifetimes []policy.Lifetime, risk policy.Risk) []Choice {
+	var out []Choice
+	for _, l := range lifetimes {
+		if risk >= policy.High && l != policy.Once {
+			continue // never reusable, whatever the policy file says
+		}
+		switch l {
+		case policy.Once:
+			out = append(out, Choice{ChoiceOnce, "Approve once"})
+		case policy.OneHour:
+			out = append(out, Choice{ChoiceHour, "Approve for 1 hour"})
+		case policy.Standing:
+			out = append(out, Choice{ChoiceStanding, "Approve until revoked"})
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, Choice{ChoiceOnce, "Approve once"})
+	}
+	return append(out, Choice{ChoiceDeny, "Deny"})
+}
+
+func message(text string) Output  { return Output{Kind: KindMessage, Text: text} }
+func errorOut(text string) Output { return Output{Kind: KindError, Text: text} }

@@ -1,0 +1,183 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/vault"
+)
+
+// casRetries bounds the re-reads when a request changes under a
+// cancellation.
+const casRetries = 5
+
+// Revoke closes principal's connection to service at the vault (which
+// stops every live lease on it), cancels the principal's open requests for
+// that service and deletes the grants for its actions.
+func (b *Broker) Revoke(ctx context.Context, principal, service string) ([]Output, error) {
+	if err := validPrincipal(principal); err != nil {
+		return []Output{errorOut("I can't tell who you are, so I did nothing.")}, err
+	}
+	verr := b.vault.Revoke(ctx, principal, service)
+	if errors.Is(verr, vault.ErrUnknownService) {
+		return []Output{errorOut(fmt.Sprintf("There is no service called %q.", service))}, nil
+	}
+	return b.cleanUp(ctx, principal, service, verr)
+}
+
+// RevokeAll is the panic button: every connection, open request and grant
+// of the principal.
+func (b *Broker) RevokeAll(ctx context.Context, principal string) ([]Output, error) {
+	if err := validPrincipal(principal); err != nil {
+		return []Output{errorOut("I can't tell who you are, so I did nothing.")}, err
+	}
+	return b.cleanUp(ctx, principal, "", b.vault.RevokeAll(ctx, principal))
+}
+
+// cleanUp cancels requests and deletes grants for service ("" for all),
+// trying everything even when a part fails.
+func (b *Broker) cleanUp(ctx context.Context, principal, service string, verr error) ([]Output, error) {
+	canceled, cerr := b.cancelRequests(ctx, principal, service)
+	removed, gerr := b.deleteGrants(ctx, principal, service)
+	what := service
+	if what == "" {
+		what = "all services"
+	}
+	text := fmt.Sprintf("Revoked %s: %d open request(s) canceled, %d grant(s) removed.", what, canceled, removed)
+	err := errors.Join(verr, cerr, gerr)
+	if err != nil {
+		if errors.Is(err, vault.ErrProviderRevoke) && cerr == nil && gerr == nil {
+			text += " The provider did not confirm revoking the tokens; AgentHub will not use them again."
+		} else {
+			text += " Some of it could not be completed; try again."
+		}
+		return []Output{{Kind: KindError, Service: service, Text: text}}, err
+	}
+	return []Output{{Kind: KindMessage, Service: service, Text: text}}, nil
+}
+
+func (b *Broker) cancelRequests(ctx context.Context, principal, service string) (int, error) {
+	items, err := b.store.List(ctx, principal, requestKind)
+	if err != nil {
+		return 0, fmt.Errorf("broker: list requests: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, it := range items {
+		raw := it.Value
+		for attempt := 0; ; attempt++ {
+			var r Request
+			if err := json.Unmarshal(raw, &r); err != nil {
+				errs = append(errs, fmt.Errorf("broker: decode request %s: %w", it.Key.ID, err))
+				break
+			}
+			if !r.Status.open() || (service != "" && r.Service != service) {
+				break
+			}
+			r.Status, r.Result = StatusCanceled, "the service was revoked"
+			_, err := b.transition(ctx, r, raw)
+			if err == nil {
+				n++
+				break
+			}
+			if !errors.Is(err, store.ErrConflict) || attempt == casRetries {
+				if !errors.Is(err, store.ErrNotFound) {
+					errs = append(errs, err)
+				}
+				break
+			}
+			cur, err := b.store.Get(ctx, it.Key)
+			if err != nil {
+				if !errors.Is(err, store.ErrNotFound) {
+					errs = append(errs, fmt.Errorf("broker: reread request: %w", err))
+				}
+				break
+			}
+			raw = cur.Value
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+func (b *Broker) deleteGrants(ctx context.Context, principal, service string) (int, error) {
+	items, err := b.store.List(ctx, principal, grantKind)
+	if err != nil {
+		return 0, fmt.Errorf("broker: list grants: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, it := range items {
+		var g Grant
+		if err := json.Unmarshal(it.Value, &g); err != nil {
+			// A damaged grant grants nothing; removing it is tidy.
+			g = Grant{ID: it.Key.ID}
+		} else if service != "" && g.Service != service {
+			continue
+		}
+		if err := b.store.Delete(ctx, it.Key); err != nil {
+			errs = append(errs, fmt.Errorf("broker: delete grant %s: %w", it.Key.ID, err))
+			continue
+		}
+		n++
+		ev := audit.Event{Kind: audit.GrantRevoked, Actor: principal, Agent: g.Agent, Action: g.Action,
+			Resource: g.Resource, RequestID: g.RequestID, Detail: map[string]string{"grant": g.ID}}
+		if err := b.record(ctx, ev); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// Pending returns the principal's requests that still wait for a decision,
+// a step-up or a second approval, oldest first.
+func (b *Broker) Pending(ctx context.Context, principal string) ([]Request, error) {
+	items, err := b.store.List(ctx, principal, requestKind)
+	if err != nil {
+		return nil, fmt.Errorf("broker: list requests: %w", err)
+	}
+	now := b.now()
+	var out []Request
+	for _, it := range items {
+		var r Request
+		if err := json.Unmarshal(it.Value, &r); err != nil {
+			return nil, fmt.Errorf("broker: decode request %s: %w", it.Key.ID, err)
+		}
+		if (r.Status == StatusPending || r.Status == StatusAwaitingStepUp || r.Status == StatusAwaitingSecond) && now.Before(r.Expires) {
+			out = append(out, r)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+// Grants returns the principal's live grants, ordered by action and
+// resource.
+func (b *Broker) Grants(ctx context.Context, principal string) ([]Grant, error) {
+	items, err := b.store.List(ctx, principal, grantKind)
+	if err != nil {
+		return nil, fmt.Errorf("broker: list grants: %w", err)
+	}
+	now := b.now()
+	var out []Grant
+	for _, it := range items {
+		var g Grant
+		if err := json.Unmarshal(it.Value, &g); err != nil {
+			return nil, fmt.Errorf("broker: decode grant %s: %w", it.Key.ID, err)
+		}
+		if now.Before(g.Expires) {
+			out = append(out, g)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Action != out[j].Action {
+			return out[i].Action < out[j].Action
+		}
+		return out[i].Resource < out[j].Resource
+	})
+	return out, nil
+}

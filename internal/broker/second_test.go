@@ -1,0 +1,117 @@
+package broker
+
+import (
+	"bytes"
+	"net/http"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/policy"
+)
+
+const (
+	carol        = "T1:U3"
+	bobElsewhere = "T2:U2" // bob's user ID in another team
+	deployPath   = "/repos/acme/website/actions/workflows/deploy.yml/dispatches"
+)
+
+// withReleaseManager switches the fixture to the default policy with bob
+// (U2) as the release manager who may second a production deploy.
+func withReleaseManager(t *testing.T, f *fixture) {
+	t.Helper()
+	src := bytes.Replace(policy.DefaultSource(), []byte("release-managers: []"), []byte("release-managers: [U2]"), 1)
+	e, err := policy.Parse("default-with-manager.yaml", src)
+	if err != nil {
+		t.Fatalf("parse policy: %v", err)
+	}
+	f.policy = e
+	f.b = f.newBroker()
+}
+
+func TestSecondApprover(t *testing.T) {
+	const text = "deploy acme/website to production"
+	stepUp := func(t *testing.T, f *fixture, id, actor string) []Output {
+		t.Helper()
+		outs, err := f.b.StepUp(f.ctx, id, actor, f.code())
+		if err != nil {
+			t.Fatalf("StepUp: %v", err)
+		}
+		return outs
+	}
+	tests := []struct {
+		name  string
+		play  func(t *testing.T, f *fixture, id string)
+		runs  int
+		final Status
+	}{
+		{"second approver first", func(t *testing.T, f *fixture, id string) {
+			only(t, f.decide(bob, id, ChoiceOnce), KindMessage)
+			only(t, f.decide(bob, id, ChoiceOnce), KindMessage) // already decided
+			if f.calls(http.MethodPost, deployPath) != 0 {
+				t.Fatal("the second approval alone deployed")
+			}
+			only(t, f.decide(alice, id, ChoiceOnce), KindStepUp)
+			only(t, stepUp(t, f, id, alice), KindResult)
+		}, 1, StatusSucceeded},
+		{"owner first", func(t *testing.T, f *fixture, id string) {
+			only(t, f.decide(alice, id, ChoiceOnce), KindStepUp)
+			only(t, stepUp(t, f, id, alice), KindMessage) // waiting for the second approver
+			if got := f.request(id).Status; got != StatusAwaitingSecond {
+				t.Fatalf("status = %s, want awaiting_second", got)
+			}
+			only(t, stepUp(t, f, id, bob), KindError) // step-up is the owner's alone
+			only(t, f.decide(bob, id, ChoiceOnce), KindResult)
+		}, 1, StatusSucceeded},
+		{"second approver denies", func(t *testing.T, f *fixture, id string) {
+			only(t, f.decide(bob, id, ChoiceDeny), KindMessage)
+			only(t, f.decide(alice, id, ChoiceOnce), KindMessage)
+		}, 0, StatusDenied},
+		{"strangers refused", func(t *testing.T, f *fixture, id string) {
+			for _, actor := range []string{carol, bobElsewhere} {
+				only(t, f.decide(actor, id, ChoiceOnce), KindError)
+			}
+			only(t, f.decide(alice, id, ChoiceOnce), KindStepUp)
+			only(t, stepUp(t, f, id, alice), KindMessage)
+		}, 0, StatusAwaitingSecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			withReleaseManager(t, f)
+			a := f.approval(text)
+			if a.Rule != "production-deploys-need-two" || a.Risk != "critical" {
+				t.Errorf("rule, risk = %s, %s; want production-deploys-need-two, critical", a.Rule, a.Risk)
+			}
+			if diff := cmp.Diff([]string{"U2"}, a.Approvers); diff != "" {
+				t.Errorf("approvers (-want +got):\n%s", diff)
+			}
+			tt.play(t, f, a.RequestID)
+			if got := f.calls(http.MethodPost, deployPath); got != tt.runs {
+				t.Errorf("deploys = %d, want %d", got, tt.runs)
+			}
+			if got := f.request(a.RequestID).Status; got != tt.final {
+				t.Errorf("status = %s, want %s", got, tt.final)
+			}
+		})
+	}
+}
+
+func TestSecondApprovalIsAudited(t *testing.T) {
+	f := newFixture(t)
+	withReleaseManager(t, f)
+	a := f.approval("deploy acme/website to production")
+	only(t, f.decide(carol, a.RequestID, ChoiceOnce), KindError)
+	only(t, f.decide(bob, a.RequestID, ChoiceOnce), KindMessage)
+	var got []string
+	for _, e := range f.events(a.RequestID) {
+		if e.Kind == audit.ApprovalGranted || e.Kind == audit.InteractionRejected {
+			got = append(got, string(e.Kind)+" by "+e.Actor)
+		}
+	}
+	want := []string{"interaction.rejected by " + carol, "approval.granted by " + bob}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
