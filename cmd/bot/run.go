@@ -21,6 +21,7 @@ without ever holding your credentials.
 
 Usage:
   bot                    run the Slack bot (Socket Mode; needs the settings below)
+  bot demo [-json]       an offline session in the terminal (no keys, no network)
   bot version            print the version
   bot audit export       write the audit trail as JSON Lines
   bot audit verify       check the audit trail's hash chain
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return nil
 	case "audit":
 		return runAudit(ctx, rest, getenv, stdin, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, rest, getenv, stdin, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return usageError("unknown command %q", cmd)
@@ -74,7 +77,7 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 			fmt.Fprintf(stderr, "  %-26s %s\n", p.Name, p.Message)
 		}
 		fmt.Fprintln(stderr, "\nGenerate keys with: openssl rand -base64 32")
-		fmt.Fprintln(stderr, "The offline terminal demo (bot demo) needs none of them; it arrives with the broker (see README, Status).")
+		fmt.Fprintln(stderr, "The offline terminal demo needs none of them: try 'bot demo'.")
 		fmt.Fprintln(stderr, "Run 'bot help' for the commands that work today.")
 		return &exitError{code: 2}
 	}

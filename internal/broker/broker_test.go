@@ -13,7 +13,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/agenthub/agenthub/internal/agent/slackagent"
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/sim"
 	"github.com/agenthub/agenthub/internal/store"
 )
 
@@ -488,5 +490,53 @@ func TestRequestsAreFoundByIDOnly(t *testing.T) {
 	}
 	for _, id := range []string{"", "nope", "a\nb"} {
 		only(t, f.decide(alice, id, ChoiceOnce), KindError)
+	}
+}
+
+// TestSlackPostFindsItsChannel pins that resource discovery can read Slack:
+// its Web API reads are POSTs (conversations.list), which the read-only
+// discovery client must let through while still refusing writes.
+func TestSlackPostFindsItsChannel(t *testing.T) {
+	f := newFixture(t)
+	f.connect(alice, sim.ServiceSlack, slackagent.ScopeChannelsRead, slackagent.ScopeChatWrite)
+	a := f.approval("post 'deploy done' to #deploys")
+	if a.Resource != "#deploys" && a.Resource != "deploys" && !strings.Contains(a.Resource, "deploys") {
+		t.Errorf("resource = %q, want the #deploys channel", a.Resource)
+	}
+	if got := f.calls(http.MethodPost, "chat.postMessage"); got != 0 {
+		t.Fatalf("messages before approval = %d, want 0", got)
+	}
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindResult)
+	if got := f.calls(http.MethodPost, "chat.postMessage"); got != 1 {
+		t.Fatalf("messages after approval = %d, want 1", got)
+	}
+}
+
+func TestDiscoveryClientOnlyReads(t *testing.T) {
+	tests := []struct {
+		method, url string
+		read        bool
+	}{
+		{http.MethodGet, "https://api.github.com/repos/acme/payments", true},
+		{http.MethodHead, "https://api.github.com/repos/acme/payments", true},
+		{http.MethodPost, "https://slack.com/api/conversations.list", true},
+		{http.MethodPost, "https://slack.com/api/conversations.info", true},
+		{http.MethodPost, "https://slack.com/api/chat.postMessage", false},
+		{http.MethodPost, "https://slack.com/api/conversations.archive", false},
+		{http.MethodPost, "https://api.github.com/repos/acme/payments/issues", false},
+		{http.MethodPut, "https://api.github.com/repos/acme/payments/pulls/7/merge", false},
+		{http.MethodDelete, "https://api.github.com/repos/acme/website/git/refs/heads/x", false},
+		{http.MethodPost, "https://example.com/a.b.list", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.url, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, tt.url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := isRead(req); got != tt.read {
+				t.Fatalf("isRead = %v, want %v", got, tt.read)
+			}
+		})
 	}
 }

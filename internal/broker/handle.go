@@ -174,12 +174,26 @@ func (b *Broker) discover(ctx context.Context, principal string, act *agent.Acti
 // errReadOnly refuses writes during resource discovery.
 var errReadOnly = errors.New("broker: resource discovery may only read")
 
-// readOnly lets only GET and HEAD through: finding a resource must never
-// change it, whatever the action's code does.
+// readOnly lets only reads through: finding a resource must never change
+// it, whatever the action's code does. Reads are GET and HEAD, and the
+// Slack Web API's read methods, which are POSTs to a method name ending in
+// .list, .info or .history (conversations.list, users.info, …).
 type readOnly struct{ next http.RoundTripper }
 
+func isRead(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		return true
+	case http.MethodPost:
+		method := req.URL.Path[strings.LastIndexByte(req.URL.Path, '/')+1:]
+		return strings.Count(method, ".") == 1 &&
+			(strings.HasSuffix(method, ".list") || strings.HasSuffix(method, ".info") || strings.HasSuffix(method, ".history"))
+	}
+	return false
+}
+
 func (r readOnly) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+	if !isRead(req) {
 		if req.Body != nil {
 			req.Body.Close()
 		}

@@ -1,0 +1,379 @@
+package console
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/vault"
+)
+
+// Broker is what the console asks of the broker for messages, approvals
+// and step-up codes.
+type Broker interface {
+	Handle(ctx context.Context, m broker.Message) ([]broker.Output, error)
+	Decide(ctx context.Context, d broker.Decision) ([]broker.Output, error)
+	StepUp(ctx context.Context, requestID, actor, code string) ([]broker.Output, error)
+}
+
+// Commands is what the /agenthub commands ask of the broker; *broker.Broker
+// is one.
+type Commands interface {
+	Revoke(ctx context.Context, principal, service string) ([]broker.Output, error)
+	RevokeAll(ctx context.Context, principal string) ([]broker.Output, error)
+	Pending(ctx context.Context, principal string) ([]broker.Request, error)
+	Grants(ctx context.Context, principal string) ([]broker.Grant, error)
+}
+
+// Connections lists a principal's connections, for whoami; *vault.Vault is
+// one.
+type Connections interface {
+	Connections(ctx context.Context, principal string) ([]vault.Connection, error)
+}
+
+// AuditTail reads the end of the audit trail; *audit.Recorder is one.
+type AuditTail interface {
+	Tail(ctx context.Context, n int) ([]audit.Event, error)
+}
+
+// Options configure Run.
+type Options struct {
+	Broker    Broker // required
+	Commands  Commands
+	Principal string // required: who is typing, "T0DEMO:U0DEMO"
+	Name      string // how to show the principal, "@demo"; default the principal
+	In        io.Reader
+	Out       io.Writer
+	JSON      bool // one JSON object per output line instead of text
+
+	// Connections, Audit and Connect serve whoami, audit and connect; a nil
+	// one makes its command say it is not available here.
+	Connections Connections
+	Audit       AuditTail
+	// Connect links the principal to service again (in the demo: new tokens
+	// from the simulated provider, sealed in the vault).
+	Connect func(ctx context.Context, principal, service string) error
+	// DemoCode returns the demo authenticator's current code; nil outside
+	// the demo.
+	DemoCode func(ctx context.Context) (string, error)
+	// Logger receives the operator-side errors the broker returns beside
+	// its outputs. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultAuditLines is how many events "/agenthub audit" shows without n.
+const DefaultAuditLines = 10
+
+// maxAuditLines bounds "/agenthub audit n".
+const maxAuditLines = 1000
+
+// session is the state one Run keeps between lines: the approval whose
+// choices the person may type and the request whose step-up code is awaited.
+type session struct {
+	opts     Options
+	out      io.Writer
+	echo     bool // piped text input: show each line, so the output reads as a transcript
+	approval *broker.Output
+	stepUp   string
+}
+
+// Run reads lines from opts.In until EOF (then it returns nil) or until ctx
+// ends (then it returns ctx's error), handling each to completion before
+// reading the next. It returns an error only when it cannot read or write.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Broker == nil || opts.In == nil || opts.Out == nil {
+		return errors.New("console: Broker, In and Out are required")
+	}
+	if opts.Principal == "" {
+		return errors.New("console: Principal is required")
+	}
+	if opts.Name == "" {
+		opts.Name = opts.Principal
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &session{opts: opts, out: opts.Out, echo: !opts.JSON && !interactive(opts.In)}
+
+	// A read from a terminal cannot be interrupted, so the reads happen in
+	// a goroutine that Run asks for one line at a time: nothing is read
+	// before the previous line is handled, and a cancelled Run need not
+	// wait for the person to press Enter. The goroutine ends at the next
+	// line or EOF; lines has room for its last send.
+	type line struct {
+		text string
+		err  error
+		eof  bool
+	}
+	lines := make(chan line, 1)
+	next := make(chan struct{})
+	defer close(next)
+	go func() {
+		sc := bufio.NewScanner(opts.In)
+		sc.Buffer(make([]byte, 0, 4096), 1<<20)
+		for range next {
+			if !sc.Scan() {
+				lines <- line{err: sc.Err(), eof: true}
+				return
+			}
+			lines <- line{text: sc.Text()}
+		}
+	}()
+
+	for {
+		if !opts.JSON && !s.echo {
+			if _, err := fmt.Fprint(s.out, "you> "); err != nil {
+				return fmt.Errorf("console: write: %w", err)
+			}
+		}
+		select {
+		case next <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		var l line
+		select {
+		case l = <-lines:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if l.eof {
+			if l.err != nil {
+				return fmt.Errorf("console: read: %w", l.err)
+			}
+			return nil
+		}
+		if err := s.line(ctx, l.text); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// interactive reports whether in is a terminal.
+func interactive(in io.Reader) bool {
+	f, ok := in.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// line handles one input line and prints what came of it.
+func (s *session) line(ctx context.Context, text string) error {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil
+	}
+	if s.echo {
+		if _, err := fmt.Fprintf(s.out, "you> %s\n", text); err != nil {
+			return fmt.Errorf("console: write: %w", err)
+		}
+	}
+	outs, err := s.dispatch(ctx, text)
+	if err != nil {
+		// The outputs already tell the person that nothing was done; the
+		// cause is for the operator.
+		s.opts.Logger.WarnContext(ctx, "console: handling a line failed", "err", err)
+	}
+	s.track(outs)
+	for _, o := range outs {
+		if err := s.print(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dispatch decides what a line is (see the package documentation) and
+// passes it on.
+func (s *session) dispatch(ctx context.Context, text string) ([]broker.Output, error) {
+	p := s.opts.Principal
+	if cmd, ok := command(text); ok {
+		return s.command(ctx, cmd)
+	}
+	if s.approval != nil {
+		if key, ok := matchChoice(s.approval.Choices, text); ok {
+			id := s.approval.RequestID
+			s.approval = nil
+			return s.opts.Broker.Decide(ctx, broker.Decision{RequestID: id, Actor: p, Choice: key})
+		}
+	}
+	if s.stepUp != "" {
+		if code, ok := sixDigits(text); ok {
+			return s.opts.Broker.StepUp(ctx, s.stepUp, p, code)
+		}
+	}
+	return s.opts.Broker.Handle(ctx, broker.Message{Principal: p, Text: text})
+}
+
+// track remembers the approval and the step-up the outputs ask for, and
+// forgets them once an output about their request says something else.
+func (s *session) track(outs []broker.Output) {
+	for i := range outs {
+		o := outs[i]
+		switch o.Kind {
+		case broker.KindApproval:
+			s.approval = &o
+			if o.RequestID == s.stepUp {
+				s.stepUp = ""
+			}
+		case broker.KindStepUp:
+			s.stepUp = o.RequestID
+			if s.approval != nil && s.approval.RequestID == o.RequestID {
+				s.approval = nil
+			}
+		default:
+			if o.RequestID == "" {
+				continue
+			}
+			if s.approval != nil && s.approval.RequestID == o.RequestID {
+				s.approval = nil
+			}
+			if s.stepUp == o.RequestID {
+				s.stepUp = ""
+			}
+		}
+	}
+}
+
+// command returns the words after "/agenthub", if text is a command.
+func command(text string) ([]string, bool) {
+	f := strings.Fields(text)
+	if len(f) == 0 || !strings.EqualFold(f[0], "/agenthub") {
+		return nil, false
+	}
+	return f[1:], true
+}
+
+// matchChoice finds the choice text names by its number (1-based, as
+// printed), key or label, ignoring case.
+func matchChoice(choices []broker.Choice, text string) (string, bool) {
+	if n, err := strconv.Atoi(text); err == nil && n >= 1 && n <= len(choices) {
+		return choices[n-1].Key, true
+	}
+	for _, c := range choices {
+		if strings.EqualFold(text, c.Key) || strings.EqualFold(text, c.Label) {
+			return c.Key, true
+		}
+	}
+	return "", false
+}
+
+// sixDigits accepts "123456" and "123 456".
+func sixDigits(text string) (string, bool) {
+	code := strings.ReplaceAll(text, " ", "")
+	if len(code) != 6 {
+		return "", false
+	}
+	for _, r := range code {
+		if !unicode.IsDigit(r) || r > '9' {
+			return "", false
+		}
+	}
+	return code, true
+}
+
+// jsonOutput is one -json line. Choices and request_id are always present,
+// so a script need not tell a missing field from an empty one.
+type jsonOutput struct {
+	Kind      broker.Kind     `json:"kind"`
+	Text      string          `json:"text"`
+	Choices   []broker.Choice `json:"choices"`
+	RequestID string          `json:"request_id"`
+	Action    string          `json:"action,omitempty"`
+	Resource  string          `json:"resource,omitempty"`
+	Service   string          `json:"service,omitempty"`
+	Rule      string          `json:"rule,omitempty"`
+	Risk      string          `json:"risk,omitempty"`
+	Approvers []string        `json:"approvers,omitempty"`
+	Data      any             `json:"data,omitempty"`
+	DemoCode  string          `json:"demo_code,omitempty"`
+}
+
+// print renders one output.
+func (s *session) print(ctx context.Context, o broker.Output) error {
+	var demoCode, demoNote string
+	if o.Kind == broker.KindStepUp && s.opts.DemoCode != nil {
+		code, err := s.opts.DemoCode(ctx)
+		if err != nil {
+			demoNote = "demo: the authenticator has no fresh code yet; wait up to 30 seconds, then type /agenthub code."
+		} else {
+			demoCode = code
+		}
+	}
+	if s.opts.JSON {
+		j := jsonOutput{Kind: o.Kind, Text: o.Text, Choices: o.Choices, RequestID: o.RequestID, Action: o.Action,
+			Resource: o.Resource, Service: o.Service, Rule: o.Rule, Risk: o.Risk, Approvers: o.Approvers, Data: o.Data, DemoCode: demoCode}
+		if j.Choices == nil {
+			j.Choices = []broker.Choice{}
+		}
+		b, err := json.Marshal(j)
+		if err != nil {
+			return fmt.Errorf("console: encode output: %w", err)
+		}
+		if _, err := fmt.Fprintf(s.out, "%s\n", b); err != nil {
+			return fmt.Errorf("console: write: %w", err)
+		}
+		return nil
+	}
+	var b strings.Builder
+	prefix := "bot> "
+	if o.Kind == broker.KindError {
+		prefix = "bot> [!] "
+	}
+	b.WriteString(indent(prefix, o.Text))
+	switch o.Kind {
+	case broker.KindApproval:
+		for i, c := range o.Choices {
+			fmt.Fprintf(&b, "     %d) %s [%s]\n", i+1, c.Label, c.Key)
+		}
+		b.WriteString("     Type a number, key or label.\n")
+	case broker.KindStepUp:
+		switch {
+		case demoCode != "":
+			fmt.Fprintf(&b, "     demo: your authenticator shows %s\n", demoCode)
+		case demoNote != "":
+			fmt.Fprintf(&b, "     %s\n", demoNote)
+		}
+		b.WriteString("     Type the 6-digit code from your authenticator.\n")
+	case broker.KindConnect:
+		if o.Service != "" && !strings.Contains(o.Text, "/agenthub connect") {
+			fmt.Fprintf(&b, "     Type /agenthub connect %s\n", o.Service)
+		}
+	}
+	if _, err := io.WriteString(s.out, b.String()); err != nil {
+		return fmt.Errorf("console: write: %w", err)
+	}
+	return nil
+}
+
+// indent prefixes the first line of text and aligns the rest under it.
+func indent(prefix, text string) string {
+	pad := strings.Repeat(" ", len(prefix))
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	var b strings.Builder
+	for i, l := range lines {
+		if i == 0 {
+			b.WriteString(prefix)
+		} else {
+			b.WriteString(pad)
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
