@@ -41,13 +41,16 @@ const (
 )
 
 const demoUsage = `Usage:
-  bot demo [-store URL] [-json]
+  bot demo [-store URL] [-policy FILE] [-json]
 
 An offline session in the terminal: simulated GitHub, Calendar and Slack on a
 loopback port, the demo person (@demo) connected to all three and enrolled in
 TOTP step-up, the rules planner and the default policy. Type messages and
 /agenthub commands; when asked for a code, the demo shows what your
-authenticator would. The store is a temporary file removed at exit unless
+authenticator would. The policy is the embedded default unless -policy
+or $AGENTHUB_POLICY names a file; a bad file stops the demo before it starts.
+$AGENTHUB_LOG_LEVEL (debug, info, warn, error; default warn) sets how much
+is logged, as JSON, to stderr. The store is a temporary file removed at exit unless
 -store is given (then requests and the audit trail persist; connections and
 the step-up enrolment are made anew with fresh keys at each start).
 `
@@ -90,18 +93,45 @@ type demoEnv struct {
 // what the simulated services and the audit trail recorded.
 var demoStarted, demoStopping func(*demoEnv)
 
+// demoWrapStore, when set (by tests), wraps the demo's store before
+// anything uses it, so a test can make its writes fail.
+var demoWrapStore func(store.Store) store.Store
+
+// demoRandom is the source of the demo's keys and of the simulated
+// providers' tokens; tests replace it to learn every secret the demo made
+// and check that none is ever shown.
+var demoRandom io.Reader = rand.Reader
+
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), demoUsage) }
 	storeURL := fs.String("store", "", "state store: bolt:PATH, redis://… or rediss://… (default: a temporary file)")
+	policyFile := fs.String("policy", getenv("AGENTHUB_POLICY"), "policy file (default: $AGENTHUB_POLICY, else the embedded default)")
 	jsonOut := fs.Bool("json", false, "print each output as one JSON object per line")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	// Warnings only, as JSON, on stderr: stdout is the conversation.
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// Logs go to stderr as JSON, warnings only unless AGENTHUB_LOG_LEVEL
+	// says otherwise: stdout is the conversation.
+	level := slog.LevelWarn
+	if v := getenv("AGENTHUB_LOG_LEVEL"); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return usageError("AGENTHUB_LOG_LEVEL must be debug, info, warn or error, not %q", v)
+		}
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	env, err := startDemo(ctx, *storeURL, getenv, logger)
+	// The policy first: a bad file stops start-up before anything is
+	// connected, with the file, line and rule in the message.
+	pol := policy.Default()
+	if *policyFile != "" {
+		var err error
+		if pol, err = policy.Load(*policyFile); err != nil {
+			return err
+		}
+	}
+
+	env, err := startDemo(ctx, *storeURL, pol, getenv, logger)
 	if err != nil {
 		return err
 	}
@@ -139,14 +169,14 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 // startDemo builds the demo's world; the caller closes it.
-func startDemo(ctx context.Context, storeURL string, getenv func(string) string, logger *slog.Logger) (_ *demoEnv, err error) {
+func startDemo(ctx context.Context, storeURL string, pol *policy.Engine, getenv func(string) string, logger *slog.Logger) (_ *demoEnv, err error) {
 	env := &demoEnv{}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, env.close())
 		}
 	}()
-	env.world = sim.New(sim.Options{Logger: logger})
+	env.world = sim.New(sim.Options{Logger: logger, Rand: demoRandom})
 	env.srv = sim.NewServer(env.world) // loopback only
 
 	if storeURL == "" {
@@ -160,12 +190,15 @@ func startDemo(ctx context.Context, storeURL string, getenv func(string) string,
 	if err != nil {
 		return nil, err
 	}
+	if demoWrapStore != nil {
+		env.st = demoWrapStore(env.st)
+	}
 
 	// Fresh keys for every demo session; a real deployment loads its keys
 	// from the configuration instead.
 	auditKey, vaultKey, stepupKey := make([]byte, 32), make([]byte, 32), make([]byte, 32)
 	for _, k := range [][]byte{auditKey, vaultKey, stepupKey} {
-		if _, err := rand.Read(k); err != nil {
+		if _, err := io.ReadFull(demoRandom, k); err != nil {
 			return nil, fmt.Errorf("demo: keys: %w", err)
 		}
 	}
@@ -207,7 +240,7 @@ func startDemo(ctx context.Context, storeURL string, getenv func(string) string,
 		}
 	}
 	env.broker, err = broker.New(broker.Options{
-		Store: env.st, Vault: env.vault, Audit: env.rec, Policy: policy.Default(), Registry: registry,
+		Store: env.st, Vault: env.vault, Audit: env.rec, Policy: pol, Registry: registry,
 		Planner: planner.NewRules(), StepUp: env.stepup, Logger: logger,
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/sim"
+	"github.com/agenthub/agenthub/internal/store"
 )
 
 // jsonLine is one line of `bot demo -json`.
@@ -125,21 +126,43 @@ func runDemoScript(t *testing.T, script ...input) demoRun {
 // runDemoArgs is runDemoScript with more flags for `bot demo -json`.
 func runDemoArgs(t *testing.T, flags []string, script ...input) demoRun {
 	t.Helper()
+	return runDemoWith(t, demoOpts{flags: flags}, script...)
+}
+
+// demoOpts are the less common settings of a scripted demo run.
+type demoOpts struct {
+	flags     []string                      // more flags for `bot demo -json`
+	env       map[string]string             // the environment; empty otherwise
+	started   func(*demoEnv)                // called once the demo is up
+	wrapStore func(store.Store) store.Store // see demoWrapStore
+	allowWarn bool                          // the run may log warnings and errors
+}
+
+// runDemoWith is runDemoScript with opts.
+func runDemoWith(t *testing.T, opts demoOpts, script ...input) demoRun {
+	t.Helper()
 	var env *demoEnv
 	var events []audit.Event
-	demoStarted = func(e *demoEnv) { env = e }
+	demoStarted = func(e *demoEnv) {
+		env = e
+		if opts.started != nil {
+			opts.started(e)
+		}
+	}
+	demoWrapStore = opts.wrapStore
 	demoStopping = func(e *demoEnv) {
 		var err error
 		if events, err = e.rec.Tail(context.Background(), 10000); err != nil {
 			t.Errorf("audit tail: %v", err)
 		}
 	}
-	t.Cleanup(func() { demoStarted, demoStopping = nil, nil })
+	t.Cleanup(func() { demoStarted, demoStopping, demoWrapStore = nil, nil, nil })
 
 	out := new(lockedBuffer)
 	in := &scripted{script: script, out: out}
 	var stderr bytes.Buffer
-	err := run(context.Background(), append([]string{"bot", "demo", "-json"}, flags...), func(string) string { return "" }, in, out, &stderr)
+	getenv := func(name string) string { return opts.env[name] }
+	err := run(context.Background(), append([]string{"bot", "demo", "-json"}, opts.flags...), getenv, in, out, &stderr)
 	r := demoRun{code: exitCode(err, &stderr), stderr: stderr.String(), env: env, events: events}
 	if env == nil {
 		t.Fatalf("the demo did not start: exit %d, stderr %s", r.code, r.stderr)
@@ -171,7 +194,7 @@ func runDemoArgs(t *testing.T, flags []string, script ...input) demoRun {
 	if r.code != 0 {
 		t.Fatalf("exit code %d at EOF, want 0; stderr: %s", r.code, r.stderr)
 	}
-	if strings.Contains(r.stderr, `"level":"WARN"`) || strings.Contains(r.stderr, `"level":"ERROR"`) {
+	if !opts.allowWarn && strings.Contains(r.stderr, `"level":"WARN"`) || strings.Contains(r.stderr, `"level":"ERROR"`) {
 		t.Errorf("the demo logged a warning or error: %s", r.stderr)
 	}
 	return r

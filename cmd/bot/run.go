@@ -21,7 +21,7 @@ without ever holding your credentials.
 
 Usage:
   bot                    run the Slack bot (Socket Mode; needs the settings below)
-  bot demo [-json]       an offline session in the terminal (no keys, no network)
+  bot demo [-json] [-store URL] [-policy FILE]       an offline session in the terminal (no keys, no network)
   bot version            print the version
   bot audit export       write the audit trail as JSON Lines
   bot audit verify       check the audit trail's hash chain

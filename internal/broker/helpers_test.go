@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -65,8 +66,11 @@ type fixture struct {
 	ctx      context.Context
 	clock    *clock
 	world    *sim.World
-	srv      *httptest.Server
-	st       store.Store // requests, grants, connections, enrolments
+	srv      *httptest.Server // nil when the sim is reached in-process
+	simURL   string           // the sim's base URL
+	simHTTP  *http.Client     // the vault's client: nil for loopback, else the in-process transport
+	simTime  *timedTransport  // times the in-process transport; nil for loopback
+	st       store.Store      // requests, grants, connections, enrolments
 	auditSt  *memstore.Store
 	rec      *audit.Recorder
 	audit    Recorder // what the broker records through; rec unless a test wraps it
@@ -89,12 +93,28 @@ func newFixture(t testing.TB) *fixture {
 // records in st (nil: a memstore on the fixture's clock).
 func newFixtureOn(t testing.TB, st store.Store) *fixture {
 	t.Helper()
+	return newFixtureWith(t, st, false)
+}
+
+// newFixtureWith is newFixtureOn; inProcess reaches the sim through
+// sim.(*World).Transport, with no socket, instead of over loopback.
+func newFixtureWith(t testing.TB, st store.Store, inProcess bool) *fixture {
+	t.Helper()
 	f := &fixture{t: t, ctx: t.Context(), clock: &clock{t: start}, logs: new(bytes.Buffer)}
 	// JSONHandler serializes its writes, so the buffer needs no lock of its own.
 	f.logger = slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.world = sim.New(sim.Options{Now: f.clock.Now})
-	f.srv = sim.NewServer(f.world)
-	t.Cleanup(f.srv.Close)
+	if inProcess {
+		// https, as the vault sends plain http only to loopback; the
+		// in-process transport ignores scheme and host.
+		f.simURL = "https://sim.invalid"
+		f.simTime = &timedTransport{next: f.world.Transport()}
+		f.simHTTP = &http.Client{Transport: f.simTime}
+	} else {
+		f.srv = sim.NewServer(f.world)
+		t.Cleanup(f.srv.Close)
+		f.simURL = f.srv.URL
+	}
 	f.st = st
 	if f.st == nil {
 		f.st = memstore.New(memstore.Options{Now: f.clock.Now})
@@ -106,7 +126,7 @@ func newFixtureOn(t testing.TB, st store.Store) *fixture {
 	}
 	f.rec, f.audit = rec, rec
 	f.registry = agent.NewRegistry()
-	ends := agent.SimEndpoints(f.srv.URL)
+	ends := agent.SimEndpoints(f.simURL)
 	for _, reg := range []func(*agent.Registry, agent.Endpoints) error{githubagent.Register, calendaragent.Register, slackagent.Register} {
 		if err := reg(f.registry, ends); err != nil {
 			t.Fatalf("register agents: %v", err)
@@ -141,7 +161,7 @@ func (f *fixture) newVault() *vault.Vault {
 	if err != nil {
 		f.t.Fatalf("vault keys: %v", err)
 	}
-	u, err := url.Parse(f.srv.URL)
+	u, err := url.Parse(f.simURL)
 	if err != nil {
 		f.t.Fatalf("sim url: %v", err)
 	}
@@ -150,10 +170,10 @@ func (f *fixture) newVault() *vault.Vault {
 		services = append(services, vault.Service{
 			Name: name, APIHosts: []string{u.Host},
 			OAuth: &oauth2.Config{ClientID: c.ID, ClientSecret: c.Secret, Endpoint: oauth2.Endpoint{
-				TokenURL: f.srv.URL + sim.TokenPath(name), AuthStyle: oauth2.AuthStyleInParams}},
+				TokenURL: f.simURL + sim.TokenPath(name), AuthStyle: oauth2.AuthStyleInParams}},
 		})
 	}
-	v, err := vault.New(vault.Options{Store: f.st, Keys: keys, Audit: f.rec, Services: services, Now: f.clock.Now, Logger: f.logger})
+	v, err := vault.New(vault.Options{Store: f.st, Keys: keys, Audit: f.rec, Services: services, Now: f.clock.Now, Logger: f.logger, HTTPClient: f.simHTTP})
 	if err != nil {
 		f.t.Fatalf("vault: %v", err)
 	}
