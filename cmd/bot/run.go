@@ -21,7 +21,8 @@ without ever holding your credentials.
 
 Usage:
   bot                    run the Slack bot (Socket Mode; needs the settings below)
-  bot demo [-json] [-store URL] [-policy FILE]       an offline session in the terminal (no keys, no network)
+  bot demo               an offline session in the terminal (no keys, no network);
+                         flags: -json, -store URL, -policy FILE
   bot version            print the version
   bot audit export       write the audit trail as JSON Lines
   bot audit verify       check the audit trail's hash chain
