@@ -38,6 +38,10 @@ import (
 const (
 	demoPrincipal = "T0DEMO:U0DEMO"
 	demoName      = "@demo"
+	// A colleague in the same workspace, so the demo can show that only a
+	// request's owner may decide it: a line starting "@bob " is typed by him.
+	demoOtherPrincipal = "T0DEMO:U0BOB"
+	demoOtherName      = "@bob"
 )
 
 const demoUsage = `Usage:
@@ -64,6 +68,7 @@ Nothing leaves this machine. Things to try:
   /agenthub revoke github
   /agenthub audit
   /agenthub help
+Start a line with "@bob " to type as a colleague (his clicks on your requests are refused).
 End with Ctrl-D.
 `
 
@@ -161,6 +166,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 			return env.stepup.DemoCode(ctx, demoPrincipal)
 		},
 		Logger: logger,
+		Others: map[string]string{demoOtherName: demoOtherPrincipal},
 	})
 	if errors.Is(err, context.Canceled) {
 		return nil // Ctrl-C ends the demo as EOF does

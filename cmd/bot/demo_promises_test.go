@@ -352,3 +352,44 @@ func TestDemoCanary(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoAnotherPersonsApprovalIsRefused: @bob, a colleague in the same
+// workspace, clicks Approve on @demo's request. The click is refused and
+// audited, nothing runs, and the owner can still decide.
+func TestDemoAnotherPersonsApprovalIsRefused(t *testing.T) {
+	r := runDemoScript(t,
+		say(commentPR7),
+		say("@bob once"),
+		say("@bob 1"),
+		say("once"),
+	)
+	ap := r.one(t, 0, broker.KindApproval)
+	for _, turn := range []int{1, 2} {
+		got := r.one(t, turn, broker.KindError)
+		if got.RequestID != ap.RequestID || !strings.Contains(got.Text, "Only the person who asked") {
+			t.Errorf("turn %d = %+v, want a refusal for %s", turn, got, ap.RequestID)
+		}
+	}
+	if got := r.one(t, 3, broker.KindResult); got.RequestID != ap.RequestID {
+		t.Errorf("the owner's decision ran %q, want %q", got.RequestID, ap.RequestID)
+	}
+	if got, want := r.calls(sim.ServiceGitHub, "POST", "/repos/acme/payments/issues/7/comments"), 1; got != want {
+		t.Errorf("comments reaching GitHub = %d, want %d", got, want)
+	}
+	var rejected int
+	for _, e := range r.events {
+		if e.RequestID == ap.RequestID && e.Kind == audit.InteractionRejected {
+			rejected++
+			if e.Actor != demoOtherPrincipal {
+				t.Errorf("rejected event actor = %q, want %q", e.Actor, demoOtherPrincipal)
+			}
+		}
+	}
+	if rejected != 2 {
+		t.Errorf("interaction.rejected events = %d, want 2", rejected)
+	}
+	kinds := auditKinds(t, r, ap.RequestID)
+	if i, j := indexOf(kinds, audit.InteractionRejected), indexOf(kinds, audit.ApprovalGranted); i < 0 || j < i {
+		t.Errorf("audit kinds %v: want the rejections before the owner's approval", kinds)
+	}
+}

@@ -69,6 +69,11 @@ type Options struct {
 	// Logger receives the operator-side errors the broker returns beside
 	// its outputs. Default: discard.
 	Logger *slog.Logger
+	// Others are other people the person at the keyboard may speak as, by
+	// name ("@bob") to principal: a line that starts with "@bob " is typed
+	// by @bob. The demo uses it to show that a click by someone other than
+	// the request's owner is refused.
+	Others map[string]string
 }
 
 // DefaultAuditLines is how many events "/agenthub audit" shows without n.
@@ -183,13 +188,17 @@ func (s *session) line(ctx context.Context, text string) error {
 			return fmt.Errorf("console: write: %w", err)
 		}
 	}
-	outs, err := s.dispatch(ctx, text)
+	outs, other, err := s.dispatch(ctx, text)
 	if err != nil {
 		// The outputs already tell the person that nothing was done; the
 		// cause is for the operator.
 		s.opts.Logger.WarnContext(ctx, "console: handling a line failed", "err", err)
 	}
-	s.track(outs)
+	if !other {
+		// What is offered to the person at the keyboard stays offered
+		// whatever a colleague typed.
+		s.track(outs)
+	}
 	for _, o := range outs {
 		if err := s.print(ctx, o); err != nil {
 			return err
@@ -199,25 +208,44 @@ func (s *session) line(ctx context.Context, text string) error {
 }
 
 // dispatch decides what a line is (see the package documentation) and
-// passes it on.
-func (s *session) dispatch(ctx context.Context, text string) ([]broker.Output, error) {
+// passes it on. other reports that a colleague (opts.Others) typed it.
+func (s *session) dispatch(ctx context.Context, text string) (outs []broker.Output, other bool, err error) {
 	p := s.opts.Principal
-	if cmd, ok := command(text); ok {
-		return s.command(ctx, cmd)
+	if by, rest, ok := s.other(text); ok {
+		p, text, other = by, rest, true
+	} else if cmd, ok := command(text); ok {
+		outs, err = s.command(ctx, cmd)
+		return outs, false, err
 	}
 	if s.approval != nil {
 		if key, ok := matchChoice(s.approval.Choices, text); ok {
 			id := s.approval.RequestID
-			s.approval = nil
-			return s.opts.Broker.Decide(ctx, broker.Decision{RequestID: id, Actor: p, Choice: key})
+			if !other {
+				s.approval = nil
+			}
+			outs, err = s.opts.Broker.Decide(ctx, broker.Decision{RequestID: id, Actor: p, Choice: key})
+			return outs, other, err
 		}
 	}
 	if s.stepUp != "" {
 		if code, ok := sixDigits(text); ok {
-			return s.opts.Broker.StepUp(ctx, s.stepUp, p, code)
+			outs, err = s.opts.Broker.StepUp(ctx, s.stepUp, p, code)
+			return outs, other, err
 		}
 	}
-	return s.opts.Broker.Handle(ctx, broker.Message{Principal: p, Text: text})
+	outs, err = s.opts.Broker.Handle(ctx, broker.Message{Principal: p, Text: text})
+	return outs, other, err
+}
+
+// other reports whether text is typed by one of opts.Others, and returns
+// that person's principal and the rest of the line.
+func (s *session) other(text string) (principal, rest string, ok bool) {
+	name, rest, found := strings.Cut(text, " ")
+	if !found {
+		return "", "", false
+	}
+	principal, ok = s.opts.Others[strings.ToLower(strings.TrimSuffix(name, ":"))]
+	return principal, strings.TrimSpace(rest), ok && strings.TrimSpace(rest) != ""
 }
 
 // track remembers the approval and the step-up the outputs ask for, and

@@ -3,6 +3,11 @@
 // beside its chat adapters. It reads one line at a time, interactive or
 // piped, and handles each line to completion before reading the next.
 //
+// A line that starts with the name of one of Options.Others ("@bob once")
+// is typed by that person instead: the demo uses it to show that a click
+// by anyone but the request's owner is refused. What such a line gets back
+// does not change what is offered to the person at the keyboard.
+//
 // A line is, in this order of precedence:
 //
 //   - a command: "/agenthub help | connect <service> | grants |
