@@ -49,7 +49,8 @@ const demoUsage = `Usage:
 
 An offline session in the terminal: simulated GitHub, Calendar and Slack on a
 loopback port, the demo person (@demo) connected to all three and enrolled in
-TOTP step-up, the rules planner and the default policy. Type messages and
+TOTP step-up, the rules planner and the default policy (in which @bob, a
+colleague you can type as with "@bob …", is the release manager). Type messages and
 /agenthub commands; when asked for a code, the demo shows what your
 authenticator would. The policy is the embedded default unless -policy
 or $AGENTHUB_POLICY names a file; a bad file stops the demo before it starts.
@@ -64,11 +65,13 @@ Nothing leaves this machine. Things to try:
   list open pull requests in acme/website
   comment 'LGTM' on PR 7 in acme/payments
   merge PR 7 in acme/payments
+  deploy acme/payments to production   (needs @bob, the release manager, too)
   /agenthub grants
   /agenthub revoke github
   /agenthub audit
   /agenthub help
-Start a line with "@bob " to type as a colleague (his clicks on your requests are refused).
+Start a line with "@bob " to type as your colleague @bob: his click on your
+request is refused, except as the second approver a rule asks for.
 End with Ctrl-D.
 `
 
@@ -128,10 +131,15 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 
 	// The policy first: a bad file stops start-up before anything is
 	// connected, with the file, line and rule in the message.
-	pol := policy.Default()
+	var pol *policy.Engine
 	if *policyFile != "" {
 		var err error
 		if pol, err = policy.Load(*policyFile); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if pol, err = demoPolicy(); err != nil {
 			return err
 		}
 	}
@@ -172,6 +180,20 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return nil // Ctrl-C ends the demo as EOF does
 	}
 	return err
+}
+
+// demoPolicy is the embedded default policy with @bob as the release
+// manager, so that the demo can show a production deploy waiting for a
+// second approver (the shipped default names no one and so denies them).
+func demoPolicy() (*policy.Engine, error) {
+	const empty = "\n  release-managers: []\n"
+	src := string(policy.DefaultSource())
+	if strings.Count(src, empty) != 1 {
+		return nil, errors.New("demo: the default policy no longer declares an empty release-managers group")
+	}
+	user := demoOtherPrincipal[strings.IndexByte(demoOtherPrincipal, ':')+1:]
+	src = strings.Replace(src, empty, "\n  release-managers: ["+user+"]\n", 1)
+	return policy.Parse("default.yaml (demo: @bob is a release manager)", []byte(src))
 }
 
 // startDemo builds the demo's world; the caller closes it.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,5 +392,41 @@ func TestDemoAnotherPersonsApprovalIsRefused(t *testing.T) {
 	kinds := auditKinds(t, r, ap.RequestID)
 	if i, j := indexOf(kinds, audit.InteractionRejected), indexOf(kinds, audit.ApprovalGranted); i < 0 || j < i {
 		t.Errorf("audit kinds %v: want the rejections before the owner's approval", kinds)
+	}
+}
+
+// TestDemoProductionDeployNeedsSecondApprover: the demo's policy names @bob
+// as the release manager. @demo's approval and code are not enough; once
+// @bob approves too, the deploy runs, exactly once.
+func TestDemoProductionDeployNeedsSecondApprover(t *testing.T) {
+	r := runDemoScript(t,
+		say("deploy acme/payments to production"),
+		say("once"),
+		func(prev []jsonLine) string { return prev[0].DemoCode }, // @demo verifies
+		say("@bob once"), // the release manager approves: now it runs
+		say("@bob once"), // a second click runs nothing more
+	)
+	ap := r.one(t, 0, broker.KindApproval)
+	if ap.Rule != "production-deploys-need-two" || !slices.Contains(ap.Approvers, "U0BOB") {
+		t.Fatalf("approval = %+v, want the second-approver rule naming U0BOB", ap)
+	}
+	if su := r.one(t, 1, broker.KindStepUp); su.DemoCode == "" {
+		t.Fatalf("step-up prompt without a demo code: %+v", su)
+	}
+	if got := r.one(t, 2, broker.KindMessage); got.RequestID != ap.RequestID || !strings.Contains(got.Text, "U0BOB") {
+		t.Errorf("after @demo's code: %+v, want a message that it waits for U0BOB", got)
+	}
+	if got := r.one(t, 3, broker.KindResult); got.RequestID != ap.RequestID {
+		t.Errorf("after @bob's approval: %+v, want the result", got)
+	}
+	if got := r.turns[4]; len(got) == 0 || got[0].Kind == broker.KindResult {
+		t.Errorf("a second click by @bob: %+v, want no second run", got)
+	}
+	if got := len(r.env.world.GitHub().Dispatches("acme/payments")); got != 1 {
+		t.Errorf("deploys of acme/payments = %d, want 1", got)
+	}
+	kinds := auditKinds(t, r, ap.RequestID)
+	if n := len(slices.DeleteFunc(slices.Clone(kinds), func(k audit.Kind) bool { return k != audit.ApprovalGranted })); n != 2 {
+		t.Errorf("approval.granted events = %d, want 2 (owner and release manager): %v", n, kinds)
 	}
 }

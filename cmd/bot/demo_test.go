@@ -25,6 +25,8 @@ type jsonLine struct {
 	Choices   []broker.Choice `json:"choices"`
 	RequestID string          `json:"request_id"`
 	Service   string          `json:"service"`
+	Rule      string          `json:"rule"`
+	Approvers []string        `json:"approvers"`
 	DemoCode  string          `json:"demo_code"`
 	Data      json.RawMessage `json:"data"`
 }

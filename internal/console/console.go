@@ -90,6 +90,9 @@ type session struct {
 	echo     bool // piped text input: show each line, so the output reads as a transcript
 	approval *broker.Output
 	stepUp   string
+	// second is the approval a second approver (one of opts.Others) may
+	// still answer after the owner has decided.
+	second *broker.Output
 }
 
 // Run reads lines from opts.In until EOF (then it returns nil) or until ctx
@@ -217,9 +220,13 @@ func (s *session) dispatch(ctx context.Context, text string) (outs []broker.Outp
 		outs, err = s.command(ctx, cmd)
 		return outs, false, err
 	}
-	if s.approval != nil {
-		if key, ok := matchChoice(s.approval.Choices, text); ok {
-			id := s.approval.RequestID
+	offer := s.approval
+	if other && s.second != nil {
+		offer = s.second
+	}
+	if offer != nil {
+		if key, ok := matchChoice(offer.Choices, text); ok {
+			id := offer.RequestID
 			if !other {
 				s.approval = nil
 			}
@@ -253,9 +260,15 @@ func (s *session) other(text string) (principal, rest string, ok bool) {
 func (s *session) track(outs []broker.Output) {
 	for i := range outs {
 		o := outs[i]
+		if s.second != nil && s.second.RequestID == o.RequestID && (o.Kind == broker.KindResult || o.Kind == broker.KindError) {
+			s.second = nil
+		}
 		switch o.Kind {
 		case broker.KindApproval:
 			s.approval = &o
+			if len(o.Approvers) > 0 {
+				s.second = &o
+			}
 			if o.RequestID == s.stepUp {
 				s.stepUp = ""
 			}
