@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/agenthub/agenthub/internal/agent/githubagent"
 	"github.com/agenthub/agenthub/internal/agent/slackagent"
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/clocktest"
 	"github.com/agenthub/agenthub/internal/planner"
 	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/sim"
@@ -39,24 +39,6 @@ const (
 // start is a Wednesday morning, so no time-of-day rule gets in the way.
 var start = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 
-// clock is a settable clock shared by every part of a fixture.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fixture is a broker wired to real parts: a memstore, a real audit
 // recorder (on its own memstore, so a test can break the audit trail
 // alone), a real vault whose services are the sim's, real agents, the rules
@@ -64,7 +46,7 @@ func (c *clock) Advance(d time.Duration) {
 type fixture struct {
 	t        testing.TB
 	ctx      context.Context
-	clock    *clock
+	clock    *clocktest.Clock
 	world    *sim.World
 	srv      *httptest.Server // nil when the sim is reached in-process
 	simURL   string           // the sim's base URL
@@ -100,7 +82,7 @@ func newFixtureOn(t testing.TB, st store.Store) *fixture {
 // sim.(*World).Transport, with no socket, instead of over loopback.
 func newFixtureWith(t testing.TB, st store.Store, inProcess bool) *fixture {
 	t.Helper()
-	f := &fixture{t: t, ctx: t.Context(), clock: &clock{t: start}, logs: new(bytes.Buffer)}
+	f := &fixture{t: t, ctx: t.Context(), clock: clocktest.New(start), logs: new(bytes.Buffer)}
 	// JSONHandler serializes its writes, so the buffer needs no lock of its own.
 	f.logger = slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.world = sim.New(sim.Options{Now: f.clock.Now})

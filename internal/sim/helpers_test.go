@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,39 +16,22 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 
+	"github.com/agenthub/agenthub/internal/clocktest"
 	"github.com/agenthub/agenthub/internal/sim"
 )
 
 // start is a fixed Tuesday morning, so seeded events are deterministic.
 var start = time.Date(2026, time.March, 10, 10, 0, 0, 0, time.UTC)
 
-// clock is a settable clock for the world.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type env struct {
 	w     *sim.World
-	clock *clock
+	clock *clocktest.Clock
 	srv   *httptest.Server
 }
 
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
-	c := &clock{t: start}
+	c := clocktest.New(start)
 	w := sim.New(sim.Options{Now: c.Now})
 	srv := sim.NewServer(w)
 	tb.Cleanup(srv.Close)

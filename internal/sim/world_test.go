@@ -17,6 +17,7 @@ import (
 	"github.com/slack-go/slack"
 	"golang.org/x/oauth2"
 
+	"github.com/agenthub/agenthub/internal/clocktest"
 	"github.com/agenthub/agenthub/internal/sim"
 )
 
@@ -60,7 +61,7 @@ func TestCallsRecordWhatReachedTheProvider(t *testing.T) {
 // token's distinctive tail, in everything the world exposes about calls, grants and logs.
 func TestTokensNeverRecorded(t *testing.T) {
 	var logs bytes.Buffer
-	c := &clock{t: start}
+	c := clocktest.New(start)
 	w := sim.New(sim.Options{Now: c.Now, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	srv := sim.NewServer(w)
 	defer srv.Close()

@@ -90,7 +90,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 	_, err = svc.DemoCode(ctx, alice)              // the current and next steps are used
 	note(err)
 	recorder.down = true
-	c.Add(time.Minute)
+	c.Advance(time.Minute)
 	demo, err := svc.DemoCode(ctx, alice)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 	for range MaxFailures {
 		verify(wrongCode(t, secret, c.Now()))
 	}
-	c.Add(time.Minute)
+	c.Advance(time.Minute)
 	verify(codeAt(t, secret, c.Now())) // locked
 	verify(codeAt(t, secret, c.Now()) + "1")
 	_, err = svc.DemoCode(ctx, alice)

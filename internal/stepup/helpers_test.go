@@ -14,6 +14,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/clocktest"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/boltstore"
 	"github.com/agenthub/agenthub/internal/store/memstore"
@@ -27,25 +28,7 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 10, 0, time.UTC)
 // testKey is the sealing key of the tests.
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
-// clock is a settable clock shared by a test's services.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *clocktest.Clock { return clocktest.New(t0) }
 
 // auditLog is a Recorder that keeps the events in memory, or refuses them
 // all while fail is set.
@@ -90,7 +73,7 @@ func (l *auditLog) last(tb testing.TB) audit.Event {
 // fixture is one service under test with its clock and audit log.
 type fixture struct {
 	svc   *Service
-	clock *clock
+	clock *clocktest.Clock
 	audit *auditLog
 	store store.Store
 }
@@ -122,8 +105,8 @@ func (f *fixture) another(tb testing.TB, st store.Store, demo bool) *Service {
 func (f *fixture) enrol(tb testing.TB, principal string) string {
 	tb.Helper()
 	ctx := context.Background()
-	f.clock.Add(-5 * time.Minute)
-	defer f.clock.Add(5 * time.Minute)
+	f.clock.Advance(-5 * time.Minute)
+	defer f.clock.Advance(5 * time.Minute)
 	enr, err := f.svc.Enroll(ctx, principal, "")
 	if err != nil {
 		tb.Fatalf("Enroll: %v", err)

@@ -86,7 +86,7 @@ func TestReplay(t *testing.T) {
 			}
 		}
 		// A minute later the step after "next" is fresh.
-		f.clock.Add(time.Minute)
+		f.clock.Advance(time.Minute)
 		if err := f.svc.Verify(ctx, alice, "req-later", codeAt(t, secret, f.clock.Now())); err != nil {
 			t.Errorf("Verify with a fresh code a minute later = %v, want nil", err)
 		}
@@ -145,7 +145,7 @@ func TestLockout(t *testing.T) {
 			if err := verify(f.svc, wrongCode(t, secret, f.clock.Now())); !errors.Is(err, ErrBadCode) {
 				t.Fatalf("failure %d: Verify = %v, want ErrBadCode", i+1, err)
 			}
-			f.clock.Add(time.Second)
+			f.clock.Advance(time.Second)
 		}
 		lockedAt := f.clock.Now().Add(-time.Second)
 		if got := f.audit.last(t).Detail["locked_until"]; got != lockedAt.Add(LockoutDuration).Format(time.RFC3339) {
@@ -155,7 +155,7 @@ func TestLockout(t *testing.T) {
 		// the end of the lockout; attempts meanwhile do not extend it.
 		other := another()
 		for _, at := range []time.Duration{0, time.Minute, 14*time.Minute + 59*time.Second} {
-			f.clock.Add(lockedAt.Add(at).Sub(f.clock.Now()))
+			f.clock.Advance(lockedAt.Add(at).Sub(f.clock.Now()))
 			for _, svc := range []*Service{f.svc, other} {
 				if err := verify(svc, codeAt(t, secret, f.clock.Now())); !errors.Is(err, ErrLocked) {
 					t.Fatalf("%v into the lockout: Verify with the right code = %v, want ErrLocked", at, err)
@@ -165,7 +165,7 @@ func TestLockout(t *testing.T) {
 				t.Errorf("audit reason = %q, want %q", got, ReasonLocked)
 			}
 		}
-		f.clock.Add(lockedAt.Add(LockoutDuration).Sub(f.clock.Now()))
+		f.clock.Advance(lockedAt.Add(LockoutDuration).Sub(f.clock.Now()))
 		if err := verify(other, codeAt(t, secret, f.clock.Now())); err != nil {
 			t.Errorf("after the lockout: Verify = %v, want nil", err)
 		}
@@ -192,7 +192,7 @@ func TestFailuresCount(t *testing.T) {
 			secret := f.enrol(t, alice)
 			var last string
 			for _, s := range tt.steps {
-				f.clock.Add(Period) // a new step each time, so "ok" is fresh
+				f.clock.Advance(Period) // a new step each time, so "ok" is fresh
 				now := f.clock.Now()
 				switch s {
 				case "x":
@@ -203,15 +203,15 @@ func TestFailuresCount(t *testing.T) {
 						t.Fatalf("Verify with the right code = %v", err)
 					}
 				case "r":
-					f.clock.Add(-Period) // stay within the used code's skew
+					f.clock.Advance(-Period) // stay within the used code's skew
 					if err := f.svc.Verify(ctx, alice, "r", last); !errors.Is(err, ErrReplay) && !errors.Is(err, ErrLocked) {
 						t.Fatalf("replay: Verify = %v, want ErrReplay", err)
 					}
 				case "+":
-					f.clock.Add(FailureWindow)
+					f.clock.Advance(FailureWindow)
 				}
 			}
-			f.clock.Add(Period)
+			f.clock.Advance(Period)
 			err := f.svc.Verify(ctx, alice, "r", codeAt(t, secret, f.clock.Now()))
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Errorf("Verify with the right code = %v, want %v", err, tt.want)
@@ -277,7 +277,7 @@ func TestEnrolmentFlow(t *testing.T) {
 		check("Verify after Reset", s.Verify(ctx, alice, "r", code(second.Secret.Reveal(), 0)), ErrNotEnrolled)
 		third, err := s.Enroll(ctx, alice, "")
 		check("Enroll after Reset", err, nil)
-		f.clock.Add(time.Minute)
+		f.clock.Advance(time.Minute)
 		check("Confirm after Reset", s.Confirm(ctx, alice, code(third.Secret.Reveal(), 0)), nil)
 		enrolled(true)
 	})
@@ -458,7 +458,7 @@ func TestDemoCode(t *testing.T) {
 		// then has none until time moves on.
 		for i := range 2 {
 			if i == 1 {
-				f.clock.Add(5 * time.Minute)
+				f.clock.Advance(5 * time.Minute)
 			}
 			code, err := f.svc.DemoCode(ctx, alice)
 			if err != nil {
