@@ -88,10 +88,7 @@ func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 	ev.Decision = lifetime.String()
 	if err := b.record(ctx, ev); err != nil {
 		// The approval is not on record, so it authorizes nothing.
-		r.Status, r.Result = StatusFailed, "the approval could not be recorded"
-		if _, terr := b.transition(ctx, r, next); terr != nil {
-			b.log.ErrorContext(ctx, "could not fail unrecorded approval", "request_id", r.ID, "err", terr)
-		}
+		b.failUnrecorded(ctx, r, next)
 		return []Output{auditDown()}, err
 	}
 	if lifetime != policy.Once {
@@ -348,6 +345,16 @@ func (b *Broker) createGrant(ctx context.Context, r Request, act *agent.Action, 
 		b.log.ErrorContext(ctx, "store grant", "request_id", r.ID, "err", err)
 		return
 	}
+	// A revoke cancels requests first and deletes grants second. Reading
+	// the request after writing the grant closes the race with it: either
+	// the revoke's deletion comes after this write, or this read sees the
+	// cancellation and takes the grant back.
+	if cur, _, lerr := b.loadOwned(ctx, r.Principal, r.ID); lerr != nil || cur.Status == StatusCanceled {
+		if derr := b.store.Delete(ctx, grantKey(r.Principal, g.ID)); derr != nil {
+			b.log.ErrorContext(ctx, "delete grant of a canceled request", "grant", g.ID, "err", derr)
+		}
+		return
+	}
 	ev := b.event(audit.GrantCreated, r, nil)
 	ev.Decision, ev.Detail = l.String(), map[string]string{"grant": g.ID, "expires": g.Expires.UTC().Format("2006-01-02T15:04:05Z")}
 	if err := b.record(ctx, ev); err != nil {
@@ -356,6 +363,31 @@ func (b *Broker) createGrant(ctx context.Context, r Request, act *agent.Action, 
 			b.log.ErrorContext(ctx, "delete unrecorded grant", "grant", g.ID, "err", derr)
 		}
 		b.log.ErrorContext(ctx, "record grant", "request_id", r.ID, "err", err)
+	}
+}
+
+// failUnrecorded marks a request whose approval could not be recorded as
+// failed, so that nothing can run on that approval later. A concurrent
+// change (a second approver's record) makes it re-read and try again.
+func (b *Broker) failUnrecorded(ctx context.Context, r Request, cur []byte) {
+	for attempt := 0; ; attempt++ {
+		r.Status, r.Result = StatusFailed, "the approval could not be recorded"
+		_, err := b.transition(ctx, r, cur)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt >= casRetries {
+			b.log.ErrorContext(ctx, "could not fail unrecorded approval", "request_id", r.ID, "err", err)
+			return
+		}
+		var lerr error
+		if r, cur, lerr = b.loadOwned(ctx, r.Principal, r.ID); lerr != nil {
+			b.log.ErrorContext(ctx, "could not fail unrecorded approval", "request_id", r.ID, "err", lerr)
+			return
+		}
+		if !r.Status.open() {
+			return // it has already ended one way or another
+		}
 	}
 }
 
