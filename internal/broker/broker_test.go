@@ -540,3 +540,45 @@ func TestDiscoveryClientOnlyReads(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeRefusedWhenThePullRequestMoved: the approval and the code cover
+// the pull request as it was; a commit pushed after the approval means the
+// merge does not run, and the person is asked to approve again.
+func TestMergeRefusedWhenThePullRequestMoved(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("merge PR 7 in acme/payments")
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindStepUp)
+	if _, ok := f.world.Push("acme/payments", "fix-rounding"); !ok {
+		t.Fatal("push to fix-rounding failed")
+	}
+	outs, err := f.b.StepUp(f.ctx, a.RequestID, alice, f.code())
+	if err != nil {
+		t.Fatalf("StepUp: %v", err)
+	}
+	o := only(t, outs, KindError)
+	if !strings.Contains(o.Text, "changed after you approved") {
+		t.Errorf("output = %q, want it to say the pull request changed", o.Text)
+	}
+	if got := f.calls(http.MethodPut, mergePath); got != 0 {
+		t.Fatalf("merges = %d, want 0", got)
+	}
+	if got := f.request(a.RequestID).Status; got != StatusFailed {
+		t.Errorf("status = %s, want failed", got)
+	}
+	var changed bool
+	for _, e := range f.events(a.RequestID) {
+		changed = changed || (e.Kind == audit.ActionFailed && e.Result == "resource_changed")
+	}
+	if !changed {
+		t.Error("no action.failed resource_changed event")
+	}
+	// Approved again as it is now, it runs.
+	b := f.approval("merge PR 7 in acme/payments")
+	only(t, f.decide(alice, b.RequestID, ChoiceOnce), KindStepUp)
+	f.clock.Advance(30 * time.Second) // a fresh code
+	outs, err = f.b.StepUp(f.ctx, b.RequestID, alice, f.code())
+	if err != nil {
+		t.Fatalf("StepUp: %v", err)
+	}
+	only(t, outs, KindResult)
+}

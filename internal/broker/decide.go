@@ -245,6 +245,16 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 	if err != nil {
 		return b.lost(ctx, r.ID, err)
 	}
+	// The approval covered the resource as it was then (its branch, its
+	// head commit, whether it is private or protected): look again, and run
+	// nothing if it changed meanwhile.
+	if out, changed, err := b.resourceChanged(ctx, r, act, args); changed || err != nil {
+		r.Status, r.Result = StatusFailed, out.Text
+		if _, terr := b.transition(ctx, r, next); terr != nil {
+			err = errors.Join(err, terr)
+		}
+		return []Output{out}, err
+	}
 	out, ok, runErr := b.run(ctx, r.Principal, r.ID, act, args, r.Resource.Name)
 	r.Status, r.Result = StatusFailed, out.Text
 	if ok {
@@ -254,6 +264,30 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 		runErr = errors.Join(runErr, err)
 	}
 	return []Output{out}, runErr
+}
+
+// resourceChanged discovers the request's resource again and compares it
+// with the one the approval was given for.
+func (b *Broker) resourceChanged(ctx context.Context, r Request, act *agent.Action, args agent.Args) (Output, bool, error) {
+	out := Output{Kind: KindError, RequestID: r.ID, Action: act.Name, Resource: r.Resource.Name}
+	now, err := b.discover(ctx, r.Principal, act, args, r.ID)
+	if err != nil {
+		out.Text = "Nothing was done: I could not check " + r.Resource.Name + " again before running this."
+		return out, true, fmt.Errorf("broker: rediscover %s: %w", r.ID, err)
+	}
+	was, err1 := json.Marshal(r.Resource)
+	is, err2 := json.Marshal(now)
+	if err := errors.Join(err1, err2); err != nil {
+		out.Text = "Nothing was done: I could not check " + r.Resource.Name + " again before running this."
+		return out, true, fmt.Errorf("broker: compare resource of %s: %w", r.ID, err)
+	}
+	if string(was) == string(is) {
+		return Output{}, false, nil
+	}
+	ev := b.event(audit.ActionFailed, r, args)
+	ev.Result, ev.Detail = "resource_changed", map[string]string{"resource_now": now.Name}
+	out.Text = "Not run: " + r.Resource.Name + " changed after you approved (for example new commits or another base branch). Ask again to approve it as it is now."
+	return out, true, b.record(ctx, ev)
 }
 
 // checkOpen returns done=true with the outputs to give when the request is

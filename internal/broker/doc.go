@@ -53,7 +53,11 @@
 //
 // Before a stored step runs, its arguments are validated again and their
 // hash compared with the stored one: an approval covers exactly the
-// arguments that were shown, and any change makes a new request. Grants
+// arguments that were shown, and any change makes a new request. The
+// resource is then discovered again and must equal the one approved (the
+// same base branch and head commit of a pull request, the same privacy and
+// protection): if it moved, nothing runs and the person is asked again.
+// Grants
 // (choosing "for 1 hour" or "until revoked") are stored under (principal,
 // "grant", ID), keyed by action and resource, and cover later steps of the
 // same action on the same resource while the decision allows grants. High

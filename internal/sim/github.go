@@ -235,6 +235,29 @@ func (v GitHubView) Branch(full, name string) (Branch, bool) {
 	return *b, true
 }
 
+// Push simulates someone pushing a commit to a branch, outside AgentHub:
+// the branch and every open pull request whose head it is get a new head
+// commit, which it returns.
+func (w *World) Push(full, branch string) (string, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r, ok := w.gh.repos[full]
+	if !ok {
+		return "", false
+	}
+	b, ok := r.branches[branch]
+	if !ok {
+		return "", false
+	}
+	b.SHA = fakeSHA(full, branch, b.SHA)
+	for _, p := range r.pulls {
+		if p.State == "open" && p.Head == branch {
+			p.HeadSHA = b.SHA
+		}
+	}
+	return b.SHA, true
+}
+
 // PullRequest returns one pull request with its comments and reviews.
 func (v GitHubView) PullRequest(full string, number int) (PullRequest, bool) {
 	v.w.mu.Lock()

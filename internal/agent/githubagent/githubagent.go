@@ -206,6 +206,9 @@ func (g gh) mergeResource(ctx context.Context, c *http.Client, args agent.Args) 
 		return policy.Resource{}, err
 	}
 	res.Attrs["pull_request"] = number
+	// The commit being merged: an approval covers this code, and the broker
+	// refuses to run it if the head moved after the approval.
+	res.Attrs["head_sha"] = pr.GetHead().GetSHA()
 	return res, nil
 }
 

@@ -178,6 +178,10 @@ func TestWrites(t *testing.T) {
 	}
 }
 
+// headOf in a wanted resource stands for the pull request's head commit in
+// the simulated world.
+const headOf = "(head of the pull request)"
+
 func TestResource(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -190,9 +194,9 @@ func TestResource(t *testing.T) {
 		{"public repo", "github.comment", map[string]any{"repo": "acme/website", "number": 12, "body": "hi"},
 			policy.Resource{Kind: "repo", Name: "acme/website", Attrs: map[string]any{"private": false}}},
 		{"merge into protected main", "github.merge_pull_request", map[string]any{"repo": "acme/payments", "number": 7},
-			policy.Resource{Kind: "branch", Name: "acme/payments:main", Attrs: map[string]any{"private": true, "protected": true, "pull_request": int64(7)}}},
+			policy.Resource{Kind: "branch", Name: "acme/payments:main", Attrs: map[string]any{"private": true, "protected": true, "pull_request": int64(7), "head_sha": headOf}}},
 		{"merge into public main", "github.merge_pull_request", map[string]any{"repo": "acme/website", "number": 12},
-			policy.Resource{Kind: "branch", Name: "acme/website:main", Attrs: map[string]any{"private": false, "protected": false, "pull_request": int64(12)}}},
+			policy.Resource{Kind: "branch", Name: "acme/website:main", Attrs: map[string]any{"private": false, "protected": false, "pull_request": int64(12), "head_sha": headOf}}},
 		{"delete unprotected branch", "github.delete_branch", map[string]any{"repo": "acme/payments", "branch": "fix-rounding"},
 			policy.Resource{Kind: "branch", Name: "acme/payments:fix-rounding", Attrs: map[string]any{"private": true, "protected": false}}},
 		{"delete protected branch", "github.delete_branch", map[string]any{"repo": "acme/payments", "branch": "main"},
@@ -206,6 +210,10 @@ func TestResource(t *testing.T) {
 			got, err := agenttest.Resource(t, r, c, tt.action, tt.args)
 			if err != nil {
 				t.Fatalf("resource: %v", err)
+			}
+			if tt.want.Attrs["head_sha"] == headOf {
+				pr, _ := w.GitHub().PullRequest(tt.args["repo"].(string), tt.args["number"].(int))
+				tt.want.Attrs["head_sha"] = pr.HeadSHA
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("resource (-want +got):\n%s", diff)
