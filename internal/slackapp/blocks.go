@@ -1,0 +1,549 @@
+package slackapp
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/policy"
+)
+
+// Block Kit limits, from Slack's reference. Slack rejects a whole message
+// when one of them is exceeded, so every builder below clips to them.
+const (
+	maxSectionText  = 3000 // section text
+	maxFieldText    = 2000 // each section field
+	maxFields       = 10   // fields per section
+	maxHeaderText   = 150  // header block (plain_text)
+	maxContextText  = 3000 // a context element's text object
+	maxButtonText   = 75   // button label (plain_text)
+	maxButtonValue  = 2000 // button value
+	maxActionElems  = 25   // elements per actions block
+	maxMessageBlock = 50   // blocks per message
+	maxHomeBlocks   = 100  // blocks in an App Home view
+	maxReplyText    = 4000 // a threaded reply's text; Slack's own advice
+	maxModalTitle   = 24   // modal title, submit and close (plain_text)
+	maxMetadata     = 3000 // private_metadata
+	maxConfirmTitle = 100  // confirm dialog title
+	maxConfirmText  = 300  // confirm dialog text
+	maxConfirmBtn   = 30   // confirm dialog button labels
+)
+
+// Action IDs of the interactive elements. The handlers match on them; the
+// value of each element is only an opaque ID.
+const (
+	// ActionDecidePrefix starts an approval button's action ID; the choice
+	// key (broker.ChoiceOnce, …) follows.
+	ActionDecidePrefix = "agenthub_decide_"
+	// ActionStepUp opens the step-up modal; value is the request ID.
+	ActionStepUp = "agenthub_stepup_open"
+	// ActionConnect starts connecting a service; value is the service.
+	ActionConnect = "agenthub_connect"
+	// ActionRevokeService revokes a connection; value is the service.
+	ActionRevokeService = "agenthub_revoke_service"
+	// ActionRevokeGrant revokes one grant; value is the grant ID.
+	ActionRevokeGrant = "agenthub_revoke_grant"
+	// ActionRevokeAll revokes everything the person has; value is "all".
+	ActionRevokeAll = "agenthub_revoke_all"
+
+	// CallbackStepUp is the step-up modal's callback ID; its private
+	// metadata is the request ID and nothing else.
+	CallbackStepUp = "agenthub_stepup"
+	// StepUpBlockID and StepUpActionID locate the code in the modal's
+	// submitted state.
+	StepUpBlockID  = "stepup_code"
+	StepUpActionID = "code"
+)
+
+// Outcomes a DecidedMessage can show; they are the broker's status names.
+const (
+	OutcomeApproved = string(broker.StatusApproved)
+	OutcomeDenied   = string(broker.StatusDenied)
+	OutcomeExpired  = string(broker.StatusExpired)
+	OutcomeCanceled = string(broker.StatusCanceled)
+)
+
+const truncatedNote = " _(truncated)_"
+
+// escape makes user-supplied text safe inside mrkdwn: Slack gives &, < and >
+// control meaning (links, mentions, @channel), and wants exactly these three
+// escaped, nothing else.
+func escape(s string) string {
+	if !strings.ContainsAny(s, "&<>") {
+		return s
+	}
+	return mrkdwnEscaper.Replace(s)
+}
+
+var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// truncate returns s cut to at most max runes, ending in "…" when cut.
+// It counts runes, not bytes, so it never splits a character.
+func truncate(s string, max int) string {
+	if max <= 0 {
+		return ""
+	}
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == max-1 {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s // unreachable: the count above said s is longer
+}
+
+// clip truncates mrkdwn that is already escaped to max runes, visibly: it
+// appends a "(truncated)" note and never leaves half an entity (&amp;) or
+// half a mention (<@U1>) behind, which Slack would show raw.
+func clip(s string, max int) string {
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	body := truncate(s, max-utf8.RuneCountInString(truncatedNote))
+	body = strings.TrimSuffix(body, "…")
+	if i := strings.LastIndexByte(body, '&'); i >= 0 && !strings.Contains(body[i:], ";") {
+		body = body[:i]
+	}
+	if i := strings.LastIndexByte(body, '<'); i >= 0 && !strings.Contains(body[i:], ">") {
+		body = body[:i]
+	}
+	// A cut inside a code span or fence would swallow the note.
+	if strings.Count(body, "`")%2 == 1 {
+		body = strings.ReplaceAll(body, "`", "'")
+	}
+	return body + "…" + truncatedNote
+}
+
+// cut shortens an invisible string (a button value, private metadata). It
+// adds no ellipsis: the value is an ID, and a cut one simply finds nothing.
+func cut(s string, max int) string {
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	return string([]rune(s)[:max])
+}
+
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+
+// mention renders a Slack user as a mention. It takes a user ID or a
+// principal ("T123:U456"); anything else is shown as escaped text, so a
+// malformed ID can never become a broadcast such as <!channel>.
+func mention(id string) string {
+	if _, user, ok := strings.Cut(id, ":"); ok {
+		id = user
+	}
+	if slackUserID.MatchString(id) {
+		return "<@" + id + ">"
+	}
+	return escape(id)
+}
+
+func mentions(ids []string) string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = mention(id)
+	}
+	return strings.Join(out, ", ")
+}
+
+// date renders t in each reader's own time zone; the fallback, shown where
+// Slack cannot format, is UTC. format is a Slack date token string.
+func date(t time.Time, format, fallback string) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return fmt.Sprintf("<!date^%d^%s|%s>", t.Unix(), format, t.UTC().Format(fallback))
+}
+
+func when(t time.Time) string {
+	return date(t, "{date_short_pretty} at {time}", "2006-01-02 15:04 UTC")
+}
+
+func clock(t time.Time) string { return date(t, "{time}", "15:04 UTC") }
+
+func mrkdwn(s string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
+}
+
+func plain(s string, max int) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.PlainTextType, truncate(s, max), false, false)
+}
+
+// section is a mrkdwn section; text must already be escaped.
+func section(text string) *slack.SectionBlock {
+	return slack.NewSectionBlock(mrkdwn(clip(text, maxSectionText)), nil, nil)
+}
+
+func header(text string) *slack.HeaderBlock {
+	return slack.NewHeaderBlock(plain(text, maxHeaderText))
+}
+
+func contextLine(text string) *slack.ContextBlock {
+	return slack.NewContextBlock("", mrkdwn(clip(text, maxContextText)))
+}
+
+// fields builds a section of label/value pairs (values already escaped).
+func fields(pairs ...string) *slack.SectionBlock {
+	var fs []*slack.TextBlockObject
+	for i := 0; i+1 < len(pairs) && len(fs) < maxFields; i += 2 {
+		if pairs[i+1] == "" {
+			continue
+		}
+		fs = append(fs, mrkdwn(clip("*"+pairs[i]+"*\n"+pairs[i+1], maxFieldText)))
+	}
+	return slack.NewSectionBlock(nil, fs, nil)
+}
+
+func button(actionID, label, value string) *slack.ButtonBlockElement {
+	return slack.NewButtonBlockElement(actionID, cut(value, maxButtonValue), plain(label, maxButtonText))
+}
+
+// actions puts buttons in actions blocks of at most 25 elements each.
+func actions(blockID string, buttons []*slack.ButtonBlockElement) []slack.Block {
+	var out []slack.Block
+	for i := 0; i < len(buttons); i += maxActionElems {
+		end := min(i+maxActionElems, len(buttons))
+		elems := make([]slack.BlockElement, 0, end-i)
+		for _, b := range buttons[i:end] {
+			elems = append(elems, b)
+		}
+		id := blockID
+		if i > 0 {
+			id = fmt.Sprintf("%s_%d", blockID, i/maxActionElems)
+		}
+		out = append(out, slack.NewActionBlock(id, elems...))
+	}
+	return out
+}
+
+// limitBlocks keeps a message within max blocks; what it drops is
+// announced in a last context line.
+func limitBlocks(blocks []slack.Block, max int) []slack.Block {
+	if len(blocks) <= max {
+		return blocks
+	}
+	dropped := len(blocks) - (max - 1)
+	out := append(blocks[:max-1:max-1], contextLine(fmt.Sprintf("… and %d more blocks _(truncated)_", dropped)))
+	return out
+}
+
+// ApprovalMessage asks owner (a Slack user ID) to decide an approval
+// output: who asks, what would run with which arguments, on what, how risky,
+// by which rule, until when, and one button per choice. Every button's value
+// is the request ID and nothing more.
+func ApprovalMessage(o broker.Output, owner string, expires time.Time) []slack.Block {
+	blocks := []slack.Block{
+		header("Approval needed"),
+		section(fmt.Sprintf("%s, an agent asks to run *%s*:\n%s", mention(owner), escape(o.Action), quote(escape(o.Text)))),
+		fields(
+			"Action", "`"+escape(o.Action)+"`",
+			"Resource", "`"+escape(o.Resource)+"`",
+			"Risk", riskLabel(o.Risk),
+			"Policy rule", "`"+escape(o.Rule)+"`",
+			"Expires", when(expires),
+			"Requested by", mention(owner),
+		),
+	}
+	if len(o.Approvers) > 0 {
+		blocks = append(blocks, contextLine("Also needs the approval of one of: "+mentions(o.Approvers)))
+	}
+	var buttons []*slack.ButtonBlockElement
+	for _, c := range o.Choices {
+		b := button(ActionDecidePrefix+c.Key, c.Label, o.RequestID)
+		switch c.Key {
+		case broker.ChoiceOnce:
+			b = b.WithStyle(slack.StylePrimary)
+		case broker.ChoiceDeny:
+			b = b.WithStyle(slack.StyleDanger)
+		}
+		buttons = append(buttons, b)
+	}
+	blocks = append(blocks, actions("agenthub_decide", buttons)...)
+	return limitBlocks(blocks, maxMessageBlock)
+}
+
+// quote renders text as a mrkdwn block quote, line by line.
+func quote(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "> " + strings.ReplaceAll(s, "\n", "\n> ")
+}
+
+func riskLabel(risk string) string {
+	switch risk {
+	case "high", "critical":
+		return ":warning: *" + escape(risk) + "*"
+	case "":
+		return ""
+	}
+	return escape(risk)
+}
+
+// DecidedMessage replaces an approval message once it is settled: the
+// request recapped, no buttons, and a context line saying what happened,
+// by whom and when. outcome is one of the Outcome constants; by is the
+// deciding Slack user (unused for an expiry).
+func DecidedMessage(req broker.Request, by string, at time.Time, outcome string) []slack.Block {
+	var line string
+	switch outcome {
+	case OutcomeApproved:
+		line = fmt.Sprintf(":white_check_mark: Approved by %s at %s", mention(by), clock(at))
+		if req.Lifetime != policy.Once {
+			line += " (" + lifetimeLabel(req.Lifetime) + ")"
+		}
+	case OutcomeDenied:
+		line = fmt.Sprintf(":no_entry: Denied by %s at %s", mention(by), clock(at))
+	case OutcomeExpired:
+		line = fmt.Sprintf(":hourglass: Expired at %s", clock(at))
+	case OutcomeCanceled:
+		if req.Service != "" {
+			line = fmt.Sprintf(":heavy_multiplication_x: Canceled: %s was revoked", escape(req.Service))
+		} else {
+			line = ":heavy_multiplication_x: Canceled"
+		}
+	default:
+		line = "Closed: " + escape(outcome)
+	}
+	blocks := []slack.Block{
+		header("Approval request"),
+		section(fmt.Sprintf("%s asked to run *%s* with:\n%s",
+			mention(req.Principal), escape(req.Step.Action), quote(escape(string(req.Step.Args))))),
+		fields(
+			"Action", "`"+escape(req.Step.Action)+"`",
+			"Resource", "`"+escape(req.Resource.Name)+"`",
+			"Risk", riskLabel(req.Decision.Risk.String()),
+			"Policy rule", "`"+escape(req.Decision.Rule)+"`",
+		),
+		contextLine(line),
+	}
+	return limitBlocks(blocks, maxMessageBlock)
+}
+
+func lifetimeLabel(l policy.Lifetime) string {
+	switch l {
+	case policy.OneHour:
+		return "for 1 hour"
+	case policy.Standing:
+		return "until revoked"
+	}
+	return "once"
+}
+
+// StepUpMessage asks the owner to prove it is them before a high-risk step
+// runs; the button opens StepUpModal.
+func StepUpMessage(o broker.Output) []slack.Block {
+	blocks := []slack.Block{
+		header("Verify it's you"),
+		section(escape(o.Text)),
+		fields(
+			"Action", "`"+escape(o.Action)+"`",
+			"Resource", "`"+escape(o.Resource)+"`",
+			"Risk", riskLabel(o.Risk),
+			"Policy rule", "`"+escape(o.Rule)+"`",
+		),
+	}
+	if len(o.Approvers) > 0 {
+		blocks = append(blocks, contextLine("Also needs the approval of one of: "+mentions(o.Approvers)))
+	}
+	b := button(ActionStepUp, "Verify it's you", o.RequestID).WithStyle(slack.StylePrimary)
+	blocks = append(blocks, actions("agenthub_stepup", []*slack.ButtonBlockElement{b})...)
+	return limitBlocks(blocks, maxMessageBlock)
+}
+
+// StepUpModal asks for a 6-digit code from the person's authenticator. Its
+// private metadata is the request ID alone: the handler loads everything
+// else from the store.
+func StepUpModal(requestID string) slack.ModalViewRequest {
+	input := slack.NewPlainTextInputBlockElement(plain("123456", 150), StepUpActionID).
+		WithMinLength(6).WithMaxLength(6)
+	return slack.ModalViewRequest{
+		Type:            slack.VTModal,
+		Title:           plain("Verify it's you", maxModalTitle),
+		Submit:          plain("Verify", maxModalTitle),
+		Close:           plain("Cancel", maxModalTitle),
+		CallbackID:      CallbackStepUp,
+		PrivateMetadata: cut(requestID, maxMetadata),
+		Blocks: slack.Blocks{BlockSet: []slack.Block{
+			section("This action needs a fresh code from your authenticator app. A click in Slack alone is not enough."),
+			slack.NewInputBlock(StepUpBlockID, plain("6-digit code", 2000),
+				plain("The code is used once, for this request only.", 2000), input),
+		}},
+	}
+}
+
+// ConnectMessage asks the person to connect a service. The button's value
+// is the service name; the OAuth link is added when the web flow exists.
+func ConnectMessage(o broker.Output) []slack.Block {
+	b := button(ActionConnect, "Connect "+o.Service, o.Service).WithStyle(slack.StylePrimary)
+	blocks := []slack.Block{section(escape(o.Text))}
+	blocks = append(blocks, actions("agenthub_connect", []*slack.ButtonBlockElement{b})...)
+	return blocks
+}
+
+// ResultText is the threaded reply for a step that ran.
+func ResultText(o broker.Output) string {
+	return clip(":white_check_mark: "+escape(o.Text), maxReplyText)
+}
+
+// ErrorText is the threaded reply for a step that was refused or failed.
+func ErrorText(o broker.Output) string {
+	return clip(":warning: "+escape(o.Text), maxReplyText)
+}
+
+// HomeConnection is what App Home shows of one connected service. It is a
+// view of the vault's record, so this package need not import the vault.
+type HomeConnection struct {
+	Service  string
+	Status   string // "connected", "expired", "revoked"
+	Scopes   []string
+	LastUsed time.Time
+}
+
+// Per-list caps for App Home, chosen so that the fixed blocks plus every
+// list at its cap stay within Slack's 100 blocks.
+const (
+	homeMaxConnections = 10
+	homeMaxGrants      = 45
+	homeMaxPending     = 25
+	homeAuditLines     = 10
+)
+
+// HomeView is the person's App Home: connections, grants and pending
+// requests, each with what it needs to act on it, their last ten audit
+// events, and a "Revoke everything" button behind a confirm dialog. Long
+// lists are cut with an "and N more" line.
+func HomeView(conns []HomeConnection, grants []broker.Grant, pending []broker.Request, events []audit.Event) slack.HomeTabViewRequest {
+	blocks := []slack.Block{header("AgentHub"),
+		contextLine("What agents may do for you, and what they did. Revoking takes effect at once.")}
+
+	blocks = append(blocks, slack.NewDividerBlock(), header("Connections"))
+	if len(conns) == 0 {
+		blocks = append(blocks, contextLine("No services connected. Use `/agenthub connect <service>`."))
+	}
+	for i, c := range conns {
+		if i == homeMaxConnections {
+			blocks = append(blocks, more(len(conns)-i, "connections"))
+			break
+		}
+		text := fmt.Sprintf("*%s* · %s\nScopes: %s\nLast used: %s",
+			escape(c.Service), escape(c.Status), codeList(c.Scopes), when(c.LastUsed))
+		b := button(ActionRevokeService, "Revoke", c.Service).WithStyle(slack.StyleDanger)
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(clip(text, maxSectionText)), nil, slack.NewAccessory(b)))
+	}
+
+	blocks = append(blocks, slack.NewDividerBlock(), header("Grants"))
+	if len(grants) == 0 {
+		blocks = append(blocks, contextLine("No grants: every action asks first."))
+	}
+	for i, g := range grants {
+		if i == homeMaxGrants {
+			blocks = append(blocks, more(len(grants)-i, "grants"))
+			break
+		}
+		until := "until " + when(g.Expires)
+		if g.Lifetime == policy.Standing && g.Expires.IsZero() {
+			until = "until revoked"
+		}
+		text := fmt.Sprintf("*%s* on `%s`\nAgent: %s · %s",
+			escape(g.Action), escape(g.Resource), escape(g.Agent), until)
+		b := button(ActionRevokeGrant, "Revoke", g.ID).WithStyle(slack.StyleDanger)
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(clip(text, maxSectionText)), nil, slack.NewAccessory(b)))
+	}
+
+	blocks = append(blocks, slack.NewDividerBlock(), header("Pending requests"))
+	if len(pending) == 0 {
+		blocks = append(blocks, contextLine("Nothing is waiting for you."))
+	}
+	for i, r := range pending {
+		if i == homeMaxPending {
+			blocks = append(blocks, more(len(pending)-i, "pending requests"))
+			break
+		}
+		text := fmt.Sprintf("*%s* on `%s` · %s\nExpires %s · the buttons are in your DMs",
+			escape(r.Step.Action), escape(r.Resource.Name), escape(string(r.Status)), when(r.Expires))
+		blocks = append(blocks, section(text))
+	}
+
+	blocks = append(blocks, slack.NewDividerBlock(), header("Recent activity"))
+	if len(events) == 0 {
+		blocks = append(blocks, contextLine("Nothing recorded yet."))
+	} else {
+		recent := events[max(0, len(events)-homeAuditLines):]
+		lines := make([]string, len(recent))
+		for i, e := range recent {
+			lines[i] = AuditLine(e)
+		}
+		blocks = append(blocks, section(strings.Join(lines, "\n")))
+	}
+
+	all := button(ActionRevokeAll, "Revoke everything", "all").WithStyle(slack.StyleDanger).
+		WithConfirm(slack.NewConfirmationBlockObject(
+			plain("Revoke everything?", maxConfirmTitle),
+			plain("This disconnects every service and removes every grant. Agents will have to ask again, and you will have to reconnect.", maxConfirmText),
+			plain("Revoke everything", maxConfirmBtn),
+			plain("Cancel", maxConfirmBtn),
+		).WithStyle(slack.StyleDanger))
+	// The panic button must survive any cut, so the limit applies to the
+	// lists above it.
+	footer := append([]slack.Block{slack.NewDividerBlock()},
+		actions("agenthub_revoke_all", []*slack.ButtonBlockElement{all})...)
+	blocks = append(limitBlocks(blocks, maxHomeBlocks-len(footer)), footer...)
+
+	return slack.HomeTabViewRequest{
+		Type:   slack.VTHomeTab,
+		Blocks: slack.Blocks{BlockSet: blocks},
+	}
+}
+
+func more(n int, what string) *slack.ContextBlock {
+	return contextLine(fmt.Sprintf("… and %d more %s _(truncated)_", n, what))
+}
+
+func codeList(items []string) string {
+	if len(items) == 0 {
+		return "none"
+	}
+	out := make([]string, len(items))
+	for i, s := range items {
+		out[i] = "`" + escape(s) + "`"
+	}
+	return strings.Join(out, ", ")
+}
+
+// AuditLine renders an audit event as one compact mrkdwn line, as App Home
+// and the audit channel show it. It never shows arguments; even the
+// recorder's redacted summary is left out, to keep lines short.
+func AuditLine(e audit.Event) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "`#%d` %s `%s`", e.Seq, clock(e.Time), escape(string(e.Kind)))
+	if e.Actor != "" {
+		b.WriteString(" " + mention(e.Actor))
+	}
+	if e.Action != "" {
+		b.WriteString(" " + escape(e.Action))
+	}
+	if e.Resource != "" {
+		b.WriteString(" on `" + escape(e.Resource) + "`")
+	}
+	if e.Decision != "" {
+		b.WriteString(" → " + escape(e.Decision))
+	}
+	if e.Result != "" {
+		b.WriteString(" → " + escape(e.Result))
+	}
+	if e.Rule != "" {
+		b.WriteString(" (rule `" + escape(e.Rule) + "`)")
+	}
+	return clip(b.String(), maxContextText)
+}
