@@ -419,6 +419,22 @@ const (
 	homeAuditLines     = 10
 )
 
+// appendList adds one App Home list: a divider, its header, a line when it
+// is empty, at most limit items, and an "and N more" line for the rest.
+func appendList[T any](blocks []slack.Block, title, empty, noun string, items []T, limit int, render func(T) slack.Block) []slack.Block {
+	blocks = append(blocks, slack.NewDividerBlock(), header(title))
+	if len(items) == 0 {
+		return append(blocks, contextLine(empty))
+	}
+	for i, it := range items {
+		if i == limit {
+			return append(blocks, more(len(items)-i, noun))
+		}
+		blocks = append(blocks, render(it))
+	}
+	return blocks
+}
+
 // HomeView is the person's App Home: connections, grants and pending
 // requests, each with what it needs to act on it, their last ten audit
 // events, and a "Revoke everything" button behind a confirm dialog. Long
@@ -427,53 +443,29 @@ func HomeView(conns []HomeConnection, grants []broker.Grant, pending []broker.Re
 	blocks := []slack.Block{header("AgentHub"),
 		contextLine("What agents may do for you, and what they did. Revoking takes effect at once.")}
 
-	blocks = append(blocks, slack.NewDividerBlock(), header("Connections"))
-	if len(conns) == 0 {
-		blocks = append(blocks, contextLine("No services connected. Use `/agenthub connect <service>`."))
-	}
-	for i, c := range conns {
-		if i == homeMaxConnections {
-			blocks = append(blocks, more(len(conns)-i, "connections"))
-			break
-		}
-		text := fmt.Sprintf("*%s* · %s\nScopes: %s\nLast used: %s",
-			escape(c.Service), escape(c.Status), codeList(c.Scopes), when(c.LastUsed))
-		b := button(ActionRevokeService, "Revoke", c.Service).WithStyle(slack.StyleDanger)
-		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(clip(text, maxSectionText)), nil, slack.NewAccessory(b)))
-	}
-
-	blocks = append(blocks, slack.NewDividerBlock(), header("Grants"))
-	if len(grants) == 0 {
-		blocks = append(blocks, contextLine("No grants: every action asks first."))
-	}
-	for i, g := range grants {
-		if i == homeMaxGrants {
-			blocks = append(blocks, more(len(grants)-i, "grants"))
-			break
-		}
-		until := "until " + when(g.Expires)
-		if g.Lifetime == policy.Standing && g.Expires.IsZero() {
-			until = "until revoked"
-		}
-		text := fmt.Sprintf("*%s* on `%s`\nAgent: %s · %s",
-			escape(g.Action), escape(g.Resource), escape(g.Agent), until)
-		b := button(ActionRevokeGrant, "Revoke", g.ID).WithStyle(slack.StyleDanger)
-		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(clip(text, maxSectionText)), nil, slack.NewAccessory(b)))
-	}
-
-	blocks = append(blocks, slack.NewDividerBlock(), header("Pending requests"))
-	if len(pending) == 0 {
-		blocks = append(blocks, contextLine("Nothing is waiting for you."))
-	}
-	for i, r := range pending {
-		if i == homeMaxPending {
-			blocks = append(blocks, more(len(pending)-i, "pending requests"))
-			break
-		}
-		text := fmt.Sprintf("*%s* on `%s` · %s\nExpires %s · the buttons are in your DMs",
-			escape(r.Step.Action), escape(r.Resource.Name), escape(string(r.Status)), when(r.Expires))
-		blocks = append(blocks, section(text))
-	}
+	blocks = appendList(blocks, "Connections", "No services connected. Use `/agenthub connect <service>`.",
+		"connections", conns, homeMaxConnections, func(c HomeConnection) slack.Block {
+			text := fmt.Sprintf("*%s* · %s\nScopes: %s\nLast used: %s",
+				escape(c.Service), escape(c.Status), codeList(c.Scopes), when(c.LastUsed))
+			b := button(ActionRevokeService, "Revoke", c.Service).WithStyle(slack.StyleDanger)
+			return slack.NewSectionBlock(mrkdwn(clip(text, maxSectionText)), nil, slack.NewAccessory(b))
+		})
+	blocks = appendList(blocks, "Grants", "No grants: every action asks first.",
+		"grants", grants, homeMaxGrants, func(g broker.Grant) slack.Block {
+			until := "until " + when(g.Expires)
+			if g.Lifetime == policy.Standing && g.Expires.IsZero() {
+				until = "until revoked"
+			}
+			text := fmt.Sprintf("*%s* on `%s`\nAgent: %s · %s",
+				escape(g.Action), escape(g.Resource), escape(g.Agent), until)
+			b := button(ActionRevokeGrant, "Revoke", g.ID).WithStyle(slack.StyleDanger)
+			return slack.NewSectionBlock(mrkdwn(clip(text, maxSectionText)), nil, slack.NewAccessory(b))
+		})
+	blocks = appendList(blocks, "Pending requests", "Nothing is waiting for you.",
+		"pending requests", pending, homeMaxPending, func(r broker.Request) slack.Block {
+			return section(fmt.Sprintf("*%s* on `%s` · %s\nExpires %s · the buttons are in your DMs",
+				escape(r.Step.Action), escape(r.Resource.Name), escape(string(r.Status)), when(r.Expires)))
+		})
 
 	blocks = append(blocks, slack.NewDividerBlock(), header("Recent activity"))
 	if len(events) == 0 {
