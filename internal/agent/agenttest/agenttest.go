@@ -3,6 +3,7 @@
 package agenttest
 
 import (
+	"github.com/google/go-cmp/cmp"
 	"net/http"
 	"testing"
 
@@ -88,4 +89,25 @@ func validated(tb testing.TB, r *agent.Registry, name string, raw map[string]any
 		tb.Fatalf("validate %s: %v", name, err)
 	}
 	return a, args
+}
+
+// CheckValidate checks, as the named subtest, that raw validates against
+// action in r to want, or, when errMsg is set, fails with exactly errMsg.
+func CheckValidate(t *testing.T, r *agent.Registry, name, action string, raw map[string]any, want agent.Args, errMsg string) {
+	t.Helper()
+	t.Run(name, func(t *testing.T) {
+		got, err := r.Validate(action, raw)
+		if errMsg != "" {
+			if err == nil || err.Error() != errMsg {
+				t.Fatalf("error = %v, want %q", err, errMsg)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("validate: %v", err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("args (-want +got):\n%s", diff)
+		}
+	})
 }

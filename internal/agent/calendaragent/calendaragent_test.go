@@ -201,20 +201,6 @@ func TestSchemas(t *testing.T) {
 			agent.Args{"event_id": "abc", "calendar": "primary"}, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := r.Validate(tt.action, tt.raw)
-			if tt.errMsg != "" {
-				if err == nil || err.Error() != tt.errMsg {
-					t.Fatalf("error = %v, want %q", err, tt.errMsg)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("validate: %v", err)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("args (-want +got):\n%s", diff)
-			}
-		})
+		agenttest.CheckValidate(t, r, tt.name, tt.action, tt.raw, tt.want, tt.errMsg)
 	}
 }
