@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -315,17 +314,6 @@ func TestDemoCanary(t *testing.T) {
 	if !strings.Contains(r.stderr, `"level":"DEBUG"`) {
 		t.Error("AGENTHUB_LOG_LEVEL=debug logged nothing at debug level: the log check proves little")
 	}
-	trail, err := json.Marshal(r.events)
-	if err != nil {
-		t.Fatalf("encode audit events: %v", err)
-	}
-	var stdout strings.Builder
-	for _, turn := range r.turns {
-		for _, l := range turn {
-			b, _ := json.Marshal(l)
-			stdout.Write(b)
-		}
-	}
 	rr.mu.Lock()
 	chunks := rr.chunks
 	rr.mu.Unlock()
@@ -334,7 +322,7 @@ func TestDemoCanary(t *testing.T) {
 	if len(chunks) < 3+6 {
 		t.Fatalf("the demo drew %d random values, want its keys and tokens", len(chunks))
 	}
-	for name, text := range map[string]string{"stdout": stdout.String(), "stderr": r.stderr, "audit trail": string(trail)} {
+	for name, text := range r.surfaces(t) {
 		for i, c := range chunks {
 			for enc, s := range map[string]string{
 				"hex":    hex.EncodeToString(c),

@@ -435,18 +435,7 @@ func TestDemoShowsNoSecret(t *testing.T) {
 	if got := r.one(t, 6, broker.KindResult); !strings.Contains(got.Text, "Merged") {
 		t.Errorf("merge result %q", got.Text)
 	}
-	trail, err := json.Marshal(r.events)
-	if err != nil {
-		t.Fatalf("encode audit events: %v", err)
-	}
-	var stdout strings.Builder
-	for _, turn := range r.turns {
-		for _, l := range turn {
-			b, _ := json.Marshal(l)
-			stdout.Write(b)
-		}
-	}
-	for name, text := range map[string]string{"stdout": stdout.String(), "stderr": r.stderr, "audit trail": string(trail)} {
+	for name, text := range r.surfaces(t) {
 		if loc := tokenShape.FindStringIndex(text); loc != nil {
 			// Say where, never what.
 			t.Errorf("%s holds a provider token at byte %d", name, loc[0])
@@ -470,6 +459,24 @@ func TestDemoEOFWithoutInput(t *testing.T) {
 }
 
 // auditKinds returns the kinds of the audit events about one request.
+// surfaces returns everything a run showed anyone, by name: its JSON
+// output, its logs and its audit trail, for the leak checks.
+func (r demoRun) surfaces(t *testing.T) map[string]string {
+	t.Helper()
+	trail, err := json.Marshal(r.events)
+	if err != nil {
+		t.Fatalf("encode audit events: %v", err)
+	}
+	var stdout strings.Builder
+	for _, turn := range r.turns {
+		for _, l := range turn {
+			b, _ := json.Marshal(l)
+			stdout.Write(b)
+		}
+	}
+	return map[string]string{"stdout": stdout.String(), "stderr": r.stderr, "audit trail": string(trail)}
+}
+
 func auditKinds(t *testing.T, r demoRun, requestID string) []audit.Kind {
 	t.Helper()
 	var kinds []audit.Kind
