@@ -18,7 +18,8 @@
 // Enroll creates a pending enrolment and hands out the TOTP secret exactly
 // once (as a vault.Secret, together with the otpauth:// URI that an
 // authenticator app scans). The secret is stored only sealed with
-// AES-256-GCM under Options.Key, bound to the principal. Confirm activates
+// AES-256-GCM under Options.Key (through the vault's keyring, so each record
+// names its key ID), bound to the principal. Confirm activates
 // the enrolment with the first valid code, which proves the app really holds
 // the secret; until then step-up refuses the principal (ErrPending). A
 // confirmed enrolment is never replaced silently: Reset, an administrator's

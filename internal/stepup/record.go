@@ -1,12 +1,13 @@
 package stepup
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/agenthub/agenthub/internal/vault"
 )
 
 // The record kind and ID of a principal's TOTP enrolment. The scope is the
@@ -31,6 +32,7 @@ const aadPrefix = "agenthub/stepup/totp/v1\x00"
 // one store record so that every change is one compare-and-swap.
 type record struct {
 	Status  string    `json:"status"`
+	KeyID   string    `json:"key_id"` // the vault key the secret is sealed under
 	Sealed  []byte    `json:"sealed"` // nonce || AES-256-GCM(secret)
 	Created time.Time `json:"created"`
 	// LastStep is the highest time step whose code was accepted; codes for
@@ -87,44 +89,37 @@ func (r record) withSuccess(step uint64) record {
 	return r
 }
 
-// sealer encrypts TOTP secrets with AES-256-GCM, bound to the principal.
+// sealer seals TOTP secrets with the vault's keyring, bound to the
+// principal.
 type sealer struct {
-	aead cipher.AEAD
+	keys *vault.Keyring
 	rand io.Reader
 }
 
 func newSealer(key []byte, rand io.Reader) (sealer, error) {
-	if len(key) != 32 {
-		return sealer{}, fmt.Errorf("stepup: key must be 32 bytes, got %d", len(key))
+	if len(key) != vault.KeySize {
+		return sealer{}, fmt.Errorf("stepup: key must be %d bytes, got %d", vault.KeySize, len(key))
 	}
-	block, err := aes.NewCipher(key)
+	keys, err := vault.ParseKeys(base64.StdEncoding.EncodeToString(key), nil)
 	if err != nil {
 		return sealer{}, fmt.Errorf("stepup: key: %w", err)
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return sealer{}, fmt.Errorf("stepup: key: %w", err)
-	}
-	return sealer{aead: aead, rand: rand}, nil
+	return sealer{keys: keys, rand: rand}, nil
 }
 
-func (s sealer) seal(principal string, secret []byte) ([]byte, error) {
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(secret)+s.aead.Overhead())
-	if _, err := io.ReadFull(s.rand, nonce); err != nil {
-		return nil, fmt.Errorf("stepup: nonce: %w", err)
+func (s sealer) seal(principal string, secret []byte) (keyID string, sealed []byte, err error) {
+	keyID, sealed, err = s.keys.Seal(s.rand, secret, []byte(aadPrefix+principal))
+	if err != nil {
+		return "", nil, fmt.Errorf("stepup: %w", err)
 	}
-	return s.aead.Seal(nonce, nonce, secret, []byte(aadPrefix+principal)), nil
+	return keyID, sealed, nil
 }
 
-func (s sealer) open(principal string, sealed []byte) ([]byte, error) {
-	n := s.aead.NonceSize()
-	if len(sealed) < n+s.aead.Overhead() {
-		return nil, errCorrupt
-	}
-	secret, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(aadPrefix+principal))
+func (s sealer) open(principal, keyID string, sealed []byte) ([]byte, error) {
+	secret, err := s.keys.Open(keyID, sealed, []byte(aadPrefix+principal))
 	if err != nil {
-		// The GCM error says nothing useful and nothing secret; the
-		// sentinel is the whole story.
+		// Another key, altered bytes or a record moved between principals:
+		// the sentinel is the whole story.
 		return nil, errCorrupt
 	}
 	return secret, nil

@@ -89,7 +89,8 @@ type Recorder interface {
 type Options struct {
 	// Store holds enrolments and their replay and lockout state. Required.
 	Store store.Store
-	// Key seals TOTP secrets with AES-256-GCM; it must be 32 bytes.
+	// Key seals TOTP secrets with AES-256-GCM through a vault.Keyring; it
+	// must be 32 bytes.
 	// Required.
 	Key []byte
 	// Audit records every attempt and every enrolment change. Required.
@@ -186,11 +187,11 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 		return Enrolment{}, fmt.Errorf("stepup: generating a secret: %w", err)
 	}
 	enr := Enrolment{Secret: vault.NewSecret(otpKey.Secret()), URI: vault.NewSecret(otpKey.URL())}
-	sealed, err := s.sealer.seal(principal, []byte(otpKey.Secret()))
+	keyID, sealed, err := s.sealer.seal(principal, []byte(otpKey.Secret()))
 	if err != nil {
 		return Enrolment{}, err
 	}
-	rec := record{Status: statusPending, Sealed: sealed, Created: s.now().UTC()}
+	rec := record{Status: statusPending, KeyID: keyID, Sealed: sealed, Created: s.now().UTC()}
 
 	var old, written []byte
 	for attempt := 0; ; attempt++ {
@@ -393,7 +394,7 @@ func (s *Service) DemoCode(ctx context.Context, principal string) (string, error
 	if err != nil {
 		return "", err
 	}
-	secret, err := s.sealer.open(principal, rec.Sealed)
+	secret, err := s.sealer.open(principal, rec.KeyID, rec.Sealed)
 	if err != nil {
 		return "", err
 	}
@@ -477,7 +478,7 @@ func (s *Service) attempt(ctx context.Context, key store.Key, principal, code st
 			// learns nothing.
 			return result{reason: ReasonLocked, lockedUntil: rec.LockedUntil}, nil
 		}
-		secret, err := s.sealer.open(principal, rec.Sealed)
+		secret, err := s.sealer.open(principal, rec.KeyID, rec.Sealed)
 		if err != nil {
 			return result{}, err
 		}

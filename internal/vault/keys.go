@@ -105,9 +105,12 @@ func (kr *Keyring) GoString() string { return kr.String() }
 // Format prints String for every verb.
 func (kr *Keyring) Format(f fmt.State, verb rune) { io.WriteString(f, kr.String()) }
 
-// seal encrypts plaintext under the current key with a fresh random nonce
-// and returns the key ID and nonce‖ciphertext.
-func (kr *Keyring) seal(rand io.Reader, plaintext, additional []byte) (keyID string, sealed []byte, err error) {
+// Seal encrypts plaintext under the current key with a fresh random nonce,
+// bound to additional (which Open must be given again), and returns the
+// key ID and nonce‖ciphertext. Other packages that keep a secret at rest
+// (step-up's TOTP seeds) seal with it too, so there is one AEAD and one
+// rotation story.
+func (kr *Keyring) Seal(rand io.Reader, plaintext, additional []byte) (keyID string, sealed []byte, err error) {
 	aead := kr.aeads[kr.current]
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
 	if _, err := io.ReadFull(rand, nonce); err != nil {
@@ -116,8 +119,10 @@ func (kr *Keyring) seal(rand io.Reader, plaintext, additional []byte) (keyID str
 	return kr.current, aead.Seal(nonce, nonce, plaintext, additional), nil
 }
 
-// open decrypts nonce‖ciphertext sealed under keyID.
-func (kr *Keyring) open(keyID string, sealed, additional []byte) ([]byte, error) {
+// Open decrypts nonce‖ciphertext sealed under keyID with the same
+// additional data. A key ID the keyring does not hold gives ErrUnknownKey;
+// anything that fails to open gives ErrCorrupt.
+func (kr *Keyring) Open(keyID string, sealed, additional []byte) ([]byte, error) {
 	aead, ok := kr.aeads[keyID]
 	if !ok {
 		return nil, fmt.Errorf("vault: record sealed under key %s, which is neither the current key nor an old key: %w", keyID, ErrUnknownKey)

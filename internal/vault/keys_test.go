@@ -84,7 +84,7 @@ func TestSealOpen(t *testing.T) {
 	kr := mustKeys(t, testKey('a'), testKey('b'))
 	other := mustKeys(t, testKey('c'))
 	ad := additionalData(alice, "github")
-	id, sealed, err := kr.seal(rand.Reader, []byte("plain"), ad)
+	id, sealed, err := kr.Seal(rand.Reader, []byte("plain"), ad)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestSealOpen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.kr.open(tt.keyID, tt.sealed, tt.ad)
+			got, err := tt.kr.Open(tt.keyID, tt.sealed, tt.ad)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("open error = %v, want %v", err, tt.wantErr)
 			}
@@ -127,18 +127,18 @@ func TestSealOpen(t *testing.T) {
 
 func TestSealUsesFreshNonces(t *testing.T) {
 	kr := mustKeys(t, testKey('a'))
-	_, s1, err := kr.seal(rand.Reader, []byte("same"), nil)
+	_, s1, err := kr.Seal(rand.Reader, []byte("same"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, s2, err := kr.seal(rand.Reader, []byte("same"), nil)
+	_, s2, err := kr.Seal(rand.Reader, []byte("same"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Equal(s1[:12], s2[:12]) || bytes.Equal(s1, s2) {
 		t.Error("two seals of the same plaintext share a nonce")
 	}
-	if _, _, err := kr.seal(bytes.NewReader(nil), []byte("x"), nil); err == nil {
+	if _, _, err := kr.Seal(bytes.NewReader(nil), []byte("x"), nil); err == nil {
 		t.Error("seal with an exhausted random source succeeded")
 	}
 }

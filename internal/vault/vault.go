@@ -342,7 +342,7 @@ func (v *Vault) sealMaterial(rec *connRecord, m material) error {
 	if err != nil {
 		return fmt.Errorf("vault: encode token: %w", err)
 	}
-	keyID, sealed, err := v.keys.seal(v.rand, plain, additionalData(rec.Principal, rec.Service))
+	keyID, sealed, err := v.keys.Seal(v.rand, plain, additionalData(rec.Principal, rec.Service))
 	clear(plain)
 	if err != nil {
 		return err
@@ -358,7 +358,7 @@ func (v *Vault) openMaterial(principal, service string, rec *connRecord) (materi
 	if len(rec.Sealed) == 0 {
 		return material{}, fmt.Errorf("vault: %s connection of %s holds no token: %w", service, principal, ErrNotConnected)
 	}
-	plain, err := v.keys.open(rec.KeyID, rec.Sealed, additionalData(principal, service))
+	plain, err := v.keys.Open(rec.KeyID, rec.Sealed, additionalData(principal, service))
 	if err != nil {
 		return material{}, err
 	}
