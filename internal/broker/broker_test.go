@@ -309,6 +309,9 @@ func TestRevokeCancelsAndBlocks(t *testing.T) {
 	if !strings.Contains(o.Text, "2 open request(s) canceled, 1 grant(s) removed") {
 		t.Errorf("revoke text = %q", o.Text)
 	}
+	if got, want := slices.Sorted(slices.Values(o.Requests)), slices.Sorted(slices.Values([]string{a.RequestID, m.RequestID})); !slices.Equal(got, want) {
+		t.Errorf("revoke output's canceled requests = %v, want %v", got, want)
+	}
 	for _, id := range []string{a.RequestID, m.RequestID} {
 		if got := f.request(id).Status; got != StatusCanceled {
 			t.Errorf("status of %s = %s, want canceled", id, got)
@@ -581,4 +584,52 @@ func TestMergeRefusedWhenThePullRequestMoved(t *testing.T) {
 		t.Fatalf("StepUp: %v", err)
 	}
 	only(t, outs, KindResult)
+}
+
+func TestRevokeGrantAsksAgain(t *testing.T) {
+	f := newFixture(t)
+	g := f.approval("comment 'one' on PR 12 in acme/website")
+	only(t, f.decide(alice, g.RequestID, ChoiceStanding), KindResult)
+	gs, err := f.b.Grants(f.ctx, alice)
+	if err != nil || len(gs) != 1 {
+		t.Fatalf("Grants = %+v, %v; want one", gs, err)
+	}
+	// Another person cannot remove alice's grant by naming its ID: grants
+	// live under their owner.
+	if outs, err := f.b.RevokeGrant(f.ctx, bob, gs[0].ID); err != nil || outs[0].Kind != KindMessage {
+		t.Fatalf("RevokeGrant by bob = %s, %v", dump(outs), err)
+	}
+	if gs2, _ := f.b.Grants(f.ctx, alice); len(gs2) != 1 {
+		t.Fatalf("bob's RevokeGrant removed alice's grant")
+	}
+	outs, err := f.b.RevokeGrant(f.ctx, alice, gs[0].ID)
+	if err != nil {
+		t.Fatalf("RevokeGrant: %v", err)
+	}
+	only(t, outs, KindMessage)
+	only(t, f.handle(alice, "comment 'two' on PR 12 in acme/website"), KindApproval)
+	revoked := 0
+	for _, e := range f.events(g.RequestID) {
+		if e.Kind == audit.GrantRevoked {
+			revoked++
+		}
+	}
+	if revoked != 1 {
+		t.Errorf("grant.revoked events = %d, want 1", revoked)
+	}
+	if outs, err := f.b.RevokeGrant(f.ctx, alice, "no-such-grant"); err != nil || !strings.Contains(outs[0].Text, "already gone") {
+		t.Errorf("RevokeGrant of an unknown ID = %s, %v; want already gone", dump(outs), err)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("comment 'LGTM' on PR 7 in acme/payments")
+	r, err := f.b.Lookup(f.ctx, a.RequestID)
+	if err != nil || r.Principal != alice || r.Status != StatusPending {
+		t.Fatalf("Lookup = %+v, %v", r, err)
+	}
+	if _, err := f.b.Lookup(f.ctx, "nope"); !errors.Is(err, ErrNoRequest) {
+		t.Errorf("Lookup(unknown) err = %v, want ErrNoRequest", err)
+	}
 }

@@ -30,7 +30,7 @@ type Decision struct {
 // approval runs the step.
 func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 	r, raw, err := b.loadRequest(ctx, d.RequestID)
-	if errors.Is(err, errNoRequest) {
+	if errors.Is(err, ErrNoRequest) {
 		return []Output{gone(d.RequestID)}, nil
 	}
 	if err != nil {
@@ -107,7 +107,7 @@ func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 // stepup records the attempt with its ID and refuses a code already used.
 func (b *Broker) StepUp(ctx context.Context, requestID, actor, code string) ([]Output, error) {
 	r, raw, err := b.loadRequest(ctx, requestID)
-	if errors.Is(err, errNoRequest) {
+	if errors.Is(err, ErrNoRequest) {
 		return []Output{gone(requestID)}, nil
 	}
 	if err != nil {

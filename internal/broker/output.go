@@ -45,6 +45,9 @@ type Output struct {
 	// Approvers are the Slack user IDs who may give the second approval an
 	// approval output needs; the adapter asks them too.
 	Approvers []string `json:"approvers,omitempty"`
+	// Requests are the IDs of the requests a revoke canceled, so the
+	// adapter can update the approval messages it showed for them.
+	Requests []string `json:"requests,omitempty"`
 }
 
 func choicesFor(lifetimes []policy.Lifetime, risk policy.Risk) []Choice {

@@ -48,7 +48,7 @@ func (b *Broker) cleanUp(ctx context.Context, principal, service string, verr er
 	if what == "" {
 		what = "all services"
 	}
-	text := fmt.Sprintf("Revoked %s: %d open request(s) canceled, %d grant(s) removed.", what, canceled, removed)
+	text := fmt.Sprintf("Revoked %s: %d open request(s) canceled, %d grant(s) removed.", what, len(canceled), removed)
 	err := errors.Join(verr, cerr, gerr)
 	if err != nil {
 		if errors.Is(err, vault.ErrProviderRevoke) && cerr == nil && gerr == nil {
@@ -56,17 +56,50 @@ func (b *Broker) cleanUp(ctx context.Context, principal, service string, verr er
 		} else {
 			text += " Some of it could not be completed; try again."
 		}
-		return []Output{{Kind: KindError, Service: service, Text: text}}, err
+		return []Output{{Kind: KindError, Service: service, Text: text, Requests: canceled}}, err
 	}
-	return []Output{{Kind: KindMessage, Service: service, Text: text}}, nil
+	return []Output{{Kind: KindMessage, Service: service, Text: text, Requests: canceled}}, nil
 }
 
-func (b *Broker) cancelRequests(ctx context.Context, principal, service string) (int, error) {
+// RevokeGrant deletes one of the principal's grants by its ID, so the next
+// step it covered asks again. A grant that is already gone is not an
+// error: the person wanted it gone.
+func (b *Broker) RevokeGrant(ctx context.Context, principal, grantID string) ([]Output, error) {
+	if err := validPrincipal(principal); err != nil {
+		return []Output{errorOut("I can't tell who you are, so I did nothing.")}, err
+	}
+	key := grantKey(principal, grantID)
+	if err := key.Validate(); err != nil {
+		return []Output{errorOut("There is no such grant.")}, nil
+	}
+	it, err := b.store.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return []Output{message("That grant was already gone.")}, nil
+	}
+	if err != nil {
+		return []Output{errorOut("The grant could not be read; nothing was changed.")}, fmt.Errorf("broker: read grant: %w", err)
+	}
+	var g Grant
+	if err := json.Unmarshal(it.Value, &g); err != nil {
+		g = Grant{ID: grantID}
+	}
+	if err := b.store.CompareAndDelete(ctx, key, it.Value); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+		return []Output{errorOut("The grant could not be removed; try again.")}, fmt.Errorf("broker: delete grant %s: %w", grantID, err)
+	}
+	ev := audit.Event{Kind: audit.GrantRevoked, Actor: principal, Agent: g.Agent, Action: g.Action,
+		Resource: g.Resource, RequestID: g.RequestID, Detail: map[string]string{"grant": g.ID}}
+	if err := b.record(ctx, ev); err != nil {
+		return []Output{errorOut("The grant was removed, but the audit trail could not record it.")}, err
+	}
+	return []Output{message(fmt.Sprintf("Removed the grant for %s on %s: it asks you again next time.", g.Action, g.Resource))}, nil
+}
+
+func (b *Broker) cancelRequests(ctx context.Context, principal, service string) ([]string, error) {
 	items, err := b.store.List(ctx, principal, requestKind)
 	if err != nil {
-		return 0, fmt.Errorf("broker: list requests: %w", err)
+		return nil, fmt.Errorf("broker: list requests: %w", err)
 	}
-	n := 0
+	var ids []string
 	var errs []error
 	for _, it := range items {
 		raw := it.Value
@@ -82,7 +115,7 @@ func (b *Broker) cancelRequests(ctx context.Context, principal, service string) 
 			r.Status, r.Result = StatusCanceled, "the service was revoked"
 			_, err := b.transition(ctx, r, raw)
 			if err == nil {
-				n++
+				ids = append(ids, r.ID)
 				break
 			}
 			if !errors.Is(err, store.ErrConflict) || attempt == casRetries {
@@ -101,7 +134,7 @@ func (b *Broker) cancelRequests(ctx context.Context, principal, service string) 
 			raw = cur.Value
 		}
 	}
-	return n, errors.Join(errs...)
+	return ids, errors.Join(errs...)
 }
 
 func (b *Broker) deleteGrants(ctx context.Context, principal, service string) (int, error) {
