@@ -1,0 +1,154 @@
+package slackapp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/stepup"
+	"github.com/agenthub/agenthub/internal/store"
+)
+
+// Broker is what the Slack app asks of the broker; *broker.Broker is one.
+type Broker interface {
+	Handle(ctx context.Context, m broker.Message) ([]broker.Output, error)
+	Decide(ctx context.Context, d broker.Decision) ([]broker.Output, error)
+	StepUp(ctx context.Context, requestID, actor, code string) ([]broker.Output, error)
+	Revoke(ctx context.Context, principal, service string) ([]broker.Output, error)
+	RevokeAll(ctx context.Context, principal string) ([]broker.Output, error)
+	RevokeGrant(ctx context.Context, principal, grantID string) ([]broker.Output, error)
+	Pending(ctx context.Context, principal string) ([]broker.Request, error)
+	Grants(ctx context.Context, principal string) ([]broker.Grant, error)
+	Lookup(ctx context.Context, requestID string) (broker.Request, error)
+}
+
+// Enroller enrols people in TOTP step-up; *stepup.Service is one.
+type Enroller interface {
+	Enroll(ctx context.Context, principal, accountName string) (stepup.Enrolment, error)
+	Confirm(ctx context.Context, principal, code string) error
+	Enrolled(ctx context.Context, principal string) (bool, error)
+}
+
+// Options configure an App. Broker, Store and API are required.
+type Options struct {
+	Broker Broker
+	// Store holds the app's own records: dedupe keys of envelopes, events
+	// and clicks, and the approval messages shown for each request.
+	Store store.Store
+	// API is the Web API client, with the bot token (xoxb-) and, for Socket
+	// Mode, the app-level token (slack.OptionAppLevelToken); its base URL is
+	// SLACK_API_URL in tests.
+	API *slack.Client
+
+	Enroller Enroller // nil: step-up enrolment is not offered
+	// Connections lists a person's connections for App Home and whoami.
+	Connections func(ctx context.Context, principal string) ([]HomeConnection, error)
+	// History returns the person's last n audit events for App Home and
+	// "/agenthub audit"; Tail the whole trail's (nil: not offered).
+	History func(ctx context.Context, principal string, n int) ([]audit.Event, error)
+	// Connect links principal to service at once (AGENTHUB_DEMO=1: the
+	// simulated provider issues tokens). nil outside the demo: connecting
+	// needs the OAuth flow of a later issue, and the app says so.
+	Connect func(ctx context.Context, principal, service string) error
+	// Demo marks the app as running against simulated providers: each
+	// person is connected to every service on first contact (with Connect).
+	Demo     bool
+	Services []string // the service names Connect accepts, for the demo's first contact
+
+	Logger     *slog.Logger          // default: discard
+	Registerer prometheus.Registerer // the app's metrics; nil: not registered
+	Now        func() time.Time      // default time.Now
+
+	// Workers run the handlers (default 2×GOMAXPROCS, at least 4); Queue
+	// bounds the envelopes waiting for a worker (default 10,000).
+	Workers int
+	Queue   int
+	// PingInterval is the watchdog: with no ping from Slack for this long
+	// the connection is considered dead and reopened (default 30 s).
+	PingInterval time.Duration
+	// DedupeTTL is how long an event ID or envelope ID is remembered
+	// (default 1 hour; Slack retries for about 5 minutes).
+	DedupeTTL time.Duration
+}
+
+// App is the Slack adapter: the Socket Mode connection (socket.go: Run,
+// acks, the worker pool, dedupe, reconnects) and the handlers behind it
+// (handlers: what each event, click and command does).
+type App struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	// ackPayload is what an envelope is acked with (nil: a bare ack); it
+	// runs on the reader, so it does no I/O. handle does the work on a
+	// worker; an error makes the dedupe key be forgotten, so a redelivery
+	// or a second click may try again. Tests of the transport replace them.
+	ackPayload func(w *work) any
+	handle     func(ctx context.Context, w work) error
+	// background runs beside the connection until ctx ends (the sweeper
+	// that updates approval messages of expired requests).
+	background func(ctx context.Context) error
+
+	tr transport // socket.go
+}
+
+// New checks opts and builds an App; Run connects it.
+func New(opts Options) (*App, error) {
+	if opts.Broker == nil || opts.Store == nil || opts.API == nil {
+		return nil, errors.New("slackapp: Broker, Store and API are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = 10_000
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 30 * time.Second
+	}
+	if opts.DedupeTTL <= 0 {
+		opts.DedupeTTL = time.Hour
+	}
+	a := &App{opts: opts, log: opts.Logger, now: opts.Now}
+	a.ackPayload, a.handle, a.background = a.ackFor, a.handleWork, a.sweep
+	if err := a.tr.init(a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// ErrFatalAuth is returned by Run when Slack refuses the tokens
+// (invalid_auth, token_revoked, account_inactive, not_authed): retrying
+// cannot help, and the operator must fix the configuration.
+var ErrFatalAuth = errors.New("slackapp: Slack refused the app's tokens")
+
+// work is one acked envelope waiting for, or running on, a worker.
+type work struct {
+	typ        socketmode.EventType // EventTypeEventsAPI, EventTypeInteractive or EventTypeSlashCommand
+	envelopeID string
+	// dedupe is the store key that makes this envelope's work happen once
+	// across replicas ("" for none); order routes work with the same key
+	// to the same worker, so it runs in arrival order.
+	dedupe string
+	order  string
+	acked  time.Time
+
+	event       slackevents.EventsAPIEvent // typ == EventTypeEventsAPI
+	interaction slack.InteractionCallback  // typ == EventTypeInteractive
+	command     slack.SlashCommand         // typ == EventTypeSlashCommand
+}
