@@ -87,6 +87,10 @@ type App struct {
 	opts Options
 	log  *slog.Logger
 	now  func() time.Time
+	// botUser is the bot's own user ID (from auth.test, set by Run before
+	// any handler runs), so the handlers can ignore the bot's own messages
+	// and strip its mention.
+	botUser string
 
 	// ackPayload is what an envelope is acked with (nil: a bare ack); it
 	// runs on the reader, so it does no I/O. handle does the work on a
