@@ -3,32 +3,21 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"golang.org/x/oauth2"
-
-	"github.com/agenthub/agenthub/internal/agent"
-	"github.com/agenthub/agenthub/internal/agent/calendaragent"
-	"github.com/agenthub/agenthub/internal/agent/githubagent"
-	"github.com/agenthub/agenthub/internal/agent/slackagent"
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/console"
-	"github.com/agenthub/agenthub/internal/planner"
 	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/sim"
+	"github.com/agenthub/agenthub/internal/simenv"
 	"github.com/agenthub/agenthub/internal/stepup"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/vault"
@@ -75,25 +64,16 @@ request is refused, except as the second approver a rule asks for.
 End with Ctrl-D.
 `
 
-// demoScopes are the provider scopes the demo person grants each service:
-// everything the agents declare.
-var demoScopes = map[string][]string{
-	sim.ServiceGitHub: {githubagent.Scope},
-	sim.ServiceGoogle: {calendaragent.Scope},
-	sim.ServiceSlack:  {slackagent.ScopeChannelsRead, slackagent.ScopeChatWrite, slackagent.ScopeChannelsManage},
-}
-
 // demoEnv is a running demo's parts.
 type demoEnv struct {
-	world    *sim.World
-	srv      *httptest.Server
-	st       store.Store
-	rec      *audit.Recorder
-	vault    *vault.Vault
-	stepup   *stepup.Service
-	broker   *broker.Broker
-	tempDir  string
-	closeErr func() error
+	sim     *simenv.Env
+	world   *sim.World
+	st      store.Store
+	rec     *audit.Recorder
+	vault   *vault.Vault
+	stepup  *stepup.Service
+	broker  *broker.Broker
+	tempDir string
 }
 
 // demoStarted and demoStopping, when set (by tests), see the demo's parts
@@ -204,9 +184,6 @@ func startDemo(ctx context.Context, storeURL string, pol *policy.Engine, getenv 
 			err = errors.Join(err, env.close())
 		}
 	}()
-	env.world = sim.New(sim.Options{Logger: logger, Rand: demoRandom})
-	env.srv = sim.NewServer(env.world) // loopback only
-
 	if storeURL == "" {
 		env.tempDir, err = os.MkdirTemp("", "agenthub-demo-")
 		if err != nil {
@@ -221,117 +198,31 @@ func startDemo(ctx context.Context, storeURL string, pol *policy.Engine, getenv 
 	if demoWrapStore != nil {
 		env.st = demoWrapStore(env.st)
 	}
-
-	// Fresh keys for every demo session; a real deployment loads its keys
-	// from the configuration instead.
-	auditKey, vaultKey, stepupKey := make([]byte, 32), make([]byte, 32), make([]byte, 32)
-	for _, k := range [][]byte{auditKey, vaultKey, stepupKey} {
-		if _, err := io.ReadFull(demoRandom, k); err != nil {
-			return nil, fmt.Errorf("demo: keys: %w", err)
-		}
-	}
-	env.rec, err = audit.NewRecorder(env.st, auditKey, audit.Options{})
+	env.sim, err = simenv.Start(ctx, simenv.Options{Store: env.st, Policy: pol, Logger: logger, Rand: demoRandom})
 	if err != nil {
-		return nil, fmt.Errorf("demo: audit: %w", err)
+		return nil, fmt.Errorf("demo: %w", err)
 	}
-	keys, err := vault.ParseKeys(base64.StdEncoding.EncodeToString(vaultKey), nil)
-	if err != nil {
-		return nil, fmt.Errorf("demo: vault keys: %w", err)
+	env.world, env.rec, env.vault, env.stepup, env.broker = env.sim.World, env.sim.Audit, env.sim.Vault, env.sim.StepUp, env.sim.Broker
+	if err := env.sim.ConnectAll(ctx, demoPrincipal); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
 	}
-	u, err := url.Parse(env.srv.URL)
-	if err != nil {
-		return nil, fmt.Errorf("demo: sim url: %w", err)
-	}
-	httpClient := env.srv.Client()
-	var services []vault.Service
-	for name, c := range sim.DefaultClients() {
-		services = append(services, vault.Service{
-			Name: name, APIHosts: []string{u.Host},
-			OAuth: &oauth2.Config{ClientID: c.ID, ClientSecret: c.Secret, Endpoint: oauth2.Endpoint{
-				TokenURL: env.srv.URL + sim.TokenPath(name), AuthStyle: oauth2.AuthStyleInParams}},
-			Revoke: simRevoke(httpClient, env.srv.URL+sim.RevokePath(name), c),
-		})
-	}
-	env.vault, err = vault.New(vault.Options{Store: env.st, Keys: keys, Audit: env.rec, Services: services, Logger: logger, HTTPClient: httpClient})
-	if err != nil {
-		return nil, fmt.Errorf("demo: vault: %w", err)
-	}
-	env.stepup, err = stepup.New(stepup.Options{Store: env.st, Key: stepupKey, Audit: env.rec, Logger: logger, Demo: true})
-	if err != nil {
-		return nil, fmt.Errorf("demo: step-up: %w", err)
-	}
-	registry := agent.NewRegistry()
-	ends := agent.SimEndpoints(env.srv.URL)
-	for _, reg := range []func(*agent.Registry, agent.Endpoints) error{githubagent.Register, calendaragent.Register, slackagent.Register} {
-		if err := reg(registry, ends); err != nil {
-			return nil, fmt.Errorf("demo: agents: %w", err)
-		}
-	}
-	env.broker, err = broker.New(broker.Options{
-		Store: env.st, Vault: env.vault, Audit: env.rec, Policy: pol, Registry: registry,
-		Planner: planner.NewRules(), StepUp: env.stepup, Logger: logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("demo: broker: %w", err)
-	}
-
-	for _, service := range []string{sim.ServiceGitHub, sim.ServiceGoogle, sim.ServiceSlack} {
-		if err := env.connect(ctx, demoPrincipal, service); err != nil {
-			return nil, err
-		}
-	}
-	if err := env.enroll(ctx); err != nil {
-		return nil, err
+	if err := env.sim.EnrollDemo(ctx, demoPrincipal, demoName); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
 	}
 	return env, nil
 }
 
-// connect plays a completed OAuth flow: the simulated provider issues
-// tokens and the vault seals them.
+// connect reconnects a service, as "/agenthub connect" asks.
 func (env *demoEnv) connect(ctx context.Context, principal, service string) error {
-	scopes, ok := demoScopes[service]
-	if !ok {
-		return fmt.Errorf("demo: connect: unknown service %q", service)
-	}
-	access, refresh, err := env.world.IssueTokens(service, principal, scopes)
-	if err != nil {
-		return fmt.Errorf("demo: connect %s: %w", service, err)
-	}
-	tok := &oauth2.Token{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", Expiry: time.Now().Add(sim.DefaultAccessTTL)}
-	if err := env.vault.Connect(ctx, principal, service, scopes, tok); err != nil {
-		return fmt.Errorf("demo: connect %s: %w", service, err)
-	}
-	return nil
-}
-
-// enroll enrols the demo person in TOTP, replacing an enrolment an earlier
-// session left in a persistent store (its key is gone).
-func (env *demoEnv) enroll(ctx context.Context) error {
-	_, err := env.stepup.Enroll(ctx, demoPrincipal, demoName)
-	if errors.Is(err, stepup.ErrAlreadyEnrolled) {
-		if err = env.stepup.Reset(ctx, demoPrincipal); err == nil {
-			_, err = env.stepup.Enroll(ctx, demoPrincipal, demoName)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("demo: step-up enrolment: %w", err)
-	}
-	code, err := env.stepup.DemoCode(ctx, demoPrincipal)
-	if err != nil {
-		return fmt.Errorf("demo: step-up enrolment: %w", err)
-	}
-	if err := env.stepup.Confirm(ctx, demoPrincipal, code); err != nil {
-		return fmt.Errorf("demo: step-up enrolment: %w", err)
-	}
-	return nil
+	return env.sim.Connect(ctx, principal, service)
 }
 
 // close stops the simulated services, closes the store and removes a
 // temporary store.
 func (env *demoEnv) close() error {
 	var errs []error
-	if env.srv != nil {
-		env.srv.Close()
+	if env.sim != nil {
+		errs = append(errs, env.sim.Close())
 	}
 	if env.st != nil {
 		errs = append(errs, env.st.Close())
@@ -340,34 +231,4 @@ func (env *demoEnv) close() error {
 		errs = append(errs, os.RemoveAll(env.tempDir))
 	}
 	return errors.Join(errs...)
-}
-
-// simRevoke is a vault revocation hook for a simulated provider: RFC 7009
-// with the client's credentials in the form. Revoking the refresh token
-// revokes its whole family; the access token is sent too in case there is
-// no refresh token.
-func simRevoke(client *http.Client, endpoint string, c sim.Client) func(ctx context.Context, access, refresh vault.Secret) error {
-	return func(ctx context.Context, access, refresh vault.Secret) error {
-		for _, tok := range []vault.Secret{refresh, access} {
-			if tok.IsZero() {
-				continue
-			}
-			form := url.Values{"token": {tok.Reveal()}, "client_id": {c.ID}, "client_secret": {c.Secret}}
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-			if err != nil {
-				return fmt.Errorf("revoke: %w", err)
-			}
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			resp, err := client.Do(req)
-			if err != nil {
-				return fmt.Errorf("revoke: %w", err)
-			}
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("revoke: status %d", resp.StatusCode)
-			}
-		}
-		return nil
-	}
 }

@@ -90,6 +90,9 @@ func TestBoundaries(t *testing.T) {
 			return under(d, "internal/slackapp") || under(d, "internal/console")
 		}},
 		{"only cmd/bot wires: nothing internal imports a command", "internal", func(d string) bool { return under(d, "cmd") }},
+		{"the simulated stack is for the demo and tests: no internal package builds on it", "internal", func(d string) bool {
+			return under(d, "internal/simenv")
+		}},
 	}
 	for _, r := range rules {
 		t.Run(r.name, func(t *testing.T) {

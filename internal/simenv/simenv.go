@@ -1,0 +1,240 @@
+// Package simenv assembles AgentHub's whole core against the simulated
+// providers of internal/sim: the sim on a loopback port, the audit
+// recorder, the vault with one service per simulated provider, TOTP
+// step-up, the agents, the rules planner and the broker. The terminal demo,
+// the Slack app's demo mode (AGENTHUB_DEMO=1) and the adapters' end-to-end
+// tests all start the same stack through Start, so they show the same
+// behaviour.
+//
+// Keys are drawn fresh for every Start from Options.Rand: a simulated
+// stack keeps nothing across restarts that a new key could not re-create
+// (connections and enrolments are made again).
+package simenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/agenthub/agenthub/internal/agent"
+	"github.com/agenthub/agenthub/internal/agent/calendaragent"
+	"github.com/agenthub/agenthub/internal/agent/githubagent"
+	"github.com/agenthub/agenthub/internal/agent/slackagent"
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/planner"
+	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/sim"
+	"github.com/agenthub/agenthub/internal/stepup"
+	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/vault"
+)
+
+// Services are the simulated services, in the order the demo connects them.
+var Services = []string{sim.ServiceGitHub, sim.ServiceGoogle, sim.ServiceSlack}
+
+// scopes are the provider scopes a simulated connection grants: everything
+// the agents declare.
+var scopes = map[string][]string{
+	sim.ServiceGitHub: {githubagent.Scope},
+	sim.ServiceGoogle: {calendaragent.Scope},
+	sim.ServiceSlack:  {slackagent.ScopeChannelsRead, slackagent.ScopeChatWrite, slackagent.ScopeChannelsManage},
+}
+
+// Options configure Start. Store is required; the caller closes it.
+type Options struct {
+	Store  store.Store
+	Policy *policy.Engine // default: policy.Default()
+	Logger *slog.Logger   // default: discard
+	// Rand is the source of the keys and of the simulated providers'
+	// tokens (default crypto/rand); tests replace it to learn every secret
+	// the stack made and check that none is ever shown.
+	Rand io.Reader
+}
+
+// Env is a running simulated stack.
+type Env struct {
+	World    *sim.World
+	Server   *httptest.Server // the simulated providers, loopback only
+	Audit    *audit.Recorder
+	Vault    *vault.Vault
+	StepUp   *stepup.Service
+	Registry *agent.Registry
+	Broker   *broker.Broker
+}
+
+// Start builds the stack; Close stops it.
+func Start(ctx context.Context, opts Options) (_ *Env, err error) {
+	if opts.Store == nil {
+		return nil, errors.New("simenv: Store is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	if opts.Policy == nil {
+		opts.Policy = policy.Default()
+	}
+	env := &Env{}
+	defer func() {
+		if err != nil {
+			env.Close()
+		}
+	}()
+	env.World = sim.New(sim.Options{Logger: opts.Logger, Rand: opts.Rand})
+	env.Server = sim.NewServer(env.World)
+
+	auditKey, vaultKey, stepupKey := make([]byte, 32), make([]byte, 32), make([]byte, 32)
+	for _, k := range [][]byte{auditKey, vaultKey, stepupKey} {
+		if _, err := io.ReadFull(opts.Rand, k); err != nil {
+			return nil, fmt.Errorf("simenv: keys: %w", err)
+		}
+	}
+	env.Audit, err = audit.NewRecorder(opts.Store, auditKey, audit.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("simenv: audit: %w", err)
+	}
+	keys, err := vault.ParseKeys(base64.StdEncoding.EncodeToString(vaultKey), nil)
+	if err != nil {
+		return nil, fmt.Errorf("simenv: vault keys: %w", err)
+	}
+	u, err := url.Parse(env.Server.URL)
+	if err != nil {
+		return nil, fmt.Errorf("simenv: sim url: %w", err)
+	}
+	httpClient := env.Server.Client()
+	var services []vault.Service
+	for name, c := range sim.DefaultClients() {
+		services = append(services, vault.Service{
+			Name: name, APIHosts: []string{u.Host},
+			OAuth: &oauth2.Config{ClientID: c.ID, ClientSecret: c.Secret, Endpoint: oauth2.Endpoint{
+				TokenURL: env.Server.URL + sim.TokenPath(name), AuthStyle: oauth2.AuthStyleInParams}},
+			Revoke: revoker(httpClient, env.Server.URL+sim.RevokePath(name), c),
+		})
+	}
+	env.Vault, err = vault.New(vault.Options{Store: opts.Store, Keys: keys, Audit: env.Audit, Services: services, Logger: opts.Logger, HTTPClient: httpClient})
+	if err != nil {
+		return nil, fmt.Errorf("simenv: vault: %w", err)
+	}
+	env.StepUp, err = stepup.New(stepup.Options{Store: opts.Store, Key: stepupKey, Audit: env.Audit, Logger: opts.Logger, Demo: true})
+	if err != nil {
+		return nil, fmt.Errorf("simenv: step-up: %w", err)
+	}
+	env.Registry = agent.NewRegistry()
+	ends := agent.SimEndpoints(env.Server.URL)
+	for _, reg := range []func(*agent.Registry, agent.Endpoints) error{githubagent.Register, calendaragent.Register, slackagent.Register} {
+		if err := reg(env.Registry, ends); err != nil {
+			return nil, fmt.Errorf("simenv: agents: %w", err)
+		}
+	}
+	env.Broker, err = broker.New(broker.Options{
+		Store: opts.Store, Vault: env.Vault, Audit: env.Audit, Policy: opts.Policy, Registry: env.Registry,
+		Planner: planner.NewRules(), StepUp: env.StepUp, Logger: opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("simenv: broker: %w", err)
+	}
+	return env, nil
+}
+
+// Connect plays a completed OAuth flow: the simulated provider issues
+// tokens for principal and the vault seals them.
+func (env *Env) Connect(ctx context.Context, principal, service string) error {
+	sc, ok := scopes[service]
+	if !ok {
+		return fmt.Errorf("simenv: connect: unknown service %q", service)
+	}
+	access, refresh, err := env.World.IssueTokens(service, principal, sc)
+	if err != nil {
+		return fmt.Errorf("simenv: connect %s: %w", service, err)
+	}
+	tok := &oauth2.Token{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", Expiry: time.Now().Add(sim.DefaultAccessTTL)}
+	if err := env.Vault.Connect(ctx, principal, service, sc, tok); err != nil {
+		return fmt.Errorf("simenv: connect %s: %w", service, err)
+	}
+	return nil
+}
+
+// ConnectAll connects principal to every simulated service.
+func (env *Env) ConnectAll(ctx context.Context, principal string) error {
+	for _, s := range Services {
+		if err := env.Connect(ctx, principal, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EnrollDemo enrols principal in TOTP step-up and confirms it with the
+// demo authenticator's code, replacing an enrolment an earlier run left in
+// a persistent store (its key is gone).
+func (env *Env) EnrollDemo(ctx context.Context, principal, name string) error {
+	_, err := env.StepUp.Enroll(ctx, principal, name)
+	if errors.Is(err, stepup.ErrAlreadyEnrolled) {
+		if err = env.StepUp.Reset(ctx, principal); err == nil {
+			_, err = env.StepUp.Enroll(ctx, principal, name)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("simenv: step-up enrolment: %w", err)
+	}
+	code, err := env.StepUp.DemoCode(ctx, principal)
+	if err != nil {
+		return fmt.Errorf("simenv: step-up enrolment: %w", err)
+	}
+	if err := env.StepUp.Confirm(ctx, principal, code); err != nil {
+		return fmt.Errorf("simenv: step-up enrolment: %w", err)
+	}
+	return nil
+}
+
+// Close stops the simulated providers. The store is the caller's.
+func (env *Env) Close() error {
+	if env.Server != nil {
+		env.Server.Close()
+	}
+	return nil
+}
+
+// revoker is a vault revocation hook for a simulated provider: RFC 7009
+// with the client's credentials in the form. Revoking the refresh token
+// revokes its whole family; the access token is sent too in case there is
+// no refresh token.
+func revoker(client *http.Client, endpoint string, c sim.Client) func(ctx context.Context, access, refresh vault.Secret) error {
+	return func(ctx context.Context, access, refresh vault.Secret) error {
+		for _, tok := range []vault.Secret{refresh, access} {
+			if tok.IsZero() {
+				continue
+			}
+			form := url.Values{"token": {tok.Reveal()}, "client_id": {c.ID}, "client_secret": {c.Secret}}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+			if err != nil {
+				return fmt.Errorf("revoke: %w", err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := client.Do(req)
+			if err != nil {
+				return fmt.Errorf("revoke: %w", err)
+			}
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("revoke: status %d", resp.StatusCode)
+			}
+		}
+		return nil
+	}
+}
