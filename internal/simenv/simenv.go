@@ -61,6 +61,32 @@ type Options struct {
 	// tokens (default crypto/rand); tests replace it to learn every secret
 	// the stack made and check that none is ever shown.
 	Rand io.Reader
+	// Keys of the audit chain's HMAC, the vault and the step-up secrets;
+	// each one nil is drawn from Rand. Processes that share a store must
+	// share them.
+	AuditKey, VaultKey, StepUpKey []byte
+	// Providers are simulated providers to share with other stacks (two
+	// bot processes on one store must call the same simulated GitHub);
+	// nil starts new ones, which Close stops.
+	Providers *Providers
+}
+
+// Providers are the simulated providers on a loopback port.
+type Providers struct {
+	World  *sim.World
+	Server *httptest.Server
+}
+
+// StartProviders starts simulated providers; the caller closes Server.
+func StartProviders(logger *slog.Logger, random io.Reader) *Providers {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if random == nil {
+		random = rand.Reader
+	}
+	w := sim.New(sim.Options{Logger: logger, Rand: random})
+	return &Providers{World: w, Server: sim.NewServer(w)}
 }
 
 // Env is a running simulated stack.
@@ -72,6 +98,8 @@ type Env struct {
 	StepUp   *stepup.Service
 	Registry *agent.Registry
 	Broker   *broker.Broker
+
+	ownServer bool
 }
 
 // Start builds the stack; Close stops it.
@@ -94,12 +122,18 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			env.Close()
 		}
 	}()
-	env.World = sim.New(sim.Options{Logger: opts.Logger, Rand: opts.Rand})
-	env.Server = sim.NewServer(env.World)
+	if opts.Providers == nil {
+		opts.Providers, env.ownServer = StartProviders(opts.Logger, opts.Rand), true
+	}
+	env.World, env.Server = opts.Providers.World, opts.Providers.Server
 
-	auditKey, vaultKey, stepupKey := make([]byte, 32), make([]byte, 32), make([]byte, 32)
-	for _, k := range [][]byte{auditKey, vaultKey, stepupKey} {
-		if _, err := io.ReadFull(opts.Rand, k); err != nil {
+	auditKey, vaultKey, stepupKey := opts.AuditKey, opts.VaultKey, opts.StepUpKey
+	for _, k := range []*[]byte{&auditKey, &vaultKey, &stepupKey} {
+		if *k != nil {
+			continue
+		}
+		*k = make([]byte, 32)
+		if _, err := io.ReadFull(opts.Rand, *k); err != nil {
 			return nil, fmt.Errorf("simenv: keys: %w", err)
 		}
 	}
@@ -201,9 +235,10 @@ func (env *Env) EnrollDemo(ctx context.Context, principal, name string) error {
 	return nil
 }
 
-// Close stops the simulated providers. The store is the caller's.
+// Close stops the simulated providers Start started. The store is the
+// caller's.
 func (env *Env) Close() error {
-	if env.Server != nil {
+	if env.ownServer && env.Server != nil {
 		env.Server.Close()
 	}
 	return nil
