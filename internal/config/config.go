@@ -50,6 +50,13 @@ type Config struct {
 	VaultOldKeys []vault.Secret // AGENTHUB_VAULT_OLD_KEYS: comma-separated, for rotation
 	AuditKey     vault.Secret   // AGENTHUB_AUDIT_KEY: base64 of at least 32 bytes
 
+	// Demo runs the Slack app against the simulated providers of
+	// internal/sim (AGENTHUB_DEMO=1), so a team can try it in a real
+	// workspace without any GitHub or Google setup.
+	Demo bool // AGENTHUB_DEMO
+	// Policy is a policy file (AGENTHUB_POLICY); "" is the embedded default.
+	Policy string
+
 	// Operations.
 	HTTPAddr  string     // AGENTHUB_HTTP_ADDR
 	LogLevel  slog.Level // AGENTHUB_LOG_LEVEL: debug, info, warn, error
@@ -102,6 +109,8 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		RedisPrefix:   l.prefix("AGENTHUB_REDIS_PREFIX"),
 		VaultKey:      l.key("AGENTHUB_VAULT_KEY", need&NeedVault != 0, 32, 32),
 		AuditKey:      l.key("AGENTHUB_AUDIT_KEY", need&NeedAudit != 0, 32, 1024),
+		Demo:          l.oneOf("AGENTHUB_DEMO", "0", "0", "1") == "1",
+		Policy:        getenv("AGENTHUB_POLICY"),
 		HTTPAddr:      getenv("AGENTHUB_HTTP_ADDR"),
 		LogLevel:      l.level("AGENTHUB_LOG_LEVEL"),
 		LogFormat:     l.oneOf("AGENTHUB_LOG_FORMAT", "json", "json", "text"),
@@ -217,6 +226,10 @@ func (l *loader) keyList(name string) []vault.Secret {
 	}
 	return out
 }
+
+// KeyBytes decodes a key setting that Load has checked (standard or URL
+// base64, padded or not).
+func KeyBytes(s vault.Secret) ([]byte, error) { return decodeKey(s.Reveal()) }
 
 func decodeKey(s string) ([]byte, error) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {

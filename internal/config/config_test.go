@@ -47,9 +47,16 @@ func TestLoadComplete(t *testing.T) {
 		"AGENTHUB_AUDIT_KEY":      key32(4),
 		"AGENTHUB_LOG_LEVEL":      "debug",
 		"AGENTHUB_LOG_FORMAT":     "text",
+		"AGENTHUB_DEMO":           "1",
 	}), os.ReadFile, NeedSlack|NeedVault|NeedAudit)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !c.Demo {
+		t.Error("AGENTHUB_DEMO=1 did not turn the demo mode on")
+	}
+	if b, err := KeyBytes(c.AuditKey); err != nil || len(b) != 32 {
+		t.Errorf("KeyBytes(audit key) = %d bytes, %v; want 32", len(b), err)
 	}
 	if got, want := c.SlackBotToken.Reveal(), "xoxb-from-file"; got != want {
 		t.Errorf("bot token from file = %q, want %q", got, want)
@@ -74,6 +81,7 @@ func TestLoadReportsEverything(t *testing.T) {
 		"AGENTHUB_STORE":          "mysql://u:" + canary + "@h/db", // unsupported, with a password
 		"AGENTHUB_LOG_LEVEL":      "loud",
 		"AGENTHUB_LOG_FORMAT":     "xml",
+		"AGENTHUB_DEMO":           "yes",
 		"SLACK_API_URL":           "ftp://x",
 		"AGENTHUB_REDIS_PREFIX":   "a{b}",
 	}), os.ReadFile, NeedSlack|NeedVault|NeedAudit)
@@ -87,7 +95,7 @@ func TestLoadReportsEverything(t *testing.T) {
 	}
 	want := []string{
 		"SLACK_APP_TOKEN", "SLACK_API_URL", "AGENTHUB_STORE", "AGENTHUB_REDIS_PREFIX",
-		"AGENTHUB_VAULT_KEY", "AGENTHUB_AUDIT_KEY", "AGENTHUB_LOG_LEVEL", "AGENTHUB_LOG_FORMAT",
+		"AGENTHUB_VAULT_KEY", "AGENTHUB_AUDIT_KEY", "AGENTHUB_DEMO", "AGENTHUB_LOG_LEVEL", "AGENTHUB_LOG_FORMAT",
 		"AGENTHUB_VAULT_OLD_KEYS", "SLACK_BOT_TOKEN",
 	}
 	if diff := cmp.Diff(want, names); diff != "" {
