@@ -54,6 +54,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnRecord, when set, is called once with each event after it is
+	// stored, where the slog sink is called, and never for an event that
+	// was not stored. It runs on the path of the Record call that waits for
+	// the event, so it must be cheap and must not block: bump a counter,
+	// not send a message. It may be called concurrently, and must not
+	// modify the event's Detail. The event has no Args: they are not stored.
+	OnRecord func(Event)
 }
 
 // Recorder appends events to the audit chain in a store. It is safe for
@@ -64,6 +71,7 @@ type Recorder struct {
 	log    string
 	logger *slog.Logger
 	now    func() time.Time
+	onRec  func(Event)
 	macs   sync.Pool // of keyed HMAC-SHA256 states, reset before use
 
 	mu      sync.Mutex
@@ -98,7 +106,7 @@ func NewRecorder(s store.Store, key []byte, opts Options) (*Recorder, error) {
 	if len(key) < MinKeyLen {
 		return nil, fmt.Errorf("audit: key must be at least %d bytes, got %d", MinKeyLen, len(key))
 	}
-	r := &Recorder{store: s, log: opts.Log, logger: opts.Logger, now: opts.Now}
+	r := &Recorder{store: s, log: opts.Log, logger: opts.Logger, now: opts.Now, onRec: opts.OnRecord}
 	if r.log == "" {
 		r.log = DefaultLog
 	}
@@ -191,13 +199,20 @@ func (r *Recorder) Record(ctx context.Context, e Event) (Event, error) {
 	}
 }
 
-// finish reports w's result to the second sink and to the caller.
+// finish reports w's result to the second sink, the OnRecord hook and the
+// caller.
 func (r *Recorder) finish(ctx context.Context, w *waiter) (Event, error) {
 	if w.err != nil {
 		return Event{}, w.err
 	}
 	if r.logger != nil {
 		r.logger.LogAttrs(ctx, slog.LevelInfo, "audit", logAttrs(&w.out)...)
+	}
+	if r.onRec != nil {
+		// The hook sees what was stored, so the arguments stay with the caller.
+		e := w.out
+		e.Args = nil
+		r.onRec(e)
 	}
 	return w.out, nil
 }
