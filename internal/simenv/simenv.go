@@ -61,6 +61,9 @@ type Options struct {
 	// tokens (default crypto/rand); tests replace it to learn every secret
 	// the stack made and check that none is ever shown.
 	Rand io.Reader
+	// OnRecord, when set, sees every audit event once it is stored (the
+	// metrics hook).
+	OnRecord func(audit.Event)
 	// Keys of the audit chain's HMAC, the vault and the step-up secrets;
 	// each one nil is drawn from Rand. Processes that share a store must
 	// share them.
@@ -137,7 +140,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, fmt.Errorf("simenv: keys: %w", err)
 		}
 	}
-	env.Audit, err = audit.NewRecorder(opts.Store, auditKey, audit.Options{})
+	env.Audit, err = audit.NewRecorder(opts.Store, auditKey, audit.Options{OnRecord: opts.OnRecord})
 	if err != nil {
 		return nil, fmt.Errorf("simenv: audit: %w", err)
 	}
