@@ -514,13 +514,24 @@ func codeList(items []string) string {
 }
 
 // AuditLine renders an audit event as one compact mrkdwn line, as App Home
-// and the audit channel show it. It never shows arguments; even the
+// and "/agenthub audit" show it. It never shows arguments; even the
 // recorder's redacted summary is left out, to keep lines short.
-func AuditLine(e audit.Event) string {
+func AuditLine(e audit.Event) string { return auditLine(e, true) }
+
+// AuditChannelLine is AuditLine for the audit channel: the actor is shown
+// as their principal in code, not as a mention, since a mention in a
+// channel message notifies that person of every event of theirs.
+func AuditChannelLine(e audit.Event) string { return auditLine(e, false) }
+
+func auditLine(e audit.Event, mentionActor bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "`#%d` %s `%s`", e.Seq, clock(e.Time), escape(string(e.Kind)))
-	if e.Actor != "" {
+	switch {
+	case e.Actor == "":
+	case mentionActor:
 		b.WriteString(" " + mention(e.Actor))
+	default:
+		b.WriteString(" `" + escape(e.Actor) + "`")
 	}
 	if e.Action != "" {
 		b.WriteString(" " + escape(e.Action))

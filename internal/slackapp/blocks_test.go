@@ -578,3 +578,15 @@ func TestHostileTextStaysText(t *testing.T) {
 		t.Errorf("quoted text not rendered escaped: %s", raw)
 	}
 }
+
+func TestAuditChannelLineMentionsNobody(t *testing.T) {
+	e := audit.Event{Seq: 7, Time: time.Date(2026, 11, 27, 14, 3, 0, 0, time.UTC), Kind: audit.ApprovalGranted,
+		Actor: "T1:U1ABC", Action: "github.merge_pull_request", Resource: "acme/payments#7"}
+	if got := AuditLine(e); !strings.Contains(got, "<@U1ABC>") {
+		t.Errorf("AuditLine = %q, want a mention of the actor", got)
+	}
+	got := AuditChannelLine(e)
+	if strings.Contains(got, "<@") || !strings.Contains(got, "`T1:U1ABC`") {
+		t.Errorf("AuditChannelLine = %q, want the actor in code and no mention", got)
+	}
+}
