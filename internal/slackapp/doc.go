@@ -1,17 +1,44 @@
-// Package slackapp is AgentHub's Slack adapter: it renders what the broker
-// says as Block Kit and will carry people's messages, clicks and slash
-// commands back to the broker.
+// Package slackapp is AgentHub's Slack adapter: it carries people's
+// messages, clicks and slash commands to the broker over Socket Mode and
+// renders what the broker says as Block Kit.
 //
-// This file set is the rendering layer only: pure functions from broker
-// outputs, requests, grants and audit events to slack-go blocks and views,
-// with no I/O. Button values carry only opaque IDs (a request ID, a grant
-// ID, a service name), never arguments, resources or people, so a click
-// payload says nothing a replica has to trust; the handler loads the
-// request from the store and checks the clicker. Slack's Block Kit limits
-// are enforced here, where messages are built, and truncation is always
-// visible ("…" and "(truncated)").
+// The rendering layer (blocks.go) is pure functions from broker outputs,
+// requests, grants and audit events to slack-go blocks and views, with no
+// I/O. Button values carry only opaque IDs (a request ID, a grant ID, a
+// service name), never arguments, resources or people, so a click payload
+// says nothing a replica has to trust; the handler loads the request from
+// the store and the broker checks the clicker. Slack's Block Kit limits are
+// enforced where messages are built, and truncation is always visible
+// ("…" and "(truncated)").
 //
-// Still to come (issue 4): the Socket Mode loop and its acks, the event,
-// interaction and slash-command handlers, App Home publishing, and the
-// audit channel poster.
+// The transport (socket.go) acks every envelope at once, before any work,
+// dedupes envelopes, events and clicks in the store across replicas, and
+// hands the work to a pool of workers. The handlers behind it:
+//
+//   - events.go: a mention or a DM is a message to the broker (principal
+//     "T…:U…"); results and refusals are replied in the thread of the
+//     person's message, approvals, step-up and connect prompts go to DMs
+//     (the owner's and each second approver's), and the bot's own messages,
+//     edits and other bots are ignored. In the demo, a person seen for the
+//     first time is connected to every simulated service, once.
+//   - interact.go: Approve/Deny, "Verify it's you" (the TOTP modal), Connect
+//     and App Home's revoke buttons. Someone who may not decide a request is
+//     answered ephemerally and nothing changes; the broker audits it.
+//   - enrol.go: a person without an authenticator is enrolled from Slack; the
+//     secret is shown once, in one DM, which is rewritten without it once the
+//     first code passes.
+//   - commands.go: /agenthub, with the terminal demo's words. Help and typos
+//     are answered within the ack; the rest through the command's
+//     response_url, ephemerally.
+//   - home.go: App Home, published when it is opened and after each change a
+//     person makes.
+//   - messages.go: every message shown for a request is recorded in the
+//     store (kind "slack-request"), so that whichever replica sees the
+//     request settle replaces its buttons with what happened; a sweeper does
+//     the same for requests that expired or were settled elsewhere.
+//
+// Handlers never return an error once the broker has been called: a
+// redelivery must not run a step twice. Failures after that point are
+// logged (request_id, slack_user; never people's words or secrets) and the
+// person is told in plain words.
 package slackapp

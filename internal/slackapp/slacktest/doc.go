@@ -28,5 +28,7 @@
 // with its body fields, minus the token, and answered the way Slack answers,
 // including the errors the app must cope with (message_not_found,
 // expired_trigger_id, 429 with Retry-After when LimitPostMessage is set).
+// Each BlockAction and SlashCommand envelope has its own response_url on the
+// server; what the app posts there is recorded (Responses).
 // Nothing here ever records or prints a token.
 package slacktest

@@ -92,9 +92,16 @@ func (s *Server) AppHomeOpened(user string) Envelope {
 	})
 }
 
+// triggerID issues a trigger_id good for one views.open. It is valid from
+// the moment the envelope is built, so a test may hand the envelope to the
+// app's handlers directly as well as through Push.
 func (s *Server) triggerID() string {
-	id := s.nextID()
-	return fmt.Sprintf("%d.%d.fake%08x", 1000000+id, 2000000+id, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.nextIDLocked()
+	tid := fmt.Sprintf("%d.%d.fake%08x", 1000000+id, 2000000+id, id)
+	s.triggers[tid] = false
+	return tid
 }
 
 // Action describes a click on a Block Kit button for BlockAction.
@@ -108,7 +115,8 @@ type Action struct {
 }
 
 // BlockAction is an interactive envelope for a block_actions click. Its
-// trigger_id is good for one views.open.
+// trigger_id is good for one views.open; its response_url, its own, records
+// what is posted to it (Responses).
 func (s *Server) BlockAction(a Action) Envelope {
 	ts := s.ts()
 	payload := map[string]any{
@@ -124,7 +132,7 @@ func (s *Server) BlockAction(a Action) Envelope {
 		"message": map[string]any{
 			"type": "message", "ts": a.MessageTS, "user": BotUserID, "bot_id": BotID,
 		},
-		"response_url": s.URL + "/actions/response",
+		"response_url": s.responseURL("actions"),
 		"actions": []any{map[string]any{
 			"type": "button", "action_id": a.ActionID, "block_id": a.BlockID,
 			"value": a.Value, "action_ts": ts,
@@ -178,7 +186,8 @@ type Command struct {
 }
 
 // SlashCommand is a slash_commands envelope; it accepts a response payload,
-// which is how the app answers ephemerally within the ack.
+// which is how the app answers ephemerally within the ack. Its response_url,
+// its own, records later answers (Responses).
 func (s *Server) SlashCommand(c Command) Envelope {
 	payload := map[string]any{
 		"team_id":      TeamID,
@@ -190,7 +199,7 @@ func (s *Server) SlashCommand(c Command) Envelope {
 		"command":      c.Command,
 		"text":         c.Text,
 		"api_app_id":   AppID,
-		"response_url": s.URL + "/commands/response",
+		"response_url": s.responseURL("commands"),
 		"trigger_id":   s.triggerID(),
 	}
 	return Envelope{Type: "slash_commands", Payload: mustJSON(payload), AcceptsResponsePayload: true}

@@ -60,14 +60,24 @@ type Server struct {
 	ephemera map[string][]Message
 	dms      map[string]string // user ID → D channel
 	views    []View
-	triggers map[string]bool // trigger_id → already exchanged
-	limit    postLimit
-	windows  map[string]*window
+	// responses are the messages posted to response_urls.
+	responses []Response
+	triggers  map[string]bool // trigger_id → already exchanged
+	limit     postLimit
+	windows   map[string]*window
 }
 
 // New starts a fake Slack on loopback and stops it when the test ends.
 func New(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
+	s := Start(opts...)
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a fake Slack on loopback outside a test (the load command
+// uses it); the caller stops it with Close.
+func Start(opts ...Option) *Server {
 	s := &Server{
 		now:       time.Now,
 		pingEvery: 5 * time.Second,
@@ -89,16 +99,18 @@ func New(tb testing.TB, opts ...Option) *Server {
 	mux.HandleFunc("POST /api/apps.connections.open", s.connectionsOpen)
 	mux.HandleFunc("/api/{method}", s.webAPI)
 	mux.HandleFunc("GET /link", s.link)
+	mux.HandleFunc("POST /commands/response/{id}", s.response)
+	mux.HandleFunc("POST /actions/response/{id}", s.response)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
-	tb.Cleanup(s.close)
 	return s
 }
 
 // APIURL is the value for slack.OptionAPIURL.
 func (s *Server) APIURL() string { return s.URL + "/api/" }
 
-func (s *Server) close() {
+// Close disconnects every client and stops the server.
+func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
 	conns := s.conns

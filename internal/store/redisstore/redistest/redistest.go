@@ -44,7 +44,7 @@ type Server struct {
 // and registers the cleanup of tb's keys.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{tb: tb, prefix: "agenthubtest:" + randomHex(tb)}
+	s := &Server{tb: tb, prefix: "agenthubtest-" + randomHex(tb)}
 	if u := strings.TrimSpace(os.Getenv(EnvURL)); u != "" {
 		s.url = u
 		tb.Logf("store: real Redis at %s (key prefix %s)", store.RedactURL(u), s.prefix)

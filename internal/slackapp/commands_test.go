@@ -1,0 +1,207 @@
+package slackapp
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
+)
+
+func (f *flow) command(user, text string) (ack string, env slacktest.Envelope) {
+	f.t.Helper()
+	env = f.srv.SlashCommand(slacktest.Command{User: user, Channel: "C1", Command: Command, Text: text})
+	return f.do(env), env
+}
+
+// responsesTo returns what was posted to an envelope's response_url.
+func (f *flow) responsesTo(env slacktest.Envelope) []slacktest.Response {
+	f.t.Helper()
+	var p struct {
+		ResponseURL string `json:"response_url"`
+	}
+	if err := json.Unmarshal(env.Payload, &p); err != nil {
+		f.t.Fatal(err)
+	}
+	var out []slacktest.Response
+	for _, r := range f.srv.Responses() {
+		if r.URL == p.ResponseURL {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestSlashAnsweredInTheAck(t *testing.T) {
+	f := newFlow(t, flowOptions{})
+	tests := []struct {
+		text string
+		want string // in the ack's text
+	}{
+		{"help", "`/agenthub revoke all`"},
+		{"", "`/agenthub pending`"},
+		{"  HELP ", "`/agenthub whoami`"},
+		{"frobnicate the <!channel>", "I don't know `/agenthub frobnicate the &lt;!channel&gt;`"},
+		{"help me", "I don't know"},
+		{"audit many", "audit takes a number of events from 1 to 1000"},
+		{"audit 0", "audit takes a number of events from 1 to 1000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			ack, env := f.command(alice, tt.text)
+			var got map[string]string
+			if err := json.Unmarshal([]byte(ack), &got); err != nil {
+				t.Fatalf("ack %q: %v", ack, err)
+			}
+			if got["response_type"] != "ephemeral" || !strings.Contains(got["text"], tt.want) {
+				t.Errorf("ack = %v, want an ephemeral text containing %q", got, tt.want)
+			}
+			if r := f.responsesTo(env); len(r) != 0 {
+				t.Errorf("responses = %+v, want none: the ack answered", r)
+			}
+		})
+	}
+	if calls := f.srv.Calls(""); len(calls) != 0 {
+		t.Errorf("Slack calls = %+v, want none", calls)
+	}
+}
+
+func TestSlashAnsweredThroughResponseURL(t *testing.T) {
+	f := newFlow(t, flowOptions{})
+	askComment(t, f) // alice: connected, one pending request, some history
+	tests := []struct {
+		text string
+		want []string
+	}{
+		{"pending", []string{"Waiting for you:", "github.comment", "acme/payments"}},
+		{"grants", []string{"You have no grants"}},
+		{"whoami", []string{"You are <@" + alice + ">", "github", "google", "slack"}},
+		{"audit", []string{"audit event(s)", "policy.decided"}},
+		{"audit 2", []string{"Your last 2 audit event(s)"}},
+		{"connect github", []string{"Connected github."}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			ack, env := f.command(alice, tt.text)
+			if ack != "" {
+				t.Errorf("ack = %s, want a bare ack", ack)
+			}
+			rs := f.responsesTo(env)
+			if len(rs) != 1 {
+				t.Fatalf("responses = %+v, want one", rs)
+			}
+			if rs[0].ResponseType != "ephemeral" || rs[0].ReplaceOriginal {
+				t.Errorf("response type %q, replace_original %v; want ephemeral, false", rs[0].ResponseType, rs[0].ReplaceOriginal)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(rs[0].Text, w) {
+					t.Errorf("response = %q, want it to contain %q", rs[0].Text, w)
+				}
+			}
+		})
+	}
+	// Other people's requests are not shown.
+	_, env := f.command(eve, "pending")
+	if rs := f.responsesTo(env); len(rs) != 1 || rs[0].Text != "Nothing is waiting for you." {
+		t.Errorf("eve's pending = %+v, want nothing", rs)
+	}
+}
+
+func TestSlashConnectWithoutOAuth(t *testing.T) {
+	f := newFlow(t, flowOptions{noConnect: true})
+	_, env := f.command(alice, "connect github")
+	if rs := f.responsesTo(env); len(rs) != 1 || !strings.Contains(rs[0].Text, "not available yet") {
+		t.Errorf("responses = %+v, want connecting said to be unavailable", rs)
+	}
+}
+
+func TestSlashRevokeCancelsPending(t *testing.T) {
+	f := newFlow(t, flowOptions{})
+	dm, _ := askComment(t, f)
+	id := flowButtons(dm.Blocks)[ActionDecidePrefix+broker.ChoiceOnce]
+	homes := len(f.srv.Published(alice))
+
+	_, env := f.command(alice, "revoke github")
+
+	rs := f.responsesTo(env)
+	if len(rs) != 1 || !strings.Contains(rs[0].Text, "Revoked github: 1 open request(s) canceled") {
+		t.Errorf("responses = %+v, want the revoke's summary", rs)
+	}
+	now := f.message(dm)
+	if b := flowButtons(now.Blocks); len(b) != 0 {
+		t.Errorf("approval DM buttons after the revoke = %v, want none", b)
+	}
+	if texts := flowTexts(now.Blocks); !strings.Contains(texts, "Canceled: github was revoked") {
+		t.Errorf("approval DM after the revoke = %q, want canceled", texts)
+	}
+	if r, err := f.env.Broker.Lookup(f.ctx, id); err != nil || r.Status != broker.StatusCanceled {
+		t.Errorf("request after the revoke: %v, %v; want canceled", r.Status, err)
+	}
+	if got := len(f.srv.Published(alice)); got != homes+1 {
+		t.Errorf("App Home published %d times after the revoke, want %d", got, homes+1)
+	}
+}
+
+func TestHomeRevokeButtons(t *testing.T) {
+	f := newFlow(t, flowOptions{})
+	dm, _ := askComment(t, f)
+	f.do(f.srv.AppHomeOpened(alice))
+	home := f.srv.Published(alice)
+	var v struct {
+		Blocks json.RawMessage `json:"blocks"`
+	}
+	if err := json.Unmarshal(home[len(home)-1].JSON, &v); err != nil {
+		t.Fatal(err)
+	}
+	// A click in App Home has no channel to answer in.
+	f.do(f.srv.BlockAction(slacktest.Action{User: alice, ActionID: ActionRevokeAll, Value: flowButtons(v.Blocks)[ActionRevokeAll]}))
+
+	if texts := flowTexts(f.message(dm).Blocks); !strings.Contains(texts, "Canceled") {
+		t.Errorf("approval DM after revoke all = %q, want canceled", texts)
+	}
+	conns, err := f.env.Vault.Connections(f.ctx, testPrincipal(alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conns {
+		if c.Status == "active" {
+			t.Errorf("connection %s still active after revoke all", c.Service)
+		}
+	}
+	if got := len(f.srv.Published(alice)); got != len(home)+1 {
+		t.Errorf("App Home published %d times, want %d", got, len(home)+1)
+	}
+	var told []string
+	for _, r := range f.srv.Responses() {
+		told = append(told, r.Text)
+	}
+	if len(told) != 1 || !strings.Contains(told[0], "Revoked all services") {
+		t.Errorf("answers to the click = %q, want the revoke's summary", told)
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	tests := []struct {
+		text string
+		want command
+	}{
+		{"revoke GitHub", command{verb: "revoke", arg: "github"}},
+		{"revoke ALL", command{verb: "revoke-all"}},
+		{"connect google", command{verb: "connect", arg: "google"}},
+		{"audit", command{verb: "audit", n: defaultAuditLines}},
+		{"audit 1000", command{verb: "audit", n: 1000}},
+		{"pending", command{verb: "pending"}},
+	}
+	for _, tt := range tests {
+		got, answer := parseCommand(tt.text)
+		if answer != "" {
+			t.Errorf("parseCommand(%q) answers %q, want work to do", tt.text, answer)
+		}
+		if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(command{})); diff != "" {
+			t.Errorf("parseCommand(%q) (-want +got):\n%s", tt.text, diff)
+		}
+	}
+}

@@ -1,0 +1,228 @@
+package slackapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack/slackevents"
+
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/store"
+)
+
+// demoContactKind marks a principal the demo has seen (scope: the
+// principal). It is never deleted, so that after a revoke nobody is
+// silently connected again.
+const demoContactKind = "slack-demo-contact"
+
+// handleEvent answers an Events API event: a mention, a DM, or the Home tab
+// being opened.
+func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) error {
+	switch e := ev.InnerEvent.Data.(type) {
+	case *slackevents.AppMentionEvent:
+		if e.BotID != "" || e.User == "" || e.User == a.botUser {
+			return nil
+		}
+		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, e.Channel, e.TimeStamp, e.ThreadTimeStamp, e.Text)
+	case *slackevents.MessageEvent:
+		// Edits, deletions, joins and bot posts (our own replies included)
+		// come as messages too; only a person's new message is a request.
+		if e.ChannelType != "im" || e.SubType != "" || e.BotID != "" || e.User == "" || e.User == a.botUser {
+			return nil
+		}
+		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, e.Channel, e.TimeStamp, e.ThreadTimeStamp, e.Text)
+	case *slackevents.AppHomeOpenedEvent:
+		if e.Tab != "home" || e.User == "" {
+			return nil
+		}
+		principal := principalOf(ev.TeamID, e.User)
+		a.firstContact(ctx, principal)
+		a.publishHome(ctx, principal)
+	}
+	return nil
+}
+
+// teamOf prefers the workspace the event came through; a user from a shared
+// channel's other workspace is still asked about in this one.
+func teamOf(team, userTeam string) string {
+	if team != "" {
+		return team
+	}
+	return userTeam
+}
+
+// handleMessage hands what a person said to the broker and renders the
+// answer: replies in the thread of their message, anything with buttons in
+// their DM.
+func (a *App) handleMessage(ctx context.Context, team, user, channel, ts, threadTS, text string) {
+	principal := principalOf(team, user)
+	t := thread{Channel: channel, TS: threadTS}
+	if t.TS == "" {
+		t.TS = ts
+	}
+	text = strings.TrimSpace(a.stripMention(text))
+	if text == "" {
+		a.reply(ctx, t, user, "Hi! Tell me what to do, for example _list open pull requests in acme/website_, or try `/agenthub help`.")
+		return
+	}
+	connected := a.firstContact(ctx, principal)
+	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Text: text})
+	a.logBroker(ctx, "handle", requestIDOf(outs), user, err)
+	a.deliverAsked(ctx, principal, t, outs)
+	if connected || changesHome(outs) {
+		a.publishHome(ctx, principal)
+	}
+}
+
+var userMention = regexp.MustCompile(`<@([UW][A-Z0-9]+)(\|[^>]*)?>`)
+
+// stripMention removes the bot's own mention from a message, wherever it
+// is; other people's mentions stay, since they may be what is asked about.
+// Before Run has learnt the bot's ID, a mention that opens the message is
+// taken to be the bot's (an app_mention always carries it).
+func (a *App) stripMention(text string) string {
+	if a.botUser == "" {
+		if loc := userMention.FindStringIndex(strings.TrimLeft(text, " ")); loc != nil && loc[0] == 0 {
+			return strings.TrimLeft(text, " ")[loc[1]:]
+		}
+		return text
+	}
+	return userMention.ReplaceAllStringFunc(text, func(m string) string {
+		if userMention.FindStringSubmatch(m)[1] == a.botUser {
+			return ""
+		}
+		return m
+	})
+}
+
+// changesHome reports whether outputs change what the person's App Home
+// shows: a step ran, or a request now waits.
+func changesHome(outs []broker.Output) bool {
+	return slices.ContainsFunc(outs, func(o broker.Output) bool {
+		return o.Kind == broker.KindResult || o.Kind == broker.KindApproval || o.Kind == broker.KindStepUp || len(o.Requests) > 0
+	})
+}
+
+// deliverAsked renders the outputs of a person's message.
+func (a *App) deliverAsked(ctx context.Context, principal string, t thread, outs []broker.Output) {
+	user := userOf(principal)
+	for _, o := range outs {
+		switch o.Kind {
+		case broker.KindApproval:
+			a.askApproval(ctx, principal, t, o)
+		case broker.KindStepUp:
+			a.sendStepUp(ctx, principal, t, o)
+		case broker.KindConnect:
+			a.sendConnect(ctx, user, t, o)
+		default:
+			a.reply(ctx, t, user, outputText(o))
+		}
+	}
+}
+
+// askApproval DMs the approval to the owner and to every second approver,
+// records each message so it can be updated once the request is settled,
+// and says so in the thread.
+func (a *App) askApproval(ctx context.Context, principal string, t thread, o broker.Output) {
+	owner := userOf(principal)
+	expires := a.now().Add(broker.DefaultRequestTTL)
+	if r, err := a.opts.Broker.Lookup(ctx, o.RequestID); err == nil {
+		expires = r.Expires
+	}
+	base := requestRecord{RequestID: o.RequestID, Owner: principal, Action: o.Action, Resource: o.Resource, Thread: t, Expires: expires}
+	blocks := ApprovalMessage(o, owner, expires)
+	text := escape(fmt.Sprintf("Approval needed: %s on %s", o.Action, o.Resource))
+
+	ch, ts, err := a.dm(ctx, owner, text, blocks)
+	if err != nil {
+		a.log.WarnContext(ctx, "approval dm failed", "request_id", o.RequestID, "slack_user", owner, "err", err)
+		a.reply(ctx, t, owner, "This needs your approval, but I couldn't send you the buttons in a DM. Ask again in a moment.")
+		return
+	}
+	a.remember(ctx, base, shown{Channel: ch, TS: ts, What: whatApproval, User: owner})
+
+	var asked []string
+	for _, u := range o.Approvers {
+		if u == owner || slices.Contains(asked, u) || !slackUserID.MatchString(u) {
+			continue
+		}
+		ach, ats, err := a.dm(ctx, u, text, blocks)
+		if err != nil {
+			a.log.WarnContext(ctx, "approver dm failed", "request_id", o.RequestID, "slack_user", u, "err", err)
+			continue
+		}
+		asked = append(asked, u)
+		a.remember(ctx, base, shown{Channel: ach, TS: ats, What: whatApprover, User: u})
+	}
+
+	if t.Channel == ch {
+		return // asked in the DM itself: the buttons are right there
+	}
+	note := "I've sent you the approval in a DM."
+	if len(asked) > 0 {
+		note += " I've also asked " + mentions(asked) + ", since it needs a second approval."
+	}
+	a.reply(ctx, t, owner, note)
+}
+
+// sendStepUp DMs the owner the "Verify it's you" message and records it.
+func (a *App) sendStepUp(ctx context.Context, principal string, t thread, o broker.Output) {
+	owner := userOf(principal)
+	text := escape(fmt.Sprintf("Verify it's you: %s on %s", o.Action, o.Resource))
+	ch, ts, err := a.dm(ctx, owner, text, StepUpMessage(o))
+	if err != nil {
+		a.log.WarnContext(ctx, "step-up dm failed", "request_id", o.RequestID, "slack_user", owner, "err", err)
+		a.reply(ctx, t, owner, "This needs a code from your authenticator, but I couldn't send you the button in a DM. Try again in a moment.")
+		return
+	}
+	base := requestRecord{RequestID: o.RequestID, Owner: principal, Action: o.Action, Resource: o.Resource, Thread: t,
+		Expires: a.now().Add(broker.DefaultRequestTTL)}
+	if r, err := a.opts.Broker.Lookup(ctx, o.RequestID); err == nil {
+		base.Expires = r.Expires
+	}
+	a.remember(ctx, base, shown{Channel: ch, TS: ts, What: whatStepUp, User: owner})
+}
+
+// sendConnect DMs the Connect button.
+func (a *App) sendConnect(ctx context.Context, user string, t thread, o broker.Output) {
+	ch, _, err := a.dm(ctx, user, escape(o.Text), ConnectMessage(o))
+	if err != nil {
+		a.log.WarnContext(ctx, "connect dm failed", "slack_user", user, "err", err)
+		a.reply(ctx, t, user, outputText(o))
+		return
+	}
+	if t.Channel != "" && t.Channel != ch {
+		a.reply(ctx, t, user, escape(fmt.Sprintf("This needs your %s account: I've sent you a DM to connect it.", o.Service)))
+	}
+}
+
+// firstContact connects a person the demo has never seen to every
+// simulated service, once. It reports whether it connected anything.
+func (a *App) firstContact(ctx context.Context, principal string) bool {
+	if !a.opts.Demo || a.opts.Connect == nil {
+		return false
+	}
+	key := store.Key{Scope: principal, Kind: demoContactKind, ID: "first"}
+	err := a.opts.Store.Create(ctx, key, []byte(a.now().UTC().Format(time.RFC3339)), 0)
+	if errors.Is(err, store.ErrExists) {
+		return false
+	}
+	if err != nil {
+		a.log.WarnContext(ctx, "demo first contact not recorded", "slack_user", userOf(principal), "err", err)
+		return false
+	}
+	connected := false
+	for _, svc := range a.opts.Services {
+		if err := a.opts.Connect(ctx, principal, svc); err != nil {
+			a.log.WarnContext(ctx, "demo connect failed", "slack_user", userOf(principal), "service", svc, "err", err)
+			continue
+		}
+		connected = true
+	}
+	return connected
+}

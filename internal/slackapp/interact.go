@@ -1,0 +1,288 @@
+package slackapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/slack-go/slack"
+
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/policy"
+)
+
+// click is a button press, with what is needed to answer the one who
+// pressed it.
+type click struct {
+	principal   string
+	user        string
+	channel     string // the channel of the message holding the button; "" in App Home
+	trigger     string
+	responseURL string
+	actionID    string
+	value       string
+}
+
+// handleInteraction answers a button press or a submitted modal.
+func (a *App) handleInteraction(ctx context.Context, cb slack.InteractionCallback) error {
+	team := cb.Team.ID
+	if team == "" {
+		team = cb.User.TeamID
+	}
+	if cb.User.ID == "" || team == "" {
+		return nil
+	}
+	switch cb.Type {
+	case slack.InteractionTypeBlockActions:
+		if len(cb.ActionCallback.BlockActions) == 0 {
+			return nil
+		}
+		act := cb.ActionCallback.BlockActions[0]
+		c := click{
+			principal: principalOf(team, cb.User.ID), user: cb.User.ID,
+			channel: cb.Container.ChannelID, trigger: cb.TriggerID, responseURL: cb.ResponseURL,
+			actionID: act.ActionID, value: act.Value,
+		}
+		if c.channel == "" {
+			c.channel = cb.Channel.ID
+		}
+		a.handleClick(ctx, c)
+	case slack.InteractionTypeViewSubmission:
+		principal := principalOf(team, cb.User.ID)
+		switch cb.View.CallbackID {
+		case CallbackStepUp:
+			a.submitStepUp(ctx, principal, cb.View)
+		case CallbackEnrol:
+			a.submitEnrol(ctx, principal, cb.View)
+		}
+	}
+	return nil
+}
+
+func (a *App) handleClick(ctx context.Context, c click) {
+	switch {
+	case strings.HasPrefix(c.actionID, ActionDecidePrefix):
+		a.decide(ctx, c, strings.TrimPrefix(c.actionID, ActionDecidePrefix))
+	case c.actionID == ActionStepUp:
+		a.openStepUp(ctx, c)
+	case c.actionID == ActionEnrolConfirm:
+		a.openEnrolConfirm(ctx, c)
+	case c.actionID == ActionConnect:
+		a.connectClick(ctx, c)
+	case c.actionID == ActionRevokeService, c.actionID == ActionRevokeGrant, c.actionID == ActionRevokeAll:
+		a.revokeClick(ctx, c)
+	}
+}
+
+// tell answers the one who clicked, and only them.
+func (a *App) tell(ctx context.Context, c click, text string) {
+	a.ephemeral(ctx, c.channel, c.user, c.responseURL, text)
+}
+
+// mayDecide mirrors the broker's rule for who may decide a request (the
+// owner, or a named second approver in the owner's team), so that a
+// refusal is answered to the clicker alone. The broker still decides, and
+// audits the refusal.
+func mayDecide(r broker.Request, principal string) bool {
+	if principal == r.Principal {
+		return true
+	}
+	if r.Decision.Effect != policy.SecondApprover {
+		return false
+	}
+	team, user, _ := strings.Cut(principal, ":")
+	ownerTeam, _, _ := strings.Cut(r.Principal, ":")
+	return team == ownerTeam && slices.Contains(r.Approvers, user)
+}
+
+// decide applies an Approve/Deny click.
+func (a *App) decide(ctx context.Context, c click, choice string) {
+	id := c.value
+	r, lerr := a.opts.Broker.Lookup(ctx, id)
+	outs, err := a.opts.Broker.Decide(ctx, broker.Decision{RequestID: id, Actor: c.principal, Choice: choice})
+	a.logBroker(ctx, "decide", id, c.user, err)
+	if lerr != nil || !mayDecide(r, c.principal) {
+		// Gone, unreadable or not theirs to decide: only the clicker hears
+		// of it, and the request's messages stay as they are (a gone
+		// request's are settled as expired).
+		for _, o := range outs {
+			a.tell(ctx, c, outputText(o))
+		}
+		if errors.Is(lerr, broker.ErrNoRequest) {
+			a.updateMessages(ctx, id, "")
+		}
+		return
+	}
+	t := a.threadOf(ctx, id)
+	owner := userOf(r.Principal)
+	for _, o := range outs {
+		switch o.Kind {
+		case broker.KindStepUp:
+			a.sendStepUp(ctx, r.Principal, t, o)
+		case broker.KindResult, broker.KindError:
+			a.reply(ctx, t, owner, outputText(o))
+		case broker.KindConnect:
+			a.sendConnect(ctx, owner, t, o)
+		default:
+			if c.principal == r.Principal {
+				a.reply(ctx, t, owner, outputText(o))
+			} else {
+				a.tell(ctx, c, outputText(o))
+			}
+		}
+	}
+	a.updateMessages(ctx, id, c.user)
+	a.publishHome(ctx, r.Principal)
+}
+
+// openStepUp answers "Verify it's you": the code modal, or first the
+// enrolment of an authenticator for someone who has none.
+func (a *App) openStepUp(ctx context.Context, c click) {
+	r, err := a.opts.Broker.Lookup(ctx, c.value)
+	switch {
+	case errors.Is(err, broker.ErrNoRequest):
+		a.tell(ctx, c, "That request no longer exists: it may have expired. Ask again.")
+		a.updateMessages(ctx, c.value, "")
+		return
+	case err != nil:
+		a.log.WarnContext(ctx, "request lookup failed", "request_id", c.value, "slack_user", c.user, "err", err)
+		a.tell(ctx, c, "I couldn't read that request just now. Try again in a moment.")
+		return
+	case r.Principal != c.principal:
+		a.tell(ctx, c, "Only the person who asked for this can verify it.")
+		return
+	}
+	if a.opts.Enroller != nil {
+		enrolled, err := a.opts.Enroller.Enrolled(ctx, c.principal)
+		if err != nil {
+			a.log.WarnContext(ctx, "enrolment check failed", "request_id", c.value, "slack_user", c.user, "err", err)
+			a.tell(ctx, c, "I couldn't check your authenticator set-up just now. Try again in a moment.")
+			return
+		}
+		if !enrolled {
+			a.startEnrolment(ctx, c, c.value)
+			return
+		}
+	}
+	if _, err := a.opts.API.OpenViewContext(ctx, c.trigger, StepUpModal(c.value)); err != nil {
+		a.log.WarnContext(ctx, "step-up modal not opened", "request_id", c.value, "slack_user", c.user, "err", err)
+		a.tell(ctx, c, "The code window didn't open in time. Click \"Verify it's you\" again.")
+	}
+}
+
+// submitStepUp checks the code typed into the step-up modal.
+func (a *App) submitStepUp(ctx context.Context, principal string, v slack.View) {
+	id, code := v.PrivateMetadata, viewValue(v, StepUpBlockID, StepUpActionID)
+	if !sixDigits(code) {
+		return // the ack kept the modal open with a message
+	}
+	user := userOf(principal)
+	r, lerr := a.opts.Broker.Lookup(ctx, id)
+	outs, err := a.opts.Broker.StepUp(ctx, id, principal, code)
+	a.logBroker(ctx, "stepup", id, user, err)
+	if lerr != nil || r.Principal != principal {
+		for _, o := range outs {
+			a.reply(ctx, thread{}, user, outputText(o))
+		}
+		if errors.Is(lerr, broker.ErrNoRequest) {
+			a.updateMessages(ctx, id, "")
+		}
+		return
+	}
+	t := a.threadOf(ctx, id)
+	for _, o := range outs {
+		switch o.Kind {
+		case broker.KindStepUp:
+			// A wrong code: a fresh button, since the modal has closed.
+			a.sendStepUp(ctx, principal, t, o)
+		default:
+			a.reply(ctx, t, user, outputText(o))
+		}
+	}
+	a.updateMessages(ctx, id, user)
+	a.publishHome(ctx, principal)
+}
+
+// connectClick answers a Connect button.
+func (a *App) connectClick(ctx context.Context, c click) {
+	a.tell(ctx, c, a.connect(ctx, c.principal, c.value))
+}
+
+// connect links principal to service where the app can (the demo), and
+// says what happened.
+func (a *App) connect(ctx context.Context, principal, service string) string {
+	if a.opts.Connect == nil {
+		return escape(fmt.Sprintf("Connecting %s through OAuth is not available yet, so I can't connect it from Slack.", service))
+	}
+	if err := a.opts.Connect(ctx, principal, service); err != nil {
+		a.log.WarnContext(ctx, "connect failed", "slack_user", userOf(principal), "service", service, "err", err)
+		return escape(fmt.Sprintf("I couldn't connect %s. Check the name (%s) and try again.", service, strings.Join(a.opts.Services, ", ")))
+	}
+	a.publishHome(ctx, principal)
+	return escape(fmt.Sprintf("Connected %s. Ask me again and I'll go ahead.", service))
+}
+
+// revokeClick answers the App Home's revoke buttons.
+func (a *App) revokeClick(ctx context.Context, c click) {
+	var outs []broker.Output
+	var err error
+	switch c.actionID {
+	case ActionRevokeService:
+		outs, err = a.opts.Broker.Revoke(ctx, c.principal, c.value)
+	case ActionRevokeGrant:
+		outs, err = a.opts.Broker.RevokeGrant(ctx, c.principal, c.value)
+	default:
+		outs, err = a.opts.Broker.RevokeAll(ctx, c.principal)
+	}
+	a.logBroker(ctx, "revoke", "", c.user, err)
+	for _, o := range outs {
+		a.tell(ctx, c, outputText(o))
+	}
+	a.afterRevoke(ctx, c.principal, outs)
+}
+
+// afterRevoke settles the messages of the requests a revoke canceled and
+// shows the person their App Home as it now is.
+func (a *App) afterRevoke(ctx context.Context, principal string, outs []broker.Output) {
+	for _, o := range outs {
+		for _, id := range o.Requests {
+			a.updateMessages(ctx, id, "")
+		}
+	}
+	a.publishHome(ctx, principal)
+}
+
+// viewValue returns the text typed into a modal's input.
+func viewValue(v slack.View, block, action string) string {
+	if v.State == nil {
+		return ""
+	}
+	return strings.TrimSpace(v.State.Values[block][action].Value)
+}
+
+// sixDigits reports whether code looks like a TOTP code.
+func sixDigits(code string) bool {
+	if len(code) != 6 {
+		return false
+	}
+	for _, r := range code {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// codeField returns the block and action IDs of the code input of a
+// modal with callbackID, if it asks for one.
+func codeField(callbackID string) (block, action string, ok bool) {
+	switch callbackID {
+	case CallbackStepUp:
+		return StepUpBlockID, StepUpActionID, true
+	case CallbackEnrol:
+		return EnrolBlockID, EnrolActionID, true
+	}
+	return "", "", false
+}

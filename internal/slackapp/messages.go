@@ -1,0 +1,332 @@
+package slackapp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/store"
+)
+
+// The messages shown for a request are recorded in the store, not in
+// memory: any replica may receive the click that settles a request, and
+// all of them must be able to take the buttons away.
+const (
+	// slackRequestKind holds a requestRecord under (scope "", ID the
+	// request ID).
+	slackRequestKind = "slack-request"
+	// recordGrace is how long a record outlives its request's expiry, so
+	// that the sweeper still finds it to mark its messages expired.
+	recordGrace = time.Hour
+	// recordRetries bounds the compare-and-swap loop of concurrent appends;
+	// between tries it backs off a little more each time, with jitter, so
+	// that a crowd of writers spreads out.
+	recordRetries = 32
+)
+
+// sweepInterval is how often the sweeper looks for settled and expired
+// requests. Tests shorten it.
+var sweepInterval = time.Minute
+
+// What a recorded message is, which decides how it changes as the request
+// moves on.
+const (
+	whatApproval = "approval" // the owner's Approve/Deny DM
+	whatApprover = "approver" // a second approver's Approve/Deny DM
+	whatStepUp   = "step_up"  // the owner's "Verify it's you" DM
+)
+
+// shown is one message the app posted about a request.
+type shown struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
+	What    string `json:"what"`
+	User    string `json:"user,omitempty"` // the Slack user it was sent to
+}
+
+// requestRecord is everything the app keeps about one request's messages.
+// Action and Resource let an expired request, whose broker record is gone,
+// still be recapped.
+type requestRecord struct {
+	V         int       `json:"v"`
+	RequestID string    `json:"request_id"`
+	Owner     string    `json:"owner"`
+	Action    string    `json:"action,omitempty"`
+	Resource  string    `json:"resource,omitempty"`
+	Thread    thread    `json:"thread"`
+	Expires   time.Time `json:"expires"`
+	Messages  []shown   `json:"messages"`
+}
+
+func requestRecordKey(id string) store.Key {
+	return store.Key{Kind: slackRequestKind, ID: id}
+}
+
+// remember appends m to the request's record, creating it from base when
+// there is none. Several replicas may append at once (the owner's DM and
+// the approvers' DMs, a step-up DM), so it is a compare-and-swap loop. A
+// failure is logged: the message was shown, and only its later update is
+// lost.
+func (a *App) remember(ctx context.Context, base requestRecord, m shown) {
+	if err := a.appendShown(ctx, base, m); err != nil {
+		a.log.WarnContext(ctx, "slack message not recorded", "request_id", base.RequestID, "err", err)
+	}
+}
+
+func (a *App) appendShown(ctx context.Context, base requestRecord, m shown) error {
+	key := requestRecordKey(base.RequestID)
+	if err := key.Validate(); err != nil {
+		return fmt.Errorf("slackapp: record key: %w", err)
+	}
+	for attempt := range recordRetries {
+		if attempt > 0 {
+			if err := casPause(ctx, attempt); err != nil {
+				return fmt.Errorf("slackapp: record of %s: %w", base.RequestID, err)
+			}
+		}
+		it, err := a.opts.Store.Get(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			rec := base
+			rec.V, rec.Messages = 1, []shown{m}
+			raw, err := json.Marshal(rec)
+			if err != nil {
+				return fmt.Errorf("slackapp: encode record: %w", err)
+			}
+			err = a.opts.Store.Create(ctx, key, raw, a.recordTTL(rec.Expires))
+			if errors.Is(err, store.ErrExists) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("slackapp: create record: %w", err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("slackapp: read record: %w", err)
+		}
+		var rec requestRecord
+		if err := json.Unmarshal(it.Value, &rec); err != nil {
+			return fmt.Errorf("slackapp: decode record: %w", err)
+		}
+		if rec.Thread.Channel == "" {
+			rec.Thread = base.Thread
+		}
+		rec.Messages = append(rec.Messages, m)
+		raw, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("slackapp: encode record: %w", err)
+		}
+		err = a.opts.Store.CompareAndSwap(ctx, key, it.Value, raw, store.KeepTTL)
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("slackapp: update record: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("slackapp: record of %s: %w", base.RequestID, store.ErrConflict)
+}
+
+// casPause waits before retry number attempt: up to attempt milliseconds,
+// at random.
+func casPause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond)) + 1))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (a *App) recordTTL(expires time.Time) time.Duration {
+	return max(expires.Sub(a.now()), 0) + recordGrace
+}
+
+// loadRecord returns a request's record and its exact bytes.
+func (a *App) loadRecord(ctx context.Context, id string) (requestRecord, []byte, error) {
+	key := requestRecordKey(id)
+	if err := key.Validate(); err != nil {
+		return requestRecord{}, nil, store.ErrNotFound
+	}
+	it, err := a.opts.Store.Get(ctx, key)
+	if err != nil {
+		return requestRecord{}, nil, err
+	}
+	var rec requestRecord
+	if err := json.Unmarshal(it.Value, &rec); err != nil {
+		return requestRecord{}, nil, fmt.Errorf("slackapp: decode record: %w", err)
+	}
+	return rec, it.Value, nil
+}
+
+// threadOf returns where the replies about a request go; the zero thread
+// (the owner's DM) when nothing is recorded.
+func (a *App) threadOf(ctx context.Context, id string) thread {
+	rec, _, err := a.loadRecord(ctx, id)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			a.log.WarnContext(ctx, "slack record unreadable", "request_id", id, "err", err)
+		}
+		return thread{}
+	}
+	return rec.Thread
+}
+
+// updateMessages brings every recorded message of a request in line with
+// the request as the broker now has it: buttons that can no longer be used
+// give way to a line saying what happened. by is the Slack user whose
+// click settled it ("" when unknown: the owner is named). Once the request
+// is over and every message shows it, the record is deleted.
+func (a *App) updateMessages(ctx context.Context, id, by string) {
+	rec, raw, err := a.loadRecord(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	if err != nil {
+		a.log.WarnContext(ctx, "slack record unreadable", "request_id", id, "err", err)
+		return
+	}
+	r, err := a.opts.Broker.Lookup(ctx, id)
+	if errors.Is(err, broker.ErrNoRequest) {
+		// The broker forgets a request once its time is up.
+		r = broker.Request{ID: id, Principal: rec.Owner, Step: broker.Step{Action: rec.Action},
+			Resource: policy.Resource{Name: rec.Resource}, Status: broker.StatusExpired, Expires: rec.Expires}
+	} else if err != nil {
+		a.log.WarnContext(ctx, "request lookup failed", "request_id", id, "err", err)
+		return
+	}
+	now := a.now()
+	final := requestOver(r, now)
+	allShown := true
+	for _, m := range rec.Messages {
+		outcome, who, at, keep := messageState(r, m, now, by)
+		if keep {
+			continue
+		}
+		text := escape(fmt.Sprintf("%s on %s: %s", r.Step.Action, r.Resource.Name, outcome))
+		_, _, _, err := a.opts.API.UpdateMessageContext(ctx, m.Channel, m.TS,
+			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(DecidedMessage(r, who, at, outcome)...))
+		if err != nil && err.Error() != "message_not_found" {
+			allShown = false
+			a.log.WarnContext(ctx, "slack message update failed", "request_id", id, "slack_user", m.User, "err", err)
+		}
+	}
+	if final && allShown {
+		if err := a.opts.Store.CompareAndDelete(ctx, requestRecordKey(id), raw); err != nil &&
+			!errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
+			a.log.WarnContext(ctx, "slack record not deleted", "request_id", id, "err", err)
+		}
+	}
+}
+
+// requestOver reports whether nothing more can happen to r: every message
+// shown for it is final.
+func requestOver(r broker.Request, now time.Time) bool {
+	switch r.Status {
+	case broker.StatusPending, broker.StatusAwaitingStepUp, broker.StatusAwaitingSecond:
+		return !now.Before(r.Expires)
+	}
+	return true
+}
+
+// messageState says how message m of request r should look: keep (it
+// stands as posted, buttons and all), or the outcome line of
+// DecidedMessage with who and when.
+func messageState(r broker.Request, m shown, now time.Time, by string) (outcome, who string, at time.Time, keep bool) {
+	owner := userOf(r.Principal)
+	decided := r.Decided
+	if decided.IsZero() {
+		decided = now
+	}
+	if requestOver(r, now) {
+		switch r.Status {
+		case broker.StatusDenied:
+			if by == "" {
+				by = owner
+			}
+			return OutcomeDenied, by, decided, false
+		case broker.StatusCanceled:
+			return OutcomeCanceled, "", decided, false
+		case broker.StatusApproved, broker.StatusExecuting, broker.StatusSucceeded, broker.StatusFailed:
+			return OutcomeApproved, owner, decided, false
+		}
+		return OutcomeExpired, "", r.Expires, false
+	}
+	switch m.What {
+	case whatApprover:
+		if r.SecondBy != "" {
+			return OutcomeApproved, r.SecondBy, now, false
+		}
+	case whatApproval:
+		// The owner's part is done once step-up or a second approval is
+		// all that is missing.
+		if r.Status == broker.StatusAwaitingStepUp || r.Status == broker.StatusAwaitingSecond {
+			return OutcomeApproved, owner, decided, false
+		}
+	case whatStepUp:
+		if r.Status == broker.StatusAwaitingSecond {
+			return OutcomeApproved, owner, decided, false
+		}
+	}
+	return "", "", time.Time{}, true
+}
+
+// sweep runs beside the connection: every sweepInterval it settles the
+// messages of requests that ended without a click here (expired, or
+// decided on another replica whose update failed).
+func (a *App) sweep(ctx context.Context) error {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := a.sweepOnce(ctx); err != nil && ctx.Err() == nil {
+				a.log.WarnContext(ctx, "slack sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// sweepOnce updates the messages of every recorded request that is past
+// its expiry or over, and deletes their records.
+func (a *App) sweepOnce(ctx context.Context) error {
+	items, err := a.opts.Store.List(ctx, "", slackRequestKind)
+	if err != nil {
+		return fmt.Errorf("slackapp: list slack requests: %w", err)
+	}
+	now := a.now()
+	for _, it := range items {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var rec requestRecord
+		if err := json.Unmarshal(it.Value, &rec); err != nil {
+			a.log.WarnContext(ctx, "slack record unreadable", "request_id", it.Key.ID, "err", err)
+			continue
+		}
+		if now.Before(rec.Expires) {
+			r, err := a.opts.Broker.Lookup(ctx, it.Key.ID)
+			if err != nil && !errors.Is(err, broker.ErrNoRequest) {
+				a.log.WarnContext(ctx, "request lookup failed", "request_id", it.Key.ID, "err", err)
+				continue
+			}
+			if err == nil && !requestOver(r, now) {
+				continue
+			}
+		}
+		a.updateMessages(ctx, it.Key.ID, "")
+	}
+	return nil
+}

@@ -1,0 +1,592 @@
+package slackapp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+	"github.com/slack-go/slack/socketmode"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/agenthub/agenthub/internal/store"
+)
+
+// dedupeKind is the store kind of the records that make an envelope's work
+// happen once across retries, double clicks and replicas.
+const dedupeKind = "slack-dedupe"
+
+// fatalAuthCodes are the Slack error codes that no retry can fix.
+var fatalAuthCodes = map[string]bool{
+	"invalid_auth":     true,
+	"token_revoked":    true,
+	"account_inactive": true,
+	"not_authed":       true,
+}
+
+// transport is the Socket Mode side of the App: the connection, the reader
+// that acks every envelope at once, and the workers that run the handlers.
+//
+// Slack wants an ack within 3 s and redelivers (or shows the person an
+// error) otherwise, so the reader never waits on anything slow: it parses,
+// acks and hands the envelope to a worker queue. Dedupe against the store
+// happens on the worker, because it is I/O.
+type transport struct {
+	m         *metrics
+	connected atomic.Bool
+
+	// grace is how long the workers may keep draining their queues after
+	// Run's context ends; backoffMin and backoffMax bound the wait between
+	// reconnects, and a connection that lived stableAfter resets it. Tests
+	// shorten them.
+	grace       time.Duration
+	backoffMin  time.Duration
+	backoffMax  time.Duration
+	stableAfter time.Duration
+}
+
+func (t *transport) init(a *App) error {
+	m, err := newMetrics(a.opts.Registerer)
+	if err != nil {
+		return err
+	}
+	t.m = m
+	t.grace = 10 * time.Second
+	t.backoffMin = time.Second
+	t.backoffMax = time.Minute
+	t.stableAfter = time.Minute
+	return nil
+}
+
+func (t *transport) setConnected(up bool) {
+	t.connected.Store(up)
+	if up {
+		t.m.connected.Set(1)
+	} else {
+		t.m.connected.Set(0)
+	}
+}
+
+// Connected reports whether a Socket Mode connection is open: true from
+// Slack's hello until the connection drops.
+func (a *App) Connected() bool { return a.tr.connected.Load() }
+
+// Run checks the bot token with auth.test, connects to Slack in Socket Mode
+// and serves envelopes until ctx ends, reconnecting whenever the connection
+// drops. It returns nil after a clean shutdown, once the workers have run
+// the work they held (or the grace period ran out), and an error wrapping
+// ErrFatalAuth when Slack refuses either token.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.authenticate(ctx); err != nil {
+		if errors.Is(err, ErrFatalAuth) {
+			return err
+		}
+		return nil // ctx ended while auth.test was being retried
+	}
+
+	s := &session{a: a, t: &a.tr, m: a.tr.m}
+	// The queues hold pointers: a work is over 4 KB, and a channel
+	// allocates its whole buffer up front.
+	per := max(1, a.opts.Queue/a.opts.Workers)
+	s.queues = make([]chan *work, a.opts.Workers)
+	for i := range s.queues {
+		s.queues[i] = make(chan *work, per)
+	}
+
+	// The workers outlive ctx by the grace period, so work that was acked
+	// (and so will not be redelivered) still gets its chance to run.
+	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer wcancel()
+	var workers sync.WaitGroup
+	for _, q := range s.queues {
+		workers.Go(func() { s.worker(wctx, q) })
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.background(gctx) })
+	g.Go(func() error { return s.serve(gctx) })
+	err := g.Wait()
+
+	// serve has returned, so its reader is gone and nothing sends any more.
+	for _, q := range s.queues {
+		close(q)
+	}
+	grace := time.AfterFunc(a.tr.grace, wcancel)
+	workers.Wait()
+	grace.Stop()
+	a.tr.setConnected(false)
+
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// authenticate learns the bot's user ID from auth.test, retrying anything
+// but a refusal of the token.
+func (a *App) authenticate(ctx context.Context) error {
+	b := backoff{min: a.tr.backoffMin, max: a.tr.backoffMax}
+	for {
+		resp, err := a.opts.API.AuthTestContext(ctx)
+		if err == nil {
+			a.botUser = resp.UserID
+			return nil
+		}
+		if code := fatalAuthCode(err); code != "" {
+			return fmt.Errorf("%w: auth.test answered %s: check the bot token (SLACK_BOT_TOKEN)", ErrFatalAuth, code)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d := b.next()
+		a.log.Warn("slack auth.test failed, retrying", "error", err, "backoff", d)
+		if !sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+// fatalAuthCode returns the Slack error code of err when it is one that
+// retrying cannot fix, and "" otherwise. slack-go reports Web API errors as
+// SlackErrorResponse and Socket Mode's connect errors as their bare code.
+func fatalAuthCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	code := err.Error()
+	if resp, ok := errors.AsType[slack.SlackErrorResponse](err); ok {
+		code = resp.Err
+	}
+	if fatalAuthCodes[code] {
+		return code
+	}
+	return ""
+}
+
+// session is the state of one Run: the worker queues the reader fills.
+type session struct {
+	a      *App
+	t      *transport
+	m      *metrics
+	queues []chan *work
+}
+
+// serve runs one socketmode client after another until ctx ends or Slack
+// refuses the app-level token. slack-go reconnects by itself when Slack
+// asks it to or the ping watchdog fires; a client only returns on errors it
+// does not retry, and then a fresh one is started after a backoff.
+func (s *session) serve(ctx context.Context) error {
+	b := backoff{min: s.t.backoffMin, max: s.t.backoffMax}
+	for {
+		client := socketmode.New(s.a.opts.API,
+			socketmode.OptionPingInterval(s.a.opts.PingInterval),
+			socketmode.OptionLog(debugLog{s.a.log}))
+		cctx, cancel := context.WithCancel(ctx)
+		r := &reader{session: s, client: client}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.run(cctx)
+		}()
+		err := client.RunContext(cctx)
+		cancel()
+		<-done
+		s.t.setConnected(false)
+
+		if ctx.Err() != nil {
+			return nil
+		}
+		if code := fatalAuthCode(err); code != "" {
+			return fmt.Errorf("%w: apps.connections.open answered %s: check the app-level token (SLACK_APP_TOKEN)", ErrFatalAuth, code)
+		}
+		s.m.reconnects.Inc()
+		if !r.connectedAt.IsZero() && time.Since(r.connectedAt) >= s.t.stableAfter {
+			b.reset()
+		}
+		d := b.next()
+		s.a.log.Warn("slack socket mode client stopped, reconnecting", "error", err, "backoff", d)
+		if !sleep(ctx, d) {
+			return nil
+		}
+	}
+}
+
+// reader consumes one client's events. It is the only producer of the
+// worker queues, which is why checking a queue's free space before acking
+// is enough to make the enqueue after the ack never block.
+type reader struct {
+	*session
+	client *socketmode.Client
+	// connectedAt is when the client's current connection opened; serve
+	// reads it after the reader has stopped.
+	connectedAt time.Time
+}
+
+func (r *reader) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case evt := <-r.client.Events:
+			if ctx.Err() != nil {
+				return // shutting down: leave it unacked for Slack to redeliver
+			}
+			r.dispatch(ctx, evt, time.Now())
+		}
+	}
+}
+
+// dispatch handles one client event. Lifecycle events only log and track
+// the connection; they never log payloads, which hold people's words.
+func (r *reader) dispatch(ctx context.Context, evt socketmode.Event, received time.Time) {
+	log := r.a.log
+	switch evt.Type {
+	case socketmode.EventTypeEventsAPI, socketmode.EventTypeInteractive, socketmode.EventTypeSlashCommand:
+		r.envelope(ctx, evt, received)
+	case socketmode.EventTypeConnecting:
+		r.t.setConnected(false)
+		if ce, ok := evt.Data.(*slack.ConnectingEvent); ok {
+			// A first attempt on a client that was connected before is
+			// slack-go reconnecting by itself (disconnect, ping timeout).
+			if ce.ConnectionCount > 0 && ce.Attempt == 1 {
+				r.m.reconnects.Inc()
+			}
+			log.Debug("slack connecting", "attempt", ce.Attempt, "connection_count", ce.ConnectionCount)
+		}
+	case socketmode.EventTypeConnected:
+		r.t.setConnected(true)
+		r.connectedAt = time.Now()
+		log.Info("slack connected")
+	case socketmode.EventTypeHello:
+		r.t.setConnected(true)
+		if evt.Request != nil {
+			log.Debug("slack hello", "num_connections", evt.Request.NumConnections)
+		}
+	case socketmode.EventTypeConnectionError:
+		r.t.setConnected(false)
+		if ce, ok := evt.Data.(*slack.ConnectionErrorEvent); ok && ce.ErrorObj != nil {
+			log.Warn("slack connection failed", "attempt", ce.Attempt, "backoff", ce.Backoff, "error", ce.ErrorObj)
+		} else {
+			log.Warn("slack connection failed")
+		}
+	case socketmode.EventTypeDisconnect:
+		r.t.setConnected(false)
+		reason := ""
+		if evt.Request != nil {
+			reason = evt.Request.Reason
+		}
+		log.Info("slack asked to disconnect", "reason", reason)
+	case socketmode.EventTypeInvalidAuth:
+		r.t.setConnected(false)
+		log.Error("slack refused the socket mode connection")
+	case socketmode.EventTypeIncomingError:
+		var err error
+		if ie, ok := evt.Data.(*slack.IncomingEventError); ok {
+			err = ie.ErrorObj
+		}
+		// slack-go keeps the connection for a frame that is not JSON and
+		// drops it for anything else.
+		_, syntax := errors.AsType[*json.SyntaxError](err)
+		_, typ := errors.AsType[*json.UnmarshalTypeError](err)
+		if !syntax && !typ {
+			r.t.setConnected(false)
+		}
+		log.Warn("slack websocket read failed", "error", err)
+	case socketmode.EventTypeErrorBadMessage:
+		if bm, ok := evt.Data.(*socketmode.ErrorBadMessage); ok {
+			log.Warn("slack sent a message that could not be parsed", "error", bm.Cause)
+		}
+	case socketmode.EventTypeErrorWriteFailed:
+		// A failed websocket write breaks the connection; the envelope it
+		// acked is redelivered on the next one and deduped by the workers.
+		r.t.setConnected(false)
+		if wf, ok := evt.Data.(*socketmode.ErrorWriteFailed); ok {
+			envelope := ""
+			if wf.Response != nil {
+				envelope = wf.Response.EnvelopeID
+			}
+			log.Warn("slack ack write failed", "envelope_id", envelope, "error", wf.Cause)
+		}
+	default:
+		log.Debug("slack event ignored", "event_type", string(evt.Type))
+	}
+}
+
+// envelope acks one envelope and queues its work, or refuses it when its
+// worker is full.
+func (r *reader) envelope(ctx context.Context, evt socketmode.Event, received time.Time) {
+	typ := string(evt.Type)
+	r.m.envelopes.WithLabelValues(typ).Inc()
+	if evt.Request == nil {
+		r.a.log.Warn("slack envelope without a request", "type", typ)
+		return
+	}
+	w := &work{typ: evt.Type, envelopeID: evt.Request.EnvelopeID, acked: r.a.now()}
+	switch data := evt.Data.(type) {
+	case slackevents.EventsAPIEvent:
+		w.event = data
+	case slack.InteractionCallback:
+		w.interaction = data
+	case slack.SlashCommand:
+		w.command = data
+	default:
+		r.a.log.Warn("slack envelope with unexpected data", "type", typ, "envelope_id", w.envelopeID)
+		return
+	}
+	w.dedupe, w.order = routeKeys(w, evt.Request.Payload)
+
+	q := r.queues[shard(w.order, len(r.queues))]
+	if len(q) == cap(q) {
+		r.m.dropped.WithLabelValues(typ).Inc()
+		if w.typ == socketmode.EventTypeEventsAPI {
+			// Unacked, the event comes back in a while: nothing is lost.
+			r.a.log.Debug("slack worker queue full, event left for redelivery", "type", typ, "envelope_id", w.envelopeID)
+			return
+		}
+		// A click or command is not redelivered: unacked, Slack shows the
+		// person an error, which is no better than a bare ack.
+		r.a.log.Warn("slack worker queue full, envelope acked but not handled", "type", typ, "envelope_id", w.envelopeID)
+		r.ack(ctx, w, nil, received)
+		return
+	}
+	if !r.ack(ctx, w, r.payload(w), received) {
+		return
+	}
+	r.m.queueDepth.Inc()
+	select {
+	case q <- w:
+	default:
+		// Unreachable while the reader is the only producer; kept so a
+		// future second producer can never block the acks.
+		r.m.queueDepth.Dec()
+		r.m.dropped.WithLabelValues(typ).Inc()
+		r.a.log.Warn("slack worker queue full after ack", "type", typ, "envelope_id", w.envelopeID)
+	}
+}
+
+// payload is a.ackPayload, with a panic turned into a bare ack: a bug in
+// one response must not take the reader, and so every ack, down with it.
+func (r *reader) payload(w *work) (p any) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.a.log.Error("slack ack payload panicked, acking without it", "type", string(w.typ), "envelope_id", w.envelopeID, "panic", fmt.Sprint(v))
+			p = nil
+		}
+	}()
+	return r.a.ackPayload(w)
+}
+
+// ack hands the ack to the websocket writer and reports whether it did.
+func (r *reader) ack(ctx context.Context, w *work, payload any, received time.Time) bool {
+	typ := string(w.typ)
+	err := r.client.AckCtx(ctx, w.envelopeID, payload)
+	if err != nil && payload != nil && ctx.Err() == nil {
+		// The payload was refused (Slack drops responses of 20 KB or
+		// more); a bare ack at least stops the redelivery.
+		r.a.log.Warn("slack ack payload refused, acking without it", "type", typ, "envelope_id", w.envelopeID, "error", err)
+		err = r.client.AckCtx(ctx, w.envelopeID, nil)
+	}
+	if err != nil {
+		r.a.log.Debug("slack ack not sent", "type", typ, "envelope_id", w.envelopeID, "error", err)
+		return false
+	}
+	r.m.ackSeconds.Observe(time.Since(received).Seconds())
+	r.m.acks.WithLabelValues(typ).Inc()
+	return true
+}
+
+// worker runs the work of one queue in order until the queue is closed.
+// Once ctx has ended (the shutdown grace ran out) what is left is dropped.
+func (s *session) worker(ctx context.Context, q <-chan *work) {
+	dropped := 0
+	for w := range q {
+		s.m.queueDepth.Dec()
+		if ctx.Err() != nil {
+			s.m.dropped.WithLabelValues(string(w.typ)).Inc()
+			dropped++
+			continue
+		}
+		s.run(ctx, *w)
+	}
+	if dropped > 0 {
+		s.a.log.Warn("slack shutdown grace ran out, acked envelopes not handled", "count", dropped)
+	}
+}
+
+// run claims w's dedupe key and hands w to the handler.
+func (s *session) run(ctx context.Context, w work) {
+	typ := string(w.typ)
+	var key store.Key
+	if w.dedupe != "" {
+		key = dedupeKey(w.dedupe)
+		err := s.a.opts.Store.Create(ctx, key, []byte("1"), s.a.opts.DedupeTTL)
+		switch {
+		case errors.Is(err, store.ErrExists):
+			s.m.duplicates.WithLabelValues(typ).Inc()
+			s.a.log.Debug("slack duplicate envelope skipped", "type", typ, "envelope_id", w.envelopeID)
+			return
+		case err != nil:
+			// Without the store the broker cannot work either; running
+			// without the key could run the work twice.
+			s.m.handlerErrors.WithLabelValues(typ).Inc()
+			s.a.log.Error("slack dedupe failed, envelope skipped", "type", typ, "envelope_id", w.envelopeID, "error", err)
+			return
+		}
+	}
+	if err := s.handle(ctx, w); err != nil {
+		s.m.handlerErrors.WithLabelValues(typ).Inc()
+		s.a.log.Error("slack handler failed", "type", typ, "envelope_id", w.envelopeID, "error", err)
+		if w.dedupe == "" {
+			return
+		}
+		// Forget the key so a redelivery or a second click may try again,
+		// even when the failure was the shutdown's context ending.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.a.opts.Store.Delete(dctx, key); err != nil {
+			s.a.log.Error("slack dedupe key not forgotten", "type", typ, "envelope_id", w.envelopeID, "error", err)
+		}
+	}
+}
+
+// handle calls the handler, turning a panic into an error so one bad
+// envelope cannot take the process down.
+func (s *session) handle(ctx context.Context, w work) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return s.a.handle(ctx, w)
+}
+
+// routeKeys returns w's dedupe and order keys; payload is the envelope's
+// payload, which holds the event_id that slackevents.EventsAPIEvent drops.
+//
+// Dedupe: an event is its event_id (Slack keeps it across retries); an
+// approval click is request, choice and clicker, so one person's double
+// click is one decision but another person's click is not swallowed;
+// everything else is its envelope. Order: work on one request (its clicks,
+// its step-up) or from one person runs in arrival order.
+func routeKeys(w *work, payload json.RawMessage) (dedupe, order string) {
+	env := ""
+	if w.envelopeID != "" {
+		env = "env:" + w.envelopeID
+	}
+	dedupe = env
+	switch w.typ {
+	case socketmode.EventTypeEventsAPI:
+		var p struct {
+			EventID string `json:"event_id"`
+			Event   struct {
+				User    any `json:"user"`
+				Channel any `json:"channel"`
+			} `json:"event"`
+		}
+		if err := json.Unmarshal(payload, &p); err == nil && p.EventID != "" {
+			dedupe = "event:" + p.EventID
+		}
+		// Some events carry a user or channel object rather than an ID.
+		order, _ = p.Event.User.(string)
+		if order == "" {
+			order, _ = p.Event.Channel.(string)
+		}
+	case socketmode.EventTypeInteractive:
+		ic := &w.interaction
+		order = ic.User.ID
+		switch ic.Type {
+		case slack.InteractionTypeBlockActions:
+			if acts := ic.ActionCallback.BlockActions; len(acts) > 0 && acts[0] != nil {
+				act := acts[0]
+				switch {
+				case strings.HasPrefix(act.ActionID, ActionDecidePrefix):
+					dedupe = "click:" + act.Value + ":" + act.ActionID + ":" + ic.User.ID
+					order = act.Value
+				case act.ActionID == ActionStepUp:
+					order = act.Value
+				}
+			}
+		case slack.InteractionTypeViewSubmission:
+			if ic.View.CallbackID == CallbackStepUp {
+				order = ic.View.PrivateMetadata
+			}
+		}
+	case socketmode.EventTypeSlashCommand:
+		order = w.command.UserID
+	}
+	if order == "" {
+		order = w.envelopeID
+	}
+	return dedupe, order
+}
+
+// dedupeKey maps a dedupe string to a store key. Hashing keeps the ID
+// valid whatever the payload put in it and keeps user IDs out of the store.
+func dedupeKey(dedupe string) store.Key {
+	sum := sha256.Sum256([]byte(dedupe))
+	return store.Key{Kind: dedupeKind, ID: hex.EncodeToString(sum[:])}
+}
+
+// shard picks the worker for an order key.
+func shard(order string, n int) int {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(order))
+	return int(h.Sum64() % uint64(n))
+}
+
+// backoff is exponential with jitter: each wait is drawn from the upper
+// half of a window that doubles from min up to max, so replicas that lost
+// Slack together do not come back in lockstep.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.max
+	if b.n < 32 {
+		if w := b.min << b.n; w > 0 && w < b.max {
+			d = w
+			b.n++
+		}
+	}
+	if d < 2 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+// sleep waits for d and reports false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// debugLog is slack-go's logger, sent to the app's log at debug level.
+// slack-go only logs through it in debug mode, which the app never turns
+// on (debug mode logs payloads), so it mainly keeps slack-go off stderr.
+type debugLog struct{ log *slog.Logger }
+
+func (l debugLog) Output(_ int, s string) error {
+	l.log.Debug("slack socket mode", "detail", strings.TrimSpace(s))
+	return nil
+}
