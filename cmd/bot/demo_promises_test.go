@@ -278,6 +278,13 @@ type recordingRand struct {
 	chunks [][]byte
 }
 
+// values returns a copy of what was drawn so far.
+func (r *recordingRand) values() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.chunks)
+}
+
 func (r *recordingRand) Read(p []byte) (int, error) {
 	n, err := rand.Read(p)
 	r.mu.Lock()

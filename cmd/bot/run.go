@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime/debug"
 	"strings"
 
@@ -65,27 +64,6 @@ func versionString() string {
 		v += " " + bi.GoVersion
 	}
 	return v
-}
-
-// runBot starts the Slack bot. Until the Slack adapter lands it checks the
-// configuration and says what is missing.
-func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	_, err := config.Load(getenv, os.ReadFile, config.NeedSlack|config.NeedVault|config.NeedAudit)
-	var ce *config.Error
-	if errors.As(err, &ce) {
-		fmt.Fprintln(stderr, "AgentHub needs these settings before it can connect to Slack:")
-		for _, p := range ce.Problems {
-			fmt.Fprintf(stderr, "  %-26s %s\n", p.Name, p.Message)
-		}
-		fmt.Fprintln(stderr, "\nGenerate keys with: openssl rand -base64 32")
-		fmt.Fprintln(stderr, "The offline terminal demo needs none of them: try 'bot demo'.")
-		fmt.Fprintln(stderr, "Run 'bot help' for the commands that work today.")
-		return &exitError{code: 2}
-	}
-	if err != nil {
-		return err
-	}
-	return &exitError{code: 1, msg: "the configuration is complete, but the Slack adapter is not built yet (see README, Status)"}
 }
 
 // storeFlag registers the common -store flag, defaulting to AGENTHUB_STORE.

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/slack-go/slack"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/config"
+	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/simenv"
+	"github.com/agenthub/agenthub/internal/slackapp"
+	"github.com/agenthub/agenthub/internal/slackapp/auditchannel"
+	"github.com/agenthub/agenthub/internal/web"
+)
+
+// historyWindow is how far back App Home and "/agenthub audit" look for a
+// person's own events.
+const historyWindow = 1000
+
+// botStarted, when set (by tests), sees the running bot's parts.
+var botStarted func(*botEnv)
+
+// botProviders, when set (by tests), are the simulated providers the bot
+// uses instead of its own: two bot processes on one store must call the
+// same simulated GitHub, as real replicas call the real one.
+var botProviders *simenv.Providers
+
+// botEnv is a running Slack bot's parts.
+type botEnv struct {
+	cfg *config.Config
+	sim *simenv.Env
+	app *slackapp.App
+	web *web.Server
+}
+
+// runBot runs the Slack bot until ctx ends or Slack refuses its tokens.
+func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(getenv, os.ReadFile, config.NeedSlack|config.NeedVault|config.NeedAudit)
+	if ce, ok := errors.AsType[*config.Error](err); ok {
+		fmt.Fprintln(stderr, "AgentHub needs these settings before it can connect to Slack:")
+		for _, p := range ce.Problems {
+			fmt.Fprintf(stderr, "  %-26s %s\n", p.Name, p.Message)
+		}
+		fmt.Fprintln(stderr, "\nGenerate keys with: openssl rand -base64 32")
+		fmt.Fprintln(stderr, "The offline terminal demo needs none of them: try 'bot demo'.")
+		fmt.Fprintln(stderr, "Install steps: docs/INSTALL.md.")
+		return &exitError{code: 2}
+	}
+	if err != nil {
+		return err
+	}
+	if !cfg.Demo {
+		return &exitError{code: 2, msg: "connecting real GitHub, Google and Slack accounts needs the OAuth flow, which is not built yet: " +
+			"set AGENTHUB_DEMO=1 to run the Slack app against simulated providers (see docs/INSTALL.md)"}
+	}
+	logger := newLogger(cfg, stderr)
+
+	pol := policy.Default()
+	if cfg.Policy != "" {
+		if pol, err = policy.Load(cfg.Policy); err != nil {
+			return err
+		}
+	}
+	st, err := openStore(ctx, cfg.Store, getenv, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	auditKey, err := config.KeyBytes(cfg.AuditKey)
+	if err != nil {
+		return fmt.Errorf("AGENTHUB_AUDIT_KEY: %w", err)
+	}
+	vaultKey, err := config.KeyBytes(cfg.VaultKey)
+	if err != nil {
+		return fmt.Errorf("AGENTHUB_VAULT_KEY: %w", err)
+	}
+	// Step-up secrets are sealed under a key of their own, derived from
+	// the vault key, so neither key can open the other's records.
+	stepupKey, err := hkdf.Key(sha256.New, vaultKey, nil, "agenthub step-up totp v1", 32)
+	if err != nil {
+		return fmt.Errorf("derive the step-up key: %w", err)
+	}
+
+	registry := web.NewRegistry()
+	onRecord, err := web.AuditMetrics(registry)
+	if err != nil {
+		return err
+	}
+	env := &botEnv{cfg: cfg}
+	env.sim, err = simenv.Start(ctx, simenv.Options{
+		Store: st, Policy: pol, Logger: logger, OnRecord: onRecord, Rand: demoRandom,
+		AuditKey: auditKey, VaultKey: vaultKey, StepUpKey: stepupKey, Providers: botProviders,
+	})
+	if err != nil {
+		return err
+	}
+	defer env.sim.Close()
+
+	apiOpts := []slack.Option{slack.OptionAppLevelToken(cfg.SlackAppToken.Reveal())}
+	if cfg.SlackAPIURL != "" {
+		apiOpts = append(apiOpts, slack.OptionAPIURL(cfg.SlackAPIURL))
+	}
+	api := slack.New(cfg.SlackBotToken.Reveal(), apiOpts...)
+
+	env.app, err = slackapp.New(slackapp.Options{
+		Broker: env.sim.Broker, Store: st, API: api, Enroller: env.sim.StepUp,
+		Connections: func(ctx context.Context, principal string) ([]slackapp.HomeConnection, error) {
+			cs, err := env.sim.Vault.Connections(ctx, principal)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]slackapp.HomeConnection, 0, len(cs))
+			for _, c := range cs {
+				out = append(out, slackapp.HomeConnection{Service: c.Service, Status: string(c.Status), Scopes: c.Scopes, LastUsed: c.LastUsed})
+			}
+			return out, nil
+		},
+		History: func(ctx context.Context, principal string, n int) ([]audit.Event, error) {
+			return env.sim.Audit.TailOf(ctx, principal, n, historyWindow)
+		},
+		Connect:  env.sim.Connect,
+		Demo:     true,
+		Services: simenv.Services,
+		Logger:   logger, Registerer: registry,
+	})
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return env.app.Run(gctx) })
+	if cfg.AuditChannel != "" {
+		poster, err := auditchannel.New(auditchannel.Options{
+			Store: st, Channel: cfg.AuditChannel, Poster: api, Logger: logger, Registerer: registry,
+		})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return poster.Run(gctx) })
+	}
+	if cfg.HTTPAddr != "" {
+		env.web, err = web.New(web.Options{
+			Addr: cfg.HTTPAddr, Gatherer: registry, Logger: logger,
+			Ready: []web.Check{
+				{Name: "slack", Check: func(context.Context) error {
+					if !env.app.Connected() {
+						return errors.New("no Socket Mode connection")
+					}
+					return nil
+				}},
+				{Name: "store", Check: st.Ping},
+			},
+		})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return env.web.Run(gctx) })
+	}
+	logger.Info("agenthub starting", "version", version, "demo", cfg.Demo, "config", cfg)
+	if botStarted != nil {
+		botStarted(env)
+	}
+	err = g.Wait()
+	if errors.Is(err, slackapp.ErrFatalAuth) {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// newLogger logs to stderr in the configured format and level.
+func newLogger(cfg *config.Config, stderr io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(stderr, opts))
+}
