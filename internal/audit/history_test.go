@@ -98,3 +98,41 @@ func BenchmarkTailOf(b *testing.B) {
 		}
 	}
 }
+
+// TestTailOfAcrossPages checks the paged walk back against the plain
+// definition (the window's events, filtered) where pages and the window
+// cut the log in every way; one actor's ID is a prefix of another's.
+func TestTailOfAcrossPages(t *testing.T) {
+	s := memstore.New(memstore.Options{})
+	r := newRecorder(t, s, Options{})
+	actors := []string{"T1:U1", "T1:U10", "T1:U2", "", "T1:U7"}
+	for i := range 3*tailPage + 17 {
+		e := sampleEvent(i)
+		e.Actor = actors[(i*i+i/3)%len(actors)]
+		record(t, r, e)
+	}
+	ctx := context.Background()
+	for _, actor := range []string{"T1:U1", "T1:U10", "T1:U7", "T1:U9"} {
+		for _, n := range []int{1, 10, 200, 1000} {
+			for _, window := range []int{1, 50, tailPage, tailPage + 1, 2*tailPage + 5, 5000} {
+				all, err := r.Tail(ctx, window)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want []Event
+				for i := len(all) - 1; i >= 0 && len(want) < n; i-- {
+					if all[i].Actor == actor {
+						want = append([]Event{all[i]}, want...)
+					}
+				}
+				got, err := r.TailOf(ctx, actor, n, window)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("TailOf(%q, %d, %d) (-want +got):\n%s", actor, n, window, diff)
+				}
+			}
+		}
+	}
+}
