@@ -68,7 +68,8 @@ type Options struct {
 	Registerer prometheus.Registerer // the app's metrics; nil: not registered
 	Now        func() time.Time      // default time.Now
 
-	// Workers run the handlers (default 2×GOMAXPROCS, at least 4); Queue
+	// Workers run the handlers (default 16×GOMAXPROCS, at least 32: a
+	// handler mostly waits on the store, the providers and Slack); Queue
 	// bounds the envelopes waiting for a worker (default 10,000).
 	Workers int
 	Queue   int
@@ -117,7 +118,7 @@ func New(opts Options) (*App, error) {
 		opts.Now = time.Now
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
+		opts.Workers = max(32, 16*runtime.GOMAXPROCS(0))
 	}
 	if opts.Queue <= 0 {
 		opts.Queue = 10_000

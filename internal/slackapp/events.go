@@ -101,10 +101,13 @@ func (a *App) stripMention(text string) string {
 }
 
 // changesHome reports whether outputs change what the person's App Home
-// shows: a step ran, or a request now waits.
+// shows: a request now waits, or a revoke canceled some. A step that ran
+// at once changes only its connection's last use (to the minute) and the
+// history list, which the next app_home_opened shows: republishing after
+// every read would cost more than the read itself under load.
 func changesHome(outs []broker.Output) bool {
 	return slices.ContainsFunc(outs, func(o broker.Output) bool {
-		return o.Kind == broker.KindResult || o.Kind == broker.KindApproval || o.Kind == broker.KindStepUp || len(o.Requests) > 0
+		return o.Kind == broker.KindApproval || o.Kind == broker.KindStepUp || len(o.Requests) > 0
 	})
 }
 
