@@ -242,9 +242,26 @@ func limitBlocks(blocks []slack.Block, max int) []slack.Block {
 // by which rule, until when, and one button per choice. Every button's value
 // is the request ID and nothing more.
 func ApprovalMessage(o broker.Output, owner string, expires time.Time) []slack.Block {
+	intro := fmt.Sprintf("%s, an agent asks to run *%s*:\n%s", mention(owner), escape(o.Action), quote(escape(o.Text)))
+	return approvalBlocks("Approval needed", intro, o, owner, expires, o.Choices)
+}
+
+// SecondApprovalMessage asks one of the policy's second approvers to
+// approve or deny someone else's request. They answer for the step alone:
+// how long a grant lasts is the owner's choice, so their buttons are
+// approve once and deny, the only answers the broker takes from them.
+func SecondApprovalMessage(o broker.Output, owner string, expires time.Time) []slack.Block {
+	intro := fmt.Sprintf("%s asks to run *%s*, and the policy wants a second approval from one of: %s\n%s",
+		mention(owner), escape(o.Action), mentions(o.Approvers), quote(escape(o.Text)))
+	o.Approvers = nil // said above
+	return approvalBlocks("Second approval needed", intro, o, owner, expires,
+		[]broker.Choice{{Key: broker.ChoiceOnce, Label: "Approve"}, {Key: broker.ChoiceDeny, Label: "Deny"}})
+}
+
+func approvalBlocks(title, intro string, o broker.Output, owner string, expires time.Time, choices []broker.Choice) []slack.Block {
 	blocks := []slack.Block{
-		header("Approval needed"),
-		section(fmt.Sprintf("%s, an agent asks to run *%s*:\n%s", mention(owner), escape(o.Action), quote(escape(o.Text)))),
+		header(title),
+		section(intro),
 		fields(
 			"Action", "`"+escape(o.Action)+"`",
 			"Resource", "`"+escape(o.Resource)+"`",
@@ -258,7 +275,7 @@ func ApprovalMessage(o broker.Output, owner string, expires time.Time) []slack.B
 		blocks = append(blocks, contextLine("Also needs the approval of one of: "+mentions(o.Approvers)))
 	}
 	var buttons []*slack.ButtonBlockElement
-	for _, c := range o.Choices {
+	for _, c := range choices {
 		b := button(ActionDecidePrefix+c.Key, c.Label, o.RequestID)
 		switch c.Key {
 		case broker.ChoiceOnce:

@@ -131,6 +131,7 @@ func TestGolden(t *testing.T) {
 	}{
 		{"approval", ApprovalMessage(approvalOutput(), owner, t0.Add(15*time.Minute)), maxMessageBlock},
 		{"approval_high_risk", ApprovalMessage(highRiskOutput(), owner, t0.Add(15*time.Minute)), maxMessageBlock},
+		{"approval_second", SecondApprovalMessage(secondOutput(), owner, t0.Add(15*time.Minute)), maxMessageBlock},
 		{"decided_approved", DecidedMessage(approved, owner, t0, OutcomeApproved), maxMessageBlock},
 		{"decided_denied", DecidedMessage(request(), owner, t0, OutcomeDenied), maxMessageBlock},
 		{"decided_expired", DecidedMessage(request(), "", t0, OutcomeExpired), maxMessageBlock},
@@ -588,5 +589,30 @@ func TestAuditChannelLineMentionsNobody(t *testing.T) {
 	got := AuditChannelLine(e)
 	if strings.Contains(got, "<@") || !strings.Contains(got, "`T1:U1ABC`") {
 		t.Errorf("AuditChannelLine = %q, want the actor in code and no mention", got)
+	}
+}
+
+func secondOutput() broker.Output {
+	o := highRiskOutput()
+	o.Action, o.Resource, o.Rule, o.Risk = "github.dispatch_workflow", "acme/payments:production", "prod-deploy-second-approver", "critical"
+	o.Text = "deploy acme/payments to production"
+	o.Approvers = []string{"U0BOB123", "U0CAROL1"}
+	return o
+}
+
+func TestSecondApprovalOffersOnlyOnceAndDeny(t *testing.T) {
+	raw, err := json.Marshal(SecondApprovalMessage(secondOutput(), owner, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{broker.ChoiceHour, broker.ChoiceStanding} {
+		if strings.Contains(string(raw), ActionDecidePrefix+key) {
+			t.Errorf("a second approver is offered %q, which the broker refuses from them", key)
+		}
+	}
+	for _, key := range []string{broker.ChoiceOnce, broker.ChoiceDeny} {
+		if !strings.Contains(string(raw), ActionDecidePrefix+key) {
+			t.Errorf("a second approver is not offered %q", key)
+		}
 	}
 }

@@ -140,6 +140,8 @@ func (a *App) askApproval(ctx context.Context, principal string, t thread, o bro
 	base := requestRecord{RequestID: o.RequestID, Owner: principal, Action: o.Action, Resource: o.Resource, Thread: t, Expires: expires}
 	blocks := ApprovalMessage(o, owner, expires)
 	text := escape(fmt.Sprintf("Approval needed: %s on %s", o.Action, o.Resource))
+	secondBlocks := SecondApprovalMessage(o, owner, expires)
+	secondText := escape(fmt.Sprintf("Second approval needed: %s on %s", o.Action, o.Resource))
 
 	ch, ts, err := a.dm(ctx, owner, text, blocks)
 	if err != nil {
@@ -154,7 +156,7 @@ func (a *App) askApproval(ctx context.Context, principal string, t thread, o bro
 		if u == owner || slices.Contains(asked, u) || !slackUserID.MatchString(u) {
 			continue
 		}
-		ach, ats, err := a.dm(ctx, u, text, blocks)
+		ach, ats, err := a.dm(ctx, u, secondText, secondBlocks)
 		if err != nil {
 			a.log.WarnContext(ctx, "approver dm failed", "request_id", o.RequestID, "slack_user", u, "err", err)
 			continue
