@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/slack-go/slack"
 	"golang.org/x/sync/errgroup"
@@ -106,7 +108,10 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	}
 	defer env.sim.Close()
 
-	apiOpts := []slack.Option{slack.OptionAppLevelToken(cfg.SlackAppToken.Reveal())}
+	// Every Web API call gives up after a while: a hung connection must
+	// not hold a worker for ever.
+	apiOpts := []slack.Option{slack.OptionAppLevelToken(cfg.SlackAppToken.Reveal()),
+		slack.OptionHTTPClient(&http.Client{Timeout: 15 * time.Second})}
 	if cfg.SlackAPIURL != "" {
 		apiOpts = append(apiOpts, slack.OptionAPIURL(cfg.SlackAPIURL))
 	}

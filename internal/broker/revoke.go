@@ -83,7 +83,10 @@ func (b *Broker) RevokeGrant(ctx context.Context, principal, grantID string) ([]
 	if err := json.Unmarshal(it.Value, &g); err != nil {
 		g = Grant{ID: grantID}
 	}
-	if err := b.store.CompareAndDelete(ctx, key, it.Value); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+	// Whatever the grant has become since it was read (an approval may
+	// have written it again), the person wants it gone: delete the key,
+	// not the version read.
+	if err := b.store.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return []Output{errorOut("The grant could not be removed; try again.")}, fmt.Errorf("broker: delete grant %s: %w", grantID, err)
 	}
 	ev := audit.Event{Kind: audit.GrantRevoked, Actor: principal, Agent: g.Agent, Action: g.Action,

@@ -92,6 +92,11 @@ type App struct {
 	// any handler runs), so the handlers can ignore the bot's own messages
 	// and strip its mention.
 	botUser string
+	// botTeam is the workspace the app is installed in (auth.test): the
+	// app acts only for its members, never for a Slack Connect guest from
+	// another workspace, whose principal would otherwise borrow this
+	// workspace's team ID.
+	botTeam string
 
 	// ackPayload is what an envelope is acked with (nil: a bare ack); it
 	// runs on the reader, so it does no I/O. handle does the work on a

@@ -93,6 +93,12 @@ func (a *App) handleCommand(ctx context.Context, sc slack.SlashCommand) error {
 	if answer != "" || sc.UserID == "" || sc.TeamID == "" {
 		return nil // answered in the ack
 	}
+	if !a.member(sc.TeamID, "") {
+		if err := a.respond(ctx, sc.ResponseURL, notAMember); err != nil {
+			a.log.WarnContext(ctx, "slash command answer failed", "slack_user", sc.UserID, "err", err)
+		}
+		return nil
+	}
 	principal := principalOf(sc.TeamID, sc.UserID)
 	connected := a.firstContact(ctx, principal)
 	text := clip(a.runCommand(ctx, principal, c), maxReplyText)

@@ -28,6 +28,10 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 		if e.BotID != "" || e.User == "" || e.User == a.botUser {
 			return nil
 		}
+		if !a.member(ev.TeamID, e.UserTeam) {
+			a.reply(ctx, thread{Channel: e.Channel, TS: cmpOr(e.ThreadTimeStamp, e.TimeStamp)}, e.User, notAMember)
+			return nil
+		}
 		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, e.Channel, e.TimeStamp, e.ThreadTimeStamp, e.Text)
 	case *slackevents.MessageEvent:
 		// Edits, deletions, joins and bot posts (our own replies included)
@@ -35,9 +39,12 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 		if e.ChannelType != "im" || e.SubType != "" || e.BotID != "" || e.User == "" || e.User == a.botUser {
 			return nil
 		}
+		if !a.member(ev.TeamID, e.UserTeam) {
+			return nil
+		}
 		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, e.Channel, e.TimeStamp, e.ThreadTimeStamp, e.Text)
 	case *slackevents.AppHomeOpenedEvent:
-		if e.Tab != "home" || e.User == "" {
+		if e.Tab != "home" || e.User == "" || !a.member(ev.TeamID, "") {
 			return nil
 		}
 		principal := principalOf(ev.TeamID, e.User)
@@ -47,8 +54,29 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 	return nil
 }
 
-// teamOf prefers the workspace the event came through; a user from a shared
-// channel's other workspace is still asked about in this one.
+// notAMember answers someone the app does not act for.
+const notAMember = "AgentHub acts only for members of the workspace it is installed in."
+
+// member reports whether a person belongs to the app's workspace: the
+// event's (or payload's) team and, when Slack names it, the person's own
+// home team must both be the one auth.test named. Before Run has learnt
+// it (tests that call the handlers directly), everyone is.
+func (a *App) member(team, userTeam string) bool {
+	if a.botTeam == "" {
+		return true
+	}
+	return team == a.botTeam && (userTeam == "" || userTeam == a.botTeam)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// teamOf prefers the workspace the event came through; member has checked
+// that the person belongs to it.
 func teamOf(team, userTeam string) string {
 	if team != "" {
 		return team

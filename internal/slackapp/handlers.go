@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
@@ -156,7 +158,7 @@ func (a *App) ephemeral(ctx context.Context, channel, user, responseURL, text st
 // respond posts an ephemeral answer to a response_url. The URL is a
 // capability, so a failure is reported without it.
 func (a *App) respond(ctx context.Context, responseURL, text string) error {
-	err := slack.PostWebhookContext(ctx, responseURL, &slack.WebhookMessage{
+	err := slack.PostWebhookCustomHTTPContext(ctx, responseURL, webhookClient, &slack.WebhookMessage{
 		ResponseType: slack.ResponseTypeEphemeral, Text: text, ReplaceOriginal: false,
 	})
 	if err == nil {
@@ -168,6 +170,10 @@ func (a *App) respond(ctx context.Context, responseURL, text string) error {
 	}
 	return fmt.Errorf("slackapp: post to response_url: %w", err)
 }
+
+// webhookClient posts to response_urls; unlike http.DefaultClient it
+// gives up on a Slack that does not answer.
+var webhookClient = &http.Client{Timeout: 15 * time.Second}
 
 // outputText renders an output as the text of a reply.
 func outputText(o broker.Output) string {

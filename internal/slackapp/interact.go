@@ -34,6 +34,7 @@ func (a *App) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 	if cb.User.ID == "" || team == "" {
 		return nil
 	}
+	member := a.member(team, cb.User.TeamID)
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
 		if len(cb.ActionCallback.BlockActions) == 0 {
@@ -48,12 +49,19 @@ func (a *App) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 		if c.channel == "" {
 			c.channel = cb.Channel.ID
 		}
-		a.handleClick(ctx, c)
+		if !member {
+			a.tell(ctx, c, notAMember)
+			return nil
+		}
+		return a.handleClick(ctx, c)
 	case slack.InteractionTypeViewSubmission:
+		if !member {
+			return nil
+		}
 		principal := principalOf(team, cb.User.ID)
 		switch cb.View.CallbackID {
 		case CallbackStepUp:
-			a.submitStepUp(ctx, principal, cb.View)
+			return a.submitStepUp(ctx, principal, cb.View)
 		case CallbackEnrol:
 			a.submitEnrol(ctx, principal, cb.View)
 		}
@@ -61,10 +69,14 @@ func (a *App) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 	return nil
 }
 
-func (a *App) handleClick(ctx context.Context, c click) {
+// handleClick answers a button. A decision the broker could not take
+// (the store or the audit trail failed: nothing happened) is returned as an
+// error, so that the transport forgets the click and the person can click
+// again; the broker's compare-and-swap keeps a retried decision single.
+func (a *App) handleClick(ctx context.Context, c click) error {
 	switch {
 	case strings.HasPrefix(c.actionID, ActionDecidePrefix):
-		a.decide(ctx, c, strings.TrimPrefix(c.actionID, ActionDecidePrefix))
+		return a.decide(ctx, c, strings.TrimPrefix(c.actionID, ActionDecidePrefix))
 	case c.actionID == ActionStepUp:
 		a.openStepUp(ctx, c)
 	case c.actionID == ActionEnrolConfirm:
@@ -74,6 +86,7 @@ func (a *App) handleClick(ctx context.Context, c click) {
 	case c.actionID == ActionRevokeService, c.actionID == ActionRevokeGrant, c.actionID == ActionRevokeAll:
 		a.revokeClick(ctx, c)
 	}
+	return nil
 }
 
 // tell answers the one who clicked, and only them.
@@ -97,23 +110,29 @@ func mayDecide(r broker.Request, principal string) bool {
 	return team == ownerTeam && slices.Contains(r.Approvers, user)
 }
 
-// decide applies an Approve/Deny click.
-func (a *App) decide(ctx context.Context, c click, choice string) {
+// decide applies an Approve/Deny click. The request is read after the
+// broker has decided, so what is shown is what the decision made of it.
+func (a *App) decide(ctx context.Context, c click, choice string) error {
 	id := c.value
-	r, lerr := a.opts.Broker.Lookup(ctx, id)
 	outs, err := a.opts.Broker.Decide(ctx, broker.Decision{RequestID: id, Actor: c.principal, Choice: choice})
 	a.logBroker(ctx, "decide", id, c.user, err)
+	r, lerr := a.lookup(ctx, id)
 	if lerr != nil || !mayDecide(r, c.principal) {
 		// Gone, unreadable or not theirs to decide: only the clicker hears
 		// of it, and the request's messages stay as they are (a gone
-		// request's are settled as expired).
+		// request's are settled as expired). Only the owner's approval
+		// asks for step-up, so that prompt goes to the clicker's DM.
 		for _, o := range outs {
+			if o.Kind == broker.KindStepUp && lerr != nil {
+				a.sendStepUp(ctx, c.principal, thread{}, o)
+				continue
+			}
 			a.tell(ctx, c, outputText(o))
 		}
 		if errors.Is(lerr, broker.ErrNoRequest) {
 			a.updateMessages(ctx, id, "")
 		}
-		return
+		return err
 	}
 	t := a.threadOf(ctx, id)
 	owner := userOf(r.Principal)
@@ -135,6 +154,18 @@ func (a *App) decide(ctx context.Context, c click, choice string) {
 	}
 	a.updateMessages(ctx, id, c.user)
 	a.publishHome(ctx, r.Principal)
+	return err
+}
+
+// lookup reads a request, once more after a failure other than its being
+// gone: the decision is already taken, and a blip must not leave the
+// person without the prompt or the result it produced.
+func (a *App) lookup(ctx context.Context, id string) (broker.Request, error) {
+	r, err := a.opts.Broker.Lookup(ctx, id)
+	if err != nil && !errors.Is(err, broker.ErrNoRequest) {
+		r, err = a.opts.Broker.Lookup(ctx, id)
+	}
+	return r, err
 }
 
 // openStepUp answers "Verify it's you": the code modal, or first the
@@ -172,16 +203,18 @@ func (a *App) openStepUp(ctx context.Context, c click) {
 	}
 }
 
-// submitStepUp checks the code typed into the step-up modal.
-func (a *App) submitStepUp(ctx context.Context, principal string, v slack.View) {
+// submitStepUp checks the code typed into the step-up modal. Like decide,
+// it reads the request after the broker's answer, and returns the broker's
+// error so that a submission nothing came of may be sent again.
+func (a *App) submitStepUp(ctx context.Context, principal string, v slack.View) error {
 	id, code := v.PrivateMetadata, viewValue(v, StepUpBlockID, StepUpActionID)
 	if !sixDigits(code) {
-		return // the ack kept the modal open with a message
+		return nil // the ack kept the modal open with a message
 	}
 	user := userOf(principal)
-	r, lerr := a.opts.Broker.Lookup(ctx, id)
 	outs, err := a.opts.Broker.StepUp(ctx, id, principal, code)
 	a.logBroker(ctx, "stepup", id, user, err)
+	r, lerr := a.lookup(ctx, id)
 	if lerr != nil || r.Principal != principal {
 		for _, o := range outs {
 			a.reply(ctx, thread{}, user, outputText(o))
@@ -189,7 +222,7 @@ func (a *App) submitStepUp(ctx context.Context, principal string, v slack.View) 
 		if errors.Is(lerr, broker.ErrNoRequest) {
 			a.updateMessages(ctx, id, "")
 		}
-		return
+		return err
 	}
 	t := a.threadOf(ctx, id)
 	for _, o := range outs {
@@ -203,6 +236,7 @@ func (a *App) submitStepUp(ctx context.Context, principal string, v slack.View) 
 	}
 	a.updateMessages(ctx, id, user)
 	a.publishHome(ctx, principal)
+	return err
 }
 
 // connectClick answers a Connect button.

@@ -140,7 +140,7 @@ func (a *App) authenticate(ctx context.Context) error {
 	for {
 		resp, err := a.opts.API.AuthTestContext(ctx)
 		if err == nil {
-			a.botUser = resp.UserID
+			a.botUser, a.botTeam = resp.UserID, resp.TeamID
 			return nil
 		}
 		if code := fatalAuthCode(err); code != "" {
@@ -460,6 +460,11 @@ func (s *session) run(ctx context.Context, w work) {
 	}
 }
 
+// handlerTimeout bounds one envelope's work, so that a hung connection to
+// Slack, the store or a provider cannot hold a worker (and the envelopes
+// queued behind it) for ever.
+const handlerTimeout = 2 * time.Minute
+
 // handle calls the handler, turning a panic into an error so one bad
 // envelope cannot take the process down.
 func (s *session) handle(ctx context.Context, w work) (err error) {
@@ -468,6 +473,8 @@ func (s *session) handle(ctx context.Context, w work) (err error) {
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
 	}()
+	ctx, cancel := context.WithTimeout(ctx, handlerTimeout)
+	defer cancel()
 	return s.a.handle(ctx, w)
 }
 
