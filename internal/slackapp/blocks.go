@@ -83,6 +83,13 @@ func escape(s string) string {
 
 var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
+// code shows s as inline code. A backtick inside would end the code span
+// early and let the rest be read as formatting, so it becomes a look-alike
+// (U+02CB) that cannot.
+func code(s string) string {
+	return "`" + escape(strings.ReplaceAll(s, "`", "\u02cb")) + "`"
+}
+
 // truncate returns s cut to at most max runes, ending in "…" when cut.
 // It counts runes, not bytes, so it never splits a character.
 func truncate(s string, max int) string {
@@ -263,10 +270,10 @@ func approvalBlocks(title, intro string, o broker.Output, owner string, expires 
 		header(title),
 		section(intro),
 		fields(
-			"Action", "`"+escape(o.Action)+"`",
-			"Resource", "`"+escape(o.Resource)+"`",
+			"Action", code(o.Action),
+			"Resource", code(o.Resource),
 			"Risk", riskLabel(o.Risk),
-			"Policy rule", "`"+escape(o.Rule)+"`",
+			"Policy rule", code(o.Rule),
 			"Expires", when(expires),
 			"Requested by", mention(owner),
 		),
@@ -337,10 +344,10 @@ func DecidedMessage(req broker.Request, by string, at time.Time, outcome string)
 		section(fmt.Sprintf("%s asked to run *%s* with:\n%s",
 			mention(req.Principal), escape(req.Step.Action), quote(escape(string(req.Step.Args))))),
 		fields(
-			"Action", "`"+escape(req.Step.Action)+"`",
-			"Resource", "`"+escape(req.Resource.Name)+"`",
+			"Action", code(req.Step.Action),
+			"Resource", code(req.Resource.Name),
 			"Risk", riskLabel(req.Decision.Risk.String()),
-			"Policy rule", "`"+escape(req.Decision.Rule)+"`",
+			"Policy rule", code(req.Decision.Rule),
 		),
 		contextLine(line),
 	}
@@ -364,10 +371,10 @@ func StepUpMessage(o broker.Output) []slack.Block {
 		header("Verify it's you"),
 		section(escape(o.Text)),
 		fields(
-			"Action", "`"+escape(o.Action)+"`",
-			"Resource", "`"+escape(o.Resource)+"`",
+			"Action", code(o.Action),
+			"Resource", code(o.Resource),
 			"Risk", riskLabel(o.Risk),
-			"Policy rule", "`"+escape(o.Rule)+"`",
+			"Policy rule", code(o.Rule),
 		),
 	}
 	if len(o.Approvers) > 0 {
@@ -525,7 +532,7 @@ func codeList(items []string) string {
 	}
 	out := make([]string, len(items))
 	for i, s := range items {
-		out[i] = "`" + escape(s) + "`"
+		out[i] = code(s)
 	}
 	return strings.Join(out, ", ")
 }
@@ -542,19 +549,19 @@ func AuditChannelLine(e audit.Event) string { return auditLine(e, false) }
 
 func auditLine(e audit.Event, mentionActor bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "`#%d` %s `%s`", e.Seq, clock(e.Time), escape(string(e.Kind)))
+	fmt.Fprintf(&b, "`#%d` %s %s", e.Seq, clock(e.Time), code(string(e.Kind)))
 	switch {
 	case e.Actor == "":
 	case mentionActor:
 		b.WriteString(" " + mention(e.Actor))
 	default:
-		b.WriteString(" `" + escape(e.Actor) + "`")
+		b.WriteString(" " + code(e.Actor))
 	}
 	if e.Action != "" {
 		b.WriteString(" " + escape(e.Action))
 	}
 	if e.Resource != "" {
-		b.WriteString(" on `" + escape(e.Resource) + "`")
+		b.WriteString(" on " + code(e.Resource))
 	}
 	if e.Decision != "" {
 		b.WriteString(" → " + escape(e.Decision))
@@ -563,7 +570,7 @@ func auditLine(e audit.Event, mentionActor bool) string {
 		b.WriteString(" → " + escape(e.Result))
 	}
 	if e.Rule != "" {
-		b.WriteString(" (rule `" + escape(e.Rule) + "`)")
+		b.WriteString(" (rule " + code(e.Rule) + ")")
 	}
 	return clip(b.String(), maxContextText)
 }

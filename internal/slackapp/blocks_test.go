@@ -616,3 +616,13 @@ func TestSecondApprovalOffersOnlyOnceAndDeny(t *testing.T) {
 		}
 	}
 }
+
+func TestCodeSpanCannotBeClosedEarly(t *testing.T) {
+	got := code("acme/x` *bold* <!channel> https://evil.example")
+	if strings.Count(got, "`") != 2 || !strings.HasPrefix(got, "`") || !strings.HasSuffix(got, "`") {
+		t.Errorf("code(...) = %q: a backtick inside ends the span early", got)
+	}
+	if strings.Contains(got, "<!channel>") {
+		t.Errorf("code(...) = %q: <!channel> left live", got)
+	}
+}
