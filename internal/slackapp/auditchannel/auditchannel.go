@@ -652,7 +652,7 @@ func (c *Channel) alarm(brk *audit.ChainError, cur cursor) *message {
 		"The audit channel posts nothing past it until the log verifies again; check the store with `bot audit verify`.",
 		brk.Seq, escape(brk.Reason))
 	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, clip(say), false, false), nil, nil)}
-	text := fmt.Sprintf("Audit chain broken at seq %d: %s", brk.Seq, brk.Reason)
+	text := fmt.Sprintf("Audit chain broken at seq %d: %s", brk.Seq, escape(brk.Reason))
 	if cur.Seq > 0 {
 		blocks = append(blocks, headBlock(cur.Seq, cur.Hash))
 		text += ". Last verified " + headLine(cur.Seq, cur.Hash)
