@@ -688,8 +688,12 @@ func clip(s string) string {
 	return string(r[:maxSectionText-1]) + "…"
 }
 
-// fail counts and logs a failure that will be retried.
+// fail counts and logs a failure that will be retried. A read cut short
+// because the poster is stopping is not a failure.
 func (c *Channel) fail(ctx context.Context, doing string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
 	c.m.errors.Inc()
 	c.logger.WarnContext(ctx, "audit channel: "+doing+" failed, retrying", "channel", c.channel, "error", err)
 }
