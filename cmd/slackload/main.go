@@ -37,6 +37,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
 )
 
@@ -66,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "how long to send")
 	fs.IntVar(&c.users, "users", 50, "distinct people sending")
 	fs.StringVar(&c.store, "store", "", "the bot's store: redis://… (default: an embedded bolt file in a temporary directory)")
-	fs.StringVar(&c.prefix, "prefix", "", "Redis key prefix (default: a random one, deleted by nobody: use a scratch DB)")
+	fs.StringVar(&c.prefix, "prefix", "", "Redis key prefix (default: a random one, whose keys are deleted at the end)")
 	fs.StringVar(&c.bot, "bot", "", "the bot binary (default: go build ./cmd/bot into a temporary directory)")
 	fs.StringVar(&c.channel, "channel", "C0LOAD", "channel of the mentions")
 	fs.StringVar(&c.text, "text", "list open pull requests in acme/website", "what each mention asks")
@@ -97,6 +99,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if c.prefix == "" {
 		c.prefix = "slackload-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		if strings.HasPrefix(c.store, "redis") {
+			defer func() {
+				if err := deleteKeys(c.store, c.prefix); err != nil {
+					fmt.Fprintf(stderr, "slackload: keys under %s not deleted: %v\n", c.prefix, err)
+				}
+			}()
+		}
 	}
 
 	srv := slacktest.Start()
@@ -395,4 +404,31 @@ func redactStore(s string) string {
 		}
 	}
 	return s
+}
+
+// deleteKeys removes every key the bot wrote under prefix.
+func deleteKeys(rawURL, prefix string) error {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return err
+	}
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var cursor uint64
+	for {
+		keys, next, err := c.Scan(ctx, cursor, prefix+":*", 1000).Result()
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			if err := c.Unlink(ctx, keys...).Err(); err != nil {
+				return err
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
+	}
 }
