@@ -32,22 +32,57 @@ const (
 	EnrolActionID = "code"
 )
 
-// enrolmentKind records where the enrolment DM showing a secret is
-// (scope: the principal, ID "dm"), so that it can be rewritten without the
-// secret by whichever replica handles the confirmation.
+// enrolmentKind records the enrolment DMs that show, or showed, a secret
+// (scope "", ID the principal): global, so that the sweeper can list them,
+// and in the store, so that whichever replica handles the confirmation can
+// rewrite them without the secret.
 const enrolmentKind = "slack-enrolment"
 
-// enrolmentTTL is how long an unconfirmed enrolment DM is remembered.
+// enrolmentTTL is how long an enrolment record outlives its last change:
+// long enough for the sweeper to outlast any Slack outage worth waiting for.
 const enrolmentTTL = 7 * 24 * time.Hour
 
+// enrolmentGrace is how long past stepup.PendingTTL the sweeper waits
+// before it calls a set-up expired, so that a code confirmed at the last
+// moment is not followed by "this set-up expired".
+const enrolmentGrace = time.Minute
+
+// Why an enrolment DM is rewritten without its secret.
+const (
+	retireConfirmed = "confirmed" // the first code passed
+	retireReplaced  = "replaced"  // a newer enrolment's DM shows the live secret
+	retireExpired   = "expired"   // not confirmed within stepup.PendingTTL
+	retireUnsaved   = "unsaved"   // the record could not be written: nothing could rewrite it later
+)
+
+// enrolmentDM is one DM that shows a secret.
 type enrolmentDM struct {
 	Channel   string `json:"channel"`
 	TS        string `json:"ts"`
-	RequestID string `json:"request_id"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// retiredDM is an enrolment DM still to be rewritten, and why.
+type retiredDM struct {
+	enrolmentDM
+	Why string `json:"why"`
+}
+
+// enrolmentRecord is what the app keeps about one person's enrolment DMs:
+// the one showing the live secret, if any, and those whose secret must
+// still leave Slack because an earlier rewrite failed. Every change is a
+// compare-and-swap, so of two enrolments started at once on two replicas
+// exactly one DM is recorded as current: the one with the later
+// generation, whatever order the replicas write in.
+type enrolmentRecord struct {
+	Generation stepup.Generation `json:"generation"`
+	Current    *enrolmentDM      `json:"current,omitempty"`
+	Started    time.Time         `json:"started,omitzero"` // when Current was shown
+	Retire     []retiredDM       `json:"retire,omitempty"`
 }
 
 func enrolmentKey(principal string) store.Key {
-	return store.Key{Scope: principal, Kind: enrolmentKind, ID: "dm"}
+	return store.Key{Kind: enrolmentKind, ID: principal}
 }
 
 // startEnrolment creates a pending enrolment and DMs its secret.
@@ -69,22 +104,34 @@ func (a *App) startEnrolment(ctx context.Context, c click, requestID string) {
 		a.tell(ctx, c, "I couldn't send you the set-up in a DM. Try again in a moment.")
 		return
 	}
-	raw, err := json.Marshal(enrolmentDM{Channel: ch, TS: ts, RequestID: requestID})
+	dm := enrolmentDM{Channel: ch, TS: ts, RequestID: requestID}
+	err = a.updateEnrolment(ctx, c.principal, func(rec *enrolmentRecord, _ bool) bool {
+		// An Enroller that does not number its enrolments (generation 0)
+		// gets last-writer-wins.
+		if enr.Generation != 0 && enr.Generation <= rec.Generation {
+			// A later enrolment, started at the same time, was recorded
+			// first: this DM's secret is already dead.
+			rec.Retire = append(rec.Retire, retiredDM{dm, retireReplaced})
+			return true
+		}
+		if rec.Current != nil {
+			// The earlier secret must not stay in the conversation either.
+			rec.Retire = append(rec.Retire, retiredDM{*rec.Current, retireReplaced})
+		}
+		rec.Generation, rec.Current, rec.Started = enr.Generation, &dm, a.now()
+		return true
+	})
 	if err != nil {
-		a.log.WarnContext(ctx, "enrolment dm not recorded", "slack_user", c.user, "err", err)
+		// Unrecorded, nothing would ever take the secret out of the DM:
+		// take it out now, and let the person start over.
+		a.log.WarnContext(ctx, "enrolment dm not recorded", "request_id", requestID, "slack_user", c.user, "err", err)
+		if err := a.rewriteEnrolmentDM(ctx, dm, retireUnsaved); err != nil {
+			a.log.ErrorContext(ctx, "unrecorded enrolment dm not rewritten", "request_id", requestID, "slack_user", c.user, "err", err)
+		}
+		a.tell(ctx, c, "I couldn't save your authenticator set-up, so I removed its key. Click \"Verify it's you\" again in a moment.")
 		return
 	}
-	key := enrolmentKey(c.principal)
-	prev, _ := a.opts.Store.Get(ctx, key)
-	if err := a.opts.Store.Put(ctx, key, raw, enrolmentTTL); err != nil {
-		a.log.WarnContext(ctx, "enrolment dm not recorded", "slack_user", c.user, "err", err)
-	}
-	// A new enrolment replaces the secret of an earlier one: that one must
-	// not stay in the conversation either.
-	var old enrolmentDM
-	if prev.Value != nil && json.Unmarshal(prev.Value, &old) == nil && old.TS != ts {
-		a.replaceEnrolmentDM(ctx, old, "Set-up replaced", "This set-up was replaced by a newer one below; its key no longer works.")
-	}
+	a.settleEnrolment(ctx, c.principal)
 }
 
 // openEnrolConfirm opens the modal that takes the first code.
@@ -106,6 +153,11 @@ func (a *App) submitEnrol(ctx context.Context, principal string, v slack.View) {
 	}
 	user := userOf(principal)
 	if err := a.opts.Enroller.Confirm(ctx, principal, code); err != nil {
+		if errors.Is(err, stepup.ErrExpired) {
+			a.retireCurrent(ctx, principal, retireExpired)
+			a.reply(ctx, thread{}, user, escape(expiredText))
+			return
+		}
 		text := "I couldn't check that code just now. Press Confirm and try again in a moment."
 		known := false
 		for _, e := range []error{stepup.ErrBadCode, stepup.ErrReplay, stepup.ErrLocked, stepup.ErrNotEnrolled, stepup.ErrAlreadyEnrolled} {
@@ -120,20 +172,7 @@ func (a *App) submitEnrol(ctx context.Context, principal string, v slack.View) {
 		a.reply(ctx, thread{}, user, escape(text))
 		return
 	}
-
-	key := enrolmentKey(principal)
-	if it, err := a.opts.Store.Get(ctx, key); err == nil {
-		var dm enrolmentDM
-		if json.Unmarshal(it.Value, &dm) == nil {
-			a.replaceEnrolmentDM(ctx, dm, "Authenticator set up",
-				"Your authenticator is set up. I removed its key from this conversation; from now on, codes from your app verify high-risk actions.")
-		}
-		if err := a.opts.Store.CompareAndDelete(ctx, key, it.Value); err != nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
-			a.log.WarnContext(ctx, "enrolment dm record not deleted", "slack_user", user, "err", err)
-		}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		a.log.WarnContext(ctx, "enrolment dm record unreadable", "slack_user", user, "err", err)
-	}
+	a.retireCurrent(ctx, principal, retireConfirmed)
 
 	// The request that was waiting gets its step-up now.
 	id := v.PrivateMetadata
@@ -150,20 +189,173 @@ func (a *App) submitEnrol(ctx context.Context, principal string, v slack.View) {
 	a.sendStepUp(ctx, principal, a.threadOf(ctx, id), o)
 }
 
-// replaceEnrolmentDM rewrites an enrolment DM so that its secret leaves
-// the conversation.
-func (a *App) replaceEnrolmentDM(ctx context.Context, dm enrolmentDM, title, text string) {
-	blocks := []slack.Block{header(title), section(escape(text))}
-	if _, _, _, err := a.opts.API.UpdateMessageContext(ctx, dm.Channel, dm.TS,
-		slack.MsgOptionText(escape(title), false), slack.MsgOptionBlocks(blocks...)); err != nil {
-		a.log.WarnContext(ctx, "enrolment dm not rewritten", "err", err)
+// expiredText tells the person an unconfirmed set-up has died.
+const expiredText = "This set-up expired; click \"Verify it's you\" again to start over."
+
+// retireCurrent marks principal's current enrolment DM to be rewritten
+// (why: confirmed or expired) and rewrites it. Marking comes first: if the
+// rewrite fails, the sweeper's next pass tries again.
+func (a *App) retireCurrent(ctx context.Context, principal, why string) {
+	err := a.updateEnrolment(ctx, principal, func(rec *enrolmentRecord, _ bool) bool {
+		if rec.Current == nil {
+			return false
+		}
+		rec.Retire, rec.Current = append(rec.Retire, retiredDM{*rec.Current, why}), nil
+		return true
+	})
+	if err != nil {
+		a.log.WarnContext(ctx, "enrolment dm record not updated", "slack_user", userOf(principal), "err", err)
 	}
+	a.settleEnrolment(ctx, principal)
+}
+
+// settleEnrolment rewrites the DMs of principal's record that must lose
+// their secret, once each, and forgets those done; a current DM past its
+// expiry is retired first. A DM Slack could not rewrite stays recorded for
+// the sweeper's next pass. Failures are logged.
+func (a *App) settleEnrolment(ctx context.Context, principal string) {
+	tried, done := map[enrolmentDM]bool{}, map[enrolmentDM]bool{}
+	err := a.updateEnrolment(ctx, principal, func(rec *enrolmentRecord, found bool) bool {
+		if !found {
+			return false
+		}
+		changed := false
+		if rec.Current != nil && !a.now().Before(rec.Started.Add(stepup.PendingTTL+enrolmentGrace)) {
+			rec.Retire, rec.Current = append(rec.Retire, retiredDM{*rec.Current, a.expiredWhy(ctx, principal)}), nil
+			changed = true
+		}
+		kept := rec.Retire[:0]
+		for _, r := range rec.Retire {
+			if !tried[r.enrolmentDM] {
+				tried[r.enrolmentDM] = true
+				if err := a.rewriteEnrolmentDM(ctx, r.enrolmentDM, r.Why); err != nil {
+					a.log.WarnContext(ctx, "enrolment dm not rewritten", "slack_user", userOf(principal), "request_id", r.RequestID, "err", err)
+				} else {
+					done[r.enrolmentDM] = true
+				}
+			}
+			if done[r.enrolmentDM] {
+				changed = true
+				continue
+			}
+			kept = append(kept, r)
+		}
+		rec.Retire = kept
+		return changed
+	})
+	if err != nil {
+		a.log.WarnContext(ctx, "enrolment dm record not updated", "slack_user", userOf(principal), "err", err)
+	}
+}
+
+// expiredWhy says how to rewrite a current DM the sweeper found past its
+// expiry: normally "expired", but "confirmed" when the confirmation's own
+// bookkeeping failed after the code passed.
+func (a *App) expiredWhy(ctx context.Context, principal string) string {
+	if a.opts.Enroller == nil {
+		return retireExpired
+	}
+	if ok, err := a.opts.Enroller.Enrolled(ctx, principal); err == nil && ok {
+		return retireConfirmed
+	}
+	return retireExpired
+}
+
+// updateEnrolment applies change to principal's enrolment record (the
+// zero record and found false when there is none) with compare-and-swap,
+// retrying on conflict; change may run several times and returns false to
+// leave the record as it is. A record left with nothing to rewrite and no
+// current DM is deleted.
+func (a *App) updateEnrolment(ctx context.Context, principal string, change func(rec *enrolmentRecord, found bool) bool) error {
+	key := enrolmentKey(principal)
+	if err := key.Validate(); err != nil {
+		return fmt.Errorf("slackapp: enrolment key: %w", err)
+	}
+	for attempt := range recordRetries {
+		if attempt > 0 {
+			if err := casPause(ctx, attempt); err != nil {
+				return fmt.Errorf("slackapp: enrolment record: %w", err)
+			}
+		}
+		var rec enrolmentRecord
+		it, err := a.opts.Store.Get(ctx, key)
+		found := err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("slackapp: read enrolment record: %w", err)
+		}
+		if found {
+			if err := json.Unmarshal(it.Value, &rec); err != nil {
+				return fmt.Errorf("slackapp: decode enrolment record: %w", err)
+			}
+		}
+		if !change(&rec, found) {
+			return nil
+		}
+		if rec.Current == nil && len(rec.Retire) == 0 {
+			if !found {
+				return nil
+			}
+			err = a.opts.Store.CompareAndDelete(ctx, key, it.Value)
+		} else {
+			raw, merr := json.Marshal(rec)
+			if merr != nil {
+				return fmt.Errorf("slackapp: encode enrolment record: %w", merr)
+			}
+			if found {
+				err = a.opts.Store.CompareAndSwap(ctx, key, it.Value, raw, enrolmentTTL)
+			} else {
+				err = a.opts.Store.Create(ctx, key, raw, enrolmentTTL)
+			}
+		}
+		switch {
+		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExists):
+			continue
+		case err != nil:
+			return fmt.Errorf("slackapp: write enrolment record: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("slackapp: enrolment record: %w", store.ErrConflict)
+}
+
+// rewriteEnrolmentDM rewrites an enrolment DM so that its secret leaves
+// the conversation. A DM Slack no longer has is as good as rewritten.
+func (a *App) rewriteEnrolmentDM(ctx context.Context, dm enrolmentDM, why string) error {
+	var title, text string
+	switch why {
+	case retireConfirmed:
+		title, text = "Authenticator set up", "Your authenticator is set up. I removed its key from this conversation; from now on, codes from your app verify high-risk actions."
+	case retireReplaced:
+		title, text = "Set-up replaced", "This set-up was replaced by a newer one; its key no longer works."
+	case retireExpired:
+		title, text = "Set-up expired", expiredText
+	default:
+		title, text = "Set-up not saved", "I couldn't save this set-up, so I removed its key. Click \"Verify it's you\" again to start over."
+	}
+	blocks := []slack.Block{header(title), section(escape(text))}
+	_, _, _, err := a.opts.API.UpdateMessageContext(ctx, dm.Channel, dm.TS,
+		slack.MsgOptionText(escape(title), false), slack.MsgOptionBlocks(blocks...))
+	if err != nil && !slackGone(err) {
+		return fmt.Errorf("slackapp: rewrite enrolment dm: %w", err)
+	}
+	return nil
+}
+
+// slackGone reports whether Slack answered that the message or its
+// channel no longer exists: there is nothing left to update.
+func slackGone(err error) bool {
+	var se slack.SlackErrorResponse
+	code := err.Error()
+	if errors.As(err, &se) {
+		code = se.Err
+	}
+	return code == "message_not_found" || code == "channel_not_found"
 }
 
 // EnrolmentMessage shows a new authenticator secret, once, with a Confirm
 // button (value: the request waiting for step-up). This is the only place
 // the secret is revealed; the message is rewritten without it once the
-// first code passes.
+// first code passes, a newer set-up replaces it, or it expires.
 func EnrolmentMessage(enr stepup.Enrolment, requestID string) []slack.Block {
 	b := button(ActionEnrolConfirm, "Confirm", requestID).WithStyle(slack.StylePrimary)
 	blocks := []slack.Block{

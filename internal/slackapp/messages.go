@@ -12,6 +12,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/stepup"
 	"github.com/agenthub/agenthub/internal/store"
 )
 
@@ -31,9 +32,20 @@ const (
 	recordRetries = 32
 )
 
-// sweepInterval is how often the sweeper looks for settled and expired
-// requests. Tests shorten it.
-var sweepInterval = time.Minute
+// The sweeper. Every replica runs one, but a store lock lets one replica
+// at a time make a pass, so that Slack sees each update once.
+const (
+	// sweepInterval is how often a replica tries to make a pass; tests
+	// call sweepEvery with their own.
+	sweepInterval = time.Minute
+	// sweepLockID names the lock (kind store.LockKind, scope "") a pass
+	// holds. It expires by itself after sweepLockTTL, should its holder
+	// die; a pass stops sweepMargin earlier, so that no other replica
+	// starts while it still runs.
+	sweepLockID  = "slack-sweep"
+	sweepLockTTL = 5 * time.Minute
+	sweepMargin  = 30 * time.Second
+)
 
 // What a recorded message is, which decides how it changes as the request
 // moves on.
@@ -216,7 +228,7 @@ func (a *App) updateMessages(ctx context.Context, id, by string) {
 		text := escape(fmt.Sprintf("%s on %s: %s", r.Step.Action, r.Resource.Name, outcome))
 		_, _, _, err := a.opts.API.UpdateMessageContext(ctx, m.Channel, m.TS,
 			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(DecidedMessage(r, who, at, outcome)...))
-		if err != nil && err.Error() != "message_not_found" {
+		if err != nil && !slackGone(err) {
 			allShown = false
 			a.log.WarnContext(ctx, "slack message update failed", "request_id", id, "slack_user", m.User, "err", err)
 		}
@@ -283,9 +295,15 @@ func messageState(r broker.Request, m shown, now time.Time, by string) (outcome,
 
 // sweep runs beside the connection: every sweepInterval it settles the
 // messages of requests that ended without a click here (expired, or
-// decided on another replica whose update failed).
+// decided on another replica whose update failed), and takes the secret out
+// of enrolment DMs that still show one they no longer should.
 func (a *App) sweep(ctx context.Context) error {
-	t := time.NewTicker(sweepInterval)
+	return a.sweepEvery(ctx, sweepInterval)
+}
+
+// sweepEvery is sweep with the interval as a parameter.
+func (a *App) sweepEvery(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -299,9 +317,59 @@ func (a *App) sweep(ctx context.Context) error {
 	}
 }
 
-// sweepOnce updates the messages of every recorded request that is past
-// its expiry or over, and deletes their records.
+// sweepOnce makes one pass, unless another replica is making one: then
+// there is nothing to add, and it returns nil.
 func (a *App) sweepOnce(ctx context.Context) error {
+	lock, err := store.TryLock(ctx, a.opts.Store, "", sweepLockID, sweepLockTTL)
+	if errors.Is(err, store.ErrExists) {
+		a.log.DebugContext(ctx, "slack sweep skipped: another replica is sweeping")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("slackapp: sweep lock: %w", err)
+	}
+	defer func() {
+		// Released even when ctx has ended, so the next pass need not wait
+		// for the lock to lapse.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := lock.Unlock(uctx); err != nil {
+			a.log.WarnContext(ctx, "slack sweep lock not released", "err", err)
+		}
+	}()
+	pctx, cancel := context.WithTimeout(ctx, sweepLockTTL-sweepMargin)
+	defer cancel()
+	return errors.Join(a.sweepRequests(pctx), a.sweepEnrolments(pctx))
+}
+
+// sweepEnrolments rewrites the enrolment DMs whose secret must go: those
+// confirmed or replaced whose rewrite failed, and those expired.
+func (a *App) sweepEnrolments(ctx context.Context) error {
+	items, err := a.opts.Store.List(ctx, "", enrolmentKind)
+	if err != nil {
+		return fmt.Errorf("slackapp: list enrolment dms: %w", err)
+	}
+	now := a.now()
+	for _, it := range items {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var rec enrolmentRecord
+		if err := json.Unmarshal(it.Value, &rec); err != nil {
+			a.log.WarnContext(ctx, "enrolment record unreadable", "slack_user", userOf(it.Key.ID), "err", err)
+			continue
+		}
+		if len(rec.Retire) == 0 && (rec.Current == nil || now.Before(rec.Started.Add(stepup.PendingTTL+enrolmentGrace))) {
+			continue // a set-up waiting for its first code
+		}
+		a.settleEnrolment(ctx, it.Key.ID)
+	}
+	return nil
+}
+
+// sweepRequests updates the messages of every recorded request that is
+// past its expiry or over, and deletes their records.
+func (a *App) sweepRequests(ctx context.Context) error {
 	items, err := a.opts.Store.List(ctx, "", slackRequestKind)
 	if err != nil {
 		return fmt.Errorf("slackapp: list slack requests: %w", err)

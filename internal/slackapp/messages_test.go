@@ -53,11 +53,9 @@ func TestSweepLoop(t *testing.T) {
 	dm, _ := askComment(t, f)
 	f.clock.Advance(broker.DefaultRequestTTL + time.Minute)
 
-	defer func(d time.Duration) { sweepInterval = d }(sweepInterval)
-	sweepInterval = 5 * time.Millisecond
 	ctx, cancel := context.WithCancel(f.ctx)
 	done := make(chan error, 1)
-	go func() { done <- f.app.sweep(ctx) }()
+	go func() { done <- f.app.sweepEvery(ctx, 5*time.Millisecond) }()
 	for f.message(dm).Updates == 0 {
 		select {
 		case <-f.ctx.Done():

@@ -22,6 +22,9 @@
 // names its key ID), bound to the principal. Confirm activates
 // the enrolment with the first valid code, which proves the app really holds
 // the secret; until then step-up refuses the principal (ErrPending). A
+// pending enrolment can be confirmed for PendingTTL only (ErrExpired after
+// that): its secret was shown in a chat, and one left unconfirmed there is
+// a key waiting for the wrong reader; Enroll again for a new one. A
 // confirmed enrolment is never replaced silently: Reset, an administrator's
 // action, must remove it first.
 //

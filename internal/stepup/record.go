@@ -35,6 +35,8 @@ type record struct {
 	KeyID   string    `json:"key_id"` // the vault key the secret is sealed under
 	Sealed  []byte    `json:"sealed"` // nonce || AES-256-GCM(secret)
 	Created time.Time `json:"created"`
+	// Generation grows with every Enroll (see Enrolment.Generation).
+	Generation Generation `json:"generation,omitempty"`
 	// LastStep is the highest time step whose code was accepted; codes for
 	// it and earlier steps are replays.
 	LastStep uint64 `json:"last_step,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,7 +54,8 @@ const (
 	ReasonNotEnrolled     = "not_enrolled"
 	ReasonPending         = "pending"
 	ReasonAlreadyEnrolled = "already_enrolled"
-	ReasonError           = "error" // the check itself failed (store, corrupt record)
+	ReasonExpired         = "expired" // a pending enrolment older than PendingTTL
+	ReasonError           = "error"   // the check itself failed (store, corrupt record)
 )
 
 // Audit kinds for changes of an enrolment. Attempts use audit.StepUpPassed
@@ -62,6 +64,16 @@ const (
 	KindEnrolled audit.Kind = "stepup.enrolled"
 	KindReset    audit.Kind = "stepup.reset"
 )
+
+// PendingTTL is how long a pending enrolment can be confirmed. Its secret
+// was shown in a chat message; one nobody confirmed soon after is more
+// likely to be read later by someone else than typed by its owner, so it
+// dies, and the person starts over with a new one.
+const PendingTTL = 10 * time.Minute
+
+// ErrExpired means the pending enrolment is older than PendingTTL: Enroll
+// again for a new secret.
+var ErrExpired = errors.New("this set-up expired: start it again for a new key")
 
 // DefaultIssuer is the issuer shown in authenticator apps.
 const DefaultIssuer = "AgentHub"
@@ -114,7 +126,18 @@ type Options struct {
 type Enrolment struct {
 	Secret vault.Secret // base32, as typed into an authenticator app
 	URI    vault.Secret // otpauth://totp/…
+	// Generation tells which of two racing enrolments is live.
+	Generation Generation
 }
+
+// Generation orders the enrolments of one principal: a later Enroll (in
+// the order the store applied them, whichever process made them) returns a
+// larger one, so that a caller showing secrets can tell which one is live
+// when two enrolments race.
+type Generation uint64
+
+// String prints the number, so that an Enrolment prints with %s.
+func (g Generation) String() string { return strconv.FormatUint(uint64(g), 10) }
 
 // Service enrols principals and checks their codes. It is safe for
 // concurrent use, and any number of Services, in any number of processes,
@@ -191,7 +214,10 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 	if err != nil {
 		return Enrolment{}, err
 	}
-	rec := record{Status: statusPending, KeyID: keyID, Sealed: sealed, Created: s.now().UTC()}
+	created := s.now().UTC()
+	// A fresh record starts its generations at the clock, so that an
+	// enrolment made after a Reset still outranks the ones before it.
+	rec := record{Status: statusPending, KeyID: keyID, Sealed: sealed, Created: created, Generation: clockGeneration(created)}
 
 	var old, written []byte
 	for attempt := 0; ; attempt++ {
@@ -206,6 +232,7 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 		item, err := s.store.Get(ctx, key)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
+			enr.Generation = rec.Generation
 			written, err = rec.encode()
 			if err != nil {
 				return Enrolment{}, err
@@ -228,6 +255,8 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 			// state: re-enrolling must not be a way to keep guessing.
 			next := rec
 			next.LastStep, next.Failures, next.WindowStart, next.LockedUntil = prev.LastStep, prev.Failures, prev.WindowStart, prev.LockedUntil
+			next.Generation = max(rec.Generation, prev.Generation+1)
+			enr.Generation = next.Generation
 			if written, err = next.encode(); err != nil {
 				return Enrolment{}, err
 			}
@@ -436,6 +465,8 @@ func (r result) err() error {
 		return ErrPending
 	case ReasonAlreadyEnrolled:
 		return ErrAlreadyEnrolled
+	case ReasonExpired:
+		return ErrExpired
 	}
 	return fmt.Errorf("stepup: unknown outcome %q", r.reason)
 }
@@ -473,6 +504,10 @@ func (s *Service) attempt(ctx context.Context, key store.Key, principal, code st
 			return result{reason: ReasonAlreadyEnrolled}, nil
 		case !confirm && rec.Status == statusPending:
 			return result{reason: ReasonPending}, nil
+		case confirm && !now.Before(rec.Created.Add(PendingTTL)):
+			// Before the lockout and the code: an expired secret is dead
+			// whatever is typed with it.
+			return result{reason: ReasonExpired}, nil
 		case rec.locked(now):
 			// Checked before the code, so that guessing during a lockout
 			// learns nothing.
@@ -627,6 +662,14 @@ func recordKey(principal string) (store.Key, error) {
 		return store.Key{}, fmt.Errorf("stepup: %w", err)
 	}
 	return k, nil
+}
+
+// clockGeneration is the generation of a new enrolment record made at t.
+func clockGeneration(t time.Time) Generation {
+	if n := t.UnixNano(); n > 0 {
+		return Generation(n)
+	}
+	return 1
 }
 
 // pause waits a random, growing while before the next compare-and-swap.

@@ -575,3 +575,60 @@ func lower(s string) string {
 	}
 	return string(b)
 }
+
+func TestPendingEnrolmentExpires(t *testing.T) {
+	tests := []struct {
+		name  string
+		after time.Duration // between Enroll and Confirm
+		want  error
+	}{
+		{"just in time", PendingTTL - time.Second, nil},
+		{"at the deadline", PendingTTL, ErrExpired},
+		{"long after", 24 * time.Hour, ErrExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, nil, false)
+			enr, err := f.svc.Enroll(ctx, alice, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.clock.Advance(tt.after)
+			secret := enr.Secret.Reveal()
+			// More tries than the lockout allows: an expired enrolment
+			// refuses every one of them without counting them.
+			tries := 1
+			if tt.want != nil {
+				tries = MaxFailures + 1
+			}
+			for range tries {
+				if err := f.svc.Confirm(ctx, alice, codeAt(t, secret, f.clock.Now())); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+					t.Fatalf("Confirm %v after Enroll = %v, want %v", tt.after, err, tt.want)
+				}
+			}
+			enrolled, err := f.svc.Enrolled(ctx, alice)
+			if err != nil || enrolled != (tt.want == nil) {
+				t.Fatalf("Enrolled = %v, %v; want %v", enrolled, err, tt.want == nil)
+			}
+			if tt.want == nil {
+				return
+			}
+			if got := f.audit.last(t).Detail["reason"]; got != ReasonExpired {
+				t.Errorf("audit reason = %q, want %q", got, ReasonExpired)
+			}
+			// Starting over gives a live enrolment with a later generation.
+			again, err := f.svc.Enroll(ctx, alice, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Generation <= enr.Generation {
+				t.Errorf("generation after enrolling again = %d, want more than %d", again.Generation, enr.Generation)
+			}
+			f.clock.Advance(Period)
+			if err := f.svc.Confirm(ctx, alice, codeAt(t, again.Secret.Reveal(), f.clock.Now())); err != nil {
+				t.Errorf("Confirm of the new enrolment = %v, want nil", err)
+			}
+		})
+	}
+}
