@@ -25,8 +25,12 @@
 //     and App Home's revoke buttons. Someone who may not decide a request is
 //     answered ephemerally and nothing changes; the broker audits it.
 //   - enrol.go: a person without an authenticator is enrolled from Slack; the
-//     secret is shown once, in one DM, which is rewritten without it once the
-//     first code passes.
+//     secret is shown once, in one DM. The DM is rewritten without it once
+//     the first code passes, when a newer set-up replaces it, or when it
+//     expires unconfirmed (10 minutes); a record (kind "slack-enrolment")
+//     keeps every DM still to be rewritten until Slack has taken the
+//     rewrite, and the sweeper retries. Enrolment from Slack trusts the Slack
+//     session on first use: the OIDC step-up of a later issue removes that.
 //   - commands.go: /agenthub, with the terminal demo's words. Help and typos
 //     are answered within the ack; the rest through the command's
 //     response_url, ephemerally.
@@ -34,11 +38,18 @@
 //     person makes.
 //   - messages.go: every message shown for a request is recorded in the
 //     store (kind "slack-request"), so that whichever replica sees the
-//     request settle replaces its buttons with what happened; a sweeper does
-//     the same for requests that expired or were settled elsewhere.
+//     request settle replaces its buttons with what happened; a sweeper, one
+//     replica at a time under a store lock, does the same for requests that
+//     expired or were settled elsewhere, and finishes enrolment rewrites.
 //
-// Handlers never return an error once the broker has been called: a
-// redelivery must not run a step twice. Failures after that point are
-// logged (request_id, slack_user; never people's words or secrets) and the
-// person is told in plain words.
+// Only members of the workspace the app is installed in (auth.test's team)
+// are served; a Slack Connect guest is told so and nothing reaches the
+// broker. A decision or step-up code the broker could not take (the store
+// or the audit trail failed, so nothing happened) is returned as an error,
+// so the transport forgets the click and the person may click again; the
+// broker's compare-and-swap keeps a retried decision single. A message is
+// never retried once the broker has been called: a redelivery must not
+// propose a step twice. Failures are logged (request_id, slack_user; never
+// people's words or secrets) and the person is told in plain words. Every
+// envelope's work has a deadline (handlerTimeout).
 package slackapp
