@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/logtest"
 	"github.com/agenthub/agenthub/internal/sim"
 	"github.com/agenthub/agenthub/internal/store"
 )
@@ -38,23 +38,8 @@ type input func(prev []jsonLine) string
 
 func say(text string) input { return func([]jsonLine) string { return text } }
 
-// lockedBuffer is stdout, written by the console and read by the script.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a log destination safe for concurrent writers.
+type lockedBuffer = logtest.Buffer
 
 // scripted is stdin that produces its next line only when the console
 // asks for it, which the console does once the previous line is handled;

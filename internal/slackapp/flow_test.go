@@ -19,6 +19,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/clocktest"
+	"github.com/agenthub/agenthub/internal/logtest"
 	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/simenv"
 	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
@@ -323,22 +324,7 @@ func (f *flow) demoCode(user string) string {
 }
 
 // lockedBuffer is a log destination safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = logtest.Buffer
 
 // recordingRand is crypto/rand that remembers every chunk it handed out,
 // so a test knows every key and token the simulated stack made.

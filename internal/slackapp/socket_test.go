@@ -1,7 +1,6 @@
 package slackapp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +26,7 @@ import (
 	"github.com/slack-go/slack/slackevents"
 
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/logtest"
 	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/memstore"
@@ -74,23 +74,8 @@ func (socketBroker) Lookup(context.Context, string) (broker.Request, error) {
 	return broker.Request{}, errSocketBroker
 }
 
-// socketLogs is a log sink safe for the App's goroutines.
-type socketLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *socketLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *socketLogs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// socketLogs is a log destination safe for concurrent writers.
+type socketLogs = logtest.Buffer
 
 // socketApp is an App under test with its log and its Run.
 type socketApp struct {

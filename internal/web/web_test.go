@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,28 +15,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/agenthub/agenthub/internal/logtest"
 )
 
 // canary stands for a secret that a dependency's error might carry.
 const canary = "canary-s3cret-7f3a"
 
-// syncBuffer is a log destination safe for the concurrent checks.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log destination safe for concurrent writers.
+type syncBuffer = logtest.Buffer
 
 func newServer(t testing.TB, opts Options) *Server {
 	t.Helper()

@@ -19,6 +19,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/logtest"
 	"github.com/agenthub/agenthub/internal/slackapp/auditchannel"
 	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
 	"github.com/agenthub/agenthub/internal/store"
@@ -52,23 +53,8 @@ var backends = []backend{
 	}},
 }
 
-// syncBuffer is a log destination safe for the poster's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log destination safe for concurrent writers.
+type syncBuffer = logtest.Buffer
 
 // fixture is one fake Slack, one store and one recorder, and the events
 // recorded so far.
