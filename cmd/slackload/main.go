@@ -175,7 +175,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "store:              %s\n", redactStore(c.store))
 	fmt.Fprintf(stdout, "machine:            %d CPUs (GOMAXPROCS %d), %s/%s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(stdout, "offered:            %d mentions/s for %s: %d sent (%.0f/s achieved)\n", c.rate, c.duration, res.sent, float64(res.sent)/res.end.Sub(res.start).Seconds())
-	fmt.Fprintf(stdout, "acked:              %d of %d\n", len(lat), res.sent)
+	fmt.Fprintf(stdout, "acked:              %d of %d (the rest found the bot's queue full and were left unacked, for Slack to redeliver; the fake does not)\n", len(lat), res.sent)
 	fmt.Fprintf(stdout, "ack latency:        p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (fake Slack: envelope written → ack read)\n",
 		pct(lat, 50), pct(lat, 90), pct(lat, 99), pct(lat, 99.9), pct(lat, 100))
 	if botAcks != "" {

@@ -97,11 +97,12 @@ func (a *App) Run(ctx context.Context) error {
 
 	s := &session{a: a, t: &a.tr, m: a.tr.m}
 	// The queues hold pointers: a work is over 4 KB, and a channel
-	// allocates its whole buffer up front.
-	per := max(1, a.opts.Queue/a.opts.Workers)
+	// allocates its whole buffer up front (8 bytes × Queue per worker,
+	// 5 MB by default, untouched until used). The bound is shared: see
+	// session.queued.
 	s.queues = make([]chan *work, a.opts.Workers)
 	for i := range s.queues {
-		s.queues[i] = make(chan *work, per)
+		s.queues[i] = make(chan *work, a.opts.Queue)
 	}
 
 	// The workers outlive ctx by the grace period, so work that was acked
@@ -180,6 +181,10 @@ type session struct {
 	t      *transport
 	m      *metrics
 	queues []chan *work
+	// queued counts the envelopes waiting in all queues; Options.Queue
+	// bounds it. Each queue could hold the whole bound, so a burst from
+	// one person (one queue) is not refused while the others are empty.
+	queued atomic.Int64
 }
 
 // serve runs one socketmode client after another until ctx ends or Slack
@@ -347,7 +352,7 @@ func (r *reader) envelope(ctx context.Context, evt socketmode.Event, received ti
 	w.dedupe, w.order = routeKeys(w, evt.Request.Payload)
 
 	q := r.queues[shard(w.order, len(r.queues))]
-	if len(q) == cap(q) {
+	if r.queued.Load() >= int64(r.a.opts.Queue) || len(q) == cap(q) {
 		r.m.dropped.WithLabelValues(typ).Inc()
 		if w.typ == socketmode.EventTypeEventsAPI {
 			// Unacked, the event comes back in a while: nothing is lost.
@@ -364,12 +369,14 @@ func (r *reader) envelope(ctx context.Context, evt socketmode.Event, received ti
 		return
 	}
 	r.m.queueDepth.Inc()
+	r.queued.Add(1)
 	select {
 	case q <- w:
 	default:
 		// Unreachable while the reader is the only producer; kept so a
 		// future second producer can never block the acks.
 		r.m.queueDepth.Dec()
+		r.queued.Add(-1)
 		r.m.dropped.WithLabelValues(typ).Inc()
 		r.a.log.Warn("slack worker queue full after ack", "type", typ, "envelope_id", w.envelopeID)
 	}
@@ -412,6 +419,7 @@ func (s *session) worker(ctx context.Context, q <-chan *work) {
 	dropped := 0
 	for w := range q {
 		s.m.queueDepth.Dec()
+		s.queued.Add(-1)
 		if ctx.Err() != nil {
 			s.m.dropped.WithLabelValues(string(w.typ)).Inc()
 			dropped++

@@ -380,6 +380,44 @@ func TestSocketFullQueue(t *testing.T) {
 	}
 }
 
+// TestSocketQueueBoundIsShared: the bound is on all queues together, so a
+// burst from one person, whose work shares one queue, is taken while the
+// other queues are empty, and the bound still holds.
+func TestSocketQueueBoundIsShared(t *testing.T) {
+	srv := slacktest.New(t)
+	sa := socketNew(t, srv, redistest.Open(t)(), socketConfig{opts: func(o *Options) { o.Workers, o.Queue = 4, 6 }})
+	release := make(chan struct{})
+	entered := make(chan struct{}, 100)
+	var rec socketRecorder
+	sa.handle = func(ctx context.Context, w work) error {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		rec.add(w)
+		return nil
+	}
+	sa.start(t)
+	first := socketPush(t, srv, socketMention(srv, "U1", "first"))
+	select {
+	case <-entered:
+	case <-socketCtx(t).Done():
+		t.Fatal("the first envelope never reached its handler")
+	}
+	socketWaitAck(t, srv, first)
+	// Six more from the same person: one queue, which takes them all.
+	for i := range 6 {
+		socketWaitAck(t, srv, socketPush(t, srv, socketMention(srv, "U1", fmt.Sprintf("burst %d", i))))
+	}
+	// The seventh waiting one, from anyone, is over the bound.
+	socketPush(t, srv, socketMention(srv, "U2", "over the bound"))
+	socketWait(t, "1 event dropped", func() bool { return sa.counter(sa.tr.m.dropped, "events_api") == 1 })
+	close(release)
+	socketWait(t, "the queued work to run", func() bool { return rec.len() == 7 })
+}
+
 func TestSocketRetryHandledOnce(t *testing.T) {
 	srv := slacktest.New(t)
 	sa := socketNew(t, srv, redistest.Open(t)(), socketConfig{})
