@@ -174,6 +174,31 @@ func buttonValue(t *testing.T, blocks json.RawMessage, actionID string) string {
 	return string(m[2])
 }
 
+// eventTS is the ts of the message an events_api envelope carries.
+func eventTS(t *testing.T, env slacktest.Envelope) string {
+	t.Helper()
+	var p struct {
+		Event struct {
+			TS string `json:"ts"`
+		} `json:"event"`
+	}
+	if err := json.Unmarshal(env.Payload, &p); err != nil || p.Event.TS == "" {
+		t.Fatalf("no event ts in the envelope: %v", err)
+	}
+	return p.Event.TS
+}
+
+// threadReplies are the bot's messages in channel's thread under ts.
+func threadReplies(srv *slacktest.Server, channel, ts string) []slacktest.Message {
+	var out []slacktest.Message
+	for _, m := range srv.Messages(channel) {
+		if m.ThreadTS == ts {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func hasButtons(m slacktest.Message) bool {
 	return strings.Contains(string(m.Blocks), `"type":"button"`)
 }
@@ -204,9 +229,17 @@ func TestSlackBotEndToEnd(t *testing.T) {
 	push(t, srv, mention)
 	eventually(t, "the read's reply", func() bool { _, ok := messageWith(srv, e2eChannel, "acme/website"); return ok })
 	push(t, srv, mention.Retry(1, "timeout"))
+	readTS := eventTS(t, mention)
+	eventually(t, "the retry seen as a duplicate", func() bool {
+		return strings.Contains(get(t, "http://"+bot.env.web.Addr()+"/metrics"), `agenthub_slack_duplicates_total{type="events_api"} 1`)
+	})
+	if got := len(threadReplies(srv, e2eChannel, readTS)); got != 1 {
+		t.Errorf("replies to the read and its retry = %d, want 1", got)
+	}
 
 	// A merge: approval DM → Approve → step-up → enrolment → code → result.
-	push(t, srv, srv.AppMention(slacktest.Msg{User: alice, Channel: e2eChannel, Text: "<@" + slacktest.BotUserID + "> merge PR 7 in acme/payments"}))
+	mergeMention := srv.AppMention(slacktest.Msg{User: alice, Channel: e2eChannel, Text: "<@" + slacktest.BotUserID + "> merge PR 7 in acme/payments"})
+	push(t, srv, mergeMention)
 	var approval slacktest.Message
 	eventually(t, "the approval DM", func() bool {
 		var ok bool
@@ -298,9 +331,16 @@ func TestSlackBotEndToEnd(t *testing.T) {
 	push(t, srv, srv.ViewSubmission(slacktest.Submission{User: alice, CallbackID: slackapp.CallbackStepUp, PrivateMetadata: reqID,
 		Values: map[string]map[string]string{slackapp.StepUpBlockID: {slackapp.StepUpActionID: next}}}))
 	eventually(t, "the merge's result in the thread", func() bool {
-		pr, ok := bot.env.sim.World.GitHub().PullRequest("acme/payments", 7)
-		return ok && pr.Merged
+		for _, m := range threadReplies(srv, e2eChannel, eventTS(t, mergeMention)) {
+			if strings.Contains(m.Text, "Merged acme/payments#7") {
+				return true
+			}
+		}
+		return false
 	})
+	if pr, ok := bot.env.sim.World.GitHub().PullRequest("acme/payments", 7); !ok || !pr.Merged {
+		t.Fatal("the result says merged, the simulated GitHub does not")
+	}
 	eventually(t, "the approval DM updated", func() bool {
 		for _, m := range srv.Messages(dm) {
 			if m.TS == approval.TS {
@@ -329,6 +369,14 @@ func TestSlackBotEndToEnd(t *testing.T) {
 		_, ok := messageWith(srv, e2eAudit, "connection.revoked")
 		return ok
 	})
+	mergeLine := regexp.MustCompile("`action.succeeded` `T[A-Z0-9]+:" + alice + "` github.merge_pull_request")
+	merged := false
+	for _, m := range srv.Messages(e2eAudit) {
+		merged = merged || mergeLine.Match(m.Blocks)
+	}
+	if !merged {
+		t.Error("the audit channel has no line for the merge that ran")
+	}
 
 	// The channel's last chain head is a stored event's hash: the channel
 	// witnesses the chain.
