@@ -140,6 +140,7 @@ func (a *App) openEnrolConfirm(ctx context.Context, c click) {
 		return
 	}
 	if _, err := a.opts.API.OpenViewContext(ctx, c.trigger, EnrolModal(c.value)); err != nil {
+		a.noteAuth(err)
 		a.log.WarnContext(ctx, "enrolment modal not opened", "slack_user", c.user, "err", err)
 		a.tell(ctx, c, "The code window didn't open in time. Click Confirm again.")
 	}
@@ -335,6 +336,7 @@ func (a *App) rewriteEnrolmentDM(ctx context.Context, dm enrolmentDM, why string
 	blocks := []slack.Block{header(title), section(escape(text))}
 	_, _, _, err := a.opts.API.UpdateMessageContext(ctx, dm.Channel, dm.TS,
 		slack.MsgOptionText(escape(title), false), slack.MsgOptionBlocks(blocks...))
+	a.noteAuth(err)
 	if err != nil && !slackGone(err) {
 		return fmt.Errorf("slackapp: rewrite enrolment dm: %w", err)
 	}

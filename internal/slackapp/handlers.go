@@ -84,6 +84,7 @@ type thread struct {
 // openDM returns the bot's DM channel with user.
 func (a *App) openDM(ctx context.Context, user string) (string, error) {
 	ch, _, _, err := a.opts.API.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
+	a.noteAuth(err)
 	if err != nil {
 		return "", fmt.Errorf("slackapp: open dm: %w", err)
 	}
@@ -104,6 +105,7 @@ func (a *App) post(ctx context.Context, channel, threadTS, text string, blocks [
 		opts = append(opts, slack.MsgOptionTS(threadTS))
 	}
 	ch, ts, err := a.opts.API.PostMessageContext(ctx, channel, opts...)
+	a.noteAuth(err)
 	if err != nil {
 		return "", "", fmt.Errorf("slackapp: post message: %w", err)
 	}
@@ -138,6 +140,7 @@ func (a *App) reply(ctx context.Context, t thread, user, text string) {
 func (a *App) ephemeral(ctx context.Context, channel, user, responseURL, text string) {
 	if channel != "" {
 		_, err := a.opts.API.PostEphemeralContext(ctx, channel, user, slack.MsgOptionText(text, false))
+		a.noteAuth(err)
 		if err == nil {
 			return
 		}

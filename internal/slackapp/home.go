@@ -41,6 +41,7 @@ func (a *App) publishHome(ctx context.Context, principal string) {
 	}
 	view := HomeView(conns, grants, pending, events)
 	if _, err := a.opts.API.PublishViewContext(ctx, slack.PublishViewContextRequest{UserID: user, View: view}); err != nil {
+		a.noteAuth(err)
 		a.log.WarnContext(ctx, "app home not published", "slack_user", user, "err", err)
 	}
 }

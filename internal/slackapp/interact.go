@@ -198,6 +198,7 @@ func (a *App) openStepUp(ctx context.Context, c click) {
 		}
 	}
 	if _, err := a.opts.API.OpenViewContext(ctx, c.trigger, StepUpModal(c.value)); err != nil {
+		a.noteAuth(err)
 		a.log.WarnContext(ctx, "step-up modal not opened", "request_id", c.value, "slack_user", c.user, "err", err)
 		a.tell(ctx, c, "The code window didn't open in time. Click \"Verify it's you\" again.")
 	}

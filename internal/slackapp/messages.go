@@ -228,6 +228,7 @@ func (a *App) updateMessages(ctx context.Context, id, by string) {
 		text := escape(fmt.Sprintf("%s on %s: %s", r.Step.Action, r.Resource.Name, outcome))
 		_, _, _, err := a.opts.API.UpdateMessageContext(ctx, m.Channel, m.TS,
 			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(DecidedMessage(r, who, at, outcome)...))
+		a.noteAuth(err)
 		if err != nil && !slackGone(err) {
 			allShown = false
 			a.log.WarnContext(ctx, "slack message update failed", "request_id", id, "slack_user", m.User, "err", err)

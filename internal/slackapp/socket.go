@@ -54,6 +54,10 @@ type transport struct {
 	backoffMin  time.Duration
 	backoffMax  time.Duration
 	stableAfter time.Duration
+
+	// refused carries the code of a Web API answer that says the bot token
+	// no longer works (revoked while running); Run stops on it.
+	refused chan string
 }
 
 func (t *transport) init(a *App) error {
@@ -66,7 +70,20 @@ func (t *transport) init(a *App) error {
 	t.backoffMin = time.Second
 	t.backoffMax = time.Minute
 	t.stableAfter = time.Minute
+	t.refused = make(chan string, 1)
 	return nil
+}
+
+// noteAuth watches a Web API call's error for a refusal of the bot token:
+// the handlers call it after every call, so a token revoked while the app
+// runs stops Run with ErrFatalAuth instead of failing every reply quietly.
+func (a *App) noteAuth(err error) {
+	if code := fatalAuthCode(err); code != "" {
+		select {
+		case a.tr.refused <- code:
+		default:
+		}
+	}
 }
 
 func (t *transport) setConnected(up bool) {
@@ -117,6 +134,15 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.background(gctx) })
 	g.Go(func() error { return s.serve(gctx) })
+	g.Go(func() error {
+		select {
+		case code := <-a.tr.refused:
+			a.tr.setConnected(false)
+			return fmt.Errorf("%w: a Web API call answered %s: check the bot token (SLACK_BOT_TOKEN)", ErrFatalAuth, code)
+		case <-gctx.Done():
+			return nil
+		}
+	})
 	err := g.Wait()
 
 	// serve has returned, so its reader is gone and nothing sends any more.

@@ -675,6 +675,37 @@ func TestSocketFatalAuth(t *testing.T) {
 	}
 }
 
+// TestSocketTokenRevokedWhileRunning: a bot token revoked while the app
+// runs shows in the answer to the next Web API call; Run stops with
+// ErrFatalAuth, naming the code, instead of failing every reply quietly.
+func TestSocketTokenRevokedWhileRunning(t *testing.T) {
+	srv := slacktest.New(t)
+	sa := socketNew(t, srv, redistest.Open(t)(), socketConfig{})
+	sa.handle = func(ctx context.Context, w work) error {
+		_, _, err := sa.post(ctx, "C1", "", "hello", nil)
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sa.Run(ctx) }()
+	socketWaitAck(t, srv, socketPush(t, srv, socketMention(srv, "U1", "before")))
+	socketWait(t, "the first reply", func() bool { return len(srv.Messages("C1")) == 1 })
+	srv.RevokeTokens()
+	socketPush(t, srv, socketMention(srv, "U1", "after"))
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrFatalAuth) || !strings.Contains(err.Error(), "token_revoked") {
+			t.Fatalf("Run = %v, want ErrFatalAuth naming token_revoked", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not stop after Slack refused the token")
+	}
+	if sa.Connected() {
+		t.Error("Connected() after the token was refused")
+	}
+}
+
 func TestSocketShutdownDrains(t *testing.T) {
 	srv := slacktest.New(t)
 	st := memstore.New(memstore.Options{})

@@ -65,6 +65,7 @@ type Server struct {
 	triggers  map[string]bool // trigger_id → already exchanged
 	limit     postLimit
 	windows   map[string]*window
+	revoked   bool // RevokeTokens was called
 }
 
 // New starts a fake Slack on loopback and stops it when the test ends.

@@ -203,8 +203,13 @@ func (s *Server) webAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var rep reply
+	s.mu.Lock()
+	revoked := s.revoked
+	s.mu.Unlock()
 	if code := authError(token, "xoxb-"); code != "" {
 		rep = reply{code: code}
+	} else if revoked {
+		rep = reply{code: "token_revoked"}
 	} else {
 		s.mu.Lock()
 		rep = s.dispatchLocked(method, fields)
@@ -224,6 +229,14 @@ func (s *Server) webAPI(w http.ResponseWriter, r *http.Request) {
 		rep.body["ok"] = true
 		writeJSON(w, rep.status, rep.body)
 	}
+}
+
+// RevokeTokens makes every later Web API call answer token_revoked, as
+// Slack does once a workspace admin has revoked the app's bot token.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revoked = true
 }
 
 func (s *Server) dispatchLocked(method string, f map[string]string) reply {
