@@ -112,7 +112,7 @@ func (a *App) Run(ctx context.Context) error {
 		return nil // ctx ended while auth.test was being retried
 	}
 
-	s := &session{a: a, t: &a.tr, m: a.tr.m}
+	s := &session{a: a, t: &a.tr, m: a.tr.m, busy: make(chan string, 64)}
 	// The queues hold pointers: a work is over 4 KB, and a channel
 	// allocates its whole buffer up front (8 bytes × Queue per worker,
 	// 5 MB by default, untouched until used). The bound is shared: see
@@ -134,6 +134,7 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.background(gctx) })
 	g.Go(func() error { return s.serve(gctx) })
+	g.Go(func() error { s.notifyBusy(gctx); return nil })
 	g.Go(func() error {
 		select {
 		case code := <-a.tr.refused:
@@ -207,6 +208,9 @@ type session struct {
 	t      *transport
 	m      *metrics
 	queues []chan *work
+	// busy takes the response_urls of clicks that were acked but not
+	// handled (the queues were full), for notifyBusy to answer.
+	busy chan string
 	// queued counts the envelopes waiting in all queues; Options.Queue
 	// bounds it. Each queue could hold the whole bound, so a burst from
 	// one person (one queue) is not refused while the others are empty.
@@ -385,10 +389,17 @@ func (r *reader) envelope(ctx context.Context, evt socketmode.Event, received ti
 			r.a.log.Debug("slack worker queue full, event left for redelivery", "type", typ, "envelope_id", w.envelopeID)
 			return
 		}
-		// A click or command is not redelivered: unacked, Slack shows the
-		// person an error, which is no better than a bare ack.
+		// A click or command is not redelivered: ack it with a word to the
+		// person (in the ack where Slack takes one, else through the
+		// response_url, off the reader) so they know to try again.
 		r.a.log.Warn("slack worker queue full, envelope acked but not handled", "type", typ, "envelope_id", w.envelopeID)
-		r.ack(ctx, w, nil, received)
+		r.ack(ctx, w, busyPayload(w), received)
+		if w.interaction.Type == slack.InteractionTypeBlockActions && w.interaction.ResponseURL != "" {
+			select {
+			case r.busy <- w.interaction.ResponseURL:
+			default: // the notifier is behind too: the log has it
+			}
+		}
 		return
 	}
 	if !r.ack(ctx, w, r.payload(w), received) {
@@ -630,4 +641,37 @@ type debugLog struct{ log *slog.Logger }
 func (l debugLog) Output(_ int, s string) error {
 	l.log.Debug("slack socket mode", "detail", strings.TrimSpace(s))
 	return nil
+}
+
+// busyText tells someone whose click or command could not be taken.
+const busyText = "AgentHub is very busy right now and could not take that. Nothing was done: try again in a moment."
+
+// busyPayload is the ack of an envelope the queues had no room for: a
+// slash command's ephemeral answer, or a modal's error that keeps it open.
+// A click's ack carries nothing Slack shows, so notifyBusy answers it.
+func busyPayload(w *work) any {
+	switch {
+	case w.typ == socketmode.EventTypeSlashCommand:
+		return map[string]any{"response_type": "ephemeral", "text": busyText}
+	case w.interaction.Type == slack.InteractionTypeViewSubmission:
+		if block, _, ok := codeField(w.interaction.View.CallbackID); ok {
+			return map[string]any{"response_action": "errors", "errors": map[string]string{block: busyText}}
+		}
+	}
+	return nil
+}
+
+// notifyBusy answers clicks that were acked but not handled, one at a
+// time, until ctx ends.
+func (s *session) notifyBusy(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case url := <-s.busy:
+			if err := s.a.respond(ctx, url, busyText); err != nil {
+				s.a.log.Warn("slack busy answer failed", "error", err)
+			}
+		}
+	}
 }

@@ -357,10 +357,34 @@ func TestSocketFullQueue(t *testing.T) {
 	socketWait(t, "3 events dropped", func() bool { return sa.counter(sa.tr.m.dropped, "events_api") == 3 })
 	// A slash command is acked even when it cannot be handled.
 	cmd := socketPush(t, srv, srv.SlashCommand(slacktest.Command{User: "U9", Channel: "D9", Command: "/agenthub", Text: "help"}))
-	socketWaitAck(t, srv, cmd)
+	cmdAck, err := srv.WaitAck(socketCtx(t), cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got, want := sa.counter(sa.tr.m.dropped, "slash_commands"), 1; got != want {
 		t.Errorf("slash commands dropped = %d, want %d", got, want)
 	}
+	// The person hears that nothing was done: in the slash command's ack,
+	// and through a click's response_url.
+	if !strings.Contains(string(cmdAck.Payload), "try again") || !strings.Contains(string(cmdAck.Payload), "ephemeral") {
+		t.Errorf("dropped slash command's ack = %s, want an ephemeral busy answer", cmdAck.Payload)
+	}
+	click := srv.BlockAction(slacktest.Action{User: "U8", Channel: "D8", MessageTS: "1.2", ActionID: ActionConnect, Value: "github"})
+	var probe struct {
+		ResponseURL string `json:"response_url"`
+	}
+	if err := json.Unmarshal(click.Payload, &probe); err != nil {
+		t.Fatal(err)
+	}
+	socketWaitAck(t, srv, socketPush(t, srv, click))
+	socketWait(t, "the dropped click's busy answer", func() bool {
+		for _, r := range srv.Responses() {
+			if r.URL == probe.ResponseURL && strings.Contains(r.Text, "try again") {
+				return true
+			}
+		}
+		return false
+	})
 	for _, a := range srv.Acks() {
 		if slices.Contains(extraIDs, a.EnvelopeID) {
 			t.Errorf("dropped event %s was acked; Slack would not redeliver it", a.EnvelopeID)
