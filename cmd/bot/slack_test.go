@@ -177,15 +177,11 @@ func buttonValue(t *testing.T, blocks json.RawMessage, actionID string) string {
 // eventTS is the ts of the message an events_api envelope carries.
 func eventTS(t *testing.T, env slacktest.Envelope) string {
 	t.Helper()
-	var p struct {
-		Event struct {
-			TS string `json:"ts"`
-		} `json:"event"`
+	ts := env.EventTS()
+	if ts == "" {
+		t.Fatal("no event ts in the envelope")
 	}
-	if err := json.Unmarshal(env.Payload, &p); err != nil || p.Event.TS == "" {
-		t.Fatalf("no event ts in the envelope: %v", err)
-	}
-	return p.Event.TS
+	return ts
 }
 
 // threadReplies are the bot's messages in channel's thread under ts.
@@ -251,16 +247,14 @@ func TestSlackBotEndToEnd(t *testing.T) {
 	// A stranger's click is refused, ephemerally, and changes nothing.
 	strangerClick := srv.BlockAction(slacktest.Action{User: mallory, Channel: dm, MessageTS: approval.TS,
 		ActionID: slackapp.ActionDecidePrefix + broker.ChoiceOnce, Value: reqID})
-	var probe struct {
-		ResponseURL string `json:"response_url"`
-	}
-	if err := json.Unmarshal(strangerClick.Payload, &probe); err != nil || probe.ResponseURL == "" {
-		t.Fatalf("click payload has no response_url: %v", err)
+	strangerURL := strangerClick.ResponseURL()
+	if strangerURL == "" {
+		t.Fatal("click payload has no response_url")
 	}
 	push(t, srv, strangerClick)
 	eventually(t, "the stranger's ephemeral refusal", func() bool {
 		for _, r := range srv.Responses() {
-			if r.URL == probe.ResponseURL && (r.ResponseType == "ephemeral" || r.ResponseType == "") && !r.ReplaceOriginal {
+			if r.URL == strangerURL && (r.ResponseType == "ephemeral" || r.ResponseType == "") && !r.ReplaceOriginal {
 				return true
 			}
 		}

@@ -64,18 +64,14 @@ func TestMessageRepliesInThread(t *testing.T) {
 	}
 }
 
-// eventTS returns the ts of an events_api envelope's message.
+// eventTS is the ts of the message an events_api envelope carries.
 func eventTS(t *testing.T, env slacktest.Envelope) string {
 	t.Helper()
-	var p struct {
-		Event struct {
-			TS string `json:"ts"`
-		} `json:"event"`
+	ts := env.EventTS()
+	if ts == "" {
+		t.Fatal("no event ts in the envelope")
 	}
-	if err := json.Unmarshal(env.Payload, &p); err != nil || p.Event.TS == "" {
-		t.Fatalf("no ts in the event: %v", err)
-	}
-	return p.Event.TS
+	return ts
 }
 
 func TestBotsOwnMessagesAreIgnored(t *testing.T) {

@@ -218,6 +218,24 @@ func socketWaitAck(tb testing.TB, srv *slacktest.Server, id string) {
 }
 
 // socketRecorder remembers the work handlers ran.
+// blockHandlers makes every handler wait for release to be closed (or its
+// context to end), saying on entered that it started and recording the
+// work in rec once it is let go.
+func (sa *socketApp) blockHandlers() (release chan struct{}, entered chan struct{}, rec *socketRecorder) {
+	release, entered, rec = make(chan struct{}), make(chan struct{}, 1000), &socketRecorder{}
+	sa.handle = func(ctx context.Context, w work) error {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		rec.add(w)
+		return nil
+	}
+	return release, entered, rec
+}
+
 type socketRecorder struct {
 	mu   sync.Mutex
 	done []work
@@ -318,19 +336,7 @@ func TestSocketAcksBeforeWork(t *testing.T) {
 func TestSocketFullQueue(t *testing.T) {
 	srv := slacktest.New(t)
 	sa := socketNew(t, srv, redistest.Open(t)(), socketConfig{opts: func(o *Options) { o.Workers, o.Queue = 1, 2 }})
-	release := make(chan struct{})
-	entered := make(chan struct{}, 100)
-	var rec socketRecorder
-	sa.handle = func(ctx context.Context, w work) error {
-		entered <- struct{}{}
-		select {
-		case <-release:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		rec.add(w)
-		return nil
-	}
+	release, entered, rec := sa.blockHandlers()
 	sa.start(t)
 
 	first := socketPush(t, srv, socketMention(srv, "U1", "first"))
@@ -370,16 +376,10 @@ func TestSocketFullQueue(t *testing.T) {
 		t.Errorf("dropped slash command's ack = %s, want an ephemeral busy answer", cmdAck.Payload)
 	}
 	click := srv.BlockAction(slacktest.Action{User: "U8", Channel: "D8", MessageTS: "1.2", ActionID: ActionConnect, Value: "github"})
-	var probe struct {
-		ResponseURL string `json:"response_url"`
-	}
-	if err := json.Unmarshal(click.Payload, &probe); err != nil {
-		t.Fatal(err)
-	}
 	socketWaitAck(t, srv, socketPush(t, srv, click))
 	socketWait(t, "the dropped click's busy answer", func() bool {
 		for _, r := range srv.Responses() {
-			if r.URL == probe.ResponseURL && strings.Contains(r.Text, "try again") {
+			if r.URL == click.ResponseURL() && strings.Contains(r.Text, "try again") {
 				return true
 			}
 		}
@@ -410,19 +410,7 @@ func TestSocketFullQueue(t *testing.T) {
 func TestSocketQueueBoundIsShared(t *testing.T) {
 	srv := slacktest.New(t)
 	sa := socketNew(t, srv, redistest.Open(t)(), socketConfig{opts: func(o *Options) { o.Workers, o.Queue = 4, 6 }})
-	release := make(chan struct{})
-	entered := make(chan struct{}, 100)
-	var rec socketRecorder
-	sa.handle = func(ctx context.Context, w work) error {
-		entered <- struct{}{}
-		select {
-		case <-release:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		rec.add(w)
-		return nil
-	}
+	release, entered, rec := sa.blockHandlers()
 	sa.start(t)
 	first := socketPush(t, srv, socketMention(srv, "U1", "first"))
 	select {
