@@ -79,13 +79,8 @@ type Recorder struct {
 	leading bool      // a caller is committing a batch; invariant: !leading implies len(queue) == 0
 
 	// The head of the log as last read or written, used only by the leader.
-	// headKnown says it can be trusted without a read: entries are never
-	// rewritten and an append names the head it follows, so a head that
-	// another writer has moved meanwhile makes the append fail with a
-	// conflict, which clears headKnown and reads the head again.
-	headSeq   uint64
-	headHash  [hexLen]byte
-	headKnown bool
+	headSeq  uint64
+	headHash [hexLen]byte
 }
 
 // waiter is one Record call in the group-commit queue.
@@ -304,10 +299,8 @@ func (r *Recorder) handoff() {
 // other would never get an event in.
 func (r *Recorder) commit(ctx context.Context, batch []*waiter) ([]*waiter, []Event, error) {
 	for attempt := 1; ; attempt++ {
-		if !r.headKnown {
-			if err := r.loadHead(ctx); err != nil {
-				return batch, nil, err
-			}
+		if err := r.loadHead(ctx); err != nil {
+			return batch, nil, err
 		}
 		size := 0
 		for _, w := range batch {
@@ -336,12 +329,8 @@ func (r *Recorder) commit(ctx context.Context, batch []*waiter) ([]*waiter, []Ev
 		}
 		err := r.store.Append(ctx, r.log, r.headSeq, values)
 		if err == nil {
-			r.headSeq, r.headHash, r.headKnown = seq, prev, true
 			return batch, outs, nil
 		}
-		// A conflict means another writer moved the head; any other error
-		// may have appended or not. Either way, read the head next time.
-		r.headKnown = false
 		if !errors.Is(err, store.ErrConflict) {
 			return batch, nil, fmt.Errorf("audit: append to log %q: %w", r.log, err)
 		}
@@ -362,7 +351,7 @@ func (r *Recorder) loadHead(ctx context.Context) error {
 		return fmt.Errorf("audit: read head of log %q: %w", r.log, err)
 	}
 	if head.Seq == 0 {
-		r.headSeq, r.headHash, r.headKnown = 0, [hexLen]byte([]byte(genesis)), true
+		r.headSeq, r.headHash = 0, [hexLen]byte([]byte(genesis))
 		return nil
 	}
 	f, err := parseFrame(head.Value)
@@ -374,7 +363,6 @@ func (r *Recorder) loadHead(ctx context.Context) error {
 	}
 	r.headSeq = head.Seq
 	copy(r.headHash[:], f.hash)
-	r.headKnown = true
 	return nil
 }
 
