@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 )
@@ -26,11 +25,10 @@ func (r *Recorder) TailOf(ctx context.Context, actor string, n, window int) ([]E
 	if actor == "" || n <= 0 || window <= 0 {
 		return nil, nil
 	}
-	quoted, err := json.Marshal(actor)
-	if err != nil {
-		return nil, fmt.Errorf("audit: actor: %w", err)
-	}
-	needle := append([]byte(`"actor":`), quoted...)
+	// The stored line's own spelling of the field (appendJSONString, not
+	// encoding/json, which would escape <, > and &), with the comma that
+	// makes it the top-level field.
+	needle := appendJSONString([]byte(`,"actor":`), actor)
 	head, err := r.store.Head(ctx, r.log)
 	if err != nil {
 		return nil, fmt.Errorf("audit: read head of log %q: %w", r.log, err)
