@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/sim"
 	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/store/memstore"
 )
 
 func TestPublicReadRuns(t *testing.T) {
@@ -631,5 +633,46 @@ func TestLookup(t *testing.T) {
 	}
 	if _, err := f.b.Lookup(f.ctx, "nope"); !errors.Is(err, ErrNoRequest) {
 		t.Errorf("Lookup(unknown) err = %v, want ErrNoRequest", err)
+	}
+}
+
+// cancelOn cancels a context when a request matching method and path
+// suffix is sent, as an adapter's deadline might strike mid-call.
+type cancelOn struct {
+	next   http.RoundTripper
+	cancel context.CancelFunc
+	method string
+	suffix string
+}
+
+func (c cancelOn) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == c.method && strings.HasSuffix(r.URL.Path, c.suffix) {
+		c.cancel()
+	}
+	return c.next.RoundTrip(r)
+}
+
+// TestOutcomeRecordedWhenTheCallersContextEnds: the caller's context ends
+// during the provider call (the Slack app gives each envelope a deadline).
+// The outcome must still reach the audit trail and the request must still
+// leave executing: a step that may have run is never left unrecorded.
+func TestOutcomeRecordedWhenTheCallersContextEnds(t *testing.T) {
+	f := newFixtureWith(t, memstore.New(memstore.Options{}), true)
+	a := f.approval("comment 'LGTM' on PR 7 in acme/payments")
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	f.simTime.next = cancelOn{next: f.simTime.next, cancel: cancel, method: http.MethodPost, suffix: "/comments"}
+	f.b.Decide(ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceOnce})
+	if got := f.request(a.RequestID).Status; got != StatusSucceeded && got != StatusFailed {
+		t.Fatalf("request status = %s, want succeeded or failed", got)
+	}
+	outcomes := 0
+	for _, e := range f.events(a.RequestID) {
+		if e.Kind == audit.ActionSucceeded || e.Kind == audit.ActionFailed {
+			outcomes++
+		}
+	}
+	if outcomes != 1 {
+		t.Errorf("outcome events = %d, want 1", outcomes)
 	}
 }

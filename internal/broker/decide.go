@@ -260,7 +260,9 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 	if ok {
 		r.Status = StatusSucceeded
 	}
-	if _, err := b.transition(ctx, r, next); err != nil {
+	fctx, cancel := finishing(ctx)
+	defer cancel()
+	if _, err := b.transition(fctx, r, next); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
 	return []Output{out}, runErr

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/agenthub/agenthub/internal/agent"
 	"github.com/agenthub/agenthub/internal/audit"
@@ -283,6 +284,12 @@ func (b *Broker) run(ctx context.Context, principal, id string, act *agent.Actio
 		return out, false, fmt.Errorf("broker: lease for %s: %w", id, err)
 	}
 	result, xerr := act.Execute(ctx, lease.Client(), args)
+	// Once the provider has answered (or the deadline cut it short), the
+	// outcome must reach the trail and the request whatever became of the
+	// caller's context: an adapter's deadline must not leave a step that
+	// ran unrecorded, or its request stuck in executing.
+	ctx, cancel := finishing(ctx)
+	defer cancel()
 	if err := lease.Release(ctx); err != nil {
 		b.log.WarnContext(ctx, "release lease", "request_id", id, "err", err)
 	}
@@ -304,6 +311,14 @@ func (b *Broker) run(ctx context.Context, principal, id string, act *agent.Actio
 }
 
 // leaseProblem turns a connection problem into the output that fixes it.
+// finishTimeout bounds the bookkeeping after a provider call.
+const finishTimeout = 10 * time.Second
+
+// finishing is ctx without its cancellation, bounded by finishTimeout.
+func finishing(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+}
+
 func leaseProblem(act *agent.Action, err error) (Output, bool) {
 	switch {
 	case errors.Is(err, vault.ErrNotConnected), errors.Is(err, vault.ErrLeaseRevoked):

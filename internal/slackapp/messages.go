@@ -340,7 +340,10 @@ func (a *App) sweepOnce(ctx context.Context) error {
 	}()
 	pctx, cancel := context.WithTimeout(ctx, sweepLockTTL-sweepMargin)
 	defer cancel()
-	return errors.Join(a.sweepRequests(pctx), a.sweepEnrolments(pctx))
+	// Enrolments first: a secret left in a DM matters more than a stale
+	// button, and a long request backlog must not use up the pass.
+	enrolErr := a.sweepEnrolments(pctx)
+	return errors.Join(enrolErr, a.sweepRequests(pctx))
 }
 
 // sweepEnrolments rewrites the enrolment DMs whose secret must go: those
