@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -139,7 +140,8 @@ func (a *App) openEnrolConfirm(ctx context.Context, c click) {
 	if a.opts.Enroller == nil {
 		return
 	}
-	if _, err := a.opts.API.OpenViewContext(ctx, c.trigger, EnrolModal(c.value)); err != nil {
+	shownIn := enrolmentDM{Channel: c.channel, TS: c.messageTS, RequestID: c.value}
+	if _, err := a.opts.API.OpenViewContext(ctx, c.trigger, EnrolModal(shownIn)); err != nil {
 		a.noteAuth(err)
 		a.log.WarnContext(ctx, "enrolment modal not opened", "slack_user", c.user, "err", err)
 		a.tell(ctx, c, "The code window didn't open in time. Click Confirm again.")
@@ -173,10 +175,31 @@ func (a *App) submitEnrol(ctx context.Context, principal string, v slack.View) {
 		a.reply(ctx, thread{}, user, escape(text))
 		return
 	}
+	// The DM the Confirm button was pressed in shows the secret that now
+	// works, whether or not the record names it (its write may have failed,
+	// or the post that made it may have timed out after Slack took it): it
+	// joins the DMs to rewrite.
+	shownIn := enrolModalMeta(v.PrivateMetadata)
+	if shownIn.Channel != "" && shownIn.TS != "" {
+		err := a.updateEnrolment(ctx, principal, func(rec *enrolmentRecord, _ bool) bool {
+			same := func(d enrolmentDM) bool { return d.Channel == shownIn.Channel && d.TS == shownIn.TS }
+			if rec.Current != nil && same(*rec.Current) || slices.ContainsFunc(rec.Retire, func(r retiredDM) bool { return same(r.enrolmentDM) }) {
+				return false
+			}
+			rec.Retire = append(rec.Retire, retiredDM{shownIn, retireConfirmed})
+			return true
+		})
+		if err != nil {
+			a.log.WarnContext(ctx, "enrolment dm record not updated", "slack_user", user, "err", err)
+			if err := a.rewriteEnrolmentDM(ctx, shownIn, retireConfirmed); err != nil {
+				a.log.ErrorContext(ctx, "enrolment dm still shows its secret", "slack_user", user, "err", err)
+			}
+		}
+	}
 	a.retireCurrent(ctx, principal, retireConfirmed)
 
 	// The request that was waiting gets its step-up now.
-	id := v.PrivateMetadata
+	id := shownIn.RequestID
 	r, err := a.opts.Broker.Lookup(ctx, id)
 	if err != nil || r.Principal != principal || r.Status != broker.StatusAwaitingStepUp {
 		return
@@ -372,7 +395,12 @@ func EnrolmentMessage(enr stepup.Enrolment, requestID string) []slack.Block {
 
 // EnrolModal asks for the first code of a new authenticator. Its private
 // metadata is the waiting request's ID.
-func EnrolModal(requestID string) slack.ModalViewRequest {
+//
+// Its private metadata names the waiting request and the DM the Confirm
+// button was pressed in (Slack keeps it from the person's reach), so that
+// DM's secret is removed once it works, whatever the store recorded.
+func EnrolModal(shownIn enrolmentDM) slack.ModalViewRequest {
+	meta, _ := json.Marshal(shownIn)
 	input := slack.NewPlainTextInputBlockElement(plain("123456", 150), EnrolActionID).
 		WithMinLength(6).WithMaxLength(6)
 	return slack.ModalViewRequest{
@@ -381,10 +409,20 @@ func EnrolModal(requestID string) slack.ModalViewRequest {
 		Submit:          plain("Confirm", maxModalTitle),
 		Close:           plain("Cancel", maxModalTitle),
 		CallbackID:      CallbackEnrol,
-		PrivateMetadata: cut(requestID, maxMetadata),
+		PrivateMetadata: string(meta),
 		Blocks: slack.Blocks{BlockSet: []slack.Block{
 			section("Type the 6-digit code your authenticator app shows for AgentHub."),
 			slack.NewInputBlock(EnrolBlockID, plain("6-digit code", 2000), nil, input),
 		}},
 	}
+}
+
+// enrolModalMeta reads EnrolModal's private metadata; a bare request ID is
+// what modals opened by an earlier version carry.
+func enrolModalMeta(meta string) enrolmentDM {
+	var dm enrolmentDM
+	if err := json.Unmarshal([]byte(meta), &dm); err != nil {
+		return enrolmentDM{RequestID: meta}
+	}
+	return dm
 }

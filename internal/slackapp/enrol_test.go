@@ -144,5 +144,5 @@ func TestEnrolmentGolden(t *testing.T) {
 		URI:    vault.NewSecret("otpauth://totp/AgentHub:T1%3AU1?algorithm=SHA1&digits=6&issuer=AgentHub&period=30&secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
 	}
 	golden(t, "enrolment_message", EnrolmentMessage(enr, "0123456789abcdef0123456789abcdef"))
-	golden(t, "enrolment_modal", EnrolModal("0123456789abcdef0123456789abcdef"))
+	golden(t, "enrolment_modal", EnrolModal(enrolmentDM{Channel: "D0ALICE01", TS: "1764252180.000042", RequestID: "0123456789abcdef0123456789abcdef"}))
 }

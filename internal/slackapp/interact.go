@@ -21,6 +21,7 @@ type click struct {
 	channel     string // the channel of the message holding the button; "" in App Home
 	trigger     string
 	responseURL string
+	messageTS   string // the message holding the button; "" in App Home
 	actionID    string
 	value       string
 }
@@ -44,7 +45,7 @@ func (a *App) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 		c := click{
 			principal: principalOf(team, cb.User.ID), user: cb.User.ID,
 			channel: cb.Container.ChannelID, trigger: cb.TriggerID, responseURL: cb.ResponseURL,
-			actionID: act.ActionID, value: act.Value,
+			messageTS: cb.Container.MessageTs, actionID: act.ActionID, value: act.Value,
 		}
 		if c.channel == "" {
 			c.channel = cb.Channel.ID

@@ -599,3 +599,54 @@ func mentionTS(t *testing.T, env slacktest.Envelope) string {
 	}
 	return p.Event.TS
 }
+
+// flakyEnrolmentStore fails enrolment-record writes while down is set.
+type flakyEnrolmentStore struct {
+	store.Store
+	down *atomic.Bool
+}
+
+func (s flakyEnrolmentStore) Create(ctx context.Context, k store.Key, v []byte, ttl time.Duration) error {
+	if k.Kind == enrolmentKind && s.down.Load() {
+		return errStoreDown
+	}
+	return s.Store.Create(ctx, k, v, ttl)
+}
+
+// An enrolment DM whose record write failed (a blip) and whose "unsaved"
+// rewrite failed too still shows a live secret and a working Confirm
+// button. Confirming from it activates that secret, so the DM the button
+// was pressed in (named by the modal's metadata) must lose it, though no
+// record named it (a second review's finding).
+func TestUntrackedEnrolmentDMLosesItsSecretOnConfirm(t *testing.T) {
+	f := newFlow(t, flowOptions{})
+	var down atomic.Bool
+	down.Store(true)
+	f.app.opts.Store = flakyEnrolmentStore{Store: f.store, down: &down}
+	f.app.opts.API = slackProxy(t, f, func(method string) bool {
+		return method == "chat.update" && down.Load()
+	})
+	askMerge(t, f)
+	enrolment := f.lastDM(alice)
+	secret := enrolmentSecret(t, enrolment)
+	if !strings.Contains(flowTexts(f.message(enrolment).Blocks), secret) {
+		t.Fatal("setup: the DM lost its secret")
+	}
+	down.Store(false) // the blip is over
+
+	f.do(f.click(alice, enrolment, ActionEnrolConfirm))
+	code, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.submit(alice, code)
+	if ok, err := f.env.StepUp.Enrolled(f.ctx, testPrincipal(alice)); err != nil || !ok {
+		t.Fatalf("Enrolled = %v, %v; want true (confirmed from the untracked DM)", ok, err)
+	}
+	if err := f.app.sweepOnce(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if texts := flowTexts(f.message(enrolment).Blocks); strings.Contains(texts, secret) {
+		t.Errorf("the ACTIVE TOTP secret is still shown in the enrolment DM after confirmation and a sweep")
+	}
+}
