@@ -19,7 +19,8 @@ const usage = `AgentHub: AI agents act in GitHub, Google Calendar and Slack for 
 without ever holding your credentials.
 
 Usage:
-  bot                    run the Slack bot (Socket Mode; needs the settings below)
+  bot                    run the Slack bot in Socket Mode (for now with AGENTHUB_DEMO=1:
+                         simulated providers; settings in docs/INSTALL.md)
   bot demo               an offline session in the terminal (no keys, no network);
                          flags: -json, -store URL, -policy FILE
   bot version            print the version
