@@ -246,41 +246,34 @@ func (f *flow) submit(user, code string) string {
 // flowButtons maps the action IDs of a message's buttons to their values.
 func flowButtons(blocks json.RawMessage) map[string]string {
 	out := map[string]string{}
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			if x["type"] == "button" {
-				id, _ := x["action_id"].(string)
-				value, _ := x["value"].(string)
-				out[id] = value
-			}
-			for _, c := range x {
-				walk(c)
-			}
-		case []any:
-			for _, c := range x {
-				walk(c)
-			}
+	walkObjects(blocks, func(x map[string]any) {
+		if x["type"] == "button" {
+			id, _ := x["action_id"].(string)
+			value, _ := x["value"].(string)
+			out[id] = value
 		}
-	}
-	var v any
-	if json.Unmarshal(blocks, &v) == nil {
-		walk(v)
-	}
+	})
 	return out
 }
 
 // flowTexts joins every text of a message's blocks.
 func flowTexts(blocks json.RawMessage) string {
 	var b strings.Builder
+	walkObjects(blocks, func(x map[string]any) {
+		if s, ok := x["text"].(string); ok {
+			b.WriteString(s + "\n")
+		}
+	})
+	return b.String()
+}
+
+// walkObjects calls visit for every JSON object in raw, depth first.
+func walkObjects(raw json.RawMessage, visit func(map[string]any)) {
 	var walk func(v any)
 	walk = func(v any) {
 		switch x := v.(type) {
 		case map[string]any:
-			if s, ok := x["text"].(string); ok {
-				b.WriteString(s + "\n")
-			}
+			visit(x)
 			for _, c := range x {
 				walk(c)
 			}
@@ -291,10 +284,9 @@ func flowTexts(blocks json.RawMessage) string {
 		}
 	}
 	var v any
-	if json.Unmarshal(blocks, &v) == nil {
+	if json.Unmarshal(raw, &v) == nil {
 		walk(v)
 	}
-	return b.String()
 }
 
 // events returns the audit trail's events of kind.
