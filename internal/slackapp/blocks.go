@@ -487,8 +487,16 @@ func HomeView(conns []HomeConnection, grants []broker.Grant, pending []broker.Re
 		})
 	blocks = appendList(blocks, "Pending requests", "Nothing is waiting for you.",
 		"pending requests", pending, homeMaxPending, func(r broker.Request) slack.Block {
-			return section(fmt.Sprintf("*%s* on `%s` · %s\nExpires %s · the buttons are in your DMs",
-				escape(r.Step.Action), escape(r.Resource.Name), escape(string(r.Status)), when(r.Expires)))
+			if r.Status == broker.StatusAwaitingStepUp {
+				// Approved already: only the code is missing, and asking
+				// for it from here shows nothing the DM did not.
+				text := fmt.Sprintf("*%s* on %s · approved, waits for your code\nExpires %s",
+					escape(r.Step.Action), code(r.Resource.Name), when(r.Expires))
+				b := button(ActionStepUp, "Verify it's you", r.ID).WithStyle(slack.StylePrimary)
+				return slack.NewSectionBlock(mrkdwn(clip(text, maxSectionText)), nil, slack.NewAccessory(b))
+			}
+			return section(fmt.Sprintf("*%s* on %s · %s\nExpires %s · the buttons are in your DMs",
+				escape(r.Step.Action), code(r.Resource.Name), escape(string(r.Status)), when(r.Expires)))
 		})
 
 	blocks = append(blocks, slack.NewDividerBlock(), header("Recent activity"))

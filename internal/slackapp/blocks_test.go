@@ -78,7 +78,9 @@ func homeData() ([]HomeConnection, []broker.Grant, []broker.Request, []audit.Eve
 		{ID: "g_1", Action: "github.create_issue", Agent: "github", Service: "github", Resource: "acme/payments", Lifetime: policy.OneHour, Expires: t0.Add(time.Hour)},
 		{ID: "g_2", Action: "calendar.create_event", Agent: "calendar", Service: "google", Resource: "primary", Lifetime: policy.Standing},
 	}
-	pending := []broker.Request{request()}
+	waiting := request()
+	waiting.ID, waiting.Status = "req_awaiting_code", broker.StatusAwaitingStepUp
+	pending := []broker.Request{request(), waiting}
 	var events []audit.Event
 	for i := range 12 {
 		events = append(events, audit.Event{Seq: uint64(100 + i), Time: t0.Add(time.Duration(i) * time.Minute),
