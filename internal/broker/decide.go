@@ -47,7 +47,7 @@ func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 	}
 
 	if d.Choice == ChoiceDeny {
-		r.Status, r.Decided = StatusDenied, b.now()
+		r.Status, r.Decided, r.DeniedBy = StatusDenied, b.now(), d.Actor
 		if _, err := b.transition(ctx, r, raw); err != nil {
 			return b.lost(ctx, r.ID, err)
 		}
@@ -193,7 +193,7 @@ func (b *Broker) decideSecond(ctx context.Context, r Request, raw []byte, d Deci
 			return []Output{{Kind: KindMessage, RequestID: r.ID, Text: "This request was already decided."}}, nil
 		}
 		if d.Choice == ChoiceDeny {
-			r.Status, r.Decided = StatusDenied, b.now()
+			r.Status, r.Decided, r.DeniedBy = StatusDenied, b.now(), d.Actor
 		} else {
 			r.SecondBy = d.Actor
 			if r.Status == StatusAwaitingSecond {

@@ -70,6 +70,7 @@ type Request struct {
 	// (effect second_approver); SecondBy is the principal who did.
 	Approvers []string        `json:"approvers,omitempty"`
 	SecondBy  string          `json:"second_by,omitempty"`
+	DeniedBy  string          `json:"denied_by,omitempty"` // who denied it: the owner or a second approver
 	Status    Status          `json:"status"`
 	Lifetime  policy.Lifetime `json:"lifetime"` // the owner's choice, once decided
 	Created   time.Time       `json:"created"`

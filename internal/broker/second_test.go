@@ -67,6 +67,9 @@ func TestSecondApprover(t *testing.T) {
 		{"second approver denies", func(t *testing.T, f *fixture, id string) {
 			only(t, f.decide(bob, id, ChoiceDeny), KindMessage)
 			only(t, f.decide(alice, id, ChoiceOnce), KindMessage)
+			if got := f.request(id).DeniedBy; got != bob {
+				t.Errorf("DeniedBy = %q, want %q (the second approver)", got, bob)
+			}
 		}, 0, StatusDenied},
 		{"strangers refused", func(t *testing.T, f *fixture, id string) {
 			for _, actor := range []string{carol, bobElsewhere} {

@@ -264,7 +264,10 @@ func messageState(r broker.Request, m shown, now time.Time, by string) (outcome,
 	if requestOver(r, now) {
 		switch r.Status {
 		case broker.StatusDenied:
-			if by == "" {
+			switch {
+			case r.DeniedBy != "":
+				by = userOf(r.DeniedBy)
+			case by == "":
 				by = owner
 			}
 			return OutcomeDenied, by, decided, false
