@@ -8,13 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
@@ -42,6 +43,13 @@ var fatalAuthCodes = map[string]bool{
 // error) otherwise, so the reader never waits on anything slow: it parses,
 // acks and hands the envelope to a worker queue. Dedupe against the store
 // happens on the worker, because it is I/O.
+//
+// The connection is read and acked on one goroutine, with slack-go's
+// Socket Mode types and its apps.connections.open call but not its client
+// loop, which hands each envelope through three goroutines before its ack is
+// written: with the workers keeping both cores busy, every hand-off waited
+// for a core, and the ack p99 at 1,000 reads/s fell from 5.0 ms to 3.4 ms
+// without them (docs/PERFORMANCE.md).
 type transport struct {
 	m         *metrics
 	connected atomic.Bool
@@ -217,28 +225,16 @@ type session struct {
 	queued atomic.Int64
 }
 
-// serve runs one socketmode client after another until ctx ends or Slack
-// refuses the app-level token. slack-go reconnects by itself when Slack
-// asks it to or the ping watchdog fires; a client only returns on errors it
-// does not retry, and then a fresh one is started after a backoff.
+// serve keeps one Socket Mode connection open at a time until ctx ends or
+// Slack refuses the app-level token. A connection ends when Slack asks for
+// a new one (disconnect: reconnect at once), when no ping or message came
+// for PingInterval (the watchdog), or on a network error (reconnect after a
+// backoff that resets once a connection has lived stableAfter).
 func (s *session) serve(ctx context.Context) error {
 	b := backoff{min: s.t.backoffMin, max: s.t.backoffMax}
 	for {
-		client := socketmode.New(s.a.opts.API,
-			socketmode.OptionPingInterval(s.a.opts.PingInterval),
-			socketmode.OptionLog(debugLog{s.a.log}))
-		cctx, cancel := context.WithCancel(ctx)
-		r := &reader{session: s, client: client}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			r.run(cctx)
-		}()
-		err := client.RunContext(cctx)
-		cancel()
-		<-done
+		lived, err := s.connection(ctx)
 		s.t.setConnected(false)
-
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -246,116 +242,175 @@ func (s *session) serve(ctx context.Context) error {
 			return fmt.Errorf("%w: apps.connections.open answered %s: check the app-level token (SLACK_APP_TOKEN)", ErrFatalAuth, code)
 		}
 		s.m.reconnects.Inc()
-		if !r.connectedAt.IsZero() && time.Since(r.connectedAt) >= s.t.stableAfter {
+		if errors.Is(err, errDisconnect) {
+			s.a.log.Info("slack asked for a new connection")
+			continue
+		}
+		if lived >= s.t.stableAfter {
 			b.reset()
 		}
 		d := b.next()
-		s.a.log.Warn("slack socket mode client stopped, reconnecting", "error", err, "backoff", d)
+		s.a.log.Warn("slack socket mode connection ended, reconnecting", "error", err, "backoff", d)
 		if !sleep(ctx, d) {
 			return nil
 		}
 	}
 }
 
-// reader consumes one client's events. It is the only producer of the
-// worker queues, which is why checking a queue's free space before acking
-// is enough to make the enqueue after the ack never block.
+// errDisconnect is Slack asking the app to open a new connection.
+var errDisconnect = errors.New("slackapp: slack asked for a new connection")
+
+// connection opens one Socket Mode connection (apps.connections.open with
+// the app-level token, then the websocket) and reads it until it ends,
+// acking every envelope from this goroutine, the one that read its frame:
+// an ack waits for no other goroutine, whatever the workers are doing.
+// It returns how long the connection lived.
+func (s *session) connection(ctx context.Context) (time.Duration, error) {
+	_, url, err := s.a.opts.API.StartSocketModeContext(ctx)
+	if err != nil {
+		return 0, err
+	}
+	dialer := websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 10 * time.Second}
+	conn, resp, err := dialer.DialContext(ctx, url, http.Header{"Origin": {"https://api.slack.com"}})
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		// The URL carries a single-use ticket: it is not in the error.
+		return 0, fmt.Errorf("slackapp: open the socket mode websocket: %w", err)
+	}
+	opened := time.Now()
+	conn.SetReadLimit(maxFrame)
+	w := &wsWriter{conn: conn}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-cctx.Done()
+		conn.Close() // ends the read below
+	}()
+	watchdog := func() { _ = conn.SetReadDeadline(time.Now().Add(s.a.opts.PingInterval)) }
+	watchdog()
+	conn.SetPingHandler(func(data string) error {
+		watchdog()
+		return w.control(websocket.PongMessage, []byte(data))
+	})
+	r := &reader{session: s, client: w}
+	for {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			if ctx.Err() != nil {
+				return time.Since(opened), ctx.Err()
+			}
+			return time.Since(opened), fmt.Errorf("slackapp: socket mode read: %w", err)
+		}
+		received := time.Now()
+		watchdog()
+		var req socketmode.Request
+		if err := json.Unmarshal(msg, &req); err != nil {
+			s.a.log.Warn("slack sent a frame that is not a socket mode request", "error", err)
+			continue
+		}
+		if err := r.request(cctx, &req, received); err != nil {
+			return time.Since(opened), err
+		}
+	}
+}
+
+// reader turns one connection's requests into acked work. It is the only
+// producer of the worker queues, which is why checking a queue's free space
+// before acking is enough to make the enqueue after the ack never block.
 type reader struct {
 	*session
-	client *socketmode.Client
-	// connectedAt is when the client's current connection opened; serve
-	// reads it after the reader has stopped.
-	connectedAt time.Time
+	client acker
 }
 
-func (r *reader) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case evt := <-r.client.Events:
-			if ctx.Err() != nil {
-				return // shutting down: leave it unacked for Slack to redeliver
-			}
-			r.dispatch(ctx, evt, time.Now())
-		}
-	}
+// acker writes acks; *wsWriter is the real one.
+type acker interface {
+	AckCtx(ctx context.Context, envelopeID string, payload any) error
 }
 
-// dispatch handles one client event. Lifecycle events only log and track
-// the connection; they never log payloads, which hold people's words.
-func (r *reader) dispatch(ctx context.Context, evt socketmode.Event, received time.Time) {
+// request handles one Socket Mode request. Lifecycle requests only log and
+// track the connection; nothing logs payloads, which hold people's words.
+func (r *reader) request(ctx context.Context, req *socketmode.Request, received time.Time) error {
 	log := r.a.log
-	switch evt.Type {
-	case socketmode.EventTypeEventsAPI, socketmode.EventTypeInteractive, socketmode.EventTypeSlashCommand:
-		r.envelope(ctx, evt, received)
-	case socketmode.EventTypeConnecting:
-		r.t.setConnected(false)
-		if ce, ok := evt.Data.(*slack.ConnectingEvent); ok {
-			// A first attempt on a client that was connected before is
-			// slack-go reconnecting by itself (disconnect, ping timeout).
-			if ce.ConnectionCount > 0 && ce.Attempt == 1 {
-				r.m.reconnects.Inc()
-			}
-			log.Debug("slack connecting", "attempt", ce.Attempt, "connection_count", ce.ConnectionCount)
-		}
-	case socketmode.EventTypeConnected:
+	var evt socketmode.Event
+	switch req.Type {
+	case socketmode.RequestTypeHello:
 		r.t.setConnected(true)
-		r.connectedAt = time.Now()
-		log.Info("slack connected")
-	case socketmode.EventTypeHello:
-		r.t.setConnected(true)
-		if evt.Request != nil {
-			log.Debug("slack hello", "num_connections", evt.Request.NumConnections)
+		log.Info("slack connected", "num_connections", req.NumConnections)
+		return nil
+	case socketmode.RequestTypeDisconnect:
+		log.Info("slack asked to disconnect", "reason", req.Reason)
+		return errDisconnect
+	case socketmode.RequestTypeEventsAPI:
+		ev, err := slackevents.ParseEvent(req.Payload, slackevents.OptionNoVerifyToken())
+		if err != nil {
+			log.Warn("slack sent an event that could not be parsed", "envelope_id", req.EnvelopeID, "error", err)
+			return nil
 		}
-	case socketmode.EventTypeConnectionError:
-		r.t.setConnected(false)
-		if ce, ok := evt.Data.(*slack.ConnectionErrorEvent); ok && ce.ErrorObj != nil {
-			log.Warn("slack connection failed", "attempt", ce.Attempt, "backoff", ce.Backoff, "error", ce.ErrorObj)
-		} else {
-			log.Warn("slack connection failed")
+		evt = socketmode.Event{Type: socketmode.EventTypeEventsAPI, Data: ev, Request: req}
+	case socketmode.RequestTypeInteractive:
+		var cb slack.InteractionCallback
+		if err := json.Unmarshal(req.Payload, &cb); err != nil {
+			log.Warn("slack sent an interaction that could not be parsed", "envelope_id", req.EnvelopeID, "error", err)
+			return nil
 		}
-	case socketmode.EventTypeDisconnect:
-		r.t.setConnected(false)
-		reason := ""
-		if evt.Request != nil {
-			reason = evt.Request.Reason
+		evt = socketmode.Event{Type: socketmode.EventTypeInteractive, Data: cb, Request: req}
+	case socketmode.RequestTypeSlashCommands:
+		var cmd slack.SlashCommand
+		if err := json.Unmarshal(req.Payload, &cmd); err != nil {
+			log.Warn("slack sent a slash command that could not be parsed", "envelope_id", req.EnvelopeID, "error", err)
+			return nil
 		}
-		log.Info("slack asked to disconnect", "reason", reason)
-	case socketmode.EventTypeInvalidAuth:
-		r.t.setConnected(false)
-		log.Error("slack refused the socket mode connection")
-	case socketmode.EventTypeIncomingError:
-		var err error
-		if ie, ok := evt.Data.(*slack.IncomingEventError); ok {
-			err = ie.ErrorObj
-		}
-		// slack-go keeps the connection for a frame that is not JSON and
-		// drops it for anything else.
-		_, syntax := errors.AsType[*json.SyntaxError](err)
-		_, typ := errors.AsType[*json.UnmarshalTypeError](err)
-		if !syntax && !typ {
-			r.t.setConnected(false)
-		}
-		log.Warn("slack websocket read failed", "error", err)
-	case socketmode.EventTypeErrorBadMessage:
-		if bm, ok := evt.Data.(*socketmode.ErrorBadMessage); ok {
-			log.Warn("slack sent a message that could not be parsed", "error", bm.Cause)
-		}
-	case socketmode.EventTypeErrorWriteFailed:
-		// A failed websocket write breaks the connection; the envelope it
-		// acked is redelivered on the next one and deduped by the workers.
-		r.t.setConnected(false)
-		if wf, ok := evt.Data.(*socketmode.ErrorWriteFailed); ok {
-			envelope := ""
-			if wf.Response != nil {
-				envelope = wf.Response.EnvelopeID
-			}
-			log.Warn("slack ack write failed", "envelope_id", envelope, "error", wf.Cause)
-		}
+		evt = socketmode.Event{Type: socketmode.EventTypeSlashCommand, Data: cmd, Request: req}
 	default:
-		log.Debug("slack event ignored", "event_type", string(evt.Type))
+		log.Debug("slack request ignored", "type", req.Type)
+		return nil
 	}
+	r.envelope(ctx, evt, received)
+	return nil
+}
+
+// maxFrame bounds one incoming frame, so a broken peer cannot make the
+// reader buffer without end; Slack's envelopes are far smaller.
+const maxFrame = 4 << 20
+
+// maxAckSize is Slack's limit on a Socket Mode response: it silently drops
+// larger ones.
+const maxAckSize = 20 << 10
+
+// wsWriter writes to one websocket; gorilla allows one writer at a time.
+type wsWriter struct {
+	mu   sync.Mutex
+	conn *websocket.Conn
+}
+
+// AckCtx acks envelopeID with payload (nil: a bare ack).
+func (w *wsWriter) AckCtx(ctx context.Context, envelopeID string, payload any) error {
+	resp := struct {
+		EnvelopeID string `json:"envelope_id"`
+		Payload    any    `json:"payload,omitempty"`
+	}{envelopeID, payload}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return fmt.Errorf("slackapp: encode ack: %w", err)
+	}
+	if len(b) >= maxAckSize {
+		return fmt.Errorf("slackapp: ack of %d bytes is over Slack's %d", len(b), maxAckSize)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_ = w.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return w.conn.WriteMessage(websocket.TextMessage, b)
+}
+
+func (w *wsWriter) control(kind int, data []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.conn.WriteControl(kind, data, time.Now().Add(10*time.Second))
 }
 
 // envelope acks one envelope and queues its work, or refuses it when its
@@ -631,16 +686,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// debugLog is slack-go's logger, sent to the app's log at debug level.
-// slack-go only logs through it in debug mode, which the app never turns
-// on (debug mode logs payloads), so it mainly keeps slack-go off stderr.
-type debugLog struct{ log *slog.Logger }
-
-func (l debugLog) Output(_ int, s string) error {
-	l.log.Debug("slack socket mode", "detail", strings.TrimSpace(s))
-	return nil
 }
 
 // busyText tells someone whose click or command could not be taken.
