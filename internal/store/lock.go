@@ -59,6 +59,14 @@ func AcquireLock(ctx context.Context, s Store, scope, id string, ttl, poll time.
 	}
 }
 
+// Renew extends the lock to ttl from now if this holder still has it, and
+// returns ErrConflict (another holder took it over) or ErrNotFound (it
+// expired) when it does not: a long-running holder renews well before ttl
+// ends, and stops what the lock guards when Renew says it is lost.
+func (l *Lock) Renew(ctx context.Context, ttl time.Duration) error {
+	return l.s.CompareAndSwap(ctx, l.key, l.token, l.token, ttl)
+}
+
 // Unlock releases the lock if this holder still has it. Releasing a lock
 // that already expired, or was taken over by another holder, is not an error.
 func (l *Lock) Unlock(ctx context.Context) error {

@@ -3,7 +3,6 @@ package auditchannel
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,13 +199,9 @@ func (c *Channel) Run(ctx context.Context) error {
 // errLockLost ends a hold: another poster may have the lock now.
 var errLockLost = errors.New("auditchannel: lost the posting lock")
 
-// lease is the held posting lock. It is a store.Lock that can be renewed
-// (store.Lock cannot): the same record kind and the same create /
-// compare-and-delete protocol, so store.TryLock on the same ID excludes it
-// and is excluded by it.
+// lease is the held posting lock and how long it is held at least.
 type lease struct {
-	key   store.Key
-	token []byte
+	*store.Lock
 	until atomic.Int64 // unix nanoseconds on c.now's clock: held until then at least
 }
 
@@ -214,11 +209,11 @@ type lease struct {
 func (c *Channel) acquire(ctx context.Context) (*lease, error) {
 	waiting := false
 	for {
-		l := &lease{key: store.Key{Kind: store.LockKind, ID: c.lockID}, token: []byte(rand.Text())}
 		start := c.now()
-		err := c.store.Create(ctx, l.key, l.token, c.lockTTL)
+		lock, err := store.TryLock(ctx, c.store, "", c.lockID, c.lockTTL)
 		switch {
 		case err == nil:
+			l := &lease{Lock: lock}
 			l.until.Store(start.Add(c.lockTTL).UnixNano())
 			return l, nil
 		case errors.Is(err, store.ErrExists):
@@ -242,8 +237,7 @@ func (c *Channel) acquire(ctx context.Context) (*lease, error) {
 func (c *Channel) release(ctx context.Context, l *lease) {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	err := c.store.CompareAndDelete(uctx, l.key, l.token)
-	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+	if err := l.Unlock(uctx); err != nil {
 		c.fail(ctx, "releasing the posting lock", err)
 	}
 }
@@ -270,7 +264,7 @@ func (c *Channel) renew(ctx context.Context, l *lease) error {
 		case <-t.C:
 		}
 		start := c.now()
-		err := c.store.CompareAndSwap(ctx, l.key, l.token, l.token, c.lockTTL)
+		err := l.Renew(ctx, c.lockTTL)
 		switch {
 		case err == nil:
 			l.until.Store(start.Add(c.lockTTL).UnixNano())

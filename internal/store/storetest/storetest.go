@@ -573,8 +573,19 @@ func testLock(t *testing.T, open func() store.Store) {
 	if _, err := store.TryLock(ctx, s, "T1:U1", "refresh:github", time.Minute); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("a stale Unlock released the new holder's lock: %v", err)
 	}
+	// Renewing keeps a lock past its first ttl; a holder that lost it is
+	// told so by Renew.
+	if err := old.Renew(ctx, time.Minute); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Renew by a holder whose lock was taken over: %v, want ErrConflict", err)
+	}
+	if err := next.Renew(ctx, time.Minute); err != nil {
+		t.Fatalf("Renew by the holder: %v", err)
+	}
 	if err := next.Unlock(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if err := next.Renew(ctx, time.Minute); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Renew after Unlock: %v, want ErrNotFound", err)
 	}
 	cctx, cancel2 := context.WithCancel(ctx)
 	held, _ := store.TryLock(ctx, s, "", "busy", time.Minute)
