@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
-	"time"
 
 	"github.com/slack-go/slack"
 	"golang.org/x/sync/errgroup"
@@ -108,10 +106,8 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	}
 	defer env.sim.Close()
 
-	// Every Web API call gives up after a while: a hung connection must
-	// not hold a worker for ever.
 	apiOpts := []slack.Option{slack.OptionAppLevelToken(cfg.SlackAppToken.Reveal()),
-		slack.OptionHTTPClient(&http.Client{Timeout: 15 * time.Second})}
+		slack.OptionHTTPClient(slackapp.HTTPClient())}
 	if cfg.SlackAPIURL != "" {
 		apiOpts = append(apiOpts, slack.OptionAPIURL(cfg.SlackAPIURL))
 	}

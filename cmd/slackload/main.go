@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,6 +59,7 @@ type config struct {
 	bot      string
 	channel  string
 	text     string
+	profile  string
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -72,6 +74,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.bot, "bot", "", "the bot binary (default: go build ./cmd/bot into a temporary directory)")
 	fs.StringVar(&c.channel, "channel", "C0LOAD", "channel of the mentions")
 	fs.StringVar(&c.text, "text", "list open pull requests in acme/website", "what each mention asks")
+	fs.StringVar(&c.profile, "cpuprofile", "", "write the bot's CPU profile of the sending window to this file (builds the bot with -tags pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,9 +89,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	if c.profile != "" && c.bot != "" {
+		return errors.New("-cpuprofile builds its own bot: leave out -bot")
+	}
 	if c.bot == "" {
 		c.bot = filepath.Join(tmp, "bot")
 		build := exec.CommandContext(ctx, "go", "build", "-o", c.bot, "./cmd/bot")
+		if c.profile != "" {
+			build.Args = append(build.Args[:2], "-tags", "pprof", "-o", c.bot, "./cmd/bot")
+		}
 		build.Stdout, build.Stderr = stderr, stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("build the bot: %w", err)
@@ -114,7 +123,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	bot, err := startBot(ctx, c, srv, httpAddr, tmp, stderr)
+	pprofAddr := ""
+	if c.profile != "" {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	bot, err := startBot(ctx, c, srv, httpAddr, pprofAddr, tmp, stderr)
 	if err != nil {
 		return err
 	}
@@ -146,10 +161,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "sending %d mentions/s for %s…\n", c.rate, c.duration)
 	repliesBefore := len(srv.Calls("chat.postMessage"))
 	acksBefore := len(srv.Acks())
+	profiled := make(chan error, 1)
+	if c.profile != "" {
+		go func() { profiled <- fetchProfile(ctx, pprofAddr, c.duration, c.profile) }()
+	}
+	cpu0 := readCPU(bot, c.store)
 	res, err := send(ctx, srv, c, users)
 	if err != nil {
 		return err
 	}
+	cpu1 := readCPU(bot, c.store)
 	// Let the bot finish what it acked; replies count until then.
 	waitReplies(ctx, srv, c.channel, c.users+res.sent, 60*time.Second)
 	rss, hwm := bot.memory()
@@ -184,7 +205,101 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "replies:            %d of %d; %.0f/s during the sending window; all done %.1fs after the last send\n",
 		len(calls), res.sent, float64(inWindow)/res.end.Sub(res.start).Seconds(), last.Sub(res.end).Seconds())
 	fmt.Fprintf(stdout, "bot memory:         peak RSS %s, RSS at the end %s\n", hwm, rss)
+	fmt.Fprintf(stdout, "CPU per mention:    %s  (while sending, over the mentions sent)\n", cpu1.per(cpu0, res.sent))
+	if c.profile != "" {
+		if err := <-profiled; err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		fmt.Fprintf(stdout, "cpu profile:        %s (go tool pprof -top %s)\n", c.profile, c.profile)
+	}
 	return nil
+}
+
+// cpuTimes are the CPU seconds, user plus system, of the three parties on
+// the machine.
+type cpuTimes struct{ bot, self, redis float64 }
+
+// readCPU reads them now. The Redis figure is the server's whole CPU, so it
+// is meaningful only when nothing else uses that server.
+func readCPU(b *bot, store string) cpuTimes {
+	var t cpuTimes
+	if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.cmd.Process.Pid)); err == nil {
+		// Fields after the command name, which is in parentheses: utime and
+		// stime are the 12th and 13th of them, in clock ticks (100 per second
+		// on Linux).
+		if i := strings.LastIndexByte(string(raw), ')'); i >= 0 {
+			f := strings.Fields(string(raw[i+1:]))
+			if len(f) > 12 {
+				u, _ := strconv.ParseFloat(f[11], 64)
+				s, _ := strconv.ParseFloat(f[12], 64)
+				t.bot = (u + s) / 100
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		t.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	if strings.HasPrefix(store, "redis") {
+		if opts, err := redis.ParseURL(store); err == nil {
+			c := redis.NewClient(opts)
+			info, err := c.Info(context.Background(), "cpu").Result()
+			c.Close()
+			if err == nil {
+				for _, line := range strings.Split(info, "\n") {
+					k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+					if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+						f, _ := strconv.ParseFloat(v, 64)
+						t.redis += f
+					}
+				}
+			}
+		}
+	}
+	return t
+}
+
+func (t cpuTimes) per(before cpuTimes, n int) string {
+	if n == 0 {
+		return "-"
+	}
+	us := func(a, b float64) string { return fmt.Sprintf("%.0f µs", (a-b)*1e6/float64(n)) }
+	s := "bot " + us(t.bot, before.bot) + ", fake Slack and sender " + us(t.self, before.self)
+	if t.redis > 0 {
+		s += ", Redis " + us(t.redis, before.redis)
+	}
+	return s
+}
+
+// fetchProfile takes the bot's CPU profile over most of the sending window.
+func fetchProfile(ctx context.Context, addr string, window time.Duration, path string) error {
+	secs := max(1, int((window-2*time.Second)/time.Second))
+	select {
+	case <-time.After(time.Second):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof answered %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // result is what send did.
@@ -260,7 +375,7 @@ type bot struct {
 	sampling chan struct{}
 }
 
-func startBot(ctx context.Context, c config, srv *slacktest.Server, httpAddr, dir string, stderr io.Writer) (*bot, error) {
+func startBot(ctx context.Context, c config, srv *slacktest.Server, httpAddr, pprofAddr, dir string, stderr io.Writer) (*bot, error) {
 	key := func() string {
 		b := make([]byte, 32)
 		rand.Read(b)
@@ -284,6 +399,9 @@ func startBot(ctx context.Context, c config, srv *slacktest.Server, httpAddr, di
 		"AGENTHUB_HTTP_ADDR="+httpAddr,
 		"AGENTHUB_LOG_LEVEL=warn",
 	)
+	if pprofAddr != "" {
+		cmd.Env = append(cmd.Env, "AGENTHUB_PPROF_ADDR="+pprofAddr)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()

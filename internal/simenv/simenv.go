@@ -103,6 +103,7 @@ type Env struct {
 	Broker   *broker.Broker
 
 	ownServer bool
+	transport *http.Transport // the vault's, to the simulated providers
 }
 
 // Start builds the stack; Close stops it.
@@ -152,7 +153,11 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("simenv: sim url: %w", err)
 	}
-	httpClient := env.Server.Client()
+	// The server's own client keeps two idle connections, and a busy bot
+	// has dozens of calls in flight: the rest would be dialled anew, each
+	// time.
+	env.transport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}
+	httpClient := &http.Client{Transport: env.transport}
 	var services []vault.Service
 	for name, c := range sim.DefaultClients() {
 		services = append(services, vault.Service{
@@ -241,6 +246,9 @@ func (env *Env) EnrollDemo(ctx context.Context, principal, name string) error {
 // Close stops the simulated providers Start started. The store is the
 // caller's.
 func (env *Env) Close() error {
+	if env.transport != nil {
+		env.transport.CloseIdleConnections()
+	}
 	if env.ownServer && env.Server != nil {
 		env.Server.Close()
 	}

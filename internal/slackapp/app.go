@@ -109,6 +109,8 @@ type App struct {
 	background func(ctx context.Context) error
 
 	tr transport // socket.go
+
+	contacted contactCache // events.go
 }
 
 // New checks opts and builds an App; Run connects it.

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slack-go/slack/slackevents"
@@ -240,15 +241,20 @@ func (a *App) firstContact(ctx context.Context, principal string) bool {
 	if !a.opts.Demo || a.opts.Connect == nil {
 		return false
 	}
+	if a.contacted.has(principal) {
+		return false
+	}
 	key := store.Key{Scope: principal, Kind: demoContactKind, ID: "first"}
 	err := a.opts.Store.Create(ctx, key, []byte(a.now().UTC().Format(time.RFC3339)), 0)
 	if errors.Is(err, store.ErrExists) {
+		a.contacted.add(principal)
 		return false
 	}
 	if err != nil {
 		a.log.WarnContext(ctx, "demo first contact not recorded", "slack_user", userOf(principal), "err", err)
 		return false
 	}
+	a.contacted.add(principal)
 	connected := false
 	for _, svc := range a.opts.Services {
 		if err := a.opts.Connect(ctx, principal, svc); err != nil {
@@ -258,4 +264,34 @@ func (a *App) firstContact(ctx context.Context, principal string) bool {
 		connected = true
 	}
 	return connected
+}
+
+// maxContacted bounds the first-contact cache: past it the cache starts
+// again, and the store's marks answer.
+const maxContacted = 100_000
+
+// contactCache remembers the principals whose first-contact mark is in the
+// store, so that their later messages skip the store write: the mark is
+// never deleted, so a remembered principal can only be one the store
+// already knows. A process that forgets (a restart, a full cache) asks the
+// store again.
+type contactCache struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+func (c *contactCache) has(principal string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.seen[principal]
+	return ok
+}
+
+func (c *contactCache) add(principal string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil || len(c.seen) >= maxContacted {
+		c.seen = make(map[string]struct{})
+	}
+	c.seen[principal] = struct{}{}
 }

@@ -48,21 +48,24 @@
 // Each operation that changes state is one Lua script (EVALSHA, falling back
 // to EVAL once when the server does not have it cached yet, as go-redis's
 // Script.Run does), so the record and its index entry change together and
-// each operation costs one round trip:
+// each operation costs one round trip. Reads that only need two commands to
+// agree are a MULTI/EXEC transaction instead, in one round trip too: a
+// script costs Redis 7 about 16 µs to run where GET costs 0.3 µs, and a
+// busy bot does a dozen such reads per message.
 //
 //   - Put and Create: SET (with NX for Create) and ZADD.
 //   - CompareAndSwap and CompareAndDelete: GET, compare, then SET or DEL and
 //     ZADD or ZREM. With store.KeepTTL, SET … KEEPTTL keeps the PTTL and the
 //     index entry keeps its score.
 //   - Delete: DEL and ZREM.
-//   - Get: GET and PTTL.
+//   - Get: MULTI, GET, PTTL, EXEC.
 //   - List: two round trips, one script that prunes and reads the index and
 //     one that reads the records (GET and PTTL each) with their keys passed
 //     as KEYS. Redis requires a script to declare every key it touches, and
 //     the record keys are only known after the index is read.
 //   - Append: LLEN, and if it equals the expected head, RPUSH of the whole
 //     batch; otherwise store.ErrConflict naming the current head.
-//   - Head: LLEN and LINDEX -1. Read is a plain LRANGE.
+//   - Head: MULTI, LLEN, LINDEX -1, EXEC. Read is a plain LRANGE.
 //
 // The scripts need Redis 6 or later (SET KEEPTTL, TIME in a writing script).
 package redisstore

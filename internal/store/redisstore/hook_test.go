@@ -86,7 +86,7 @@ func commandKeys(cmd redis.Cmder) []string {
 			keys = append(keys, fmt.Sprint(a))
 		}
 		return keys
-	case "ping", "hello", "client", "select", "auth":
+	case "ping", "hello", "client", "select", "auth", "multi", "exec":
 		return nil
 	case "get", "lrange", "llen", "lindex", "zrangebyscore", "zcard", "pttl", "del", "unlink", "set":
 		return []string{fmt.Sprint(args[1])}

@@ -126,15 +126,18 @@ func escape(s, special string) string {
 	if !strings.ContainsAny(s, special) {
 		return s
 	}
-	var b strings.Builder
+	// Every scoped key passes through here, and principals ("T1:U1")
+	// always hold a colon, so this loop is on the path of every call.
+	const hexDigits = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+8)
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; strings.IndexByte(special, c) >= 0 {
-			fmt.Fprintf(&b, "%%%02X", c)
+			b = append(b, '%', hexDigits[c>>4], hexDigits[c&0xf])
 		} else {
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	return b.String()
+	return string(b)
 }
 
 // tag is the hash-tagged part shared by every key of one scope and kind.
@@ -182,20 +185,28 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Item, error) {
 	if err := k.Validate(); err != nil {
 		return store.Item{}, err
 	}
-	res, err := getScript.Run(ctx, s.c, []string{s.recordKey(k)}).Slice()
-	if errors.Is(err, redis.Nil) {
+	key := s.recordKey(k)
+	var get *redis.StringCmd
+	var pttl *redis.DurationCmd
+	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, key)
+		pttl = p.PTTL(ctx, key)
+		return nil
+	})
+	if errors.Is(err, redis.Nil) && errors.Is(get.Err(), redis.Nil) {
 		return store.Item{}, fmt.Errorf("redisstore: get %v: %w", k, store.ErrNotFound)
 	}
 	if err != nil {
 		return store.Item{}, fmt.Errorf("redisstore: get %v: %w", k, err)
 	}
-	if len(res) != 2 {
-		return store.Item{}, fmt.Errorf("redisstore: get %v: unexpected reply of %d elements", k, len(res))
+	v, err := get.Bytes()
+	if err != nil {
+		return store.Item{}, fmt.Errorf("redisstore: get %v: %w", k, err)
 	}
-	it := store.Item{Key: k}
-	v, _ := res[0].(string)
-	it.Value = []byte(v)
-	it.ExpiresAt = s.expiresAt(res[1])
+	it := store.Item{Key: k, Value: v}
+	if d, err := pttl.Result(); err == nil && d >= 0 {
+		it.ExpiresAt = s.now().Add(d)
+	}
 	return it, nil
 }
 
@@ -374,19 +385,25 @@ func (s *Store) Append(ctx context.Context, log string, after uint64, values [][
 
 // Head returns the log's last entry, or Seq 0 for an empty log.
 func (s *Store) Head(ctx context.Context, log string) (store.Entry, error) {
-	res, err := headScript.Run(ctx, s.c, []string{s.logKey(log)}).Slice()
+	key := s.logKey(log)
+	var n *redis.IntCmd
+	var last *redis.StringCmd
+	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		n = p.LLen(ctx, key)
+		last = p.LIndex(ctx, key, -1)
+		return nil
+	})
+	if errors.Is(err, redis.Nil) && n.Err() == nil && n.Val() == 0 {
+		return store.Entry{}, nil // an empty log: LINDEX found nothing
+	}
 	if err != nil {
 		return store.Entry{}, fmt.Errorf("redisstore: head of log %q: %w", log, err)
 	}
-	n, ok := res[0].(int64)
-	if !ok || n < 0 || (n > 0 && len(res) != 2) {
+	v, err := last.Bytes()
+	if err != nil || n.Val() <= 0 {
 		return store.Entry{}, fmt.Errorf("redisstore: head of log %q: unexpected reply", log)
 	}
-	if n == 0 {
-		return store.Entry{}, nil
-	}
-	v, _ := res[1].(string)
-	return store.Entry{Seq: uint64(n), Value: []byte(v)}, nil
+	return store.Entry{Seq: uint64(n.Val()), Value: v}, nil
 }
 
 // Read returns up to limit entries with Seq >= from, in order.

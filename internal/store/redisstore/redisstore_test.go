@@ -280,6 +280,9 @@ func TestKeyLayoutAndHashSlots(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, cmd := range cl.take() {
+				if cmd.name == "multi" || cmd.name == "exec" {
+					continue // they name no key
+				}
 				if diff := cmp.Diff([]string{tt.wantKey}, cmd.keys); diff != "" {
 					t.Errorf("log %q: %s keys (-want +got):\n%s", tt.log, cmd.name, diff)
 				}

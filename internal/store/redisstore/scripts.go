@@ -102,16 +102,6 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms() - 1)
 return 1
 `)
 
-// getScript is Get. KEYS: record. Returns {value, pttl}, or nil when the
-// record does not exist.
-var getScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if not v then
-  return false
-end
-return {v, redis.call('PTTL', KEYS[1])}
-`)
-
 // indexScript is the first half of List. KEYS: index. It prunes expired
 // members and returns the IDs of the live ones.
 var indexScript = redis.NewScript(nowMS + `
@@ -148,13 +138,4 @@ for i = 2, #ARGV, 1000 do
   redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 return {1, n + #ARGV - 1}
-`)
-
-// headScript is Head. KEYS: log. Returns {length, last value} or {0}.
-var headScript = redis.NewScript(`
-local n = redis.call('LLEN', KEYS[1])
-if n == 0 then
-  return {0}
-end
-return {n, redis.call('LINDEX', KEYS[1], -1)}
 `)
