@@ -23,6 +23,8 @@ Usage:
                          simulated providers; settings in docs/INSTALL.md)
   bot demo               an offline session in the terminal (no keys, no network);
                          flags: -json, -store URL, -policy FILE
+  bot sim                serve the simulated providers for Slack bots in demo mode
+                         (AGENTHUB_SIM_URL), so that replicas share them; flag: -addr
   bot version            print the version
   bot audit export       write the audit trail as JSON Lines
   bot audit verify       check the audit trail's hash chain
@@ -48,6 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runAudit(ctx, rest, getenv, stdin, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, getenv, stdin, stdout, stderr)
+	case "sim":
+		return runSim(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return usageError("unknown command %q", cmd)

@@ -57,6 +57,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bad flag", []string{"audit", "export", "-nope"}, "flag provided but not defined"},
 		{"stray argument", []string{"audit", "verify", "extra"}, `unexpected argument "extra"`},
 		{"both sources", []string{"audit", "verify", "-store", "bolt:x.db", "-file", "x.jsonl"}, "not both"},
+		{"sim on a public address", []string{"sim", "-addr", "0.0.0.0:8090"}, "loopback only"},
+		{"sim on no address", []string{"sim", "-addr", "nowhere"}, "-addr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

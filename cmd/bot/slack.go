@@ -100,6 +100,7 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	env.sim, err = simenv.Start(ctx, simenv.Options{
 		Store: st, Policy: pol, Logger: logger, OnRecord: onRecord, Rand: demoRandom,
 		AuditKey: auditKey, VaultKey: vaultKey, StepUpKey: stepupKey, Providers: botProviders,
+		ProvidersURL: cfg.SimURL,
 	})
 	if err != nil {
 		return err

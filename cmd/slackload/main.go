@@ -5,7 +5,13 @@
 // full public read (plan, policy, lease, provider call, audit, threaded
 // reply). It reports the ack latency as the fake Slack sees it (from
 // writing the envelope to reading its ack), the replies delivered per
-// second, and the bot's memory (peak and final resident set).
+// second, the bot's memory (peak and final resident set), and the CPU each
+// party on the machine spent per mention: the bot, the simulated providers
+// when they run apart (-sim-process), this process (the fake Slack and the
+// sender) and the Redis server.
+//
+// -cpuprofile FILE builds the bot with -tags pprof and saves its CPU
+// profile of the sending window; the binaries people run serve no profiles.
 //
 //	go run ./cmd/slackload -rate 1000 -duration 30s
 //	go run ./cmd/slackload -rate 2000 -duration 30s -store redis://127.0.0.1:6379/9
@@ -60,6 +66,7 @@ type config struct {
 	channel  string
 	text     string
 	profile  string
+	simProc  bool
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -74,6 +81,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.bot, "bot", "", "the bot binary (default: go build ./cmd/bot into a temporary directory)")
 	fs.StringVar(&c.channel, "channel", "C0LOAD", "channel of the mentions")
 	fs.StringVar(&c.text, "text", "list open pull requests in acme/website", "what each mention asks")
+	fs.BoolVar(&c.simProc, "sim-process", false, "serve the simulated providers from a 'bot sim' process of their own (AGENTHUB_SIM_URL) instead of inside the bot")
 	fs.StringVar(&c.profile, "cpuprofile", "", "write the bot's CPU profile of the sending window to this file (builds the bot with -tags pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -129,7 +137,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	bot, err := startBot(ctx, c, srv, httpAddr, pprofAddr, tmp, stderr)
+	var simURL string
+	var simProc *process
+	if c.simProc {
+		simAddr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		simURL = "http://" + simAddr
+		if simProc, err = startProcess(exec.Command(c.bot, "sim", "-addr", simAddr), filepath.Join(tmp, "sim.log")); err != nil {
+			return fmt.Errorf("start the simulated providers: %w", err)
+		}
+		defer simProc.stop()
+		if err := waitListening(ctx, simAddr, 10*time.Second); err != nil {
+			return fmt.Errorf("the simulated providers did not start: %w (their log: %s)", err, simProc.logPath)
+		}
+	}
+	bot, err := startBot(ctx, c, srv, httpAddr, pprofAddr, simURL, tmp, stderr)
 	if err != nil {
 		return err
 	}
@@ -165,12 +189,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if c.profile != "" {
 		go func() { profiled <- fetchProfile(ctx, pprofAddr, c.duration, c.profile) }()
 	}
-	cpu0 := readCPU(bot, c.store)
+	cpu0 := readCPU(bot, simProc, c.store)
 	res, err := send(ctx, srv, c, users)
 	if err != nil {
 		return err
 	}
-	cpu1 := readCPU(bot, c.store)
+	cpu1 := readCPU(bot, simProc, c.store)
 	// Let the bot finish what it acked; replies count until then.
 	waitReplies(ctx, srv, c.channel, c.users+res.sent, 60*time.Second)
 	rss, hwm := bot.memory()
@@ -215,26 +239,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// cpuTimes are the CPU seconds, user plus system, of the three parties on
-// the machine.
-type cpuTimes struct{ bot, self, redis float64 }
+// cpuTimes are the CPU seconds, user plus system, of the parties on the
+// machine.
+type cpuTimes struct{ bot, sim, self, redis float64 }
 
 // readCPU reads them now. The Redis figure is the server's whole CPU, so it
 // is meaningful only when nothing else uses that server.
-func readCPU(b *bot, store string) cpuTimes {
-	var t cpuTimes
-	if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.cmd.Process.Pid)); err == nil {
-		// Fields after the command name, which is in parentheses: utime and
-		// stime are the 12th and 13th of them, in clock ticks (100 per second
-		// on Linux).
-		if i := strings.LastIndexByte(string(raw), ')'); i >= 0 {
-			f := strings.Fields(string(raw[i+1:]))
-			if len(f) > 12 {
-				u, _ := strconv.ParseFloat(f[11], 64)
-				s, _ := strconv.ParseFloat(f[12], 64)
-				t.bot = (u + s) / 100
-			}
-		}
+func readCPU(b *bot, simProc *process, store string) cpuTimes {
+	t := cpuTimes{bot: procCPU(b.cmd.Process.Pid)}
+	if simProc != nil {
+		t.sim = procCPU(simProc.cmd.Process.Pid)
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
@@ -259,12 +273,38 @@ func readCPU(b *bot, store string) cpuTimes {
 	return t
 }
 
+// procCPU is a process's CPU seconds so far, from /proc/PID/stat.
+func procCPU(pid int) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses: utime and
+	// stime are the 12th and 13th of them, in clock ticks (100 per second
+	// on Linux).
+	i := strings.LastIndexByte(string(raw), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) <= 12 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100
+}
+
 func (t cpuTimes) per(before cpuTimes, n int) string {
 	if n == 0 {
 		return "-"
 	}
 	us := func(a, b float64) string { return fmt.Sprintf("%.0f µs", (a-b)*1e6/float64(n)) }
-	s := "bot " + us(t.bot, before.bot) + ", fake Slack and sender " + us(t.self, before.self)
+	s := "bot " + us(t.bot, before.bot)
+	if t.sim > 0 {
+		s += ", simulated providers " + us(t.sim, before.sim)
+	}
+	s += ", fake Slack and sender " + us(t.self, before.self)
 	if t.redis > 0 {
 		s += ", Redis " + us(t.redis, before.redis)
 	}
@@ -375,7 +415,7 @@ type bot struct {
 	sampling chan struct{}
 }
 
-func startBot(ctx context.Context, c config, srv *slacktest.Server, httpAddr, pprofAddr, dir string, stderr io.Writer) (*bot, error) {
+func startBot(ctx context.Context, c config, srv *slacktest.Server, httpAddr, pprofAddr, simURL, dir string, stderr io.Writer) (*bot, error) {
 	key := func() string {
 		b := make([]byte, 32)
 		rand.Read(b)
@@ -401,6 +441,9 @@ func startBot(ctx context.Context, c config, srv *slacktest.Server, httpAddr, pp
 	)
 	if pprofAddr != "" {
 		cmd.Env = append(cmd.Env, "AGENTHUB_PPROF_ADDR="+pprofAddr)
+	}
+	if simURL != "" {
+		cmd.Env = append(cmd.Env, "AGENTHUB_SIM_URL="+simURL)
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -474,6 +517,62 @@ func (b *bot) stop() {
 	case <-time.After(15 * time.Second):
 		b.cmd.Process.Kill()
 		<-b.done
+	}
+}
+
+// process is a helper process (the simulated providers), its output in a
+// log file.
+type process struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+}
+
+func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	p := &process{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *process) stop() {
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// waitListening waits until something accepts connections at addr.
+func waitListening(ctx context.Context, addr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 

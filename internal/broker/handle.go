@@ -83,12 +83,18 @@ func (b *Broker) handleStep(ctx context.Context, principal string, s planner.Ste
 		return []Output{auditDown()}, false, err
 	}
 
-	conn, err := b.vault.Connection(ctx, principal, act.Service)
-	switch {
-	case errors.Is(err, vault.ErrNotConnected), err == nil && conn.Status != vault.StatusActive:
-		return []Output{connectOut(act)}, false, nil
-	case err != nil:
-		return []Output{errorOut("Nothing was done: the connection could not be checked.")}, false, fmt.Errorf("broker: check connection: %w", err)
+	// A step needs its connection before the policy is asked. When the
+	// step's resource is looked up, the lookup's lease checks the
+	// connection (and leaseProblem answers as below), so a read of it here
+	// would only repeat that.
+	if act.Resource == nil {
+		conn, err := b.vault.Connection(ctx, principal, act.Service)
+		switch {
+		case errors.Is(err, vault.ErrNotConnected), err == nil && conn.Status != vault.StatusActive:
+			return []Output{connectOut(act)}, false, nil
+		case err != nil:
+			return []Output{errorOut("Nothing was done: the connection could not be checked.")}, false, fmt.Errorf("broker: check connection: %w", err)
+		}
 	}
 
 	res, err := b.discover(ctx, principal, act, args, id)

@@ -54,6 +54,11 @@ type Config struct {
 	// internal/sim (AGENTHUB_DEMO=1), so a team can try it in a real
 	// workspace without any GitHub or Google setup.
 	Demo bool // AGENTHUB_DEMO
+	// SimURL, in demo mode, is the base URL of simulated providers served
+	// by "bot sim" (AGENTHUB_SIM_URL), so that several replicas share one
+	// simulated world; "" simulates them inside the process. Loopback
+	// only: tokens go to it over plain HTTP.
+	SimURL string
 	// Policy is a policy file (AGENTHUB_POLICY); "" is the embedded default.
 	Policy string
 
@@ -110,6 +115,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		VaultKey:      l.key("AGENTHUB_VAULT_KEY", need&NeedVault != 0, 32, 32),
 		AuditKey:      l.key("AGENTHUB_AUDIT_KEY", need&NeedAudit != 0, 32, 1024),
 		Demo:          l.oneOf("AGENTHUB_DEMO", "0", "0", "1") == "1",
+		SimURL:        l.url("AGENTHUB_SIM_URL"),
 		Policy:        getenv("AGENTHUB_POLICY"),
 		HTTPAddr:      getenv("AGENTHUB_HTTP_ADDR"),
 		LogLevel:      l.level("AGENTHUB_LOG_LEVEL"),
@@ -121,6 +127,9 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 	}
 	if p := c.SlackBotToken; !p.IsZero() && !strings.HasPrefix(p.Reveal(), "xoxb-") {
 		l.bad("SLACK_BOT_TOKEN", "must be a bot token (xoxb-…)")
+	}
+	if c.SimURL != "" && !c.Demo {
+		l.bad("AGENTHUB_SIM_URL", "simulated providers are for the demo: set AGENTHUB_DEMO=1 too, or leave it out")
 	}
 	if len(l.problems) > 0 {
 		return nil, &Error{Problems: l.problems}
@@ -331,6 +340,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("store", store.RedactURL(c.Store)),
 		slog.String("redis_prefix", c.RedisPrefix),
 		slog.Int("vault_old_keys", len(c.VaultOldKeys)),
+		slog.String("sim_url", c.SimURL),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),

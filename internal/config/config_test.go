@@ -48,12 +48,13 @@ func TestLoadComplete(t *testing.T) {
 		"AGENTHUB_LOG_LEVEL":      "debug",
 		"AGENTHUB_LOG_FORMAT":     "text",
 		"AGENTHUB_DEMO":           "1",
+		"AGENTHUB_SIM_URL":        "http://127.0.0.1:8090",
 	}), os.ReadFile, NeedSlack|NeedVault|NeedAudit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Demo {
-		t.Error("AGENTHUB_DEMO=1 did not turn the demo mode on")
+	if !c.Demo || c.SimURL != "http://127.0.0.1:8090" {
+		t.Errorf("demo %v, sim URL %q; want AGENTHUB_DEMO=1 to turn the demo mode on, with the simulated providers named", c.Demo, c.SimURL)
 	}
 	if b, err := KeyBytes(c.AuditKey); err != nil || len(b) != 32 {
 		t.Errorf("KeyBytes(audit key) = %d bytes, %v; want 32", len(b), err)
@@ -82,6 +83,7 @@ func TestLoadReportsEverything(t *testing.T) {
 		"AGENTHUB_LOG_LEVEL":      "loud",
 		"AGENTHUB_LOG_FORMAT":     "xml",
 		"AGENTHUB_DEMO":           "yes",
+		"AGENTHUB_SIM_URL":        "http://127.0.0.1:8090", // only with the demo
 		"SLACK_API_URL":           "ftp://x",
 		"AGENTHUB_REDIS_PREFIX":   "a{b}",
 	}), os.ReadFile, NeedSlack|NeedVault|NeedAudit)
@@ -96,7 +98,7 @@ func TestLoadReportsEverything(t *testing.T) {
 	want := []string{
 		"SLACK_APP_TOKEN", "SLACK_API_URL", "AGENTHUB_STORE", "AGENTHUB_REDIS_PREFIX",
 		"AGENTHUB_VAULT_KEY", "AGENTHUB_AUDIT_KEY", "AGENTHUB_DEMO", "AGENTHUB_LOG_LEVEL", "AGENTHUB_LOG_FORMAT",
-		"AGENTHUB_VAULT_OLD_KEYS", "SLACK_BOT_TOKEN",
+		"AGENTHUB_VAULT_OLD_KEYS", "SLACK_BOT_TOKEN", "AGENTHUB_SIM_URL",
 	}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)

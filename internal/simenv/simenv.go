@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -72,6 +73,14 @@ type Options struct {
 	// bot processes on one store must call the same simulated GitHub);
 	// nil starts new ones, which Close stops.
 	Providers *Providers
+	// ProvidersURL, instead of Providers, is the base URL of simulated
+	// providers another process serves (bot sim): replicas of the Slack
+	// bot share one simulated world that way. It must be a loopback
+	// address, since the vault sends tokens over plain HTTP only there.
+	// People are then connected through the providers' OAuth flow
+	// (authorize with PKCE, then the token endpoint), as a real person
+	// would be.
+	ProvidersURL string
 }
 
 // Providers are the simulated providers on a loopback port.
@@ -94,8 +103,9 @@ func StartProviders(logger *slog.Logger, random io.Reader) *Providers {
 
 // Env is a running simulated stack.
 type Env struct {
-	World    *sim.World
-	Server   *httptest.Server // the simulated providers, loopback only
+	World    *sim.World       // nil when the providers are another process's (Options.ProvidersURL)
+	Server   *httptest.Server // the simulated providers, loopback only; nil likewise
+	URL      string           // the simulated providers' base URL
 	Audit    *audit.Recorder
 	Vault    *vault.Vault
 	StepUp   *stepup.Service
@@ -104,6 +114,8 @@ type Env struct {
 
 	ownServer bool
 	transport *http.Transport // the vault's, to the simulated providers
+	client    *http.Client    // over transport
+	oauth     map[string]*oauth2.Config
 }
 
 // Start builds the stack; Close stops it.
@@ -126,10 +138,22 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			env.Close()
 		}
 	}()
-	if opts.Providers == nil {
+	switch {
+	case opts.ProvidersURL != "":
+		if opts.Providers != nil {
+			return nil, errors.New("simenv: Providers and ProvidersURL are exclusive")
+		}
+		u, err := url.Parse(opts.ProvidersURL)
+		if err != nil || u.Scheme != "http" || u.Host == "" || !loopback(u.Hostname()) {
+			return nil, fmt.Errorf("simenv: providers URL must be http:// on a loopback address, like http://127.0.0.1:8090")
+		}
+		env.URL = strings.TrimSuffix(u.String(), "/")
+	case opts.Providers == nil:
 		opts.Providers, env.ownServer = StartProviders(opts.Logger, opts.Rand), true
+		fallthrough
+	default:
+		env.World, env.Server, env.URL = opts.Providers.World, opts.Providers.Server, opts.Providers.Server.URL
 	}
-	env.World, env.Server = opts.Providers.World, opts.Providers.Server
 
 	auditKey, vaultKey, stepupKey := opts.AuditKey, opts.VaultKey, opts.StepUpKey
 	for _, k := range []*[]byte{&auditKey, &vaultKey, &stepupKey} {
@@ -149,7 +173,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("simenv: vault keys: %w", err)
 	}
-	u, err := url.Parse(env.Server.URL)
+	u, err := url.Parse(env.URL)
 	if err != nil {
 		return nil, fmt.Errorf("simenv: sim url: %w", err)
 	}
@@ -157,17 +181,19 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	// has dozens of calls in flight: the rest would be dialled anew, each
 	// time.
 	env.transport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}
-	httpClient := &http.Client{Transport: env.transport}
+	env.client = &http.Client{Transport: env.transport, Timeout: 30 * time.Second}
+	env.oauth = make(map[string]*oauth2.Config)
 	var services []vault.Service
 	for name, c := range sim.DefaultClients() {
+		env.oauth[name] = &oauth2.Config{ClientID: c.ID, ClientSecret: c.Secret, Scopes: scopes[name],
+			RedirectURL: demoRedirect, Endpoint: oauth2.Endpoint{
+				AuthURL: env.URL + sim.AuthorizePath(name), TokenURL: env.URL + sim.TokenPath(name), AuthStyle: oauth2.AuthStyleInParams}}
 		services = append(services, vault.Service{
-			Name: name, APIHosts: []string{u.Host},
-			OAuth: &oauth2.Config{ClientID: c.ID, ClientSecret: c.Secret, Endpoint: oauth2.Endpoint{
-				TokenURL: env.Server.URL + sim.TokenPath(name), AuthStyle: oauth2.AuthStyleInParams}},
-			Revoke: revoker(httpClient, env.Server.URL+sim.RevokePath(name), c),
+			Name: name, APIHosts: []string{u.Host}, OAuth: env.oauth[name],
+			Revoke: revoker(env.client, env.URL+sim.RevokePath(name), c),
 		})
 	}
-	env.Vault, err = vault.New(vault.Options{Store: opts.Store, Keys: keys, Audit: env.Audit, Services: services, Logger: opts.Logger, HTTPClient: httpClient})
+	env.Vault, err = vault.New(vault.Options{Store: opts.Store, Keys: keys, Audit: env.Audit, Services: services, Logger: opts.Logger, HTTPClient: env.client})
 	if err != nil {
 		return nil, fmt.Errorf("simenv: vault: %w", err)
 	}
@@ -176,7 +202,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, fmt.Errorf("simenv: step-up: %w", err)
 	}
 	env.Registry = agent.NewRegistry()
-	ends := agent.SimEndpoints(env.Server.URL)
+	ends := agent.SimEndpoints(env.URL)
 	for _, reg := range []func(*agent.Registry, agent.Endpoints) error{githubagent.Register, calendaragent.Register, slackagent.Register} {
 		if err := reg(env.Registry, ends); err != nil {
 			return nil, fmt.Errorf("simenv: agents: %w", err)
@@ -192,22 +218,92 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	return env, nil
 }
 
-// Connect plays a completed OAuth flow: the simulated provider issues
-// tokens for principal and the vault seals them.
+// Connect connects principal to service: the simulated provider issues
+// tokens and the vault seals them. With the providers in this process the
+// world issues them directly, as after a completed OAuth flow; with the
+// providers in another process (Options.ProvidersURL) Connect goes through
+// the flow itself.
 func (env *Env) Connect(ctx context.Context, principal, service string) error {
 	sc, ok := scopes[service]
 	if !ok {
 		return fmt.Errorf("simenv: connect: unknown service %q", service)
 	}
-	access, refresh, err := env.World.IssueTokens(service, principal, sc)
-	if err != nil {
-		return fmt.Errorf("simenv: connect %s: %w", service, err)
+	var tok *oauth2.Token
+	if env.World != nil {
+		access, refresh, err := env.World.IssueTokens(service, principal, sc)
+		if err != nil {
+			return fmt.Errorf("simenv: connect %s: %w", service, err)
+		}
+		tok = &oauth2.Token{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", Expiry: time.Now().Add(sim.DefaultAccessTTL)}
+	} else {
+		var err error
+		if tok, err = env.authorize(ctx, principal, service); err != nil {
+			return fmt.Errorf("simenv: connect %s: %w", service, err)
+		}
 	}
-	tok := &oauth2.Token{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", Expiry: time.Now().Add(sim.DefaultAccessTTL)}
 	if err := env.Vault.Connect(ctx, principal, service, sc, tok); err != nil {
 		return fmt.Errorf("simenv: connect %s: %w", service, err)
 	}
 	return nil
+}
+
+// demoRedirect is the redirect URI of the simulated OAuth flow. Nothing
+// serves it: authorize reads the code from the redirect's Location rather
+// than following it.
+const demoRedirect = "http://127.0.0.1/agenthub/oauth/callback"
+
+// authorize runs the authorization code flow with PKCE against the
+// simulated provider: its consent page consents at once for the person
+// named in login_hint and redirects with a code, which the token endpoint
+// exchanges for tokens. The state and the verifier are fresh each time.
+func (env *Env) authorize(ctx context.Context, principal, service string) (*oauth2.Token, error) {
+	conf := env.oauth[service]
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, err
+	}
+	state := base64.RawURLEncoding.EncodeToString(raw[:])
+	verifier := oauth2.GenerateVerifier()
+	authURL := conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("login_hint", principal))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	noFollow := *env.client
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("authorize: %w", err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		return nil, fmt.Errorf("authorize: status %d, want a redirect", resp.StatusCode)
+	}
+	back, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		return nil, fmt.Errorf("authorize: bad redirect: %w", err)
+	}
+	q := back.Query()
+	if q.Get("state") != state {
+		return nil, errors.New("authorize: the redirect's state is not the one sent")
+	}
+	if q.Get("code") == "" {
+		return nil, errors.New("authorize: no code in the redirect")
+	}
+	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, env.client), q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		return nil, fmt.Errorf("token exchange: %w", err)
+	}
+	return tok, nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ConnectAll connects principal to every simulated service.

@@ -2,9 +2,12 @@ package simenv
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/sim"
 	"github.com/agenthub/agenthub/internal/store/memstore"
 )
 
@@ -50,5 +53,76 @@ func TestStackServesAReadAndAStepUp(t *testing.T) {
 	}
 	if err := env.Connect(ctx, p, "nope"); err == nil {
 		t.Error("Connect to an unknown service succeeded")
+	}
+}
+
+// TestStacksShareProvidersServedElsewhere: two stacks (two bot replicas)
+// on one store, with the simulated providers in "another process" reached
+// by URL. People are connected through the providers' OAuth flow, both
+// stacks call the one world, and a revoke through either reaches it.
+func TestStacksShareProvidersServedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	world := sim.New(sim.Options{})
+	srv := httptest.NewServer(world.Handler())
+	defer srv.Close()
+	st := memstore.New(memstore.Options{})
+	defer st.Close()
+	keys := Options{Store: st, ProvidersURL: srv.URL + "/", AuditKey: make([]byte, 32), VaultKey: make([]byte, 32), StepUpKey: make([]byte, 32)}
+	a, err := Start(ctx, keys)
+	if err != nil {
+		t.Fatalf("Start a: %v", err)
+	}
+	defer a.Close()
+	b, err := Start(ctx, keys)
+	if err != nil {
+		t.Fatalf("Start b: %v", err)
+	}
+	defer b.Close()
+	if a.World != nil || a.URL != srv.URL {
+		t.Fatalf("stack a: World %v, URL %q; want no world of its own and URL %q", a.World, a.URL, srv.URL)
+	}
+
+	const p = "T1:U1"
+	if err := a.ConnectAll(ctx, p); err != nil {
+		t.Fatalf("ConnectAll: %v", err)
+	}
+	for _, svc := range Services {
+		gs := world.Grants(svc)
+		if len(gs) != 1 || gs[0].Principal != p {
+			t.Fatalf("%s grants = %+v, want one for %s", svc, gs, p)
+		}
+		var authorized, exchanged bool
+		for _, c := range world.CallsFor(svc) {
+			authorized = authorized || c.Path == sim.AuthorizePath(svc) && c.Status == http.StatusFound
+			exchanged = exchanged || c.Path == sim.TokenPath(svc) && c.Status == http.StatusOK
+		}
+		if !authorized || !exchanged {
+			t.Errorf("%s: authorize redirected %v, token exchanged %v; want both (the OAuth flow)", svc, authorized, exchanged)
+		}
+	}
+	before := len(world.CallsFor(sim.ServiceGitHub))
+	for name, env := range map[string]*Env{"a": a, "b": b} {
+		outs, err := env.Broker.Handle(ctx, broker.Message{Principal: p, Text: "list open pull requests in acme/website"})
+		if err != nil || len(outs) != 1 || outs[0].Kind != broker.KindResult {
+			t.Fatalf("read through %s = %+v, %v; want one result", name, outs, err)
+		}
+	}
+	if got := len(world.CallsFor(sim.ServiceGitHub)) - before; got < 2 {
+		t.Errorf("github calls from both stacks = %d, want at least 2 in the shared world", got)
+	}
+	if err := b.Vault.Revoke(ctx, p, sim.ServiceGitHub); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if gs := world.Grants(sim.ServiceGitHub); len(gs) != 1 || !gs[0].Revoked {
+		t.Errorf("github grants after revoke = %+v, want the one revoked at the provider", gs)
+	}
+
+	for _, bad := range []string{"https://127.0.0.1:1", "http://example.com", "http://10.0.0.1:8090", "127.0.0.1:8090"} {
+		opts := keys
+		opts.ProvidersURL = bad
+		if env, err := Start(ctx, opts); err == nil {
+			env.Close()
+			t.Errorf("Start with providers at %q succeeded, want refused (loopback http only)", bad)
+		}
 	}
 }

@@ -56,7 +56,6 @@ type Lease struct {
 type leaseRecord struct {
 	V         int       `json:"v"`
 	Service   string    `json:"service"`
-	Conn      string    `json:"conn"`
 	Scopes    []string  `json:"scopes,omitempty"`
 	Resource  string    `json:"resource,omitempty"`
 	RequestID string    `json:"request_id,omitempty"`
@@ -91,15 +90,8 @@ func (v *Vault) Lease(ctx context.Context, req LeaseRequest) (*Lease, error) {
 	now := v.now().UTC()
 	scopes := normalizeScopes(req.Scopes)
 
-	_, first, err := v.load(ctx, req.Principal, req.Service)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkConn(&first, scopes); err != nil {
-		return nil, err
-	}
 	lr := leaseRecord{
-		V: 1, Service: req.Service, Conn: first.ID, Scopes: scopes, Resource: req.Resource, RequestID: req.RequestID,
+		V: 1, Service: req.Service, Scopes: scopes, Resource: req.Resource, RequestID: req.RequestID,
 		Issued: now, Expires: now.Add(ttl),
 	}
 	value, err := json.Marshal(lr)
@@ -116,19 +108,19 @@ func (v *Vault) Lease(ctx context.Context, req LeaseRequest) (*Lease, error) {
 		}
 		return nil, err
 	}
-	// Read the connection again now that the lease is stored. Revoke marks
+	// Read the connection only now that the lease is stored. Revoke marks
 	// the connection revoked and then deletes its leases, so either this
 	// read sees the revocation or Revoke sees this lease: no lease outlives
-	// a concurrent revocation.
+	// a concurrent revocation. (Reading it before storing the lease as well
+	// would only refuse a little earlier, for one more round trip on every
+	// lease.) The lease is bound to the connection read here: its requests
+	// stop if that connection is replaced.
 	item, rec, err := v.load(ctx, req.Principal, req.Service)
 	if err != nil {
 		return fail(err)
 	}
 	if err := checkConn(&rec, scopes); err != nil {
 		return fail(err)
-	}
-	if rec.ID != first.ID {
-		return fail(fmt.Errorf("vault: %s connection of %s was replaced: %w", req.Service, req.Principal, ErrLeaseRevoked))
 	}
 	if err := v.record(ctx, audit.Event{
 		Kind: audit.TokenIssued, Actor: req.Principal, Resource: req.Resource, RequestID: req.RequestID, Result: "ok",
