@@ -29,7 +29,7 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 		if e.BotID != "" || e.User == "" || e.User == a.botUser {
 			return nil
 		}
-		if !a.member(ev.TeamID, e.UserTeam) {
+		if !a.eventMember(ev, e.UserTeam, e.SourceTeam) {
 			a.reply(ctx, thread{Channel: e.Channel, TS: cmpOr(e.ThreadTimeStamp, e.TimeStamp)}, e.User, notAMember)
 			return nil
 		}
@@ -40,7 +40,7 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 		if e.ChannelType != "im" || e.SubType != "" || e.BotID != "" || e.User == "" || e.User == a.botUser {
 			return nil
 		}
-		if !a.member(ev.TeamID, e.UserTeam) {
+		if !a.eventMember(ev, e.UserTeam, e.SourceTeam) {
 			return nil
 		}
 		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, e.Channel, e.TimeStamp, e.ThreadTimeStamp, e.Text)
@@ -67,6 +67,25 @@ func (a *App) member(team, userTeam string) bool {
 		return true
 	}
 	return team == a.botTeam && (userTeam == "" || userTeam == a.botTeam)
+}
+
+// eventMember is member for a message or mention. In a channel shared
+// with other workspaces (Slack Connect), the event's team is the channel's
+// host, not the person's, and Slack names the person's home workspace
+// (user_team) and the one the message was sent from (source_team): a
+// message sent from another workspace is a guest's, and one there that
+// names neither cannot be placed, so both are refused rather than taken
+// for a member's.
+func (a *App) eventMember(ev slackevents.EventsAPIEvent, userTeam, sourceTeam string) bool {
+	if a.botTeam != "" {
+		if sourceTeam != "" && sourceTeam != a.botTeam {
+			return false
+		}
+		if ev.IsExtSharedChannel && userTeam == "" && sourceTeam == "" {
+			return false
+		}
+	}
+	return a.member(ev.TeamID, userTeam)
 }
 
 func cmpOr(a, b string) string {

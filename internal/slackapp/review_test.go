@@ -540,6 +540,36 @@ func edited(t *testing.T, env slacktest.Envelope, edit func(p map[string]any)) s
 	return env
 }
 
+// In a channel shared with another workspace, a mention that does not say
+// which workspace its author is from, or that was sent from another one, is
+// refused; one that names this workspace as the author's is served.
+func TestSharedChannelMentionWithoutItsAuthorsTeam(t *testing.T) {
+	f := newFlow(t, flowOptions{})
+	f.app.botTeam = slacktest.TeamID
+	shared := func(edit func(ev map[string]any)) slacktest.Envelope {
+		return edited(t, f.srv.AppMention(slacktest.Msg{User: eve, Channel: "C1", Text: "<@" + slacktest.BotUserID + "> " + listPulls}),
+			func(p map[string]any) { p["is_ext_shared_channel"] = true; edit(p["event"].(map[string]any)) })
+	}
+	for name, edit := range map[string]func(map[string]any){
+		"no user_team":           func(map[string]any) {},
+		"sent from another team": func(ev map[string]any) { ev["source_team"] = otherTeam; ev["user_team"] = slacktest.TeamID },
+	} {
+		env := shared(edit)
+		f.do(env)
+		if got := strings.Join(f.replies("C1", mentionTS(t, env)), "\n"); !strings.Contains(got, notAMember) {
+			t.Errorf("%s: replies = %q, want %q", name, got, notAMember)
+		}
+	}
+	if evs := f.events(audit.StepProposed); len(evs) != 0 {
+		t.Fatalf("step.proposed events = %d, want 0: the broker was asked for an unplaced author", len(evs))
+	}
+	env := shared(func(ev map[string]any) { ev["user_team"] = slacktest.TeamID; ev["source_team"] = slacktest.TeamID })
+	f.do(env)
+	if evs := f.events(audit.StepProposed); len(evs) != 1 {
+		t.Errorf("step.proposed events after a member's mention in the shared channel = %d, want 1", len(evs))
+	}
+}
+
 // The app acts only for members of its workspace: a Slack Connect guest's
 // mention, click and slash command are refused, and the broker never hears
 // of them.
