@@ -404,11 +404,9 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	return sorted[i].Round(10 * time.Microsecond)
 }
 
-// bot is the bot process.
+// bot is the bot process, whose memory is sampled.
 type bot struct {
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
+	*process
 
 	mu       sync.Mutex
 	peak     int64 // kB
@@ -420,11 +418,6 @@ func startBot(ctx context.Context, c config, srv *slacktest.Server, httpAddr, pp
 		b := make([]byte, 32)
 		rand.Read(b)
 		return base64.StdEncoding.EncodeToString(b)
-	}
-	logPath := filepath.Join(dir, "bot.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
 	}
 	cmd := exec.Command(c.bot)
 	cmd.Env = append(os.Environ(),
@@ -445,17 +438,11 @@ func startBot(ctx context.Context, c config, srv *slacktest.Server, httpAddr, pp
 	if simURL != "" {
 		cmd.Env = append(cmd.Env, "AGENTHUB_SIM_URL="+simURL)
 	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
+	p, err := startProcess(cmd, filepath.Join(dir, "bot.log"))
+	if err != nil {
 		return nil, fmt.Errorf("start the bot: %w", err)
 	}
-	b := &bot{cmd: cmd, logPath: logPath, done: make(chan struct{}), sampling: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		logFile.Close()
-		close(b.done)
-	}()
+	b := &bot{process: p, sampling: make(chan struct{})}
 	go b.sample()
 	return b, nil
 }
@@ -510,18 +497,8 @@ func (b *bot) memory() (rss, peak string) {
 
 func mib(kb int64) string { return fmt.Sprintf("%.0f MiB", float64(kb)/1024) }
 
-func (b *bot) stop() {
-	b.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-b.done:
-	case <-time.After(15 * time.Second):
-		b.cmd.Process.Kill()
-		<-b.done
-	}
-}
-
-// process is a helper process (the simulated providers), its output in a
-// log file.
+// process is a process slackload started (the bot, the simulated
+// providers), its output in a log file.
 type process struct {
 	cmd     *exec.Cmd
 	logPath string
@@ -551,7 +528,7 @@ func (p *process) stop() {
 	p.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-p.done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(15 * time.Second): // the bot drains its queues for up to 10 s
 		p.cmd.Process.Kill()
 		<-p.done
 	}
