@@ -4,6 +4,7 @@ package main
 
 import (
 	"log"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -18,8 +19,17 @@ func init() {
 	if addr == "" {
 		return
 	}
+	if host, _, err := net.SplitHostPort(addr); err != nil || (host != "localhost" && !isLoopbackIP(host)) {
+		log.Printf("AGENTHUB_PPROF_ADDR %q: profiles are served on a loopback address only, such as 127.0.0.1:6060; not serving them", addr)
+		return
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	go func() { log.Println(http.ListenAndServe(addr, mux)) }()
+}
+
+func isLoopbackIP(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 
@@ -115,7 +116,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		VaultKey:      l.key("AGENTHUB_VAULT_KEY", need&NeedVault != 0, 32, 32),
 		AuditKey:      l.key("AGENTHUB_AUDIT_KEY", need&NeedAudit != 0, 32, 1024),
 		Demo:          l.oneOf("AGENTHUB_DEMO", "0", "0", "1") == "1",
-		SimURL:        l.url("AGENTHUB_SIM_URL"),
+		SimURL:        l.simURL("AGENTHUB_SIM_URL"),
 		Policy:        getenv("AGENTHUB_POLICY"),
 		HTTPAddr:      getenv("AGENTHUB_HTTP_ADDR"),
 		LogLevel:      l.level("AGENTHUB_LOG_LEVEL"),
@@ -260,6 +261,29 @@ func (l *loader) url(name string) string {
 		return ""
 	}
 	return v
+}
+
+// simURL accepts only http:// on a loopback address: the vault sends the
+// simulated providers' tokens there in the clear.
+func (l *loader) simURL(name string) string {
+	v := l.getenv(name)
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || !isLoopback(u.Hostname()) {
+		l.bad(name, "must be the http:// address of 'bot sim' on a loopback interface, such as http://127.0.0.1:8090")
+		return ""
+	}
+	return v
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (l *loader) store(name string) string {

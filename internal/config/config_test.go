@@ -70,6 +70,14 @@ func TestLoadComplete(t *testing.T) {
 	}
 }
 
+func TestSimURLNeedsTheDemo(t *testing.T) {
+	_, err := Load(env(map[string]string{"AGENTHUB_SIM_URL": "http://127.0.0.1:8090"}), os.ReadFile, 0)
+	var ce *Error
+	if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Name != "AGENTHUB_SIM_URL" {
+		t.Fatalf("Load = %v, want one problem with AGENTHUB_SIM_URL: simulated providers are for the demo", err)
+	}
+}
+
 // TestLoadReportsEverything checks that one Load reports every problem, each
 // by name, and that no secret's value appears in the error.
 func TestLoadReportsEverything(t *testing.T) {
@@ -83,7 +91,7 @@ func TestLoadReportsEverything(t *testing.T) {
 		"AGENTHUB_LOG_LEVEL":      "loud",
 		"AGENTHUB_LOG_FORMAT":     "xml",
 		"AGENTHUB_DEMO":           "yes",
-		"AGENTHUB_SIM_URL":        "http://127.0.0.1:8090", // only with the demo
+		"AGENTHUB_SIM_URL":        "http://u:" + canary + "@sim.example.com:8090", // loopback only
 		"SLACK_API_URL":           "ftp://x",
 		"AGENTHUB_REDIS_PREFIX":   "a{b}",
 	}), os.ReadFile, NeedSlack|NeedVault|NeedAudit)
@@ -97,8 +105,8 @@ func TestLoadReportsEverything(t *testing.T) {
 	}
 	want := []string{
 		"SLACK_APP_TOKEN", "SLACK_API_URL", "AGENTHUB_STORE", "AGENTHUB_REDIS_PREFIX",
-		"AGENTHUB_VAULT_KEY", "AGENTHUB_AUDIT_KEY", "AGENTHUB_DEMO", "AGENTHUB_LOG_LEVEL", "AGENTHUB_LOG_FORMAT",
-		"AGENTHUB_VAULT_OLD_KEYS", "SLACK_BOT_TOKEN", "AGENTHUB_SIM_URL",
+		"AGENTHUB_VAULT_KEY", "AGENTHUB_AUDIT_KEY", "AGENTHUB_DEMO", "AGENTHUB_SIM_URL", "AGENTHUB_LOG_LEVEL", "AGENTHUB_LOG_FORMAT",
+		"AGENTHUB_VAULT_OLD_KEYS", "SLACK_BOT_TOKEN",
 	}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)

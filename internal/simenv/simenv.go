@@ -181,7 +181,10 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	// has dozens of calls in flight: the rest would be dialled anew, each
 	// time.
 	env.transport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}
-	env.client = &http.Client{Transport: env.transport, Timeout: 30 * time.Second}
+	// No redirects: a token exchange or revocation answered with a 307
+	// would resend the client secret and tokens wherever it points.
+	env.client = &http.Client{Transport: env.transport, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	env.oauth = make(map[string]*oauth2.Config)
 	var services []vault.Service
 	for name, c := range sim.DefaultClients() {
@@ -269,9 +272,8 @@ func (env *Env) authorize(ctx context.Context, principal, service string) (*oaut
 	if err != nil {
 		return nil, err
 	}
-	noFollow := *env.client
-	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := noFollow.Do(req)
+	resp, err := env.client.Do(req) // which does not follow the redirect
+
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
@@ -282,7 +284,8 @@ func (env *Env) authorize(ctx context.Context, principal, service string) (*oaut
 	}
 	back, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil {
-		return nil, fmt.Errorf("authorize: bad redirect: %w", err)
+		// The error would quote the Location, code and all.
+		return nil, errors.New("authorize: the redirect is not a URL")
 	}
 	q := back.Query()
 	if q.Get("state") != state {
@@ -293,7 +296,12 @@ func (env *Env) authorize(ctx context.Context, principal, service string) (*oaut
 	}
 	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, env.client), q.Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
-		return nil, fmt.Errorf("token exchange: %w", err)
+		// oauth2's errors carry the provider's response body; say only
+		// what failed.
+		if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
+			return nil, fmt.Errorf("token exchange: status %d %s", re.Response.StatusCode, re.ErrorCode)
+		}
+		return nil, errors.New("token exchange failed")
 	}
 	return tok, nil
 }

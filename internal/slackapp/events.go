@@ -273,7 +273,6 @@ func (a *App) firstContact(ctx context.Context, principal string) bool {
 		a.log.WarnContext(ctx, "demo first contact not recorded", "slack_user", userOf(principal), "err", err)
 		return false
 	}
-	a.contacted.add(principal)
 	connected := false
 	for _, svc := range a.opts.Services {
 		if err := a.opts.Connect(ctx, principal, svc); err != nil {
@@ -282,6 +281,16 @@ func (a *App) firstContact(ctx context.Context, principal string) bool {
 		}
 		connected = true
 	}
+	if !connected && len(a.opts.Services) > 0 {
+		// Nothing connected (the simulated providers were unreachable, say):
+		// forget the contact, so that the person's next message tries again
+		// rather than leaving them unconnected for good.
+		if err := a.opts.Store.Delete(context.WithoutCancel(ctx), key); err != nil {
+			a.log.WarnContext(ctx, "demo first contact not forgotten", "slack_user", userOf(principal), "err", err)
+		}
+		return false
+	}
+	a.contacted.add(principal)
 	return connected
 }
 

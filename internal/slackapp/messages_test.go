@@ -165,6 +165,23 @@ func TestSecondApprover(t *testing.T) {
 	}
 }
 
+// When the demo cannot connect anyone at first contact (the simulated
+// providers of AGENTHUB_SIM_URL are down), the contact is forgotten, and
+// the person's next message connects them.
+func TestDemoFirstContactRetriedAfterFailure(t *testing.T) {
+	f := newFlow(t, flowOptions{demo: true})
+	f.app.opts.Connect = func(context.Context, string, string) error { return errors.New("simulated providers unreachable") }
+	ts := f.mention(alice, "C1", listPulls)
+	if got := f.replies("C1", ts); len(got) != 1 || strings.HasPrefix(got[0], ":white_check_mark:") {
+		t.Fatalf("replies while nothing connects = %q, want no result", got)
+	}
+	f.app.opts.Connect = f.env.Connect
+	ts = f.mention(alice, "C1", listPulls)
+	if got := f.replies("C1", ts); len(got) != 1 || !strings.HasPrefix(got[0], ":white_check_mark:") {
+		t.Errorf("replies once the providers answer = %q, want the result: the demo connected alice after all", got)
+	}
+}
+
 func TestDemoFirstContact(t *testing.T) {
 	f := newFlow(t, flowOptions{demo: true})
 	grants := func() int {
