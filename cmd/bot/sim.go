@@ -37,7 +37,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("sim: %w", err)
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := &http.Server{Handler: sim.New(sim.Options{Logger: logger}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	srv := &http.Server{Handler: loopbackHost(port, sim.New(sim.Options{Logger: logger}).Handler()), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "simulated providers at http://%s: set AGENTHUB_SIM_URL to it\n", l.Addr())
 
 	done := make(chan error, 1)
@@ -56,4 +57,21 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("sim: %w", err)
 	}
 	return nil
+}
+
+// loopbackHost refuses requests whose Host is not a loopback name for the
+// port served: a web page in a browser on this machine could otherwise
+// reach the simulated providers through a DNS name rebound to 127.0.0.1
+// (its requests carry that name), and their consent page consents for
+// whoever login_hint names.
+func loopbackHost(port string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, p, err := net.SplitHostPort(r.Host)
+		ip := net.ParseIP(host)
+		if err != nil || p != port || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			http.Error(w, "this server answers only to a loopback address", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

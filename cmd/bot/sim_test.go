@@ -47,6 +47,20 @@ func TestSimServesUntilCanceled(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("authorize without a client = %d, want 400", resp.StatusCode)
 	}
+	// A name rebound to 127.0.0.1 reaches the port but not the providers.
+	req, err := http.NewRequest(http.MethodGet, base+sim.AuthorizePath(sim.ServiceGitHub), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "rebound.example.com:" + base[strings.LastIndexByte(base, ':')+1:]
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("request for another host name = %d, want 421", resp.StatusCode)
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -1,7 +1,9 @@
 package slackapp
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -115,6 +117,21 @@ func TestSlashConnectWithoutOAuth(t *testing.T) {
 	_, env := f.command(alice, "connect github")
 	if rs := f.responsesTo(env); len(rs) != 1 || !strings.Contains(rs[0].Text, "not available yet") {
 		t.Errorf("responses = %+v, want connecting said to be unavailable", rs)
+	}
+}
+
+// The demo's connect names an unknown service as such, and a provider that
+// fails as a failure, not as a misspelling.
+func TestSlashConnectAnswers(t *testing.T) {
+	f := newFlow(t, flowOptions{demo: true})
+	_, env := f.command(alice, "connect gitlab")
+	if rs := f.responsesTo(env); len(rs) != 1 || !strings.Contains(rs[0].Text, `don't know the service "gitlab"`) {
+		t.Errorf("responses to connect gitlab = %+v, want the service named unknown", rs)
+	}
+	f.app.opts.Connect = func(context.Context, string, string) error { return errors.New("unreachable") }
+	_, env = f.command(alice, "connect github")
+	if rs := f.responsesTo(env); len(rs) != 1 || !strings.Contains(rs[0].Text, "did not answer") {
+		t.Errorf("responses to connect github with the provider down = %+v, want it said to have failed", rs)
 	}
 }
 

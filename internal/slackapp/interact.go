@@ -252,9 +252,12 @@ func (a *App) connect(ctx context.Context, principal, service string) string {
 	if a.opts.Connect == nil {
 		return escape(fmt.Sprintf("Connecting %s through OAuth is not available yet, so I can't connect it from Slack.", service))
 	}
+	if !slices.Contains(a.opts.Services, service) {
+		return escape(fmt.Sprintf("I don't know the service %q. I can connect %s.", service, strings.Join(a.opts.Services, ", ")))
+	}
 	if err := a.opts.Connect(ctx, principal, service); err != nil {
 		a.log.WarnContext(ctx, "connect failed", "slack_user", userOf(principal), "service", service, "err", err)
-		return escape(fmt.Sprintf("I couldn't connect %s. Check the name (%s) and try again.", service, strings.Join(a.opts.Services, ", ")))
+		return escape(fmt.Sprintf("I couldn't connect %s: the service did not answer as it should. Try again in a moment.", service))
 	}
 	a.publishHome(ctx, principal)
 	return escape(fmt.Sprintf("Connected %s. Ask me again and I'll go ahead.", service))

@@ -103,8 +103,12 @@ func (v *Vault) Lease(ctx context.Context, req LeaseRequest) (*Lease, error) {
 		return nil, fmt.Errorf("vault: store lease: %w", err)
 	}
 	fail := func(err error) (*Lease, error) {
+		// The refused lease's record is unusable (no Lease holds it) and
+		// expires with its ttl; a failed delete is for the operator, while
+		// the caller needs the reason for the refusal, which callers map to
+		// what the person should do (connect, reconnect).
 		if derr := v.store.Delete(context.WithoutCancel(ctx), k); derr != nil {
-			return nil, errors.Join(err, fmt.Errorf("vault: delete refused lease %s: %w", id, derr))
+			v.log.WarnContext(ctx, "vault: refused lease not deleted; it expires by itself", "lease", id, "principal", req.Principal, "err", derr)
 		}
 		return nil, err
 	}
