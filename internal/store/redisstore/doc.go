@@ -33,8 +33,8 @@
 // has as score the record's expiry in Unix milliseconds, or +inf for a
 // record without one. List reads the index from "now" upwards with
 // ZRANGEBYSCORE, so expired members are skipped, and removes them
-// (ZREMRANGEBYSCORE). Put, Create and Delete prune expired members of the
-// index they touch too, so an index of short-lived records (dedupe keys)
+// (ZREMRANGEBYSCORE). Put and Create prune expired members of the index
+// they touch too, so an index of short-lived records (dedupe keys, leases)
 // does not grow without bound even when nobody lists it.
 //
 // "Now" is the Redis server's clock (TIME inside the scripts), never the
@@ -45,19 +45,20 @@
 //
 // # Scripts and round trips
 //
-// Each operation that changes state is one Lua script (EVALSHA, falling back
-// to EVAL once when the server does not have it cached yet, as go-redis's
-// Script.Run does), so the record and its index entry change together and
-// each operation costs one round trip. Reads that only need two commands to
-// agree are a MULTI/EXEC transaction instead, in one round trip too: a
-// script costs Redis 7 about 16 µs to run where GET costs 0.3 µs, and a
-// busy bot does a dozen such reads per message.
+// Each operation that changes state depending on what is there is one Lua
+// script (EVALSHA, falling back to EVAL once when the server does not have
+// it cached yet, as go-redis's Script.Run does), so the record and its
+// index entry change together and each operation costs one round trip.
+// Operations whose commands need only to run together (reads, and Delete)
+// are a MULTI/EXEC transaction instead, in one round trip too: a script
+// costs Redis 7 about 16 µs to run where GET costs 0.3 µs, and a busy bot
+// does a dozen such operations per message.
 //
 //   - Put and Create: SET (with NX for Create) and ZADD.
 //   - CompareAndSwap and CompareAndDelete: GET, compare, then SET or DEL and
 //     ZADD or ZREM. With store.KeepTTL, SET … KEEPTTL keeps the PTTL and the
 //     index entry keeps its score.
-//   - Delete: DEL and ZREM.
+//   - Delete: MULTI, DEL, ZREM, EXEC.
 //   - Get: MULTI, GET, PTTL, EXEC.
 //   - List: two round trips, one script that prunes and reads the index and
 //     one that reads the records (GET and PTTL each) with their keys passed

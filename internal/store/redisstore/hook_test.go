@@ -88,7 +88,7 @@ func commandKeys(cmd redis.Cmder) []string {
 		return keys
 	case "ping", "hello", "client", "select", "auth", "multi", "exec":
 		return nil
-	case "get", "lrange", "llen", "lindex", "zrangebyscore", "zcard", "pttl", "del", "unlink", "set":
+	case "get", "lrange", "llen", "lindex", "zrangebyscore", "zcard", "pttl", "del", "unlink", "set", "zrem":
 		return []string{fmt.Sprint(args[1])}
 	}
 	return []string{"unknown command " + cmd.Name()}

@@ -316,7 +316,12 @@ func (s *Store) Delete(ctx context.Context, k store.Key) error {
 	if err := k.Validate(); err != nil {
 		return fmt.Errorf("redisstore: delete: %w", err)
 	}
-	if _, err := s.scriptInt(ctx, deleteScript, []string{s.recordKey(k), s.indexKey(k.Scope, k.Kind)}, k.ID); err != nil {
+	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.recordKey(k))
+		p.ZRem(ctx, s.indexKey(k.Scope, k.Kind), k.ID)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("redisstore: delete %v: %w", k, err)
 	}
 	return nil

@@ -94,14 +94,6 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 return 2
 `)
 
-// deleteScript is Delete. KEYS: record, index. ARGV: id.
-var deleteScript = redis.NewScript(nowMS + `
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms() - 1)
-return 1
-`)
-
 // indexScript is the first half of List. KEYS: index. It prunes expired
 // members and returns the IDs of the live ones.
 var indexScript = redis.NewScript(nowMS + `
