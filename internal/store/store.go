@@ -78,6 +78,22 @@ func (k Key) Validate() error {
 	return nil
 }
 
+// SameGroup reports whether keys may be read together by GetMany: valid
+// keys of one scope, and for the global scope "" also of one kind (global
+// kinds are spread over a cluster one kind each; a scope's kinds stay
+// together).
+func SameGroup(keys []Key) error {
+	for _, k := range keys {
+		if err := k.Validate(); err != nil {
+			return err
+		}
+		if k.Scope != keys[0].Scope || (k.Scope == "" && k.Kind != keys[0].Kind) {
+			return fmt.Errorf("store: keys %s and %s are not of one group", keys[0], k)
+		}
+	}
+	return nil
+}
+
 // Item is one record read back from the store.
 type Item struct {
 	Key   Key
@@ -97,6 +113,11 @@ type Entry struct {
 type Store interface {
 	// Get returns the live record under k, or ErrNotFound.
 	Get(ctx context.Context, k Key) (Item, error)
+	// GetMany returns the live records among keys, in the order of keys,
+	// leaving out the keys that have none, in one round trip. The keys
+	// must be of one group (see SameGroup), so that a sharded backend
+	// finds them together.
+	GetMany(ctx context.Context, keys []Key) ([]Item, error)
 	// Put writes the record, replacing any previous value and expiry.
 	Put(ctx context.Context, k Key, value []byte, ttl time.Duration) error
 	// Create writes the record only if no live record exists under k;

@@ -267,21 +267,33 @@ func (t *transport) authorize(ctx context.Context, req *http.Request) (cachedTok
 		return cachedToken{}, err
 	}
 	// Re-reading the lease on every request is what makes Release and lease
-	// deletion immediate across processes.
-	item, err := v.store.Get(ctx, store.Key{Scope: l.Principal, Kind: LeaseKind, ID: l.ID})
-	if errors.Is(err, store.ErrNotFound) {
+	// deletion immediate across processes; re-reading the connection, what
+	// makes revocation immediate (see checkConn). Both live in the
+	// principal's scope, so they are read together, in one round trip.
+	leaseKey := store.Key{Scope: l.Principal, Kind: LeaseKind, ID: l.ID}
+	items, err := v.store.GetMany(ctx, []store.Key{leaseKey, connKey(l.Principal, l.Service)})
+	if err != nil {
+		return cachedToken{}, fmt.Errorf("vault: check lease %s: %w", l.ID, err)
+	}
+	var lease, conn *store.Item
+	for i := range items {
+		switch items[i].Key.Kind {
+		case LeaseKind:
+			lease = &items[i]
+		case ConnectionKind:
+			conn = &items[i]
+		}
+	}
+	if lease == nil {
 		if !v.now().Before(l.ExpiresAt.Add(-time.Second)) {
 			return cachedToken{}, fmt.Errorf("vault: lease %s: %w", l.ID, ErrLeaseExpired)
 		}
 		return cachedToken{}, fmt.Errorf("vault: lease %s: %w", l.ID, ErrLeaseRevoked)
 	}
-	if err != nil {
-		return cachedToken{}, fmt.Errorf("vault: check lease %s: %w", l.ID, err)
-	}
-	if !bytes.Equal(item.Value, l.value) {
+	if !bytes.Equal(lease.Value, l.value) {
 		return cachedToken{}, fmt.Errorf("vault: lease %s was replaced: %w", l.ID, ErrLeaseRevoked)
 	}
-	if err := l.checkConn(ctx); err != nil {
+	if err := l.checkConn(conn); err != nil {
 		return cachedToken{}, err
 	}
 	return v.accessToken(ctx, l.Principal, l.Service, l.connID)
@@ -294,20 +306,17 @@ type connState struct {
 	Status Status `json:"status"`
 }
 
-// checkConn reads the lease's connection and refuses the request unless it
-// is still active and still the connection the lease was issued on. This is
+// checkConn checks the lease's connection record, read with the lease (nil
+// when there is none), and refuses the request unless the connection is
+// still active and still the one the lease was issued on. This is
 // what makes revocation immediate and fail closed: Revoke marks the
 // connection before it deletes any lease, so even when deleting leases
 // fails every lease in every process stops at its next request, and a
 // connection record that is gone (deleted, or evicted by a misconfigured
 // Redis) blocks every lease on it rather than leaving one usable.
-func (l *Lease) checkConn(ctx context.Context) error {
-	item, err := l.v.store.Get(ctx, connKey(l.Principal, l.Service))
-	if errors.Is(err, store.ErrNotFound) {
+func (l *Lease) checkConn(item *store.Item) error {
+	if item == nil {
 		return fmt.Errorf("vault: lease %s: %s connection of %s is gone: %w", l.ID, l.Service, l.Principal, ErrLeaseRevoked)
-	}
-	if err != nil {
-		return fmt.Errorf("vault: lease %s: read %s connection of %s: %w", l.ID, l.Service, l.Principal, err)
 	}
 	var cs connState
 	if err := json.Unmarshal(item.Value, &cs); err != nil {

@@ -291,6 +291,39 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Item, error) {
 	return it, nil
 }
 
+// GetMany returns the live records among keys, in their order, from one
+// read transaction.
+func (s *Store) GetMany(ctx context.Context, keys []store.Key) ([]store.Item, error) {
+	if err := store.SameGroup(keys); err != nil {
+		return nil, fmt.Errorf("boltstore: get many: %w", err)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	now := s.now().UnixNano()
+	var items []store.Item
+	err := s.view(ctx, "get many "+keys[0].String(), func(tx *bolt.Tx) error {
+		for _, k := range keys {
+			b, err := kindBucket(tx, k.Scope, k.Kind, false)
+			if err != nil {
+				return err
+			}
+			r, ok, _, err := lookup(b, []byte(k.ID), now)
+			if err != nil {
+				return err
+			}
+			if ok {
+				items = append(items, r.item(k))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 // Put writes the record, replacing any previous value and expiry.
 func (s *Store) Put(ctx context.Context, k store.Key, value []byte, ttl time.Duration) error {
 	if err := k.Validate(); err != nil {

@@ -224,6 +224,26 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Item, error) {
 	return it, nil
 }
 
+// GetMany returns the live records among keys, in their order.
+func (s *Store) GetMany(ctx context.Context, keys []store.Key) ([]store.Item, error) {
+	if err := store.SameGroup(keys); err != nil {
+		return nil, fmt.Errorf("memstore: get many: %w", err)
+	}
+	var items []store.Item
+	err := s.do(ctx, false, func(now time.Time) error {
+		for _, k := range keys {
+			if r, ok := s.m.lookup(k, now); ok {
+				items = append(items, r.item(k))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("memstore: get many: %w", err)
+	}
+	return items, nil
+}
+
 // Put writes the record, replacing any previous value and expiry.
 func (s *Store) Put(ctx context.Context, k store.Key, value []byte, ttl time.Duration) error {
 	if err := s.write(ctx, k, value, ttl, false); err != nil {

@@ -59,7 +59,8 @@
 //     ZADD or ZREM. With store.KeepTTL, SET … KEEPTTL keeps the PTTL and the
 //     index entry keeps its score.
 //   - Delete: MULTI, DEL, ZREM, EXEC.
-//   - Get: MULTI, GET, PTTL, EXEC.
+//   - Get: MULTI, GET, PTTL, EXEC; GetMany: the same with GET and PTTL of
+//     each key (one scope, so one slot).
 //   - List: two round trips, one script that prunes and reads the index and
 //     one that reads the records (GET and PTTL each) with their keys passed
 //     as KEYS. Redis requires a script to declare every key it touches, and

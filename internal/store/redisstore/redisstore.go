@@ -210,6 +210,46 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Item, error) {
 	return it, nil
 }
 
+// GetMany returns the live records among keys, in their order: GET and
+// PTTL of each in one MULTI/EXEC.
+func (s *Store) GetMany(ctx context.Context, keys []store.Key) ([]store.Item, error) {
+	if err := store.SameGroup(keys); err != nil {
+		return nil, fmt.Errorf("redisstore: get many: %w", err)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	gets := make([]*redis.StringCmd, len(keys))
+	pttls := make([]*redis.DurationCmd, len(keys))
+	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			key := s.recordKey(k)
+			gets[i] = p.Get(ctx, key)
+			pttls[i] = p.PTTL(ctx, key)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisstore: get many %v…: %w", keys[0], err)
+	}
+	var items []store.Item
+	for i, k := range keys {
+		v, err := gets[i].Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: get many %v: %w", k, err)
+		}
+		it := store.Item{Key: k, Value: v}
+		if d, err := pttls[i].Result(); err == nil && d >= 0 {
+			it.ExpiresAt = s.now().Add(d)
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
 // expiresAt turns a PTTL reply into an absolute time on the caller's clock;
 // a negative PTTL (no expiry) gives the zero time.
 func (s *Store) expiresAt(pttl any) time.Time {

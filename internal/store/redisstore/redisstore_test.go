@@ -225,6 +225,7 @@ func TestKeyLayoutAndHashSlots(t *testing.T) {
 				{"Put other", func() error { return s.Put(ctx, other, []byte("o"), 0) }},
 				{"Create", func() error { return ignore(s.Create(ctx, k, []byte("v"), 0), store.ErrExists) }},
 				{"Get", func() error { _, err := s.Get(ctx, k); return err }},
+				{"GetMany", func() error { _, err := s.GetMany(ctx, []store.Key{k, other}); return err }},
 				{"CompareAndSwap", func() error { return s.CompareAndSwap(ctx, k, []byte("v1"), []byte("v2"), 0) }},
 				{"CompareAndSwap KeepTTL", func() error { return s.CompareAndSwap(ctx, k, []byte("v2"), []byte("v3"), store.KeepTTL) }},
 				{"List", func() error { _, err := s.List(ctx, tt.scope, tt.kind); return err }},

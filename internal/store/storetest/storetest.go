@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"CreateRace", testCreateRace},
 		{"CompareAndDelete", testCompareAndDelete},
 		{"List", testList},
+		{"GetMany", testGetMany},
 		{"LogAppendRead", testLogAppendRead},
 		{"LogConcurrentChain", testLogConcurrentChain},
 		{"Lock", testLock},
@@ -353,6 +354,49 @@ func ids(items []store.Item) []string {
 		out = append(out, it.Key.ID+"="+string(it.Value))
 	}
 	return out
+}
+
+func testGetMany(t *testing.T, open func() store.Store) {
+	s := open()
+	ctx := context.Background()
+	lease := key("T1:U1", "lease", "l1")
+	conn := key("T1:U1", "connection", "github")
+	gone := key("T1:U1", "lease", "l2")
+	missing := key("T1:U1", "grant", "none")
+	mustPut(t, s, lease, "lease", time.Hour)
+	mustPut(t, s, conn, "conn", 0)
+	mustPut(t, s, gone, "soon gone", 100*time.Millisecond)
+	waitGone(t, s, gone)
+
+	items, err := s.GetMany(ctx, []store.Key{conn, missing, gone, lease})
+	if err != nil {
+		t.Fatalf("GetMany: %v", err)
+	}
+	if got, want := strings.Join(ids(items), ","), "github=conn,l1=lease"; got != want {
+		t.Fatalf("GetMany = %s, want %s: the live records, in the order asked, without the missing and the expired", got, want)
+	}
+	if items[0].Key != conn || !items[0].ExpiresAt.IsZero() {
+		t.Errorf("first item = %+v, want the connection's key and no expiry", items[0])
+	}
+	if now := time.Now(); items[1].ExpiresAt.Before(now.Add(50*time.Minute)) || items[1].ExpiresAt.After(now.Add(61*time.Minute)) {
+		t.Errorf("the lease's ExpiresAt = %v, want about an hour from now", items[1].ExpiresAt)
+	}
+	if items, err := s.GetMany(ctx, []store.Key{missing}); err != nil || len(items) != 0 {
+		t.Errorf("GetMany of a missing key = %v, %v; want nothing, no error", items, err)
+	}
+	if items, err := s.GetMany(ctx, nil); err != nil || len(items) != 0 {
+		t.Errorf("GetMany of no keys = %v, %v; want nothing, no error", items, err)
+	}
+	for name, keys := range map[string][]store.Key{
+		"two scopes":                   {lease, key("T1:U2", "lease", "l1")},
+		"two global kinds":             {key("", "dedupe", "a"), key("", "lock", "a")},
+		"an invalid key":               {lease, key("T1:U1", "", "x")},
+		"a scoped and a global record": {lease, key("", "lease", "l1")},
+	} {
+		if _, err := s.GetMany(ctx, keys); err == nil {
+			t.Errorf("GetMany of %s succeeded, want an error", name)
+		}
+	}
 }
 
 func testList(t *testing.T, open func() store.Store) {
