@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+
+	"github.com/agenthub/agenthub/internal/vault"
 )
 
 // A build with -tags pprof (cmd/slackload -cpuprofile makes one) serves Go's
@@ -19,7 +21,7 @@ func init() {
 	if addr == "" {
 		return
 	}
-	if host, _, err := net.SplitHostPort(addr); err != nil || (host != "localhost" && !isLoopbackIP(host)) {
+	if host, _, err := net.SplitHostPort(addr); err != nil || !vault.IsLoopback(host) {
 		log.Printf("AGENTHUB_PPROF_ADDR %q: profiles are served on a loopback address only, such as 127.0.0.1:6060; not serving them", addr)
 		return
 	}
@@ -27,9 +29,4 @@ func init() {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	go func() { log.Println(http.ListenAndServe(addr, mux)) }()
-}
-
-func isLoopbackIP(host string) bool {
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

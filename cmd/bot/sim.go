@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agenthub/agenthub/internal/sim"
+	"github.com/agenthub/agenthub/internal/vault"
 )
 
 // runSim serves the simulated providers (GitHub, Calendar, Slack and their
@@ -29,7 +30,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageError("sim: -addr %q: %v", *addr, err)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !vault.IsLoopback(host) {
 		return usageError("sim: -addr %q: the simulated providers listen on loopback only, such as 127.0.0.1:8090", *addr)
 	}
 	l, err := net.Listen("tcp", *addr)
@@ -67,8 +68,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func loopbackHost(port string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, p, err := net.SplitHostPort(r.Host)
-		ip := net.ParseIP(host)
-		if err != nil || p != port || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+		if err != nil || p != port || !vault.IsLoopback(host) {
 			http.Error(w, "this server answers only to a loopback address", http.StatusMisdirectedRequest)
 			return
 		}

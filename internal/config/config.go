@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"strings"
 
@@ -271,19 +270,11 @@ func (l *loader) simURL(name string) string {
 		return ""
 	}
 	u, err := url.Parse(v)
-	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || !isLoopback(u.Hostname()) {
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || !vault.IsLoopback(u.Hostname()) {
 		l.bad(name, "must be the http:// address of 'bot sim' on a loopback interface, such as http://127.0.0.1:8090")
 		return ""
 	}
 	return v
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (l *loader) store(name string) string {

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -144,7 +143,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, errors.New("simenv: Providers and ProvidersURL are exclusive")
 		}
 		u, err := url.Parse(opts.ProvidersURL)
-		if err != nil || u.Scheme != "http" || u.Host == "" || !loopback(u.Hostname()) {
+		if err != nil || u.Scheme != "http" || u.Host == "" || !vault.IsLoopback(u.Hostname()) {
 			return nil, fmt.Errorf("simenv: providers URL must be http:// on a loopback address, like http://127.0.0.1:8090")
 		}
 		env.URL = strings.TrimSuffix(u.String(), "/")
@@ -304,14 +303,6 @@ func (env *Env) authorize(ctx context.Context, principal, service string) (*oaut
 		return nil, errors.New("token exchange failed")
 	}
 	return tok, nil
-}
-
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // ConnectAll connects principal to every simulated service.

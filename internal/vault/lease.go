@@ -348,7 +348,7 @@ func (s *Service) allow(req *http.Request) error {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) {
+		if !IsLoopback(u.Hostname()) {
 			return fmt.Errorf("vault: %s: plain http to %s: %w", s.Name, u.Host, ErrHostNotAllowed)
 		}
 	default:
@@ -378,7 +378,10 @@ func normalizeHost(scheme, host string) string {
 	return host
 }
 
-func isLoopback(host string) bool {
+// IsLoopback reports whether host names this machine ("localhost" or a
+// loopback address): the only place the vault sends a token over plain
+// HTTP, and so the only place simulated providers may listen.
+func IsLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
