@@ -174,16 +174,6 @@ func buttonValue(t *testing.T, blocks json.RawMessage, actionID string) string {
 	return string(m[2])
 }
 
-// eventTS is the ts of the message an events_api envelope carries.
-func eventTS(t *testing.T, env slacktest.Envelope) string {
-	t.Helper()
-	ts := env.EventTS()
-	if ts == "" {
-		t.Fatal("no event ts in the envelope")
-	}
-	return ts
-}
-
 // threadReplies are the bot's messages in channel's thread under ts.
 func threadReplies(srv *slacktest.Server, channel, ts string) []slacktest.Message {
 	var out []slacktest.Message
@@ -225,7 +215,7 @@ func TestSlackBotEndToEnd(t *testing.T) {
 	push(t, srv, mention)
 	eventually(t, "the read's reply", func() bool { _, ok := messageWith(srv, e2eChannel, "acme/website"); return ok })
 	push(t, srv, mention.Retry(1, "timeout"))
-	readTS := eventTS(t, mention)
+	readTS := mention.MustEventTS(t)
 	eventually(t, "the retry seen as a duplicate", func() bool {
 		return strings.Contains(get(t, "http://"+bot.env.web.Addr()+"/metrics"), `agenthub_slack_duplicates_total{type="events_api"} 1`)
 	})
@@ -325,7 +315,7 @@ func TestSlackBotEndToEnd(t *testing.T) {
 	push(t, srv, srv.ViewSubmission(slacktest.Submission{User: alice, CallbackID: slackapp.CallbackStepUp, PrivateMetadata: reqID,
 		Values: map[string]map[string]string{slackapp.StepUpBlockID: {slackapp.StepUpActionID: next}}}))
 	eventually(t, "the merge's result in the thread", func() bool {
-		for _, m := range threadReplies(srv, e2eChannel, eventTS(t, mergeMention)) {
+		for _, m := range threadReplies(srv, e2eChannel, mergeMention.MustEventTS(t)) {
 			if strings.Contains(m.Text, "Merged acme/payments#7") {
 				return true
 			}

@@ -112,8 +112,7 @@ type Env struct {
 	Broker   *broker.Broker
 
 	ownServer bool
-	transport *http.Transport // the vault's, to the simulated providers
-	client    *http.Client    // over transport
+	client    *http.Client // the vault's, to the simulated providers
 	oauth     map[string]*oauth2.Config
 }
 
@@ -176,14 +175,15 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("simenv: sim url: %w", err)
 	}
-	// The server's own client keeps two idle connections, and a busy bot
-	// has dozens of calls in flight: the rest would be dialled anew, each
-	// time.
-	env.transport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}
-	// No redirects: a token exchange or revocation answered with a 307
+	// A pool that keeps as many idle connections as a busy bot has calls
+	// in flight (the default two would make the rest dial anew each time),
+	// and no redirects: a token exchange or revocation answered with a 307
 	// would resend the client secret and tokens wherever it points.
-	env.client = &http.Client{Transport: env.transport, Timeout: 30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	env.client = &http.Client{
+		Timeout:       30 * time.Second,
+		Transport:     &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	env.oauth = make(map[string]*oauth2.Config)
 	var services []vault.Service
 	for name, c := range sim.DefaultClients() {
@@ -341,8 +341,8 @@ func (env *Env) EnrollDemo(ctx context.Context, principal, name string) error {
 // Close stops the simulated providers Start started. The store is the
 // caller's.
 func (env *Env) Close() error {
-	if env.transport != nil {
-		env.transport.CloseIdleConnections()
+	if env.client != nil {
+		env.client.CloseIdleConnections()
 	}
 	if env.ownServer && env.Server != nil {
 		env.Server.Close()

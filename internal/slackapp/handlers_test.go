@@ -54,7 +54,7 @@ func TestMessageRepliesInThread(t *testing.T) {
 			f.do(env)
 			threadTS := tt.thread
 			if threadTS == "" {
-				threadTS = eventTS(t, env)
+				threadTS = env.MustEventTS(t)
 			}
 			got := f.replies(tt.channel, threadTS)
 			if len(got) != 1 || !strings.HasPrefix(got[0], ":white_check_mark:") || !strings.Contains(got[0], "acme/website") {
@@ -62,16 +62,6 @@ func TestMessageRepliesInThread(t *testing.T) {
 			}
 		})
 	}
-}
-
-// eventTS is the ts of the message an events_api envelope carries.
-func eventTS(t *testing.T, env slacktest.Envelope) string {
-	t.Helper()
-	ts := env.EventTS()
-	if ts == "" {
-		t.Fatal("no event ts in the envelope")
-	}
-	return ts
 }
 
 func TestBotsOwnMessagesAreIgnored(t *testing.T) {

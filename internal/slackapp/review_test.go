@@ -251,17 +251,24 @@ func clockedEnroller(t *testing.T, f *flow) *stepup.Service {
 	return svc
 }
 
+// pendingEnrolment starts alice's TOTP enrolment, on the flow's clock, by
+// asking for a merge, and returns its DM and secret.
+func pendingEnrolment(t *testing.T) (*flow, *stepup.Service, slacktest.Message, string) {
+	t.Helper()
+	f := newFlow(t, flowOptions{})
+	enroller := clockedEnroller(t, f)
+	f.app.opts.Enroller = enroller
+	askMerge(t, f)
+	enrolment := f.lastDM(alice)
+	return f, enroller, enrolment, enrolmentSecret(t, enrolment)
+}
+
 // An enrolment nobody confirmed within stepup.PendingTTL cannot be
 // confirmed, and its DM loses the secret: at once when the late code comes,
 // or by the sweeper when none does.
 func TestExpiredEnrolment(t *testing.T) {
 	t.Run("late code", func(t *testing.T) {
-		f := newFlow(t, flowOptions{})
-		enroller := clockedEnroller(t, f)
-		f.app.opts.Enroller = enroller
-		askMerge(t, f)
-		enrolment := f.lastDM(alice)
-		secret := enrolmentSecret(t, enrolment)
+		f, enroller, enrolment, secret := pendingEnrolment(t)
 
 		f.clock.Advance(stepup.PendingTTL + time.Second)
 		f.do(f.click(alice, enrolment, ActionEnrolConfirm))
@@ -286,12 +293,7 @@ func TestExpiredEnrolment(t *testing.T) {
 	})
 
 	t.Run("sweeper", func(t *testing.T) {
-		f := newFlow(t, flowOptions{})
-		enroller := clockedEnroller(t, f)
-		f.app.opts.Enroller = enroller
-		askMerge(t, f)
-		enrolment := f.lastDM(alice)
-		secret := enrolmentSecret(t, enrolment)
+		f, enroller, enrolment, secret := pendingEnrolment(t)
 
 		// Still confirmable: the sweeper leaves it alone.
 		f.clock.Advance(stepup.PendingTTL - time.Minute)
@@ -556,7 +558,7 @@ func TestSharedChannelMentionWithoutItsAuthorsTeam(t *testing.T) {
 	} {
 		env := shared(edit)
 		f.do(env)
-		if got := strings.Join(f.replies("C1", mentionTS(t, env)), "\n"); !strings.Contains(got, notAMember) {
+		if got := strings.Join(f.replies("C1", env.MustEventTS(t)), "\n"); !strings.Contains(got, notAMember) {
 			t.Errorf("%s: replies = %q, want %q", name, got, notAMember)
 		}
 	}
@@ -583,7 +585,7 @@ func TestSlackConnectGuestRefused(t *testing.T) {
 	if evs := f.events(audit.StepProposed); len(evs) != 0 {
 		t.Errorf("step.proposed events after a guest's mention = %d, want 0: the broker was asked", len(evs))
 	}
-	if got := strings.Join(f.replies("C1", mentionTS(t, mention)), "\n"); !strings.Contains(got, notAMember) {
+	if got := strings.Join(f.replies("C1", mention.MustEventTS(t)), "\n"); !strings.Contains(got, notAMember) {
 		t.Errorf("replies to the guest's mention = %q, want %q", got, notAMember)
 	}
 
@@ -614,20 +616,6 @@ func TestSlackConnectGuestRefused(t *testing.T) {
 	if len(texts) != 1 || texts[0] != notAMember {
 		t.Errorf("answers to a guest's slash command = %q, want [%q]", texts, notAMember)
 	}
-}
-
-// mentionTS returns the ts of a mention envelope's message.
-func mentionTS(t *testing.T, env slacktest.Envelope) string {
-	t.Helper()
-	var p struct {
-		Event struct {
-			TS string `json:"ts"`
-		} `json:"event"`
-	}
-	if err := json.Unmarshal(env.Payload, &p); err != nil {
-		t.Fatal(err)
-	}
-	return p.Event.TS
 }
 
 // flakyEnrolmentStore fails enrolment-record writes while down is set.

@@ -224,6 +224,7 @@ func socketWaitAck(tb testing.TB, srv *slacktest.Server, id string) {
 func (sa *socketApp) blockHandlers() (release chan struct{}, entered chan struct{}, rec *socketRecorder) {
 	release, entered, rec = make(chan struct{}), make(chan struct{}, 1000), &socketRecorder{}
 	sa.handle = func(ctx context.Context, w work) error {
+		rec.started.Add(1)
 		entered <- struct{}{}
 		select {
 		case <-release:
@@ -237,6 +238,8 @@ func (sa *socketApp) blockHandlers() (release chan struct{}, entered chan struct
 }
 
 type socketRecorder struct {
+	started atomic.Int64 // handlers entered
+
 	mu   sync.Mutex
 	done []work
 }
@@ -272,19 +275,8 @@ func socketMention(srv *slacktest.Server, user, text string) slacktest.Envelope 
 func TestSocketAcksBeforeWork(t *testing.T) {
 	srv := slacktest.New(t)
 	sa := socketNew(t, srv, redistest.Open(t)(), socketConfig{opts: func(o *Options) { o.Workers, o.Queue = 4, 1000 }})
-	release := make(chan struct{})
-	var started atomic.Int64
-	var rec socketRecorder
-	sa.handle = func(ctx context.Context, w work) error {
-		started.Add(1)
-		select {
-		case <-release:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		rec.add(w)
-		return nil
-	}
+	release, _, rec := sa.blockHandlers()
+	started := &rec.started
 	sa.start(t)
 
 	const n = 100

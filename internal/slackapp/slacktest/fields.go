@@ -1,6 +1,9 @@
 package slacktest
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"testing"
+)
 
 // EventTS is the ts of the message an events_api envelope carries ("" for
 // other envelopes): the thread a reply to it belongs in.
@@ -12,6 +15,16 @@ func (e Envelope) EventTS() string {
 	}
 	_ = json.Unmarshal(e.Payload, &p)
 	return p.Event.TS
+}
+
+// MustEventTS is EventTS for tests: an envelope without one fails tb.
+func (e Envelope) MustEventTS(tb testing.TB) string {
+	tb.Helper()
+	ts := e.EventTS()
+	if ts == "" {
+		tb.Fatal("no event ts in the envelope")
+	}
+	return ts
 }
 
 // ResponseURL is the response_url of a click or slash command envelope

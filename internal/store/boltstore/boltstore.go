@@ -265,30 +265,14 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Item, error) {
 	if err := k.Validate(); err != nil {
 		return store.Item{}, err
 	}
-	now := s.now().UnixNano()
-	var (
-		it    store.Item
-		found bool
-	)
-	err := s.view(ctx, "get "+k.String(), func(tx *bolt.Tx) error {
-		b, err := kindBucket(tx, k.Scope, k.Kind, false)
-		if err != nil {
-			return err
-		}
-		r, ok, _, err := lookup(b, []byte(k.ID), now)
-		if err != nil || !ok {
-			return err
-		}
-		it, found = r.item(k), true
-		return nil
-	})
+	items, err := s.fetch(ctx, "get "+k.String(), []store.Key{k})
 	if err != nil {
 		return store.Item{}, err
 	}
-	if !found {
+	if len(items) == 0 {
 		return store.Item{}, fmt.Errorf("boltstore: get %s: %w", k, store.ErrNotFound)
 	}
-	return it, nil
+	return items[0], nil
 }
 
 // GetMany returns the live records among keys, in their order, from one
@@ -300,9 +284,14 @@ func (s *Store) GetMany(ctx context.Context, keys []store.Key) ([]store.Item, er
 	if len(keys) == 0 {
 		return nil, nil
 	}
+	return s.fetch(ctx, "get many "+keys[0].String(), keys)
+}
+
+// fetch reads the live records among keys in one read transaction.
+func (s *Store) fetch(ctx context.Context, op string, keys []store.Key) ([]store.Item, error) {
 	now := s.now().UnixNano()
 	var items []store.Item
-	err := s.view(ctx, "get many "+keys[0].String(), func(tx *bolt.Tx) error {
+	err := s.view(ctx, op, func(tx *bolt.Tx) error {
 		for _, k := range keys {
 			b, err := kindBucket(tx, k.Scope, k.Kind, false)
 			if err != nil {

@@ -209,19 +209,14 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Item, error) {
 	if err := k.Validate(); err != nil {
 		return store.Item{}, err
 	}
-	var it store.Item
-	err := s.do(ctx, false, func(now time.Time) error {
-		r, ok := s.m.lookup(k, now)
-		if !ok {
-			return store.ErrNotFound
-		}
-		it = r.item(k)
-		return nil
-	})
+	items, err := s.fetch(ctx, []store.Key{k})
+	if err == nil && len(items) == 0 {
+		err = store.ErrNotFound
+	}
 	if err != nil {
 		return store.Item{}, fmt.Errorf("memstore: get %s: %w", k, err)
 	}
-	return it, nil
+	return items[0], nil
 }
 
 // GetMany returns the live records among keys, in their order.
@@ -229,6 +224,15 @@ func (s *Store) GetMany(ctx context.Context, keys []store.Key) ([]store.Item, er
 	if err := store.SameGroup(keys); err != nil {
 		return nil, fmt.Errorf("memstore: get many: %w", err)
 	}
+	items, err := s.fetch(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("memstore: get many: %w", err)
+	}
+	return items, nil
+}
+
+// fetch reads the live records among keys at one moment.
+func (s *Store) fetch(ctx context.Context, keys []store.Key) ([]store.Item, error) {
 	var items []store.Item
 	err := s.do(ctx, false, func(now time.Time) error {
 		for _, k := range keys {
@@ -238,10 +242,7 @@ func (s *Store) GetMany(ctx context.Context, keys []store.Key) ([]store.Item, er
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("memstore: get many: %w", err)
-	}
-	return items, nil
+	return items, err
 }
 
 // Put writes the record, replacing any previous value and expiry.

@@ -185,33 +185,17 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Item, error) {
 	if err := k.Validate(); err != nil {
 		return store.Item{}, err
 	}
-	key := s.recordKey(k)
-	var get *redis.StringCmd
-	var pttl *redis.DurationCmd
-	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, key)
-		pttl = p.PTTL(ctx, key)
-		return nil
-	})
-	if errors.Is(err, redis.Nil) && errors.Is(get.Err(), redis.Nil) {
+	items, err := s.fetch(ctx, []store.Key{k})
+	if err != nil {
+		return store.Item{}, fmt.Errorf("redisstore: get %v: %w", k, err)
+	}
+	if len(items) == 0 {
 		return store.Item{}, fmt.Errorf("redisstore: get %v: %w", k, store.ErrNotFound)
 	}
-	if err != nil {
-		return store.Item{}, fmt.Errorf("redisstore: get %v: %w", k, err)
-	}
-	v, err := get.Bytes()
-	if err != nil {
-		return store.Item{}, fmt.Errorf("redisstore: get %v: %w", k, err)
-	}
-	it := store.Item{Key: k, Value: v}
-	if d, err := pttl.Result(); err == nil && d >= 0 {
-		it.ExpiresAt = s.now().Add(d)
-	}
-	return it, nil
+	return items[0], nil
 }
 
-// GetMany returns the live records among keys, in their order: GET and
-// PTTL of each in one MULTI/EXEC.
+// GetMany returns the live records among keys, in their order.
 func (s *Store) GetMany(ctx context.Context, keys []store.Key) ([]store.Item, error) {
 	if err := store.SameGroup(keys); err != nil {
 		return nil, fmt.Errorf("redisstore: get many: %w", err)
@@ -219,6 +203,16 @@ func (s *Store) GetMany(ctx context.Context, keys []store.Key) ([]store.Item, er
 	if len(keys) == 0 {
 		return nil, nil
 	}
+	items, err := s.fetch(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: get many %v…: %w", keys[0], err)
+	}
+	return items, nil
+}
+
+// fetch reads the live records among keys, which are of one slot, with
+// GET and PTTL of each in one MULTI/EXEC: atomic, and one round trip.
+func (s *Store) fetch(ctx context.Context, keys []store.Key) ([]store.Item, error) {
 	gets := make([]*redis.StringCmd, len(keys))
 	pttls := make([]*redis.DurationCmd, len(keys))
 	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -230,7 +224,7 @@ func (s *Store) GetMany(ctx context.Context, keys []store.Key) ([]store.Item, er
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("redisstore: get many %v…: %w", keys[0], err)
+		return nil, err
 	}
 	var items []store.Item
 	for i, k := range keys {
@@ -239,7 +233,7 @@ func (s *Store) GetMany(ctx context.Context, keys []store.Key) ([]store.Item, er
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: get many %v: %w", k, err)
+			return nil, err
 		}
 		it := store.Item{Key: k, Value: v}
 		if d, err := pttls[i].Result(); err == nil && d >= 0 {
