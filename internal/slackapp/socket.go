@@ -120,7 +120,7 @@ func (a *App) Run(ctx context.Context) error {
 		return nil // ctx ended while auth.test was being retried
 	}
 
-	s := &session{a: a, t: &a.tr, m: a.tr.m, busy: make(chan string, 64)}
+	s := &session{a: a, t: &a.tr, m: a.tr.m, busy: make(chan busyClick, 64)}
 	// The queues hold pointers: a work is over 4 KB, and a channel
 	// allocates its whole buffer up front (8 bytes × Queue per worker,
 	// 5 MB by default, untouched until used). The bound is shared: see
@@ -216,9 +216,9 @@ type session struct {
 	t      *transport
 	m      *metrics
 	queues []chan *work
-	// busy takes the response_urls of clicks that were acked but not
-	// handled (the queues were full), for notifyBusy to answer.
-	busy chan string
+	// busy takes the clicks that were acked but not handled (the queues
+	// were full), for notifyBusy to answer.
+	busy chan busyClick
 	// queued counts the envelopes waiting in all queues; Options.Queue
 	// bounds it. Each queue could hold the whole bound, so a burst from
 	// one person (one queue) is not refused while the others are empty.
@@ -449,9 +449,9 @@ func (r *reader) envelope(ctx context.Context, evt socketmode.Event, received ti
 		// response_url, off the reader) so they know to try again.
 		r.a.log.Warn("slack worker queue full, envelope acked but not handled", "type", typ, "envelope_id", w.envelopeID)
 		r.ack(ctx, w, busyPayload(w), received)
-		if w.interaction.Type == slack.InteractionTypeBlockActions && w.interaction.ResponseURL != "" {
+		if w.interaction.Type == slack.InteractionTypeBlockActions && w.interaction.User.ID != "" {
 			select {
-			case r.busy <- w.interaction.ResponseURL:
+			case r.busy <- busyClick{user: w.interaction.User.ID, responseURL: w.interaction.ResponseURL}:
 			default: // the notifier is behind too: the log has it
 			}
 		}
@@ -706,17 +706,24 @@ func busyPayload(w *work) any {
 	return nil
 }
 
+// busyClick is a click that was acked but not handled: who clicked, and
+// the response_url of the message they clicked in ("" in App Home, where
+// Slack gives none).
+type busyClick struct {
+	user        string
+	responseURL string
+}
+
 // notifyBusy answers clicks that were acked but not handled, one at a
-// time, until ctx ends.
+// time, until ctx ends: through the click's response_url, or in the
+// person's DM for a click in App Home.
 func (s *session) notifyBusy(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case url := <-s.busy:
-			if err := s.a.respond(ctx, url, busyText); err != nil {
-				s.a.log.Warn("slack busy answer failed", "error", err)
-			}
+		case c := <-s.busy:
+			s.a.ephemeral(ctx, "", c.user, c.responseURL, busyText)
 		}
 	}
 }

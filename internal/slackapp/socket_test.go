@@ -377,6 +377,17 @@ func TestSocketFullQueue(t *testing.T) {
 		}
 		return false
 	})
+	// A click in App Home has no response_url: the answer is a DM.
+	homeClick := srv.BlockAction(slacktest.Action{User: "U7", ActionID: ActionRevokeAll, Value: "all"})
+	socketWaitAck(t, srv, socketPush(t, srv, homeClick))
+	socketWait(t, "the dropped App Home click's busy answer", func() bool {
+		for _, m := range srv.Messages(srv.DMChannel("U7")) {
+			if strings.Contains(m.Text, "try again") {
+				return true
+			}
+		}
+		return false
+	})
 	for _, a := range srv.Acks() {
 		if slices.Contains(extraIDs, a.EnvelopeID) {
 			t.Errorf("dropped event %s was acked; Slack would not redeliver it", a.EnvelopeID)

@@ -104,7 +104,8 @@ func (s *Server) triggerID() string {
 	return tid
 }
 
-// Action describes a click on a Block Kit button for BlockAction.
+// Action describes a click on a Block Kit button for BlockAction. A click
+// with neither Channel nor MessageTS is one in the App Home tab.
 type Action struct {
 	User      string
 	Channel   string
@@ -115,8 +116,10 @@ type Action struct {
 }
 
 // BlockAction is an interactive envelope for a block_actions click. Its
-// trigger_id is good for one views.open; its response_url, its own, records
-// what is posted to it (Responses).
+// trigger_id is good for one views.open. A click on a message has a
+// response_url, its own, which records what is posted to it (Responses);
+// a click in App Home has its view as container and, as from Slack, no
+// response_url and no channel.
 func (s *Server) BlockAction(a Action) Envelope {
 	ts := s.ts()
 	payload := map[string]any{
@@ -124,20 +127,26 @@ func (s *Server) BlockAction(a Action) Envelope {
 		"user":       map[string]any{"id": a.User, "username": a.User, "team_id": TeamID},
 		"api_app_id": AppID,
 		"team":       map[string]any{"id": TeamID, "domain": TeamName},
-		"container": map[string]any{
-			"type": "message", "message_ts": a.MessageTS, "channel_id": a.Channel, "is_ephemeral": false,
-		},
 		"trigger_id": s.triggerID(),
-		"channel":    map[string]any{"id": a.Channel},
-		"message": map[string]any{
-			"type": "message", "ts": a.MessageTS, "user": BotUserID, "bot_id": BotID,
-		},
-		"response_url": s.responseURL("actions"),
 		"actions": []any{map[string]any{
 			"type": "button", "action_id": a.ActionID, "block_id": a.BlockID,
 			"value": a.Value, "action_ts": ts,
 		}},
 	}
+	if a.Channel == "" && a.MessageTS == "" {
+		viewID := fmt.Sprintf("VHOME%s", a.User)
+		payload["container"] = map[string]any{"type": "view", "view_id": viewID}
+		payload["view"] = map[string]any{"id": viewID, "team_id": TeamID, "type": "home", "app_id": AppID, "bot_id": BotID}
+		return Envelope{Type: "interactive", Payload: mustJSON(payload)}
+	}
+	payload["container"] = map[string]any{
+		"type": "message", "message_ts": a.MessageTS, "channel_id": a.Channel, "is_ephemeral": false,
+	}
+	payload["channel"] = map[string]any{"id": a.Channel}
+	payload["message"] = map[string]any{
+		"type": "message", "ts": a.MessageTS, "user": BotUserID, "bot_id": BotID,
+	}
+	payload["response_url"] = s.responseURL("actions")
 	return Envelope{Type: "interactive", Payload: mustJSON(payload)}
 }
 
