@@ -638,11 +638,19 @@ func routeKeys(w *work, payload json.RawMessage) (dedupe, order string) {
 	return dedupe, order
 }
 
+// dedupeBuckets is how many scopes the dedupe records are spread over.
+// One scope is one Redis hash slot and one index, and at 1,000 events a
+// second kept for DedupeTTL (an hour) a single one would hold 3.6 million
+// entries, all on one Cluster node, pruned on every write.
+const dedupeBuckets = 256
+
 // dedupeKey maps a dedupe string to a store key. Hashing keeps the ID
-// valid whatever the payload put in it and keeps user IDs out of the store.
+// valid whatever the payload put in it and keeps user IDs out of the store;
+// its first byte picks the bucket, so the buckets fill evenly.
 func dedupeKey(dedupe string) store.Key {
 	sum := sha256.Sum256([]byte(dedupe))
-	return store.Key{Kind: dedupeKind, ID: hex.EncodeToString(sum[:])}
+	id := hex.EncodeToString(sum[:])
+	return store.Key{Scope: dedupeKind + "-" + id[:2], Kind: dedupeKind, ID: id}
 }
 
 // shard picks the worker for an order key.

@@ -1014,6 +1014,24 @@ func TestDedupeKey(t *testing.T) {
 	if dedupeKey("a") == dedupeKey("b") {
 		t.Error("different dedupe strings share a key")
 	}
+	// The keys spread over dedupeBuckets scopes (Redis hash slots), evenly.
+	counts := map[string]int{}
+	const n = 100 * dedupeBuckets
+	for i := range n {
+		k := dedupeKey(fmt.Sprintf("event:Ev%08d", i))
+		if k != dedupeKey(fmt.Sprintf("event:Ev%08d", i)) {
+			t.Fatalf("dedupeKey is not stable: %v", k)
+		}
+		counts[k.Scope]++
+	}
+	if len(counts) != dedupeBuckets {
+		t.Errorf("keys fell in %d scopes, want %d", len(counts), dedupeBuckets)
+	}
+	for scope, c := range counts {
+		if c < 50 || c > 150 { // 100 expected; 5 standard deviations is 50
+			t.Errorf("scope %s holds %d of %d keys, want about %d", scope, c, n, n/dedupeBuckets)
+		}
+	}
 }
 
 func TestBackoff(t *testing.T) {
