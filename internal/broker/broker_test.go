@@ -407,6 +407,18 @@ func TestAuditFailureFailsClosed(t *testing.T) {
 			}
 			only(t, outs, KindError)
 		}},
+		{"policy decision at execution unrecorded", func(t *testing.T, f *fixture) {
+			a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+			f.audit = failingKind{kind: audit.PolicyDecided, next: f.rec}
+			outs, err := f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceOnce})
+			if err == nil {
+				t.Error("Decide returned no error")
+			}
+			only(t, outs, KindError)
+			if got := f.request(a.RequestID).Status; got != StatusFailed {
+				t.Errorf("status = %s, want failed", got)
+			}
+		}},
 		{"approval unrecorded", func(t *testing.T, f *fixture) {
 			a := f.approval("comment 'LGTM' on PR 12 in acme/website")
 			f.audit = failingKind{kind: audit.ApprovalGranted, next: f.rec}

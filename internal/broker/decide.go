@@ -245,10 +245,7 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 	if err != nil {
 		return b.lost(ctx, r.ID, err)
 	}
-	// The approval covered the resource as it was then (its branch, its
-	// head commit, whether it is private or protected): look again, and run
-	// nothing if it changed meanwhile.
-	if out, changed, err := b.resourceChanged(ctx, r, act, args); changed || err != nil {
+	if out, changed, err := b.recheck(ctx, r, act, args); changed || err != nil {
 		r.Status, r.Result = StatusFailed, out.Text
 		if _, terr := b.transition(ctx, r, next); terr != nil {
 			err = errors.Join(err, terr)
@@ -266,6 +263,71 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 		runErr = errors.Join(runErr, err)
 	}
 	return []Output{out}, runErr
+}
+
+// recheck is what a stored step goes through just before it runs, so that
+// an approval given minutes or hours ago does not stand for a world that
+// has moved on. The approval covered the resource as it was then (its
+// branch, its head commit, whether it is private or protected), and the
+// policy decided for that resource at that time: look at both again, and
+// run nothing if either says no. It returns the output to give and true
+// when the step must not run.
+func (b *Broker) recheck(ctx context.Context, r Request, act *agent.Action, args agent.Args) (Output, bool, error) {
+	if out, changed, err := b.resourceChanged(ctx, r, act, args); changed || err != nil {
+		return out, true, err
+	}
+	return b.policyChanged(ctx, r, act, args)
+}
+
+// policyChanged asks the policy again, for the same resource and step, now
+// (the policy decides on every call): a rule may have been edited, a
+// condition may depend on the time, an approver may have been taken off a
+// list. The answer is recorded like the first one, and the step runs only
+// if what the request went through still covers it.
+func (b *Broker) policyChanged(ctx context.Context, r Request, act *agent.Action, args agent.Args) (Output, bool, error) {
+	d := b.policy.Evaluate(policy.Input{
+		Principal: policyPrincipal(r.Principal), Action: act.Policy(), Resource: r.Resource, Args: args, Now: b.now(),
+	})
+	if d.Err != nil {
+		b.log.WarnContext(ctx, "policy condition failed", "request_id", r.ID, "rule", d.Rule, "err", d.Err)
+	}
+	out := Output{Kind: KindError, RequestID: r.ID, Action: act.Name, Resource: r.Resource.Name, Rule: d.Rule, Risk: d.Risk.String()}
+	ev := b.event(audit.PolicyDecided, r, args)
+	ev.Decision, ev.Rule = d.Effect.String(), d.Rule
+	ev.Detail = map[string]string{"risk": d.Risk.String(), "at": "execution"}
+	if err := b.record(ctx, ev); err != nil {
+		out.Text = auditDown().Text
+		return out, true, err
+	}
+	if covers(r, d) {
+		return Output{}, false, nil
+	}
+	if d.Effect == policy.Deny {
+		out.Text = fmt.Sprintf("Not run: policy rule %q refuses it now: %s", d.Rule, d.Reason)
+	} else {
+		out.Text = fmt.Sprintf("Not run: policy rule %q now asks for more than this approval gave. Ask again to go through it.", d.Rule)
+	}
+	fail := b.event(audit.ActionFailed, r, args)
+	fail.Rule, fail.Result = d.Rule, "policy_changed"
+	return out, true, b.record(ctx, fail)
+}
+
+// covers reports whether what request r went through (the owner's
+// approval, and step-up and a second approval where its decision asked for
+// them) satisfies decision d.
+func covers(r Request, d policy.Decision) bool {
+	switch d.Effect {
+	case policy.Allow, policy.Approve, policy.StepUp, policy.SecondApprover:
+	default:
+		return false // deny, or no usable answer
+	}
+	if d.StepUp && !r.Decision.StepUp {
+		return false
+	}
+	if d.Effect == policy.SecondApprover {
+		return r.SecondBy != "" && slices.Contains(d.SecondApprover, policyPrincipal(r.SecondBy).User)
+	}
+	return true
 }
 
 // resourceChanged discovers the request's resource again and compares it

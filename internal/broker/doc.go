@@ -57,6 +57,12 @@
 // resource is then discovered again and must equal the one approved (the
 // same base branch and head commit of a pull request, the same privacy and
 // protection): if it moved, nothing runs and the person is asked again.
+// Last, the policy decides again, now (a rule edited, a condition on the
+// time of day, an approver taken off a list), and that decision is recorded
+// (policy.decided with detail at=execution): the step runs only if what the
+// request went through (the owner's approval, and step-up and a second
+// approval by someone the policy still names where it asks for them) covers
+// it; otherwise it fails with action.failed "policy_changed".
 // Grants
 // (choosing "for 1 hour" or "until revoked") are stored under (principal,
 // "grant", ID), keyed by action and resource, and cover later steps of the
@@ -66,7 +72,8 @@
 // # Fail-closed points
 //
 //   - step.proposed cannot be recorded: the step is not considered.
-//   - policy.decided cannot be recorded: nothing runs and no request is made.
+//   - policy.decided cannot be recorded: nothing runs and no request is made;
+//     at execution, the request fails and nothing runs.
 //   - approval.granted (the owner's or the second approver's) cannot be
 //     recorded: the request is marked failed and nothing runs.
 //   - The vault records token.issued before a lease exists and

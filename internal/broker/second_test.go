@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -21,8 +22,22 @@ const (
 // (U2) as the release manager who may second a production deploy.
 func withReleaseManager(t *testing.T, f *fixture) {
 	t.Helper()
-	src := bytes.Replace(policy.DefaultSource(), []byte("release-managers: []"), []byte("release-managers: [U2]"), 1)
-	e, err := policy.Parse("default-with-manager.yaml", src)
+	withReleaseManagers(t, f, "U2")
+}
+
+// withReleaseManagers switches the fixture to the default policy with the
+// given release managers, as a new broker on the same store: another
+// replica, or this one after its policy file was edited.
+func withReleaseManagers(t *testing.T, f *fixture, users ...string) {
+	t.Helper()
+	list := []byte("release-managers: [" + strings.Join(users, ", ") + "]")
+	withPolicy(t, f, bytes.Replace(policy.DefaultSource(), []byte("release-managers: []"), list, 1))
+}
+
+// withPolicy switches the fixture's broker to the policy in src.
+func withPolicy(t *testing.T, f *fixture, src []byte) {
+	t.Helper()
+	e, err := policy.Parse("test-policy.yaml", src)
 	if err != nil {
 		t.Fatalf("parse policy: %v", err)
 	}
