@@ -83,6 +83,12 @@
 //     after this process has won the move to executing.
 //   - Step-up: stepup.Verify records every attempt and fails if it cannot.
 //
-// A process that dies between "approved" and "executing" leaves the request
-// approved; it is not resumed automatically in this version.
+// A process that stops between "approved" and "executing" leaves the
+// request approved, and one that stops during the call leaves it executing.
+// Recover, which the Slack app's sweeper calls for the requests it shows,
+// runs the first after ResumeAfter (through the same checks as on
+// approval; at most once, since it too moves the request by
+// compare-and-swap) and settles the second after InterruptedAfter as failed
+// and interrupted, without calling again: whether the provider acted cannot
+// be known, and the person is told to check.
 package broker

@@ -76,6 +76,7 @@ type Request struct {
 	Created   time.Time       `json:"created"`
 	Expires   time.Time       `json:"expires"`
 	Decided   time.Time       `json:"decided,omitzero"`
+	Updated   time.Time       `json:"updated,omitzero"` // the last change of state (zero in records from before it was kept)
 	Result    string          `json:"result,omitempty"` // summary or safe error, once finished
 }
 
@@ -188,6 +189,7 @@ func (b *Broker) loadOwned(ctx context.Context, principal, id string) (Request, 
 // to r, by compare-and-swap. It returns store.ErrConflict (wrapped) when
 // another decider moved it first.
 func (b *Broker) transition(ctx context.Context, r Request, old []byte) ([]byte, error) {
+	r.Updated = b.now()
 	next, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("broker: encode request: %w", err)

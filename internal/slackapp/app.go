@@ -29,6 +29,7 @@ type Broker interface {
 	Pending(ctx context.Context, principal string) ([]broker.Request, error)
 	Grants(ctx context.Context, principal string) ([]broker.Grant, error)
 	Lookup(ctx context.Context, requestID string) (broker.Request, error)
+	Recover(ctx context.Context, requestID string) ([]broker.Output, error)
 }
 
 // Enroller enrols people in TOTP step-up; *stepup.Service is one.

@@ -39,6 +39,9 @@ type flowOptions struct {
 	demo       bool           // Options.Demo, with Connect
 	noEnroller bool           // leave Options.Enroller nil
 	noConnect  bool           // leave Options.Connect nil
+	// stackStore, when set, wraps the store the simulated stack (broker,
+	// vault, step-up) uses, to inject faults there.
+	stackStore func(store.Store) store.Store
 }
 
 // flow is one test's world: a fake Slack, the simulated stack and an App.
@@ -66,7 +69,11 @@ func newFlow(t testing.TB, fo flowOptions) *flow {
 		clock: clocktest.New(time.Now())}
 	logger := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	stackLogger := slog.New(slog.NewJSONHandler(f.stackLogs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	env, err := simenv.Start(ctx, simenv.Options{Store: st, Logger: stackLogger, Rand: f.random, Policy: fo.policy})
+	var stackSt store.Store = st
+	if fo.stackStore != nil {
+		stackSt = fo.stackStore(st)
+	}
+	env, err := simenv.Start(ctx, simenv.Options{Store: stackSt, Logger: stackLogger, Rand: f.random, Policy: fo.policy})
 	if err != nil {
 		t.Fatal(err)
 	}

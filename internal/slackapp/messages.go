@@ -248,6 +248,10 @@ func requestOver(r broker.Request, now time.Time) bool {
 	switch r.Status {
 	case broker.StatusPending, broker.StatusAwaitingStepUp, broker.StatusAwaitingSecond:
 		return !now.Before(r.Expires)
+	case broker.StatusApproved, broker.StatusExecuting:
+		// Its outcome is still to come; if its process stopped, the
+		// sweeper takes it up (recover) and needs the record for that.
+		return false
 	}
 	return true
 }
@@ -273,10 +277,13 @@ func messageState(r broker.Request, m shown, now time.Time, by string) (outcome,
 			return OutcomeDenied, by, decided, false
 		case broker.StatusCanceled:
 			return OutcomeCanceled, "", decided, false
-		case broker.StatusApproved, broker.StatusExecuting, broker.StatusSucceeded, broker.StatusFailed:
+		case broker.StatusSucceeded, broker.StatusFailed:
 			return OutcomeApproved, owner, decided, false
 		}
 		return OutcomeExpired, "", r.Expires, false
+	}
+	if r.Status == broker.StatusApproved || r.Status == broker.StatusExecuting {
+		return OutcomeApproved, owner, decided, false
 	}
 	switch m.What {
 	case whatApprover:
@@ -397,6 +404,10 @@ func (a *App) sweepRequests(ctx context.Context) error {
 				a.log.WarnContext(ctx, "request lookup failed", "request_id", it.Key.ID, "err", err)
 				continue
 			}
+			if err == nil && (r.Status == broker.StatusApproved || r.Status == broker.StatusExecuting) {
+				a.recover(ctx, r)
+				continue
+			}
 			if err == nil && !requestOver(r, now) {
 				continue
 			}
@@ -404,4 +415,22 @@ func (a *App) sweepRequests(ctx context.Context) error {
 		a.updateMessages(ctx, it.Key.ID, "")
 	}
 	return nil
+}
+
+// recover takes up a request that its process left approved or executing
+// (Broker.Recover decides whether it has waited long enough) and tells its
+// owner in the request's thread what came of it.
+func (a *App) recover(ctx context.Context, r broker.Request) {
+	outs, err := a.opts.Broker.Recover(ctx, r.ID)
+	owner := userOf(r.Principal)
+	a.logBroker(ctx, "recover", r.ID, owner, err)
+	if len(outs) == 0 {
+		return
+	}
+	t := a.threadOf(ctx, r.ID)
+	for _, o := range outs {
+		a.reply(ctx, t, owner, outputText(o))
+	}
+	a.updateMessages(ctx, r.ID, "")
+	a.publishHome(ctx, r.Principal)
 }

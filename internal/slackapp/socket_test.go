@@ -73,6 +73,9 @@ func (socketBroker) Grants(context.Context, string) ([]broker.Grant, error) {
 func (socketBroker) Lookup(context.Context, string) (broker.Request, error) {
 	return broker.Request{}, errSocketBroker
 }
+func (socketBroker) Recover(context.Context, string) ([]broker.Output, error) {
+	return nil, errSocketBroker
+}
 
 // socketLogs is a log destination safe for concurrent writers.
 type socketLogs = logtest.Buffer
