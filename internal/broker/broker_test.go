@@ -163,12 +163,7 @@ func TestStrangerCannotDecide(t *testing.T) {
 	if got := f.request(a.RequestID).Status; got != StatusPending {
 		t.Errorf("status = %s, want still pending", got)
 	}
-	rejected := 0
-	for _, e := range f.events(a.RequestID) {
-		if e.Kind == audit.InteractionRejected && e.Actor == bob {
-			rejected++
-		}
-	}
+	rejected := f.count(a.RequestID, func(e audit.Event) bool { return e.Kind == audit.InteractionRejected && e.Actor == bob })
 	if rejected != 3 {
 		t.Errorf("interaction.rejected events by bob = %d, want 3", rejected)
 	}
@@ -333,12 +328,7 @@ func TestRevokeCancelsAndBlocks(t *testing.T) {
 	if gs, err := f.b.Grants(f.ctx, alice); err != nil || len(gs) != 0 {
 		t.Errorf("Grants after revoke = %+v, %v; want none", gs, err)
 	}
-	revoked := 0
-	for _, e := range f.events(g.RequestID) {
-		if e.Kind == audit.GrantRevoked {
-			revoked++
-		}
-	}
+	revoked := f.count(g.RequestID, ofKind(audit.GrantRevoked))
 	if revoked != 1 {
 		t.Errorf("grant.revoked events = %d, want 1", revoked)
 	}
@@ -582,11 +572,7 @@ func TestMergeRefusedWhenThePullRequestMoved(t *testing.T) {
 	if got := f.request(a.RequestID).Status; got != StatusFailed {
 		t.Errorf("status = %s, want failed", got)
 	}
-	var changed bool
-	for _, e := range f.events(a.RequestID) {
-		changed = changed || (e.Kind == audit.ActionFailed && e.Result == "resource_changed")
-	}
-	if !changed {
+	if f.count(a.RequestID, failedWith("resource_changed")) == 0 {
 		t.Error("no action.failed resource_changed event")
 	}
 	// Approved again as it is now, it runs.
@@ -622,12 +608,7 @@ func TestRevokeGrantAsksAgain(t *testing.T) {
 	}
 	only(t, outs, KindMessage)
 	only(t, f.handle(alice, "comment 'two' on PR 12 in acme/website"), KindApproval)
-	revoked := 0
-	for _, e := range f.events(g.RequestID) {
-		if e.Kind == audit.GrantRevoked {
-			revoked++
-		}
-	}
+	revoked := f.count(g.RequestID, ofKind(audit.GrantRevoked))
 	if revoked != 1 {
 		t.Errorf("grant.revoked events = %d, want 1", revoked)
 	}
@@ -678,12 +659,7 @@ func TestOutcomeRecordedWhenTheCallersContextEnds(t *testing.T) {
 	if got := f.request(a.RequestID).Status; got != StatusSucceeded && got != StatusFailed {
 		t.Fatalf("request status = %s, want succeeded or failed", got)
 	}
-	outcomes := 0
-	for _, e := range f.events(a.RequestID) {
-		if e.Kind == audit.ActionSucceeded || e.Kind == audit.ActionFailed {
-			outcomes++
-		}
-	}
+	outcomes := f.count(a.RequestID, func(e audit.Event) bool { return e.Kind == audit.ActionSucceeded || e.Kind == audit.ActionFailed })
 	if outcomes != 1 {
 		t.Errorf("outcome events = %d, want 1", outcomes)
 	}

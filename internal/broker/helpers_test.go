@@ -285,6 +285,39 @@ func (f *fixture) request(id string) Request {
 }
 
 // events returns the kinds of the audit events about one request.
+// stepUp has actor enter the code their authenticator shows now for
+// request id.
+func (f *fixture) stepUp(id, actor string) []Output {
+	f.t.Helper()
+	outs, err := f.b.StepUp(f.ctx, id, actor, f.code())
+	if err != nil {
+		f.t.Fatalf("StepUp: %v", err)
+	}
+	return outs
+}
+
+// count counts request id's audit events that match.
+func (f *fixture) count(id string, match func(audit.Event) bool) int {
+	f.t.Helper()
+	n := 0
+	for _, e := range f.events(id) {
+		if match(e) {
+			n++
+		}
+	}
+	return n
+}
+
+// failedWith matches action.failed events with result.
+func failedWith(result string) func(audit.Event) bool {
+	return func(e audit.Event) bool { return e.Kind == audit.ActionFailed && e.Result == result }
+}
+
+// ofKind matches events of kind.
+func ofKind(kind audit.Kind) func(audit.Event) bool {
+	return func(e audit.Event) bool { return e.Kind == kind }
+}
+
 func (f *fixture) events(id string) []audit.Event {
 	f.t.Helper()
 	all, err := f.rec.Tail(f.ctx, 10000)

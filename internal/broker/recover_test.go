@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/policy"
 )
 
@@ -115,13 +114,7 @@ func TestRecoverSettlesAnInterruptedStep(t *testing.T) {
 	if got := f.request(a.RequestID).Status; got != StatusFailed {
 		t.Errorf("status = %s, want failed", got)
 	}
-	var interrupted int
-	for _, e := range f.events(a.RequestID) {
-		if e.Kind == audit.ActionFailed && e.Result == "interrupted" {
-			interrupted++
-		}
-	}
-	if interrupted != 1 {
+	if interrupted := f.count(a.RequestID, failedWith("interrupted")); interrupted != 1 {
 		t.Errorf("action.failed interrupted events = %d, want 1", interrupted)
 	}
 }

@@ -47,14 +47,6 @@ func withPolicy(t *testing.T, f *fixture, src []byte) {
 
 func TestSecondApprover(t *testing.T) {
 	const text = "deploy acme/website to production"
-	stepUp := func(t *testing.T, f *fixture, id, actor string) []Output {
-		t.Helper()
-		outs, err := f.b.StepUp(f.ctx, id, actor, f.code())
-		if err != nil {
-			t.Fatalf("StepUp: %v", err)
-		}
-		return outs
-	}
 	tests := []struct {
 		name  string
 		play  func(t *testing.T, f *fixture, id string)
@@ -68,15 +60,15 @@ func TestSecondApprover(t *testing.T) {
 				t.Fatal("the second approval alone deployed")
 			}
 			only(t, f.decide(alice, id, ChoiceOnce), KindStepUp)
-			only(t, stepUp(t, f, id, alice), KindResult)
+			only(t, f.stepUp(id, alice), KindResult)
 		}, 1, StatusSucceeded},
 		{"owner first", func(t *testing.T, f *fixture, id string) {
 			only(t, f.decide(alice, id, ChoiceOnce), KindStepUp)
-			only(t, stepUp(t, f, id, alice), KindMessage) // waiting for the second approver
+			only(t, f.stepUp(id, alice), KindMessage) // waiting for the second approver
 			if got := f.request(id).Status; got != StatusAwaitingSecond {
 				t.Fatalf("status = %s, want awaiting_second", got)
 			}
-			only(t, stepUp(t, f, id, bob), KindError) // step-up is the owner's alone
+			only(t, f.stepUp(id, bob), KindError) // step-up is the owner's alone
 			only(t, f.decide(bob, id, ChoiceOnce), KindResult)
 		}, 1, StatusSucceeded},
 		{"second approver denies", func(t *testing.T, f *fixture, id string) {
@@ -91,7 +83,7 @@ func TestSecondApprover(t *testing.T) {
 				only(t, f.decide(actor, id, ChoiceOnce), KindError)
 			}
 			only(t, f.decide(alice, id, ChoiceOnce), KindStepUp)
-			only(t, stepUp(t, f, id, alice), KindMessage)
+			only(t, f.stepUp(id, alice), KindMessage)
 		}, 0, StatusAwaitingSecond},
 	}
 	for _, tt := range tests {
