@@ -269,20 +269,23 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 // run nothing if either says no. It returns the output to give and true
 // when the step must not run.
 func (b *Broker) recheck(ctx context.Context, r Request, act *agent.Action, args agent.Args) (Output, bool, error) {
-	if out, changed, err := b.resourceChanged(ctx, r, act, args); changed || err != nil {
+	now, out, changed, err := b.resourceChanged(ctx, r, act, args)
+	if changed || err != nil {
 		return out, true, err
 	}
-	return b.policyChanged(ctx, r, act, args)
+	return b.policyChanged(ctx, r, now, act, args)
 }
 
-// policyChanged asks the policy again, for the same resource and step, now
-// (the policy decides on every call): a rule may have been edited, a
-// condition may depend on the time, an approver may have been taken off a
-// list. The answer is recorded like the first one, and the step runs only
-// if what the request went through still covers it.
-func (b *Broker) policyChanged(ctx context.Context, r Request, act *agent.Action, args agent.Args) (Output, bool, error) {
+// policyChanged asks the policy again, for the step and its resource res
+// as just looked up (equal to the approved one, but fresh from the agent
+// rather than decoded from the stored request, whose numbers JSON has
+// made floats), now: the policy decides on every call, and a rule may have
+// been edited, a condition may depend on the time, an approver may have
+// been taken off a list. The answer is recorded like the first one, and the
+// step runs only if what the request went through still covers it.
+func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resource, act *agent.Action, args agent.Args) (Output, bool, error) {
 	d := b.policy.Evaluate(policy.Input{
-		Principal: policyPrincipal(r.Principal), Action: act.Policy(), Resource: r.Resource, Args: args, Now: b.now(),
+		Principal: policyPrincipal(r.Principal), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
 	})
 	if d.Err != nil {
 		b.log.WarnContext(ctx, "policy condition failed", "request_id", r.ID, "rule", d.Rule, "err", d.Err)
@@ -337,27 +340,28 @@ func (b *Broker) invalidStep(ctx context.Context, r Request, raw []byte, err err
 }
 
 // resourceChanged discovers the request's resource again and compares it
-// with the one the approval was given for.
-func (b *Broker) resourceChanged(ctx context.Context, r Request, act *agent.Action, args agent.Args) (Output, bool, error) {
+// with the one the approval was given for. It returns the resource as now
+// looked up.
+func (b *Broker) resourceChanged(ctx context.Context, r Request, act *agent.Action, args agent.Args) (policy.Resource, Output, bool, error) {
 	out := Output{Kind: KindError, RequestID: r.ID, Action: act.Name, Resource: r.Resource.Name}
 	now, err := b.discover(ctx, r.Principal, act, args, r.ID)
 	if err != nil {
 		out.Text = "Nothing was done: I could not check " + r.Resource.Name + " again before running this."
-		return out, true, fmt.Errorf("broker: rediscover %s: %w", r.ID, err)
+		return now, out, true, fmt.Errorf("broker: rediscover %s: %w", r.ID, err)
 	}
 	was, err1 := json.Marshal(r.Resource)
 	is, err2 := json.Marshal(now)
 	if err := errors.Join(err1, err2); err != nil {
 		out.Text = "Nothing was done: I could not check " + r.Resource.Name + " again before running this."
-		return out, true, fmt.Errorf("broker: compare resource of %s: %w", r.ID, err)
+		return now, out, true, fmt.Errorf("broker: compare resource of %s: %w", r.ID, err)
 	}
 	if string(was) == string(is) {
-		return Output{}, false, nil
+		return now, Output{}, false, nil
 	}
 	ev := b.event(audit.ActionFailed, r, args)
 	ev.Result, ev.Detail = "resource_changed", map[string]string{"resource_now": now.Name}
 	out.Text = "Not run: " + r.Resource.Name + " changed after you approved (for example new commits or another base branch). Ask again to approve it as it is now."
-	return out, true, b.record(ctx, ev)
+	return now, out, true, b.record(ctx, ev)
 }
 
 // checkOpen returns done=true with the outputs to give when the request is

@@ -86,9 +86,9 @@
 // A process that stops between "approved" and "executing" leaves the
 // request approved, and one that stops during the call leaves it executing.
 // Recover, which the Slack app's sweeper calls for the requests it shows,
-// runs the first after ResumeAfter (through the same checks as on
-// approval; at most once, since it too moves the request by
-// compare-and-swap) and settles the second after InterruptedAfter as failed
-// and interrupted, without calling again: whether the provider acted cannot
-// be known, and the person is told to check.
+// settles both as failed and interrupted once they are stale
+// (ApprovedStaleAfter, ExecutingStaleAfter), and never runs anything: an
+// approved request does not tell whether its approval reached the audit
+// trail, and for an executing one whether the provider acted cannot be
+// known. The person is told to ask again, or to check.
 package broker

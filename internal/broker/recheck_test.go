@@ -159,3 +159,27 @@ func TestCovers(t *testing.T) {
 		})
 	}
 }
+
+// TestRecheckSeesTheResourceAsLookedUp: the policy decides again on the
+// resource the agent has just described, not on the stored request's copy,
+// whose numbers came back from JSON as floats: a condition doing integer
+// arithmetic on an attribute still holds.
+func TestRecheckSeesTheResourceAsLookedUp(t *testing.T) {
+	f := newFixture(t)
+	withPolicy(t, f, bytes.Replace(policy.DefaultSource(), []byte("rules:\n"), []byte(`rules:
+  - name: odd-pull-requests
+    action: github.merge_pull_request
+    when: "has(resource.attrs.pull_request) && resource.attrs.pull_request % 2 == 1"
+    effect: stepup
+    reason: Odd pull requests need a code.
+`), 1))
+	a := f.approval("merge PR 7 in acme/payments")
+	if a.Rule != "odd-pull-requests" {
+		t.Fatalf("rule = %q, want odd-pull-requests", a.Rule)
+	}
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindStepUp)
+	only(t, f.stepUp(a.RequestID, alice), KindResult)
+	if got := f.calls(http.MethodPut, mergePath); got != 1 {
+		t.Errorf("merges = %d, want 1", got)
+	}
+}

@@ -7,38 +7,39 @@ import (
 	"time"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/store"
 )
 
-// How long a request may sit half-way before Recover takes it up. A step
-// goes from approved to executing within milliseconds of its last approval
-// in the process that took it, and runs within the handler's deadline, so
-// a request older than these was left by a process that stopped.
+// How long a request may sit half-way before Recover settles it. The
+// process that moved it there finishes within its handler's deadline (the
+// Slack app's is 2 minutes), so a request older than these was left by a
+// process that stopped, or whose store writes kept failing.
 const (
-	// ResumeAfter is how long a request may stay approved: older, nothing
-	// started it, and Recover runs it.
-	ResumeAfter = time.Minute
-	// InterruptedAfter is how long a request may stay executing: older, the
-	// process running it stopped during the call, and Recover settles it
-	// as interrupted, since whether the provider acted cannot be known.
-	InterruptedAfter = 15 * time.Minute
+	// ApprovedStaleAfter is how long a request may stay approved without
+	// its step starting.
+	ApprovedStaleAfter = 5 * time.Minute
+	// ExecutingStaleAfter is how long a request may stay executing.
+	ExecutingStaleAfter = 15 * time.Minute
 )
 
-// Recover finishes a request that a process left half-way, so that an
-// approval given on any replica is carried out (or accounted for) even if
-// that replica stopped at the wrong moment:
+// Recover settles a request that a process left half-way, so that it does
+// not show "approved" for ever with nothing coming of it:
 //
-//   - approved for ResumeAfter or more: nothing ran yet, so the step runs
-//     now, through the same checks as on approval (its arguments, its
-//     resource and the policy, again); past its expiry it expires instead;
-//   - executing for InterruptedAfter or more: the call may or may not have
-//     reached the provider, so it is not run again; the request fails as
-//     interrupted (audited as action.failed "interrupted") and the person
-//     is told to check.
+//   - approved for ApprovedStaleAfter or more: the step never started. It
+//     is not started now. The request does not tell whether the approval
+//     that moved it reached the audit trail (it is recorded after the
+//     move, and nothing unrecorded may run), and the person was told that
+//     nothing was done and may have asked again. So the request fails as
+//     interrupted and the person is told to ask again if they still want
+//     it.
+//   - executing for ExecutingStaleAfter or more: the call may or may not
+//     have reached the provider, so it is not made again; the request fails
+//     as interrupted and the person is told to check.
 //
-// Any other request is left as it is and Recover returns no outputs. Like a
-// click, it moves the request by compare-and-swap, so when several
-// replicas recover at once, or the original process was only slow, the
-// step still runs at most once.
+// Both are audited as action.failed with result "interrupted". Any other
+// request, and any record from before requests kept Request.Updated, is
+// left as it is, and Recover returns no outputs; so does a Recover that
+// another replica, or the original process, beat to the request.
 func (b *Broker) Recover(ctx context.Context, id string) ([]Output, error) {
 	r, raw, err := b.loadRequest(ctx, id)
 	if errors.Is(err, ErrNoRequest) {
@@ -47,33 +48,32 @@ func (b *Broker) Recover(ctx context.Context, id string) ([]Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	since := r.Updated
-	if since.IsZero() {
-		since = r.Decided
+	if r.Updated.IsZero() {
+		return nil, nil
 	}
-	idle := b.now().Sub(since)
+	idle := b.now().Sub(r.Updated)
+	var text string
 	switch {
-	case r.Status == StatusApproved && idle >= ResumeAfter:
-		if o, done, err := b.checkOpen(ctx, &r, raw, StatusApproved); done {
-			return o, err
-		}
-		act, args, err := b.stepOf(r)
-		if err != nil {
-			return b.invalidStep(ctx, r, raw, err)
-		}
-		b.log.InfoContext(ctx, "resuming an approved request", "request_id", r.ID, "approved_for", idle.Round(time.Second).String())
-		return b.execute(ctx, r, raw, act, args)
-	case r.Status == StatusExecuting && idle >= InterruptedAfter:
-		text := fmt.Sprintf("%s on %s was interrupted while it ran, so I can't tell whether it happened. Check %s before asking again.",
+	case r.Status == StatusApproved && idle >= ApprovedStaleAfter:
+		text = fmt.Sprintf("%s on %s was approved but never started, so nothing was done. Ask again if you still want it.",
+			r.Step.Action, r.Resource.Name)
+	case r.Status == StatusExecuting && idle >= ExecutingStaleAfter:
+		text = fmt.Sprintf("%s on %s was interrupted while it ran, so I can't tell whether it happened. Check %s before asking again.",
 			r.Step.Action, r.Resource.Name, r.Resource.Name)
-		r.Status, r.Result = StatusFailed, "interrupted: the outcome is unknown"
-		if _, err := b.transition(ctx, r, raw); err != nil {
-			return b.lost(ctx, r.ID, err)
-		}
-		b.log.WarnContext(ctx, "request interrupted while it ran", "request_id", r.ID, "action", r.Step.Action)
-		ev := b.event(audit.ActionFailed, r, nil)
-		ev.Result = "interrupted"
-		return []Output{{Kind: KindError, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Text: text}}, b.record(ctx, ev)
+	default:
+		return nil, nil
 	}
-	return nil, nil
+	was := r.Status
+	r.Status, r.Result = StatusFailed, "interrupted while "+string(was)
+	if _, err := b.transition(ctx, r, raw); err != nil {
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			return nil, nil // someone else moved it meanwhile
+		}
+		return nil, err
+	}
+	b.log.WarnContext(ctx, "request left half-way settled as interrupted", "request_id", r.ID, "action", r.Step.Action,
+		"status", string(was), "idle", idle.Round(time.Second).String())
+	ev := b.event(audit.ActionFailed, r, nil)
+	ev.Result, ev.Detail = "interrupted", map[string]string{"status": string(was)}
+	return []Output{{Kind: KindError, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Text: text}}, b.record(ctx, ev)
 }

@@ -1,14 +1,16 @@
 package broker
 
 import (
-	"errors"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/store"
 )
 
 // leaveAt stores request id in status st as a process that stopped right
@@ -35,22 +37,25 @@ func (f *fixture) recover(id string) []Output {
 	return outs
 }
 
-// TestRecoverResumesAnApprovedStep: a process that stopped between the
-// approval and the start of the step leaves the request approved; after
-// ResumeAfter, Recover runs it, once.
-func TestRecoverResumesAnApprovedStep(t *testing.T) {
+// TestRecoverSettlesAnApprovalThatNeverStarted: a process that stopped
+// between the approval and the start of the step (or whose store failed
+// there, after telling the person that nothing was done) leaves the request
+// approved. It is not run later, since the request does not tell whether
+// the approval reached the audit trail: after ApprovedStaleAfter, Recover
+// fails it as interrupted, once, however many replicas sweep at once.
+func TestRecoverSettlesAnApprovalThatNeverStarted(t *testing.T) {
 	f := newFixture(t)
 	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
 	if outs := f.recover(a.RequestID); len(outs) != 0 {
 		t.Fatalf("Recover of a pending request = %s, want nothing", dump(outs))
 	}
 	f.leaveAt(a.RequestID, StatusApproved)
-	if outs := f.recover(a.RequestID); len(outs) != 0 || f.calls(http.MethodPost, commentPath) != 0 {
-		t.Fatalf("Recover right after the approval = %s, want nothing: the approving process may still be on it", dump(outs))
+	f.clock.Advance(ApprovedStaleAfter - time.Second)
+	if outs := f.recover(a.RequestID); len(outs) != 0 {
+		t.Fatalf("Recover of a request approved %v ago = %s, want nothing: the approving process may still be on it", ApprovedStaleAfter-time.Second, dump(outs))
 	}
 
-	f.clock.Advance(ResumeAfter)
-	// Several replicas sweeping at once: the step runs once.
+	f.clock.Advance(time.Second)
 	other := f.newBroker()
 	var wg sync.WaitGroup
 	results := make(chan []Output, 8)
@@ -69,22 +74,23 @@ func TestRecoverResumesAnApprovedStep(t *testing.T) {
 	}
 	wg.Wait()
 	close(results)
-	ran := 0
+	var told []Output
 	for outs := range results {
-		for _, o := range outs {
-			if o.Kind == KindResult {
-				ran++
-			}
-		}
+		told = append(told, outs...)
 	}
-	if ran != 1 {
-		t.Errorf("results from 8 concurrent Recovers = %d, want 1", ran)
+	if len(told) != 1 || told[0].Kind != KindError || !strings.Contains(told[0].Text, "never started") {
+		t.Errorf("outputs of 8 concurrent Recovers = %s, want one error saying it never started", dump(told))
 	}
-	if got := f.calls(http.MethodPost, commentPath); got != 1 {
-		t.Errorf("comments = %d, want 1", got)
+	if got := f.calls(http.MethodPost, commentPath); got != 0 {
+		t.Errorf("comments = %d, want 0", got)
 	}
-	if got := f.request(a.RequestID).Status; got != StatusSucceeded {
-		t.Errorf("status = %s, want succeeded", got)
+	if got := f.request(a.RequestID).Status; got != StatusFailed {
+		t.Errorf("status = %s, want failed", got)
+	}
+	if got := f.count(a.RequestID, func(e audit.Event) bool {
+		return e.Kind == audit.ActionFailed && e.Result == "interrupted" && e.Detail["status"] == "approved"
+	}); got != 1 {
+		t.Errorf("action.failed interrupted events = %d, want 1", got)
 	}
 	if outs := f.recover(a.RequestID); len(outs) != 0 {
 		t.Errorf("Recover of a finished request = %s, want nothing", dump(outs))
@@ -93,15 +99,15 @@ func TestRecoverResumesAnApprovedStep(t *testing.T) {
 
 // TestRecoverSettlesAnInterruptedStep: a process that stopped during the
 // call leaves the request executing. Whether the provider acted cannot be
-// known, so Recover does not call again: after InterruptedAfter it fails
+// known, so Recover does not call again: after ExecutingStaleAfter it fails
 // the request as interrupted, on the record, and says so.
 func TestRecoverSettlesAnInterruptedStep(t *testing.T) {
 	f := newFixture(t)
 	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
 	f.leaveAt(a.RequestID, StatusExecuting)
-	f.clock.Advance(InterruptedAfter - time.Second)
+	f.clock.Advance(ExecutingStaleAfter - time.Second)
 	if outs := f.recover(a.RequestID); len(outs) != 0 {
-		t.Fatalf("Recover of a request executing for %v = %s, want nothing", InterruptedAfter-time.Second, dump(outs))
+		t.Fatalf("Recover of a request executing for %v = %s, want nothing", ExecutingStaleAfter-time.Second, dump(outs))
 	}
 	f.clock.Advance(time.Second)
 	o := only(t, f.recover(a.RequestID), KindError)
@@ -119,21 +125,30 @@ func TestRecoverSettlesAnInterruptedStep(t *testing.T) {
 	}
 }
 
-// TestRecoverExpiresAnApprovalPastItsTime: an approval left over past the
-// request's expiry is not carried out: the request's record is gone with
-// its time.
-func TestRecoverExpiresAnApprovalPastItsTime(t *testing.T) {
+// TestRecoverLeavesRecordsWithoutUpdated: a request written by a version
+// that did not keep Request.Updated cannot say how long it has waited, and
+// may still be running on an old replica: Recover leaves it alone.
+func TestRecoverLeavesRecordsWithoutUpdated(t *testing.T) {
 	f := newFixture(t)
 	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
-	f.leaveAt(a.RequestID, StatusApproved)
-	f.clock.Advance(DefaultRequestTTL)
+	f.leaveAt(a.RequestID, StatusExecuting)
+	r, raw, err := f.b.loadRequest(f.ctx, a.RequestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Updated = time.Time{}
+	old, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CompareAndSwap(f.ctx, requestKey(r.Principal, r.ID), raw, old, store.KeepTTL); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(ExecutingStaleAfter + time.Hour)
 	if outs := f.recover(a.RequestID); len(outs) != 0 {
-		t.Errorf("Recover past the expiry = %s, want nothing", dump(outs))
+		t.Errorf("Recover of a record without Updated = %s, want nothing", dump(outs))
 	}
-	if got := f.calls(http.MethodPost, commentPath); got != 0 {
-		t.Errorf("comments = %d, want 0", got)
-	}
-	if _, err := f.b.Lookup(f.ctx, a.RequestID); !errors.Is(err, ErrNoRequest) {
-		t.Errorf("Lookup past the expiry: %v, want ErrNoRequest", err)
+	if got := f.request(a.RequestID).Status; got != StatusExecuting {
+		t.Errorf("status = %s, want executing, untouched", got)
 	}
 }

@@ -41,11 +41,10 @@
 //     request settle replaces its buttons with what happened; a sweeper, one
 //     replica at a time under a store lock, does the same for requests that
 //     expired or were settled elsewhere, and finishes enrolment rewrites.
-//     It also takes up requests left approved or executing by a process
-//     that stopped (broker.Recover: the step runs, at most once, or is
-//     settled as interrupted) and posts what came of it in the request's
-//     thread; until then the record is kept and the buttons show the
-//     approval.
+//     It also settles requests left approved or executing by a process
+//     that stopped (broker.Recover: failed as interrupted, nothing run) and
+//     says so in the request's thread; until then the record is kept and
+//     the messages show the approval.
 //
 // Only members of the workspace the app is installed in (auth.test's team)
 // are served; a Slack Connect guest is told so and nothing reaches the

@@ -417,9 +417,9 @@ func (a *App) sweepRequests(ctx context.Context) error {
 	return nil
 }
 
-// recover takes up a request that its process left approved or executing
+// recover settles a request that its process left approved or executing
 // (Broker.Recover decides whether it has waited long enough) and tells its
-// owner in the request's thread what came of it.
+// owner in the request's thread.
 func (a *App) recover(ctx context.Context, r broker.Request) {
 	outs, err := a.opts.Broker.Recover(ctx, r.ID)
 	owner := userOf(r.Principal)

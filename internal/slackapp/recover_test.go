@@ -33,7 +33,7 @@ func (s *startFails) CompareAndSwap(ctx context.Context, k store.Key, old, next 
 }
 
 // laterReplica is the App's broker, but recovering requests as a replica
-// whose sweep runs broker.ResumeAfter later would.
+// whose sweep runs broker.ApprovedStaleAfter later would.
 type laterReplica struct {
 	*broker.Broker
 	later *broker.Broker
@@ -43,17 +43,18 @@ func (l laterReplica) Recover(ctx context.Context, id string) ([]broker.Output, 
 	return l.later.Recover(ctx, id)
 }
 
-// TestSweepResumesAnApprovalItsProcessDropped: the approval went in, but
-// the step could not start. The approval DM shows it approved without
-// buttons and keeps its record; a sweep a minute later runs the step, once,
-// posts the result in the thread and settles the record.
-func TestSweepResumesAnApprovalItsProcessDropped(t *testing.T) {
+// TestSweepSettlesAnApprovalThatNeverStarted: the approval went in, but the
+// step could not start, and the person was told nothing was done. The
+// approval DM shows it approved without buttons and keeps its record; a
+// sweep once the request is stale does not run it (it says so in the
+// thread, once) and settles the record.
+func TestSweepSettlesAnApprovalThatNeverStarted(t *testing.T) {
 	faulty := &startFails{}
 	f := newFlow(t, flowOptions{stackStore: func(s store.Store) store.Store { faulty.Store = s; return faulty }})
 	later, err := broker.New(broker.Options{
 		Store: faulty, Vault: f.env.Vault, Audit: f.env.Audit, Policy: policy.Default(), Registry: f.env.Registry,
 		Planner: planner.NewRules(), StepUp: f.env.StepUp,
-		Now: func() time.Time { return time.Now().Add(broker.ResumeAfter) },
+		Now: func() time.Time { return time.Now().Add(broker.ApprovedStaleAfter) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -90,15 +91,15 @@ func TestSweepResumesAnApprovalItsProcessDropped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := countComments(f.env.World.Calls()); got != 1 {
-		t.Errorf("comments after the sweeps = %d, want 1", got)
+	if got := countComments(f.env.World.Calls()); got != 0 {
+		t.Errorf("comments after the sweeps = %d, want 0", got)
 	}
 	replies := f.replies("C1", ts)
-	if len(replies) == 0 || !strings.HasPrefix(replies[len(replies)-1], ":white_check_mark:") {
-		t.Errorf("thread replies = %q, want the result last", replies)
+	if len(replies) != 3 || !strings.Contains(replies[1], "Nothing was done") || !strings.Contains(replies[2], "never started") {
+		t.Errorf("thread replies = %q, want the DM note, the failed start, then one word that it never started", replies)
 	}
-	if r, err := f.env.Broker.Lookup(f.ctx, id); err != nil || r.Status != broker.StatusSucceeded {
-		t.Errorf("request after the sweep = %+v, %v; want succeeded", r.Status, err)
+	if r, err := f.env.Broker.Lookup(f.ctx, id); err != nil || r.Status != broker.StatusFailed {
+		t.Errorf("request after the sweep = %+v, %v; want failed", r.Status, err)
 	}
 	if _, _, err := f.app.loadRecord(f.ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("record after the sweep: %v, want it deleted", err)

@@ -646,7 +646,8 @@ const dedupeBuckets = 256
 
 // dedupeKey maps a dedupe string to a store key. Hashing keeps the ID
 // valid whatever the payload put in it and keeps user IDs out of the store;
-// its first byte picks the bucket, so the buckets fill evenly.
+// the hash's first byte, two hex digits, picks one of the dedupeBuckets
+// scopes, so they fill evenly.
 func dedupeKey(dedupe string) store.Key {
 	sum := sha256.Sum256([]byte(dedupe))
 	id := hex.EncodeToString(sum[:])

@@ -16,8 +16,10 @@
 //
 // All kinds of one principal share the tag {s:<scope>}, so a later operation
 // over several of a principal's records stays within one slot. Global
-// records get a tag per kind instead, so that busy global kinds (dedupe
-// keys, locks) spread over the cluster rather than piling onto one node.
+// records get a tag per kind instead, so that busy global kinds (locks)
+// spread over the cluster rather than piling onto one node. A kind busy
+// enough that one slot is too few spreads its records over several scopes
+// of its own: the Slack app keeps its dedupe keys in 256.
 //
 // Scope and log names are escaped before they go into a tag: '%', '{', '}'
 // and ':' become %25, %7B, %7D and %3A. Without that a scope such as "a}b"
