@@ -7,10 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agenthub/agenthub/internal/agent/githubagent"
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/policy"
-	"github.com/agenthub/agenthub/internal/sim"
 )
 
 // withBusinessHours switches the fixture to the default policy with its
@@ -60,9 +58,6 @@ func TestApprovedStepRunsOnlyIfThePolicyStillAllowsIt(t *testing.T) {
 			withBusinessHours(t, f)
 			// start is Wednesday 10:00 UTC; 16:50 UTC is 17:50 in Berlin.
 			f.clock.Advance(6*time.Hour + 50*time.Minute)
-			// Connected afresh at that time: a token refreshed by x/oauth2
-			// expires by the wall clock, which the sim's clock is not.
-			f.connect(alice, sim.ServiceGitHub, githubagent.Scope)
 			a := f.approval("merge PR 7 in acme/payments")
 			only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindStepUp)
 			f.clock.Advance(tt.wait)

@@ -84,6 +84,17 @@
 // the same refresh token again, which providers with reuse detection
 // punish.
 //
+// A provider may also refuse an access token before its stated expiry: it
+// revoked or expired it early, or the clocks disagree. A request answered
+// 401 is then sent once more with a token refreshed for it (the same shared
+// refresh, which now treats the refused token as expired), as a new call:
+// the lease and the connection are checked again and both attempts are
+// audited. A 401 means the provider did nothing, so this holds for writes
+// too; a body that cannot be read twice (no GetBody) is not sent twice. If
+// no new token comes, the provider's 401 is returned, and an invalid_grant
+// has marked the connection expired. Slack answers an expired token with
+// HTTP 200 and ok=false, which this does not see.
+//
 // # Revocation
 //
 // Revoke marks the connection revoked and deletes its sealed token, forgets

@@ -131,6 +131,14 @@ func (ts *tokenServer) revoke(refresh string) {
 	delete(ts.valid, refresh)
 }
 
+// expireAccess makes the API refuse an access token from now on, before
+// the expiry it was issued with: a provider revoking or expiring it early.
+func (ts *tokenServer) expireAccess(access string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.acc[access] = time.Now().Add(-time.Second)
+}
+
 // refreshValid reports whether the refresh token is live here.
 func (ts *tokenServer) refreshValid(refresh string) bool {
 	ts.mu.Lock()

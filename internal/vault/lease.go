@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -208,16 +209,52 @@ type transport struct{ l *Lease }
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	l, v := t.l, t.l.v
 	ctx := req.Context()
-	refuse := func(err error) (*http.Response, error) {
+	tok, err := t.authorize(ctx, req)
+	if err != nil {
 		if req.Body != nil {
 			req.Body.Close()
 		}
 		return nil, err
 	}
-	tok, err := t.authorize(ctx, req)
-	if err != nil {
-		return refuse(err)
+	resp, err := t.send(req, req.Body, tok)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || (req.Body != nil && req.GetBody == nil) {
+		return resp, err
 	}
+	// The provider refused a token the vault thought good: it expired or
+	// was revoked early. A 401 means the provider did nothing, so the
+	// request may go once more with a new token, as a new call: every check
+	// again, and its own audit events. If no new token comes (the grant is
+	// gone, and the connection now says so), the provider's answer stands.
+	// renew leaves the new token in the cache, where authorize finds it
+	// once the lease and the connection have been checked again.
+	if _, rerr := v.renew(ctx, l.Principal, l.Service, l.connID, tok); rerr != nil {
+		v.log.WarnContext(ctx, "vault: the provider refused the access token and it could not be renewed",
+			"principal", l.Principal, "service", l.Service, "err", rerr)
+		return resp, nil
+	}
+	var body io.ReadCloser
+	if req.GetBody != nil {
+		if body, err = req.GetBody(); err != nil {
+			return resp, nil
+		}
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	if tok, err = t.authorize(ctx, req); err != nil {
+		if body != nil {
+			body.Close()
+		}
+		return nil, err
+	}
+	return t.send(req, body, tok)
+}
+
+// send records provider.requested, sends req with body and tok's
+// Authorization, and records provider.called with the outcome. Neither
+// event recorded, nothing is sent or returned.
+func (t *transport) send(req *http.Request, body io.ReadCloser, tok cachedToken) (*http.Response, error) {
+	l, v := t.l, t.l.v
+	ctx := req.Context()
 	detail := func(status string) map[string]string {
 		d := map[string]string{"service": l.Service, "lease": l.ID, "method": req.Method, "path": req.URL.Path}
 		if status != "" {
@@ -229,9 +266,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Kind: audit.ProviderRequested, Actor: l.Principal, Resource: l.Resource, RequestID: l.RequestID,
 		Detail: detail(""),
 	}); err != nil {
-		return refuse(err)
+		if body != nil {
+			body.Close()
+		}
+		return nil, err
 	}
 	out := req.Clone(ctx)
+	out.Body = body
 	out.Header.Set("Authorization", authScheme(tok.tokenType)+" "+tok.access.Reveal())
 	resp, err := v.base.RoundTrip(out)
 	if resp != nil {

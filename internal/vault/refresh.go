@@ -65,7 +65,7 @@ func (v *Vault) accessToken(ctx context.Context, principal, service, connID stri
 		// The flight serves every waiting caller, so one caller's
 		// cancellation must not fail the others; refresh bounds each of its
 		// steps itself.
-		return v.refresh(context.WithoutCancel(ctx), principal, service)
+		return v.refresh(context.WithoutCancel(ctx), principal, service, "")
 	})
 	if err != nil {
 		return cachedToken{}, err
@@ -77,8 +77,43 @@ func (v *Vault) accessToken(ctx context.Context, principal, service, connID stri
 	return c, nil
 }
 
+// renew returns a new access token for the connection connID in place of
+// refused, which the provider answered 401 to before its time was up (the
+// provider expired or revoked it early, or the clocks disagree). Like
+// accessToken it shares one refresh between callers in this process and,
+// under the store lock, between processes; a token another caller has
+// already put in refused's place is used as it is.
+func (v *Vault) renew(ctx context.Context, principal, service, connID string, refused cachedToken) (cachedToken, error) {
+	stale := refused.access.Reveal()
+	usable := func(c cachedToken) bool {
+		return c.connID == connID && v.fresh(c.expiry) && c.access.Reveal() != stale
+	}
+	// A flight that began before the refusal may bring the refused token
+	// back from the store: then one more, which sees the refusal.
+	for range 2 {
+		res, err, _ := v.flight.Do(cacheKey(principal, service), func() (any, error) {
+			if c, ok := v.getCache(principal, service); ok && usable(c) {
+				return c, nil
+			}
+			return v.refresh(context.WithoutCancel(ctx), principal, service, stale)
+		})
+		if err != nil {
+			return cachedToken{}, err
+		}
+		c := res.(cachedToken)
+		if c.connID != connID {
+			return cachedToken{}, fmt.Errorf("vault: %s connection of %s was replaced: %w", service, principal, ErrLeaseRevoked)
+		}
+		if usable(c) {
+			return c, nil
+		}
+	}
+	return cachedToken{}, fmt.Errorf("vault: %s refused the access token of %s and no other came", service, principal)
+}
+
 // refresh returns the connection's access token, refreshing it at the
-// provider if it has expired, and caches it. It runs under the store lock
+// provider if it has expired or is refused (the access token the provider
+// has just answered 401 to, or ""), and caches it. It runs under the store lock
 // "refresh:"+service in the principal's scope, and re-reads the record after
 // taking the lock: another process may have refreshed already.
 //
@@ -88,7 +123,7 @@ func (v *Vault) accessToken(ctx context.Context, principal, service, connID stri
 // held; the write of the result has its own bounded retries
 // (storeRefreshed). ctx must not be cancelled by a caller that gives up:
 // refresh serves a singleflight of callers.
-func (v *Vault) refresh(ctx context.Context, principal, service string) (cachedToken, error) {
+func (v *Vault) refresh(ctx context.Context, principal, service, refused string) (cachedToken, error) {
 	svc, err := v.service(service)
 	if err != nil {
 		return cachedToken{}, err
@@ -120,7 +155,7 @@ func (v *Vault) refresh(ctx context.Context, principal, service string) (cachedT
 	if err != nil {
 		return cachedToken{}, err
 	}
-	if m.AccessToken != "" && v.fresh(m.Expiry) {
+	if m.AccessToken != "" && v.fresh(m.Expiry) && m.AccessToken != refused {
 		return v.cacheMaterial(principal, service, rec.ID, m), nil
 	}
 	if svc.OAuth == nil {
@@ -167,7 +202,7 @@ func (v *Vault) refresh(ctx context.Context, principal, service string) (cachedT
 			return cachedToken{}, v.expire(pctx, principal, service, rec.ID, "invalid_grant")
 		}
 		rec, m = rec2, m2
-		if m.AccessToken != "" && v.fresh(m.Expiry) {
+		if m.AccessToken != "" && v.fresh(m.Expiry) && m.AccessToken != refused {
 			return v.cacheMaterial(principal, service, rec.ID, m), nil
 		}
 	}
