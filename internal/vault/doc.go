@@ -88,12 +88,17 @@
 // revoked or expired it early, or the clocks disagree. A request answered
 // 401 is then sent once more with a token refreshed for it (the same shared
 // refresh, which now treats the refused token as expired), as a new call:
-// the lease and the connection are checked again and both attempts are
-// audited. A 401 means the provider did nothing, so this holds for writes
-// too; a body that cannot be read twice (no GetBody) is not sent twice. If
-// no new token comes, the provider's 401 is returned, and an invalid_grant
-// has marked the connection expired. Slack answers an expired token with
-// HTTP 200 and ok=false, which this does not see.
+// the lease and the connection are checked before the refresh and again
+// before the retry, and both attempts are audited (the second with detail
+// attempt=2). A 401 means the provider did nothing, so this holds for
+// writes too; a body that cannot be read twice (no GetBody) is not sent
+// twice. A 401 is not always about the token (GitHub answers GET /app with
+// one to any user token), so a connection without a refresh token is
+// never expired for one, and each process renews a connection's token at
+// most once a minute. If no new token comes, the provider's 401 is
+// returned; an invalid_grant from the refresh has marked the connection
+// expired. Slack answers an expired token with HTTP 200 and ok=false,
+// which this does not see.
 //
 // # Revocation
 //

@@ -179,6 +179,8 @@ type apiServer struct {
 	mu     sync.Mutex
 	seen   map[string]int // access token → requests
 	other  []string       // headers other than Authorization that leaked a token
+	// onCall, if set, runs first for every request.
+	onCall func(r *http.Request)
 }
 
 func newAPIServer(tb testing.TB, tokens *tokenServer) *apiServer {
@@ -186,11 +188,16 @@ func newAPIServer(tb testing.TB, tokens *tokenServer) *apiServer {
 	api := &apiServer{tokens: tokens, seen: map[string]int{}}
 	api.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.calls.Add(1)
+		if api.onCall != nil {
+			api.onCall(r)
+		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		api.mu.Lock()
 		api.seen[tok]++
 		api.mu.Unlock()
-		if !ok || !tokens.accessValid(tok) {
+		// /forbidden-path answers 401 to every token, as GitHub's GET /app
+		// does to a user's.
+		if !ok || !tokens.accessValid(tok) || r.URL.Path == "/forbidden-path" {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials"})
 			return
 		}

@@ -216,49 +216,81 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	resp, err := t.send(req, req.Body, tok)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || (req.Body != nil && req.GetBody == nil) {
+	resp, err := t.send(req, req.Body, tok, 1)
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable {
 		return resp, err
 	}
 	// The provider refused a token the vault thought good: it expired or
 	// was revoked early. A 401 means the provider did nothing, so the
 	// request may go once more with a new token, as a new call: every check
-	// again, and its own audit events. If no new token comes (the grant is
-	// gone, and the connection now says so), the provider's answer stands.
-	// renew leaves the new token in the cache, where authorize finds it
-	// once the lease and the connection have been checked again.
-	if _, rerr := v.renew(ctx, l.Principal, l.Service, l.connID, tok); rerr != nil {
-		v.log.WarnContext(ctx, "vault: the provider refused the access token and it could not be renewed",
-			"principal", l.Principal, "service", l.Service, "err", rerr)
+	// again, and its own audit events. When no new token comes, the
+	// provider's answer stands. Its body is kept meanwhile, so that its
+	// connection goes back to the pool.
+	refusal, whole := readRefusal(resp)
+	if !whole {
 		return resp, nil
 	}
-	var body io.ReadCloser
+	if _, err := t.authorize(ctx, req); err != nil {
+		return nil, err // the lease or the connection ended meanwhile
+	}
+	if _, rerr := v.renew(ctx, l.Principal, l.Service, l.connID, tok); rerr != nil {
+		v.log.WarnContext(ctx, "vault: the provider refused the access token and it was not renewed",
+			"principal", l.Principal, "service", l.Service, "err", rerr)
+		return refusal, nil
+	}
+	body := req.Body
 	if req.GetBody != nil {
 		if body, err = req.GetBody(); err != nil {
-			return resp, nil
+			return refusal, nil
 		}
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-	resp.Body.Close()
+	// renew left the new token in the cache, where authorize finds it once
+	// the lease and the connection have been checked again.
 	if tok, err = t.authorize(ctx, req); err != nil {
 		if body != nil {
 			body.Close()
 		}
 		return nil, err
 	}
-	return t.send(req, body, tok)
+	return t.send(req, body, tok, 2)
+}
+
+// readRefusal reads a 401's body (up to maxRefusalBody) and closes it,
+// returning the response with the body in memory; whole is false, and
+// resp comes back as it was, when the body is longer.
+func readRefusal(resp *http.Response) (_ *http.Response, whole bool) {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRefusalBody+1))
+	if len(b) > maxRefusalBody {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+		return resp, false
+	}
+	resp.Body.Close()
+	if err != nil {
+		b = nil // the provider's explanation is lost; its status stands
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	return resp, true
 }
 
 // send records provider.requested, sends req with body and tok's
 // Authorization, and records provider.called with the outcome. Neither
-// event recorded, nothing is sent or returned.
-func (t *transport) send(req *http.Request, body io.ReadCloser, tok cachedToken) (*http.Response, error) {
+// event recorded, nothing is sent or returned. attempt is 2 for a request
+// sent again after a 401, which the events say.
+func (t *transport) send(req *http.Request, body io.ReadCloser, tok cachedToken, attempt int) (*http.Response, error) {
 	l, v := t.l, t.l.v
 	ctx := req.Context()
 	detail := func(status string) map[string]string {
 		d := map[string]string{"service": l.Service, "lease": l.ID, "method": req.Method, "path": req.URL.Path}
 		if status != "" {
 			d["status"] = status
+		}
+		if attempt > 1 {
+			d["attempt"] = strconv.Itoa(attempt) // sent again after a 401, with a renewed token
 		}
 		return d
 	}

@@ -82,18 +82,33 @@ func (v *Vault) accessToken(ctx context.Context, principal, service, connID stri
 // provider expired or revoked it early, or the clocks disagree). Like
 // accessToken it shares one refresh between callers in this process and,
 // under the store lock, between processes; a token another caller has
-// already put in refused's place is used as it is.
+// already put in refused's place is used as it is. It refreshes at most
+// once per renewEvery per connection in this process, and never for a
+// connection without a refresh token: a 401 is not always about the token
+// (a path the token may not use answers 401 too), and must not cost the
+// person their connection.
 func (v *Vault) renew(ctx context.Context, principal, service, connID string, refused cachedToken) (cachedToken, error) {
+	key := cacheKey(principal, service)
 	stale := refused.access.Reveal()
 	usable := func(c cachedToken) bool {
-		return c.connID == connID && v.fresh(c.expiry) && c.access.Reveal() != stale
+		return c.connID == connID && c.access.Reveal() != stale && (c.expiry.IsZero() || v.now().Before(c.expiry))
 	}
 	// A flight that began before the refusal may bring the refused token
 	// back from the store: then one more, which sees the refusal.
 	for range 2 {
-		res, err, _ := v.flight.Do(cacheKey(principal, service), func() (any, error) {
+		res, err, _ := v.flight.Do(key, func() (any, error) {
 			if c, ok := v.getCache(principal, service); ok && usable(c) {
 				return c, nil
+			}
+			v.mu.Lock()
+			last, recent := v.renewed[key]
+			recent = recent && v.now().Sub(last) < renewEvery
+			if !recent {
+				v.renewed[key] = v.now()
+			}
+			v.mu.Unlock()
+			if recent {
+				return nil, fmt.Errorf("vault: %s refused the access token of %s again within %v of renewing it", service, principal, renewEvery)
 			}
 			return v.refresh(context.WithoutCancel(ctx), principal, service, stale)
 		})
@@ -162,6 +177,9 @@ func (v *Vault) refresh(ctx context.Context, principal, service, refused string)
 		return cachedToken{}, fmt.Errorf("vault: %s access token of %s expired and %s has no token endpoint: %w", service, principal, service, ErrReconnect)
 	}
 	if m.RefreshToken == "" {
+		if refused != "" {
+			return cachedToken{}, fmt.Errorf("vault: %s refused the access token of %s, which has no refresh token", service, principal)
+		}
 		return cachedToken{}, v.expire(pctx, principal, service, rec.ID, "no_refresh_token")
 	}
 

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -105,6 +106,7 @@ func TestRefusedTokenBodies(t *testing.T) {
 	}{
 		{"replayable", func() io.Reader { return strings.NewReader(`{"body":"LGTM"}`) }, http.StatusOK},
 		{"read once", func() io.Reader { return io.MultiReader(strings.NewReader(`{"body":"LGTM"}`)) }, http.StatusUnauthorized},
+		{"none", func() io.Reader { return http.NoBody }, http.StatusOK},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -130,5 +132,82 @@ func TestRefusedTokenBodies(t *testing.T) {
 				t.Errorf("token endpoint calls = %d, want 0: nothing could be sent again", f.tokens.calls.Load())
 			}
 		})
+	}
+}
+
+// A 401 is not always about the token: a connection without a refresh
+// token keeps working, and a path that refuses every token costs at most
+// one refresh per connection per renewEvery.
+func TestRefusalsThatRenewingCannotFix(t *testing.T) {
+	ctx := context.Background()
+	t.Run("no refresh token", func(t *testing.T) {
+		f := newFixture(t, "")
+		v := f.vault(t, memstore.New(memstore.Options{}), &fakeRecorder{}, mustKeys(t, testKey('a')))
+		tok := f.tokens.fresh()
+		tok.RefreshToken = ""
+		mustConnect(t, v, alice, "github", tok)
+		l := mustLease(t, v, alice, "github")
+		if status, err := get(ctx, l, f.api.URL+"/forbidden-path"); err != nil || status != http.StatusUnauthorized {
+			t.Fatalf("GET = %d, %v; want the provider's 401", status, err)
+		}
+		if c, err := v.Connection(ctx, alice, "github"); err != nil || c.Status != StatusActive {
+			t.Errorf("connection after a 401 = %+v, %v; want it still active", c, err)
+		}
+		if status, err := get(ctx, l, f.api.URL+"/user"); err != nil || status != http.StatusOK {
+			t.Errorf("GET /user after the 401 = %d, %v; want 200", status, err)
+		}
+	})
+	t.Run("every token refused", func(t *testing.T) {
+		f := newFixture(t, "")
+		rec := &fakeRecorder{}
+		v := f.vault(t, memstore.New(memstore.Options{}), rec, mustKeys(t, testKey('a')))
+		mustConnect(t, v, alice, "github", f.tokens.fresh())
+		l := mustLease(t, v, alice, "github")
+		for range 10 {
+			if status, err := get(ctx, l, f.api.URL+"/forbidden-path"); err != nil || status != http.StatusUnauthorized {
+				t.Fatalf("GET = %d, %v; want the provider's 401", status, err)
+			}
+		}
+		if got := f.tokens.calls.Load(); got != 1 {
+			t.Errorf("token endpoint calls for 10 refused requests = %d, want 1", got)
+		}
+		if got := f.api.calls.Load(); got != 11 {
+			t.Errorf("API calls = %d, want 11 (one retry, after the one renewal)", got)
+		}
+		retried := 0
+		for _, e := range rec.ofKind(audit.ProviderRequested) {
+			if e.Detail["attempt"] == "2" {
+				retried++
+			}
+		}
+		if retried != 1 {
+			t.Errorf("provider.requested events marked attempt 2 = %d, want 1", retried)
+		}
+	})
+}
+
+// The lease ending between the 401 and the retry stops both the retry and
+// the refresh.
+func TestRefusedTokenAfterTheLeaseEnded(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	v := f.vault(t, memstore.New(memstore.Options{}), &fakeRecorder{}, mustKeys(t, testKey('a')))
+	tok := f.tokens.fresh()
+	mustConnect(t, v, alice, "github", tok)
+	l := mustLease(t, v, alice, "github")
+	f.tokens.expireAccess(tok.AccessToken)
+	f.api.onCall = func(*http.Request) {
+		if err := l.Release(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := get(ctx, l, f.api.URL+"/user"); !errors.Is(err, ErrLeaseRevoked) {
+		t.Errorf("error = %v, want ErrLeaseRevoked", err)
+	}
+	if got := f.tokens.calls.Load(); got != 0 {
+		t.Errorf("token endpoint calls = %d, want 0", got)
+	}
+	if got := f.api.calls.Load(); got != 1 {
+		t.Errorf("API calls = %d, want 1", got)
 	}
 }

@@ -65,6 +65,13 @@ const (
 	// current to one per connection per minute.
 	lastUsedGranularity = time.Minute
 	casAttempts         = 16
+	// renewEvery bounds the renewals of refused access tokens to one per
+	// connection per process in this time, so a provider that answers 401
+	// to every token cannot make each request refresh (and rotate) one.
+	renewEvery = time.Minute
+	// maxRefusalBody is how much of a 401's body is kept while the token is
+	// renewed; a longer one is returned as it is, without a retry.
+	maxRefusalBody = 64 << 10
 )
 
 // Recorder stores audit events; *audit.Recorder implements it. Record returns
@@ -157,6 +164,9 @@ type Vault struct {
 	flight singleflight.Group
 	mu     sync.Mutex
 	cache  map[string]cachedToken // by cacheKey(principal, service)
+	// renewed is when this process last renewed a refused access token, by
+	// cacheKey(principal, service); see renewEvery.
+	renewed map[string]time.Time
 }
 
 // String describes the vault by its services' names and its key IDs. The
@@ -235,6 +245,7 @@ func New(opts Options) (*Vault, error) {
 		client:   opts.HTTPClient,
 		maxLease: opts.MaxLease,
 		cache:    make(map[string]cachedToken),
+		renewed:  make(map[string]time.Time),
 	}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
