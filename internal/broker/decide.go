@@ -62,7 +62,11 @@ func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 	}
 	act, args, err := b.stepOf(r)
 	if err != nil {
-		return b.invalidStep(ctx, r, raw, err)
+		r.Status, r.Result = StatusFailed, "the stored step no longer validates"
+		if _, terr := b.transition(ctx, r, raw); terr != nil {
+			return b.lost(ctx, r.ID, terr)
+		}
+		return []Output{{Kind: KindError, RequestID: r.ID, Text: "This request can no longer run: its stored step is not valid. Ask again."}}, err
 	}
 	r.Lifetime, r.Decided = lifetime, b.now()
 	r.Status = StatusApproved
@@ -327,16 +331,6 @@ func covers(r Request, d policy.Decision) bool {
 		return r.SecondBy != "" && slices.Contains(d.SecondApprover, policyPrincipal(r.SecondBy).User)
 	}
 	return true
-}
-
-// invalidStep fails a request whose stored step no longer validates
-// (stepOf's err): an agent's schema changed under it.
-func (b *Broker) invalidStep(ctx context.Context, r Request, raw []byte, err error) ([]Output, error) {
-	r.Status, r.Result = StatusFailed, "the stored step no longer validates"
-	if _, terr := b.transition(ctx, r, raw); terr != nil {
-		return b.lost(ctx, r.ID, terr)
-	}
-	return []Output{{Kind: KindError, RequestID: r.ID, Text: "This request can no longer run: its stored step is not valid. Ask again."}}, err
 }
 
 // resourceChanged discovers the request's resource again and compares it
