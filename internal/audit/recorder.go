@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -34,15 +33,12 @@ const (
 	// backend rejects or that holds a Redis script for long.
 	maxBatch = 1024
 	// maxAttempts bounds the retries after another process appended first.
-	// Each conflict means some writer made progress and the backoff below
-	// gives every writer a fair chance, so running out means heavy
-	// contention or a broken store.
+	// Each conflict means some writer made progress and the random wait
+	// of store.PauseFor gives every writer a fair chance (without it two
+	// writers fall into lockstep and one can lose every round, as seen on
+	// a real Redis), so running out means heavy contention or a broken
+	// store.
 	maxAttempts = 100
-	// backoffBase and backoffMax shape the random wait after a conflict.
-	// Without it two writers fall into lockstep and one can lose every
-	// round (seen on a real Redis).
-	backoffBase = 50 * time.Microsecond
-	backoffMax  = 5 * time.Millisecond
 )
 
 // Options configure a Recorder. The zero value is usable.
@@ -337,7 +333,7 @@ func (r *Recorder) commit(ctx context.Context, batch []*waiter) ([]*waiter, []Ev
 		if attempt == maxAttempts {
 			return batch, nil, fmt.Errorf("audit: append to log %q: gave up after %d attempts: %w", r.log, attempt, err)
 		}
-		time.Sleep(rand.N(min(backoffBase<<min(attempt, 16), backoffMax)))
+		time.Sleep(store.PauseFor(attempt))
 		r.mu.Lock()
 		batch = r.take(batch)
 		r.mu.Unlock()

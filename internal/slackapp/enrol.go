@@ -291,55 +291,25 @@ func (a *App) expiredWhy(ctx context.Context, principal string) string {
 // leave the record as it is. A record left with nothing to rewrite and no
 // current DM is deleted.
 func (a *App) updateEnrolment(ctx context.Context, principal string, change func(rec *enrolmentRecord, found bool) bool) error {
-	key := enrolmentKey(principal)
-	if err := key.Validate(); err != nil {
-		return fmt.Errorf("slackapp: enrolment key: %w", err)
-	}
-	for attempt := range recordRetries {
-		if attempt > 0 {
-			if err := casPause(ctx, attempt); err != nil {
-				return fmt.Errorf("slackapp: enrolment record: %w", err)
-			}
-		}
+	_, err := store.Update(ctx, a.opts.Store, enrolmentKey(principal), enrolmentTTL, func(cur []byte) ([]byte, error) {
 		var rec enrolmentRecord
-		it, err := a.opts.Store.Get(ctx, key)
-		found := err == nil
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("slackapp: read enrolment record: %w", err)
-		}
-		if found {
-			if err := json.Unmarshal(it.Value, &rec); err != nil {
-				return fmt.Errorf("slackapp: decode enrolment record: %w", err)
+		if cur != nil {
+			if err := json.Unmarshal(cur, &rec); err != nil {
+				return nil, fmt.Errorf("slackapp: decode enrolment record: %w", err)
 			}
 		}
-		if !change(&rec, found) {
-			return nil
+		if !change(&rec, cur != nil) {
+			return nil, store.Keep
 		}
 		if rec.Current == nil && len(rec.Retire) == 0 {
-			if !found {
-				return nil
-			}
-			err = a.opts.Store.CompareAndDelete(ctx, key, it.Value)
-		} else {
-			raw, merr := json.Marshal(rec)
-			if merr != nil {
-				return fmt.Errorf("slackapp: encode enrolment record: %w", merr)
-			}
-			if found {
-				err = a.opts.Store.CompareAndSwap(ctx, key, it.Value, raw, enrolmentTTL)
-			} else {
-				err = a.opts.Store.Create(ctx, key, raw, enrolmentTTL)
-			}
+			return nil, store.Remove
 		}
-		switch {
-		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExists):
-			continue
-		case err != nil:
-			return fmt.Errorf("slackapp: write enrolment record: %w", err)
-		}
-		return nil
+		return json.Marshal(rec)
+	})
+	if err != nil {
+		return fmt.Errorf("slackapp: enrolment record: %w", err)
 	}
-	return fmt.Errorf("slackapp: enrolment record: %w", store.ErrConflict)
+	return nil
 }
 
 // rewriteEnrolmentDM rewrites an enrolment DM so that its secret leaves

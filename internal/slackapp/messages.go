@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -26,10 +25,6 @@ const (
 	// recordGrace is how long a record outlives its request's expiry, so
 	// that the sweeper still finds it to mark its messages expired.
 	recordGrace = time.Hour
-	// recordRetries bounds the compare-and-swap loop of concurrent appends;
-	// between tries it backs off a little more each time, with jitter, so
-	// that a crowd of writers spreads out.
-	recordRetries = 32
 )
 
 // The sweeper. Every replica runs one, but a store lock lets one replica
@@ -94,70 +89,25 @@ func (a *App) remember(ctx context.Context, base requestRecord, m shown) {
 
 func (a *App) appendShown(ctx context.Context, base requestRecord, m shown) error {
 	key := requestRecordKey(base.RequestID)
-	if err := key.Validate(); err != nil {
-		return fmt.Errorf("slackapp: record key: %w", err)
-	}
-	for attempt := range recordRetries {
-		if attempt > 0 {
-			if err := casPause(ctx, attempt); err != nil {
-				return fmt.Errorf("slackapp: record of %s: %w", base.RequestID, err)
+	_, err := store.Update(ctx, a.opts.Store, key, a.recordTTL(base.Expires), func(cur []byte) ([]byte, error) {
+		rec := base
+		rec.V, rec.Messages = 1, nil
+		if cur != nil {
+			rec = requestRecord{}
+			if err := json.Unmarshal(cur, &rec); err != nil {
+				return nil, fmt.Errorf("slackapp: decode record: %w", err)
 			}
-		}
-		it, err := a.opts.Store.Get(ctx, key)
-		if errors.Is(err, store.ErrNotFound) {
-			rec := base
-			rec.V, rec.Messages = 1, []shown{m}
-			raw, err := json.Marshal(rec)
-			if err != nil {
-				return fmt.Errorf("slackapp: encode record: %w", err)
+			if rec.Thread.Channel == "" {
+				rec.Thread = base.Thread
 			}
-			err = a.opts.Store.Create(ctx, key, raw, a.recordTTL(rec.Expires))
-			if errors.Is(err, store.ErrExists) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("slackapp: create record: %w", err)
-			}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("slackapp: read record: %w", err)
-		}
-		var rec requestRecord
-		if err := json.Unmarshal(it.Value, &rec); err != nil {
-			return fmt.Errorf("slackapp: decode record: %w", err)
-		}
-		if rec.Thread.Channel == "" {
-			rec.Thread = base.Thread
 		}
 		rec.Messages = append(rec.Messages, m)
-		raw, err := json.Marshal(rec)
-		if err != nil {
-			return fmt.Errorf("slackapp: encode record: %w", err)
-		}
-		err = a.opts.Store.CompareAndSwap(ctx, key, it.Value, raw, store.KeepTTL)
-		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("slackapp: update record: %w", err)
-		}
-		return nil
+		return json.Marshal(rec)
+	})
+	if err != nil {
+		return fmt.Errorf("slackapp: record of %s: %w", base.RequestID, err)
 	}
-	return fmt.Errorf("slackapp: record of %s: %w", base.RequestID, store.ErrConflict)
-}
-
-// casPause waits before retry number attempt: up to attempt milliseconds,
-// at random.
-func casPause(ctx context.Context, attempt int) error {
-	t := time.NewTimer(time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond)) + 1))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return nil
 }
 
 func (a *App) recordTTL(expires time.Time) time.Duration {

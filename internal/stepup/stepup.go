@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -77,19 +76,6 @@ var ErrExpired = errors.New("this set-up expired: start it again for a new key")
 
 // DefaultIssuer is the issuer shown in authenticator apps.
 const DefaultIssuer = "AgentHub"
-
-// maxAttempts bounds the compare-and-swap retries of one call. Only a
-// success or a failure writes the record, and five failures lock it, after
-// which attempts only read; so between two lockouts at most a handful of
-// writes can make one caller retry, and running out means a broken store.
-const maxAttempts = 100
-
-// The random wait after a lost compare-and-swap, so that contenders do not
-// retry in lockstep.
-const (
-	backoffBase = 50 * time.Microsecond
-	backoffMax  = 5 * time.Millisecond
-)
 
 // Recorder stores audit events; *audit.Recorder is one. An error means the
 // event may not be stored, and the attempt it describes then fails.
@@ -220,57 +206,32 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 	rec := record{Status: statusPending, KeyID: keyID, Sealed: sealed, Created: created, Generation: clockGeneration(created)}
 
 	var old, written []byte
-	for attempt := 0; ; attempt++ {
-		if attempt == maxAttempts {
-			return Enrolment{}, fmt.Errorf("stepup: enrolling: %w", store.ErrConflict)
-		}
-		if attempt > 0 {
-			if err := pause(ctx, attempt); err != nil {
-				return Enrolment{}, fmt.Errorf("stepup: enrolling: %w", err)
-			}
-		}
-		item, err := s.store.Get(ctx, key)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			enr.Generation = rec.Generation
-			written, err = rec.encode()
+	_, err = store.Update(ctx, s.store, key, 0, func(cur []byte) ([]byte, error) {
+		old, written = cur, nil
+		next := rec
+		if cur != nil {
+			prev, err := decode(cur)
 			if err != nil {
-				return Enrolment{}, err
-			}
-			err = s.store.Create(ctx, key, written, 0)
-			if errors.Is(err, store.ErrExists) {
-				continue
-			}
-		case err != nil:
-			return Enrolment{}, fmt.Errorf("stepup: reading enrolment: %w", err)
-		default:
-			prev, derr := decode(item.Value)
-			if derr != nil {
-				return Enrolment{}, derr
+				return nil, err
 			}
 			if prev.Status == statusActive {
-				return Enrolment{}, ErrAlreadyEnrolled
+				return nil, ErrAlreadyEnrolled
 			}
 			// A new pending secret does not wipe the lockout or the replay
 			// state: re-enrolling must not be a way to keep guessing.
-			next := rec
 			next.LastStep, next.Failures, next.WindowStart, next.LockedUntil = prev.LastStep, prev.Failures, prev.WindowStart, prev.LockedUntil
 			next.Generation = max(rec.Generation, prev.Generation+1)
-			enr.Generation = next.Generation
-			if written, err = next.encode(); err != nil {
-				return Enrolment{}, err
-			}
-			old = item.Value
-			err = s.store.CompareAndSwap(ctx, key, old, written, 0)
-			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-				old = nil
-				continue
-			}
 		}
-		if err != nil {
-			return Enrolment{}, fmt.Errorf("stepup: storing enrolment: %w", err)
-		}
-		break
+		enr.Generation = next.Generation
+		var err error
+		written, err = next.encode()
+		return written, err
+	})
+	switch {
+	case errors.Is(err, ErrAlreadyEnrolled):
+		return Enrolment{}, err
+	case err != nil:
+		return Enrolment{}, fmt.Errorf("stepup: storing enrolment: %w", err)
 	}
 
 	if _, err := s.audit.Record(ctx, audit.Event{
@@ -482,46 +443,43 @@ func (r result) err() error {
 func (s *Service) attempt(ctx context.Context, key store.Key, principal, code string, confirm bool) (result, error) {
 	now := s.now()
 	code = normalize(code)
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		if attempt > 0 {
-			if err := pause(ctx, attempt); err != nil {
-				return result{}, fmt.Errorf("stepup: checking code: %w", err)
-			}
+	var res result
+	written, err := store.Update(ctx, s.store, key, 0, func(cur []byte) ([]byte, error) {
+		res = result{}
+		if cur == nil {
+			res.reason = ReasonNotEnrolled
+			return nil, store.Keep
 		}
-		item, err := s.store.Get(ctx, key)
-		if errors.Is(err, store.ErrNotFound) {
-			return result{reason: ReasonNotEnrolled}, nil
-		}
+		rec, err := decode(cur)
 		if err != nil {
-			return result{}, fmt.Errorf("stepup: reading enrolment: %w", err)
-		}
-		rec, err := decode(item.Value)
-		if err != nil {
-			return result{}, err
+			return nil, err
 		}
 		switch {
 		case confirm && rec.Status == statusActive:
-			return result{reason: ReasonAlreadyEnrolled}, nil
+			res.reason = ReasonAlreadyEnrolled
+			return nil, store.Keep
 		case !confirm && rec.Status == statusPending:
-			return result{reason: ReasonPending}, nil
+			res.reason = ReasonPending
+			return nil, store.Keep
 		case confirm && !now.Before(rec.Created.Add(PendingTTL)):
 			// Before the lockout and the code: an expired secret is dead
 			// whatever is typed with it.
-			return result{reason: ReasonExpired}, nil
+			res.reason = ReasonExpired
+			return nil, store.Keep
 		case rec.locked(now):
 			// Checked before the code, so that guessing during a lockout
 			// learns nothing.
-			return result{reason: ReasonLocked, lockedUntil: rec.LockedUntil}, nil
+			res.reason, res.lockedUntil = ReasonLocked, rec.LockedUntil
+			return nil, store.Keep
 		}
 		secret, err := s.sealer.open(principal, rec.KeyID, rec.Sealed)
 		if err != nil {
-			return result{}, err
+			return nil, err
 		}
 		step, matched, err := match(string(secret), code, now, rec.LastStep)
 		if err != nil {
-			return result{}, err
+			return nil, err
 		}
-		var res result
 		var next record
 		switch {
 		case matched && step > rec.LastStep:
@@ -539,21 +497,15 @@ func (s *Service) attempt(ctx context.Context, key store.Key, principal, code st
 		if res.engaged {
 			res.lockedUntil = next.LockedUntil
 		}
-		written, err := next.encode()
-		if err != nil {
-			return result{}, err
-		}
-		err = s.store.CompareAndSwap(ctx, key, item.Value, written, 0)
-		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return result{}, fmt.Errorf("stepup: storing attempt: %w", err)
-		}
-		res.written = written
-		return res, nil
+		return next.encode()
+	})
+	if err != nil {
+		return result{}, fmt.Errorf("stepup: checking code: %w", err)
 	}
-	return result{}, fmt.Errorf("stepup: checking code: %w", store.ErrConflict)
+	if res.reason == "" {
+		res.written = written
+	}
+	return res, nil
 }
 
 // event describes one attempt for the audit trail: never the code.
@@ -670,17 +622,4 @@ func clockGeneration(t time.Time) Generation {
 		return Generation(n)
 	}
 	return 1
-}
-
-// pause waits a random, growing while before the next compare-and-swap.
-func pause(ctx context.Context, attempt int) error {
-	d := min(backoffBase<<min(attempt, 16), backoffMax)
-	t := time.NewTimer(mrand.N(d) + 1)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -15,6 +15,12 @@
 //     that chains each entry to its predecessor can never fork the chain,
 //     even with several processes appending to one Redis.
 //
+// Update (update.go) is the one read-modify-write built on top: read,
+// decide, compare-and-swap, and on a lost race wait a random moment and
+// decide again. Every record that several writers change (requests,
+// connections, enrolments, the Slack app's message records) changes through
+// it, so there is one retry discipline in the code base.
+//
 // Three backends implement the contract: boltstore (an embedded file, the
 // single-node default), redisstore (shared by replicas) and memstore (tests
 // and throwaway single-process use). storetest.Run is the conformance suite

@@ -64,7 +64,6 @@ const (
 	// lastUsedGranularity limits the writes that keep Connection.LastUsed
 	// current to one per connection per minute.
 	lastUsedGranularity = time.Minute
-	casAttempts         = 16
 	// renewEvery bounds the renewals of refused access tokens to one per
 	// connection per process in this time, so a provider that answers 401
 	// to every token cannot make each request refresh (and rotate) one.
@@ -410,40 +409,46 @@ func (v *Vault) load(ctx context.Context, principal, service string) (store.Item
 // without writing.
 var errUnchanged = errors.New("unchanged")
 
-// update applies mutate to the connection record and writes it with
-// compare-and-swap, re-reading and re-applying on conflict, so concurrent
-// writers (refresh, revoke, last-used) never lose each other's changes.
+// update applies mutate to the connection record (item, as just read) and
+// writes it with store.UpdateFrom, so concurrent writers (refresh, revoke,
+// last-used) never lose each other's changes: on a conflict mutate runs
+// again on the record as it is then. mutate's own errors, errUnchanged
+// among them, come back as they are.
 func (v *Vault) update(ctx context.Context, principal, service string, item store.Item, mutate func(*connRecord) error) (connRecord, error) {
-	k := connKey(principal, service)
-	for attempt := 1; ; attempt++ {
-		rec, err := decodeConn(principal, service, item.Value)
+	var (
+		rec       connRecord
+		mutateErr error
+	)
+	notConnected := fmt.Errorf("vault: %s connection of %s: %w", service, principal, ErrNotConnected)
+	_, err := store.UpdateFrom(ctx, v.store, connKey(principal, service), item.Value, store.KeepTTL, func(cur []byte) ([]byte, error) {
+		if cur == nil {
+			mutateErr = notConnected
+			return nil, mutateErr
+		}
+		r, err := decodeConn(principal, service, cur)
 		if err != nil {
-			return connRecord{}, err
+			mutateErr = err
+			return nil, err
 		}
-		if err := mutate(&rec); err != nil {
-			return rec, err
+		if mutateErr = mutate(&r); mutateErr != nil {
+			rec = r
+			return nil, mutateErr
 		}
-		next, err := json.Marshal(rec)
+		rec = r
+		next, err := json.Marshal(r)
 		if err != nil {
-			return connRecord{}, fmt.Errorf("vault: encode connection: %w", err)
+			mutateErr = fmt.Errorf("vault: encode connection: %w", err)
+			return nil, mutateErr
 		}
-		err = v.store.CompareAndSwap(ctx, k, item.Value, next, store.KeepTTL)
-		if err == nil {
-			return rec, nil
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			return connRecord{}, fmt.Errorf("vault: %s connection of %s: %w", service, principal, ErrNotConnected)
-		}
-		if !errors.Is(err, store.ErrConflict) || attempt == casAttempts {
-			return connRecord{}, fmt.Errorf("vault: write %s connection of %s: %w", service, principal, err)
-		}
-		if item, err = v.store.Get(ctx, k); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return connRecord{}, fmt.Errorf("vault: %s connection of %s: %w", service, principal, ErrNotConnected)
-			}
-			return connRecord{}, fmt.Errorf("vault: read %s connection of %s: %w", service, principal, err)
-		}
+		return next, nil
+	})
+	switch {
+	case mutateErr != nil:
+		return rec, mutateErr
+	case err != nil:
+		return connRecord{}, fmt.Errorf("vault: write %s connection of %s: %w", service, principal, err)
 	}
+	return rec, nil
 }
 
 func (v *Vault) record(ctx context.Context, e audit.Event) error {

@@ -48,6 +48,8 @@ func Run(t *testing.T, open Opener) {
 		{"LogAppendRead", testLogAppendRead},
 		{"LogConcurrentChain", testLogConcurrentChain},
 		{"Lock", testLock},
+		{"Update", testUpdate},
+		{"UpdateRace", testUpdateRace},
 		{"SurvivesReopen", testSurvivesReopen},
 		{"CanceledContext", testCanceledContext},
 	}
