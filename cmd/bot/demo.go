@@ -23,14 +23,17 @@ import (
 	"github.com/agenthub/agenthub/internal/vault"
 )
 
-// The demo person.
+// The demo person, and a colleague in the same workspace, so the demo can
+// show that only a request's owner may decide it: a line starting "@bob "
+// is typed by him.
+var (
+	demoPrincipal      = broker.Principal{Team: "T0DEMO", User: "U0DEMO"}
+	demoOtherPrincipal = broker.Principal{Team: "T0DEMO", User: "U0BOB"}
+)
+
 const (
-	demoPrincipal = "T0DEMO:U0DEMO"
 	demoName      = "@demo"
-	// A colleague in the same workspace, so the demo can show that only a
-	// request's owner may decide it: a line starting "@bob " is typed by him.
-	demoOtherPrincipal = "T0DEMO:U0BOB"
-	demoOtherName      = "@bob"
+	demoOtherName = "@bob"
 )
 
 const demoUsage = `Usage:
@@ -151,10 +154,10 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		Principal: demoPrincipal, Name: demoName, In: stdin, Out: stdout, JSON: *jsonOut,
 		Connect: env.connect,
 		DemoCode: func(ctx context.Context) (string, error) {
-			return env.stepup.DemoCode(ctx, demoPrincipal)
+			return env.stepup.DemoCode(ctx, demoPrincipal.String())
 		},
 		Logger: logger,
-		Others: map[string]string{demoOtherName: demoOtherPrincipal},
+		Others: map[string]broker.Principal{demoOtherName: demoOtherPrincipal},
 	})
 	if errors.Is(err, context.Canceled) {
 		return nil // Ctrl-C ends the demo as EOF does
@@ -171,8 +174,7 @@ func demoPolicy() (*policy.Engine, error) {
 	if strings.Count(src, empty) != 1 {
 		return nil, errors.New("demo: the default policy no longer declares an empty release-managers group")
 	}
-	user := demoOtherPrincipal[strings.IndexByte(demoOtherPrincipal, ':')+1:]
-	src = strings.Replace(src, empty, "\n  release-managers: ["+user+"]\n", 1)
+	src = strings.Replace(src, empty, "\n  release-managers: ["+demoOtherPrincipal.User+"]\n", 1)
 	return policy.Parse("default.yaml (demo: @bob is a release manager)", []byte(src))
 }
 
@@ -213,7 +215,7 @@ func startDemo(ctx context.Context, storeURL string, pol *policy.Engine, getenv 
 }
 
 // connect reconnects a service, as "/agenthub connect" asks.
-func (env *demoEnv) connect(ctx context.Context, principal, service string) error {
+func (env *demoEnv) connect(ctx context.Context, principal broker.Principal, service string) error {
 	return env.sim.Connect(ctx, principal, service)
 }
 

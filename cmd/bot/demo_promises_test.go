@@ -376,7 +376,7 @@ func TestDemoAnotherPersonsApprovalIsRefused(t *testing.T) {
 	for _, e := range r.events {
 		if e.RequestID == ap.RequestID && e.Kind == audit.InteractionRejected {
 			rejected++
-			if e.Actor != demoOtherPrincipal {
+			if e.Actor != demoOtherPrincipal.String() {
 				t.Errorf("rejected event actor = %q, want %q", e.Actor, demoOtherPrincipal)
 			}
 		}

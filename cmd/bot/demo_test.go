@@ -227,7 +227,7 @@ func TestDemoRead(t *testing.T) {
 		t.Errorf("list calls reaching GitHub = %d, want %d", got, want)
 	}
 	for _, c := range r.env.world.CallsFor(sim.ServiceGitHub) {
-		if c.Principal != demoPrincipal {
+		if c.Principal != demoPrincipal.String() {
 			t.Errorf("call %s %s made as %q, want %q", c.Method, c.Path, c.Principal, demoPrincipal)
 		}
 	}
@@ -347,7 +347,7 @@ func TestDemoRevokeBlocksAndCancels(t *testing.T) {
 		t.Fatal("the sim holds no GitHub grant")
 	}
 	for _, g := range grants {
-		if g.Principal == demoPrincipal && !g.Revoked {
+		if g.Principal == demoPrincipal.String() && !g.Revoked {
 			t.Errorf("GitHub grant %d of %s not revoked at the provider", g.ID, g.Principal)
 		}
 	}

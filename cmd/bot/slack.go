@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/simenv"
@@ -116,8 +117,8 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 
 	env.app, err = slackapp.New(slackapp.Options{
 		Broker: env.sim.Broker, Store: st, API: api, Enroller: env.sim.StepUp,
-		Connections: func(ctx context.Context, principal string) ([]slackapp.HomeConnection, error) {
-			cs, err := env.sim.Vault.Connections(ctx, principal)
+		Connections: func(ctx context.Context, principal broker.Principal) ([]slackapp.HomeConnection, error) {
+			cs, err := env.sim.Vault.Connections(ctx, principal.String())
 			if err != nil {
 				return nil, err
 			}
@@ -127,8 +128,8 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 			}
 			return out, nil
 		},
-		History: func(ctx context.Context, principal string, n int) ([]audit.Event, error) {
-			return env.sim.Audit.TailOf(ctx, principal, n, historyWindow)
+		History: func(ctx context.Context, principal broker.Principal, n int) ([]audit.Event, error) {
+			return env.sim.Audit.TailOf(ctx, principal.String(), n, historyWindow)
 		},
 		Connect:  env.sim.Connect,
 		Demo:     true,

@@ -20,6 +20,8 @@ const (
 	ProviderCalled      Kind = "provider.called"
 	ActionSucceeded     Kind = "action.succeeded"
 	ActionFailed        Kind = "action.failed"
+	RequestExpired      Kind = "request.expired"  // a request nobody decided in time
+	RequestCanceled     Kind = "request.canceled" // a request its owner's revocation ended
 	GrantCreated        Kind = "grant.created"
 	GrantRevoked        Kind = "grant.revoked"
 	ConnectionCreated   Kind = "connection.created"

@@ -177,21 +177,12 @@ func (b *Broker) record(ctx context.Context, e audit.Event) error {
 	return nil
 }
 
-// policyPrincipal splits "T1:U1" into the policy's view of a principal.
-func policyPrincipal(id string) policy.Principal {
-	team, user, ok := strings.Cut(id, ":")
-	if !ok {
-		return policy.Principal{ID: id, User: id}
-	}
-	return policy.Principal{ID: id, Team: team, User: user}
-}
-
 // validPrincipal refuses principals that cannot be a store scope.
-func validPrincipal(p string) error {
-	if p == "" {
-		return errors.New("broker: principal is required")
+func validPrincipal(p Principal) error {
+	if err := p.Validate(); err != nil {
+		return err
 	}
-	if err := (store.Key{Scope: p, Kind: requestKind, ID: "x"}).Validate(); err != nil {
+	if err := (store.Key{Scope: p.String(), Kind: requestKind, ID: "x"}).Validate(); err != nil {
 		return fmt.Errorf("broker: invalid principal: %w", err)
 	}
 	return nil

@@ -163,7 +163,7 @@ func TestStrangerCannotDecide(t *testing.T) {
 	if got := f.request(a.RequestID).Status; got != StatusPending {
 		t.Errorf("status = %s, want still pending", got)
 	}
-	rejected := f.count(a.RequestID, func(e audit.Event) bool { return e.Kind == audit.InteractionRejected && e.Actor == bob })
+	rejected := f.count(a.RequestID, func(e audit.Event) bool { return e.Kind == audit.InteractionRejected && e.Actor == bob.String() })
 	if rejected != 3 {
 		t.Errorf("interaction.rejected events by bob = %d, want 3", rejected)
 	}
@@ -492,7 +492,7 @@ func TestRequestsAreFoundByIDOnly(t *testing.T) {
 	f := newFixture(t)
 	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
 	it, err := f.st.Get(f.ctx, store.Key{Kind: ownerKind, ID: a.RequestID})
-	if err != nil || string(it.Value) != alice {
+	if err != nil || string(it.Value) != alice.String() {
 		t.Fatalf("owner pointer = %q, %v; want %s", it.Value, err, alice)
 	}
 	for _, id := range []string{"", "nope", "a\nb"} {

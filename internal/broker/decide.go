@@ -19,15 +19,16 @@ import (
 // offered Choice keys (ChoiceOnce, ChoiceHour, ChoiceStanding, ChoiceDeny).
 type Decision struct {
 	RequestID string
-	Actor     string // who clicked or typed, "T1:U1"
+	Actor     Principal // who clicked or typed
 	Choice    string
 }
 
-// Decide applies a decision to a stored request. Only its owner may decide;
-// of concurrent decisions exactly one takes effect and the others are told
-// the request was already decided. An approval that needs step-up moves the
-// request to awaiting_stepup and returns a step_up output; any other
-// approval runs the step.
+// Decide applies a decision to a stored request. Its owner approves or
+// denies it; one of its second approvers, if the policy named any, gives
+// or refuses the second approval. Anyone else is refused, on the record.
+// Of concurrent decisions exactly one takes effect and the others are told
+// the request was already decided. An approval that needs step-up returns
+// a step_up output; one that completes the request runs its step.
 func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 	r, raw, err := b.loadRequest(ctx, d.RequestID)
 	if errors.Is(err, ErrNoRequest) {
@@ -36,76 +37,37 @@ func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 	if err != nil {
 		return []Output{errorOut("Nothing was done: the request could not be read.")}, err
 	}
-	if d.Actor != r.Principal {
-		if mayApproveSecond(r, d.Actor) {
-			return b.decideSecond(ctx, r, raw, d)
-		}
+	if !r.MayDecide(d.Actor) {
 		return b.reject(ctx, d.Actor, r, "decide")
 	}
-	if o, done, err := b.checkOpen(ctx, &r, raw, StatusPending); done {
-		return o, err
-	}
-
-	if d.Choice == ChoiceDeny {
-		r.Status, r.Decided, r.DeniedBy = StatusDenied, b.now(), d.Actor
-		if _, err := b.transition(ctx, r, raw); err != nil {
-			return b.lost(ctx, r.ID, err)
+	e := Event{By: d.Actor}
+	owner := d.Actor == r.Principal
+	switch {
+	case d.Choice == ChoiceDeny && owner:
+		e.Type = EventDeny
+	case d.Choice == ChoiceDeny:
+		e.Type = EventSecondDeny
+	case owner:
+		lifetime, ok := b.lifetime(r, d.Choice)
+		if !ok {
+			return []Output{{Kind: KindError, RequestID: r.ID, Text: fmt.Sprintf("%q is not one of this request's choices.", d.Choice),
+				Choices: choicesFor(r.Decision.Lifetimes, r.Decision.Risk)}}, nil
 		}
-		err := b.record(ctx, b.event(audit.ApprovalDenied, r, nil))
-		return []Output{{Kind: KindMessage, RequestID: r.ID, Action: r.Step.Action, Text: "Denied. Nothing was done."}}, err
-	}
-
-	lifetime, ok := b.lifetime(r, d.Choice)
-	if !ok {
+		e.Type, e.Lifetime = EventApprove, lifetime
+	case d.Choice == ChoiceOnce:
+		e.Type = EventSecondApprove
+	default:
 		return []Output{{Kind: KindError, RequestID: r.ID, Text: fmt.Sprintf("%q is not one of this request's choices.", d.Choice),
-			Choices: choicesFor(r.Decision.Lifetimes, r.Decision.Risk)}}, nil
+			Choices: choicesFor(nil, policy.Critical)}}, nil
 	}
-	act, args, err := b.stepOf(r)
-	if err != nil {
-		r.Status, r.Result = StatusFailed, "the stored step no longer validates"
-		if _, terr := b.transition(ctx, r, raw); terr != nil {
-			return b.lost(ctx, r.ID, terr)
-		}
-		return []Output{{Kind: KindError, RequestID: r.ID, Text: "This request can no longer run: its stored step is not valid. Ask again."}}, err
-	}
-	r.Lifetime, r.Decided = lifetime, b.now()
-	r.Status = StatusApproved
-	if r.Decision.StepUp {
-		r.Status = StatusAwaitingStepUp
-	}
-	next, err := b.transition(ctx, r, raw)
-	if err != nil {
-		// A second approver recording their approval changes the record
-		// but leaves it pending: try again. Any other change wins.
-		if errors.Is(err, store.ErrConflict) && r.Decision.Effect == policy.SecondApprover {
-			if cur, _, lerr := b.loadOwned(ctx, r.Principal, r.ID); lerr == nil && cur.Status == StatusPending {
-				return b.Decide(ctx, d)
-			}
-		}
-		return b.lost(ctx, r.ID, err)
-	}
-	ev := b.event(audit.ApprovalGranted, r, args)
-	ev.Decision = lifetime.String()
-	if err := b.record(ctx, ev); err != nil {
-		// The approval is not on record, so it authorizes nothing.
-		b.failUnrecorded(ctx, r, next)
-		return []Output{auditDown()}, err
-	}
-	if lifetime != policy.Once {
-		b.createGrant(ctx, r, act, lifetime)
-	}
-	if r.Decision.StepUp {
-		return []Output{{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name,
-			Rule: r.Decision.Rule, Risk: r.Decision.Risk.String(),
-			Approvers: r.Approvers, Text: stepUpText(r)}}, nil
-	}
-	return b.execute(ctx, r, next, act, args)
+	return b.advance(ctx, r, raw, e)
 }
 
 // StepUp checks the owner's second-factor code for a request awaiting it
-// and, if it passes, runs the step. The code is bound to this request:
-// stepup records the attempt with its ID and refuses a code already used.
-func (b *Broker) StepUp(ctx context.Context, requestID, actor, code string) ([]Output, error) {
+// and, if it passes, moves the request on (and runs its step when nothing
+// else is missing). The code is bound to this request: stepup records the
+// attempt with its ID and refuses a code already used.
+func (b *Broker) StepUp(ctx context.Context, requestID string, actor Principal, code string) ([]Output, error) {
 	r, raw, err := b.loadRequest(ctx, requestID)
 	if errors.Is(err, ErrNoRequest) {
 		return []Output{gone(requestID)}, nil
@@ -116,10 +78,13 @@ func (b *Broker) StepUp(ctx context.Context, requestID, actor, code string) ([]O
 	if actor != r.Principal {
 		return b.reject(ctx, actor, r, "stepup")
 	}
-	if o, done, err := b.checkOpen(ctx, &r, raw, StatusAwaitingStepUp); done {
-		return o, err
+	e := Event{Type: EventStepUpPassed, By: actor}
+	// Ask the lifecycle first, so that a code is not spent on a request
+	// that could not take it.
+	if _, _, err := r.apply(e, b.now()); err != nil {
+		return b.notMoved(ctx, r, raw, err)
 	}
-	if err := b.stepup.Verify(ctx, r.Principal, r.ID, code); err != nil {
+	if err := b.stepup.Verify(ctx, r.Principal.String(), r.ID, code); err != nil {
 		o := Output{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name}
 		for _, known := range []error{stepup.ErrBadCode, stepup.ErrReplay, stepup.ErrLocked, stepup.ErrNotEnrolled, stepup.ErrPending} {
 			if errors.Is(err, known) {
@@ -133,136 +98,144 @@ func (b *Broker) StepUp(ctx context.Context, requestID, actor, code string) ([]O
 		o.Kind, o.Text = KindError, "Not run: the code could not be checked."
 		return []Output{o}, err
 	}
-	act, args, err := b.stepOf(r)
-	if err != nil {
-		return []Output{errorOut("This request can no longer run: its stored step is not valid. Ask again.")}, err
-	}
-	// A second approver may record their approval meanwhile, changing the
-	// record; that conflict is retried, any other change wins.
-	for attempt := 0; ; attempt++ {
-		r.Status = StatusApproved
-		if r.Decision.Effect == policy.SecondApprover && r.SecondBy == "" {
-			r.Status = StatusAwaitingSecond
-		}
-		next, err := b.transition(ctx, r, raw)
-		switch {
-		case err == nil && r.Status == StatusAwaitingSecond:
-			return []Output{{Kind: KindMessage, RequestID: r.ID, Action: r.Step.Action, Approvers: r.Approvers,
-				Text: "Verified. It runs once one of " + strings.Join(r.Approvers, ", ") + " approves it too."}}, nil
-		case err == nil:
-			return b.execute(ctx, r, next, act, args)
-		case !errors.Is(err, store.ErrConflict) || attempt == casRetries:
-			return b.lost(ctx, r.ID, err)
-		}
-		if r, raw, err = b.loadOwned(ctx, r.Principal, r.ID); err != nil {
-			return b.lost(ctx, requestID, err)
-		}
-		if r.Status != StatusAwaitingStepUp {
-			return b.lost(ctx, r.ID, store.ErrConflict)
-		}
-	}
+	return b.advance(ctx, r, raw, e)
 }
 
-// mayApproveSecond reports whether actor is one of the request's second
-// approvers: named by the policy, in the owner's team, and not the owner.
-func mayApproveSecond(r Request, actor string) bool {
-	if r.Decision.Effect != policy.SecondApprover || actor == r.Principal {
-		return false
+// advance moves request r by event e and does what its new state asks:
+// run the step, ask for step-up, or say what is still missing.
+func (b *Broker) advance(ctx context.Context, r Request, raw []byte, e Event) ([]Output, error) {
+	var (
+		act  *agent.Action
+		args agent.Args
+	)
+	if e.Type == EventApprove || e.Type == EventSecondApprove || e.Type == EventStepUpPassed {
+		var err error
+		if act, args, err = b.stepOf(r); err != nil {
+			_, _, ferr := b.move(ctx, r, raw, Event{Type: EventFail, Result: "invalid_step"}, nil)
+			out := Output{Kind: KindError, RequestID: r.ID, Text: "This request can no longer run: its stored step is not valid. Ask again."}
+			return []Output{out}, errors.Join(err, ferr)
+		}
 	}
-	a, o := policyPrincipal(actor), policyPrincipal(r.Principal)
-	return a.Team == o.Team && slices.Contains(r.Approvers, a.User)
+	moved, next, err := b.move(ctx, r, raw, e, args)
+	if err != nil {
+		return b.notMoved(ctx, r, raw, err)
+	}
+	base := Output{Kind: KindMessage, RequestID: moved.ID, Action: moved.Step.Action, Resource: moved.Resource.Name}
+	switch moved.Status {
+	case StatusApproved:
+		if e.Type == EventApprove && e.Lifetime != policy.Once {
+			b.createGrant(ctx, moved, act, e.Lifetime)
+		}
+		return b.execute(ctx, moved, next, act, args)
+	case StatusAwaitingStepUp:
+		if e.Type == EventApprove {
+			return []Output{{Kind: KindStepUp, RequestID: moved.ID, Action: moved.Step.Action, Resource: moved.Resource.Name,
+				Rule: moved.Decision.Rule, Risk: moved.Decision.Risk.String(), Approvers: moved.Approvers, Text: stepUpText(moved)}}, nil
+		}
+		base.Text = "Your approval is recorded. It runs once " + moved.Principal.User + " has approved it and verified with a code."
+	case StatusAwaitingSecond:
+		base.Approvers = moved.Approvers
+		base.Text = "Approved. It runs once one of " + strings.Join(moved.Approvers, ", ") + " approves it too."
+		if e.Type == EventStepUpPassed {
+			base.Text = "Verified. It runs once one of " + strings.Join(moved.Approvers, ", ") + " approves it too."
+		}
+	case StatusPending:
+		base.Text = "Your approval is recorded. It runs once " + moved.Principal.User + " has approved it and verified with a code."
+	case StatusDenied:
+		base.Text = "Denied. Nothing was done."
+		return append([]Output{base}, planDropped(moved)...), nil
+	default:
+		base.Text = fmt.Sprintf("This request is now %s.", moved.Status)
+	}
+	return []Output{base}, nil
 }
 
-// decideSecond applies a second approver's decision. It never stands in for
-// the owner's approval or step-up: it only records the second approval, and
-// runs the step if the owner is already done.
-func (b *Broker) decideSecond(ctx context.Context, r Request, raw []byte, d Decision) ([]Output, error) {
-	if d.Choice != ChoiceOnce && d.Choice != ChoiceDeny {
-		return []Output{{Kind: KindError, RequestID: r.ID, Text: fmt.Sprintf("%q is not one of this request's choices.", d.Choice),
-			Choices: choicesFor(nil, policy.Critical)}}, nil
+// notMoved answers an event that did not move the request: someone else
+// decided first, its time was up (then it is expired now), or the store or
+// the audit trail failed.
+func (b *Broker) notMoved(ctx context.Context, r Request, raw []byte, err error) ([]Output, error) {
+	switch {
+	case errors.Is(err, ErrNoRequest):
+		return []Output{gone(r.ID)}, nil
+	case errors.Is(err, ErrExpired):
+		_, _, xerr := b.move(ctx, r, raw, Event{Type: EventExpire}, nil)
+		if errors.Is(xerr, ErrIllegal) || errors.Is(xerr, ErrNoRequest) {
+			xerr = nil // another process settled it first
+		}
+		out := Output{Kind: KindError, RequestID: r.ID, Text: "This request expired. Ask again."}
+		return append([]Output{out}, planDropped(r)...), xerr
+	case errors.Is(err, ErrNotAllowed):
+		return []Output{{Kind: KindError, RequestID: r.ID, Text: "Only the person who asked for this can decide it."}}, nil
+	case errors.Is(err, ErrIllegal):
+		if cur, _, lerr := b.loadOwned(ctx, r.Principal, r.ID); lerr == nil {
+			r = cur
+		}
+		return []Output{{Kind: KindMessage, RequestID: r.ID, Text: fmt.Sprintf("This request was already decided (%s).", strings.ReplaceAll(string(r.Status), "_", " "))}}, nil
+	case errors.Is(err, errUnrecorded):
+		out := auditDown()
+		out.RequestID = r.ID
+		return []Output{out}, err
 	}
-	act, args, err := b.stepOf(r)
-	if err != nil {
-		return []Output{errorOut("This request can no longer run: its stored step is not valid. Ask again.")}, err
-	}
-	for attempt := 0; ; attempt++ {
-		if o, done, err := b.checkOpen(ctx, &r, raw, r.Status); done {
-			return o, err
-		}
-		if !r.Status.open() || r.Status == StatusApproved || r.SecondBy != "" {
-			return []Output{{Kind: KindMessage, RequestID: r.ID, Text: "This request was already decided."}}, nil
-		}
-		if d.Choice == ChoiceDeny {
-			r.Status, r.Decided, r.DeniedBy = StatusDenied, b.now(), d.Actor
-		} else {
-			r.SecondBy = d.Actor
-			if r.Status == StatusAwaitingSecond {
-				r.Status, r.Decided = StatusApproved, b.now()
-			}
-		}
-		next, err := b.transition(ctx, r, raw)
-		if errors.Is(err, store.ErrConflict) && attempt < casRetries {
-			if r, raw, err = b.loadOwned(ctx, r.Principal, r.ID); err != nil {
-				return b.lost(ctx, d.RequestID, err)
-			}
-			continue
-		}
-		if err != nil {
-			return b.lost(ctx, r.ID, err)
-		}
-		ev := b.event(audit.ApprovalGranted, r, args)
-		if d.Choice == ChoiceDeny {
-			ev.Kind = audit.ApprovalDenied
-		}
-		ev.Actor, ev.Detail = d.Actor, map[string]string{"role": "second_approver", "owner": r.Principal}
-		if err := b.record(ctx, ev); err != nil {
-			if d.Choice == ChoiceDeny {
-				return []Output{{Kind: KindMessage, RequestID: r.ID, Text: "Denied. Nothing was done."}}, err
-			}
-			r.Status, r.Result = StatusFailed, "the second approval could not be recorded"
-			if _, terr := b.transition(ctx, r, next); terr != nil {
-				b.log.ErrorContext(ctx, "could not fail unrecorded approval", "request_id", r.ID, "err", terr)
-			}
-			return []Output{auditDown()}, err
-		}
-		switch {
-		case d.Choice == ChoiceDeny:
-			return []Output{{Kind: KindMessage, RequestID: r.ID, Text: "Denied. Nothing was done."}}, nil
-		case r.Status == StatusApproved:
-			return b.execute(ctx, r, next, act, args)
-		default:
-			return []Output{{Kind: KindMessage, RequestID: r.ID, Action: r.Step.Action,
-				Text: "Your approval is recorded. It runs once " + r.Principal + " has approved it and verified with a code."}}, nil
-		}
-	}
+	return []Output{{Kind: KindError, RequestID: r.ID, Text: "Nothing was done: the request could not be updated."}}, err
 }
 
 // execute runs an approved, stored request exactly once: only the caller
-// whose compare-and-swap moves it to executing runs it.
+// whose move to executing wins runs it. A step that succeeds goes on with
+// the rest of its plan; one that does not ends it.
 func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.Action, args agent.Args) ([]Output, error) {
-	r.Status = StatusExecuting
-	next, err := b.transition(ctx, r, raw)
+	r, raw, err := b.move(ctx, r, raw, Event{Type: EventStart}, nil)
 	if err != nil {
-		return b.lost(ctx, r.ID, err)
-	}
-	if out, changed, err := b.recheck(ctx, r, act, args); changed || err != nil {
-		r.Status, r.Result = StatusFailed, out.Text
-		if _, terr := b.transition(ctx, r, next); terr != nil {
-			err = errors.Join(err, terr)
-		}
-		return []Output{out}, err
-	}
-	out, ok, runErr := b.run(ctx, r.Principal, r.ID, act, args, r.Resource.Name)
-	r.Status, r.Result = StatusFailed, out.Text
-	if ok {
-		r.Status = StatusSucceeded
+		return b.notMoved(ctx, r, raw, err)
 	}
 	fctx, cancel := finishing(ctx)
 	defer cancel()
-	if _, err := b.transition(fctx, r, next); err != nil {
-		runErr = errors.Join(runErr, err)
+	if out, stop, err := b.recheck(ctx, r, act, args); stop || err != nil {
+		_, _, ferr := b.move(fctx, r, raw, Event{Type: EventFail, Result: out.Text}, nil)
+		return append([]Output{out}, planDropped(r)...), errors.Join(err, ferr)
 	}
-	return []Output{out}, runErr
+	out, ok, runErr := b.run(ctx, r.Principal, r.ID, act, args, r.Resource)
+	// Once the provider has answered, the outcome must reach the request
+	// whatever became of the caller's context (finishing).
+	e := Event{Type: EventFail, Result: clipResult(out.Text)}
+	if ok {
+		e.Type = EventSucceed
+	}
+	_, _, merr := b.move(fctx, r, raw, e, nil)
+	outs := []Output{out}
+	if !ok {
+		return append(outs, planDropped(r)...), errors.Join(runErr, merr)
+	}
+	if len(r.Rest) > 0 {
+		more, perr := b.runPlan(ctx, r.Principal, r.Rest)
+		outs = append(outs, more...)
+		runErr = errors.Join(runErr, perr)
+	}
+	return outs, errors.Join(runErr, merr)
+}
+
+// maxResult bounds the summary a finished request keeps.
+const maxResult = 1000
+
+func clipResult(s string) string {
+	if len(s) <= maxResult {
+		return s
+	}
+	cut := maxResult
+	for cut > 0 && s[cut]&0xc0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// planDropped tells the owner that the rest of r's plan will not run. It
+// names no request, so that an adapter gives it to the owner whoever's
+// click ended the request.
+func planDropped(r Request) []Output {
+	if len(r.Rest) == 0 {
+		return nil
+	}
+	return []Output{{Kind: KindMessage,
+		Text: fmt.Sprintf("I did not run the %d later step(s) of this request: ask again if you still want them.", len(r.Rest))}}
 }
 
 // recheck is what a stored step goes through just before it runs, so that
@@ -289,7 +262,7 @@ func (b *Broker) recheck(ctx context.Context, r Request, act *agent.Action, args
 // step runs only if what the request went through still covers it.
 func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resource, act *agent.Action, args agent.Args) (Output, bool, error) {
 	d := b.policy.Evaluate(policy.Input{
-		Principal: policyPrincipal(r.Principal), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
+		Principal: r.Principal.policy(), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
 	})
 	if d.Err != nil {
 		b.log.WarnContext(ctx, "policy condition failed", "request_id", r.ID, "rule", d.Rule, "err", d.Err)
@@ -315,20 +288,26 @@ func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resour
 	return out, true, b.record(ctx, fail)
 }
 
-// covers reports whether what request r went through (the owner's
-// approval, and step-up and a second approval where its decision asked for
-// them) satisfies decision d.
+// covers reports whether what request r went through satisfies decision
+// d: the owner's approval, and step-up and a second approval where its
+// decision asked for them; or, for a request that nobody approved (the
+// policy allowed it, or a grant stood in, when its connection landed),
+// what stood in then.
 func covers(r Request, d policy.Decision) bool {
-	switch d.Effect {
-	case policy.Allow, policy.Approve, policy.StepUp, policy.SecondApprover:
-	default:
+	switch {
+	case d.Effect == policy.Allow:
+		return true
+	case !d.Effect.NeedsApproval():
 		return false // deny, or no usable answer
-	}
-	if d.StepUp && !r.Decision.StepUp {
+	case r.Grant != "":
+		// Where a grant may still stand in for an approval.
+		return d.Effect == policy.Approve && d.GrantOK && !d.StepUp && d.Risk < policy.High
+	case !r.Decision.Effect.NeedsApproval():
+		return false // nobody approved it
+	case d.StepUp && !r.Decision.StepUp:
 		return false
-	}
-	if d.Effect == policy.SecondApprover {
-		return r.SecondBy != "" && slices.Contains(d.SecondApprover, policyPrincipal(r.SecondBy).User)
+	case d.Effect == policy.SecondApprover:
+		return !r.SecondBy.IsZero() && slices.Contains(d.SecondApprover, r.SecondBy.User)
 	}
 	return true
 }
@@ -358,33 +337,9 @@ func (b *Broker) resourceChanged(ctx context.Context, r Request, act *agent.Acti
 	return now, out, true, b.record(ctx, ev)
 }
 
-// checkOpen returns done=true with the outputs to give when the request is
-// not in state want, expiring it first if its time has passed.
-func (b *Broker) checkOpen(ctx context.Context, r *Request, raw []byte, want Status) ([]Output, bool, error) {
-	if r.Status.open() && !b.now().Before(r.Expires) {
-		r.Status = StatusExpired
-		if _, err := b.transition(ctx, *r, raw); err != nil && !errors.Is(err, store.ErrConflict) {
-			return []Output{errorOut("This request expired. Ask again.")}, true, err
-		}
-		return []Output{{Kind: KindError, RequestID: r.ID, Text: "This request expired. Ask again."}}, true, nil
-	}
-	if r.Status != want {
-		return []Output{{Kind: KindMessage, RequestID: r.ID, Text: fmt.Sprintf("This request was already decided (%s).", r.Status)}}, true, nil
-	}
-	return nil, false, nil
-}
-
-// lost answers a failed transition: a conflict means another decision won.
-func (b *Broker) lost(ctx context.Context, id string, err error) ([]Output, error) {
-	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		return []Output{{Kind: KindMessage, RequestID: id, Text: "This request was already decided."}}, nil
-	}
-	return []Output{{Kind: KindError, RequestID: id, Text: "Nothing was done: the request could not be updated."}}, err
-}
-
-// reject refuses someone other than the owner, on the record.
-func (b *Broker) reject(ctx context.Context, actor string, r Request, op string) ([]Output, error) {
-	ev := audit.Event{Kind: audit.InteractionRejected, Actor: actor, Agent: agentOf(r.Step.Action), Action: r.Step.Action,
+// reject refuses someone who may not act on request r, on the record.
+func (b *Broker) reject(ctx context.Context, actor Principal, r Request, op string) ([]Output, error) {
+	ev := audit.Event{Kind: audit.InteractionRejected, Actor: actor.String(), Agent: agentOf(r.Step.Action), Action: r.Step.Action,
 		Resource: r.Resource.Name, RequestID: r.ID, Result: "not_owner", Detail: map[string]string{"op": op}}
 	err := b.record(ctx, ev)
 	return []Output{{Kind: KindError, RequestID: r.ID, Text: "Only the person who asked for this can decide it."}}, err
@@ -468,42 +423,15 @@ func (b *Broker) createGrant(ctx context.Context, r Request, act *agent.Action, 
 	}
 }
 
-// failUnrecorded marks a request whose approval could not be recorded as
-// failed, so that nothing can run on that approval later. A concurrent
-// change (a second approver's record) makes it re-read and try again.
-func (b *Broker) failUnrecorded(ctx context.Context, r Request, cur []byte) {
-	for attempt := 0; ; attempt++ {
-		r.Status, r.Result = StatusFailed, "the approval could not be recorded"
-		_, err := b.transition(ctx, r, cur)
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, store.ErrConflict) || attempt >= casRetries {
-			b.log.ErrorContext(ctx, "could not fail unrecorded approval", "request_id", r.ID, "err", err)
-			return
-		}
-		var lerr error
-		if r, cur, lerr = b.loadOwned(ctx, r.Principal, r.ID); lerr != nil {
-			b.log.ErrorContext(ctx, "could not fail unrecorded approval", "request_id", r.ID, "err", lerr)
-			return
-		}
-		if !r.Status.open() {
-			return // it has already ended one way or another
-		}
-	}
-}
-
 // event is an audit event about a request.
 func (b *Broker) event(kind audit.Kind, r Request, args agent.Args) audit.Event {
-	return audit.Event{Kind: kind, Actor: r.Principal, Agent: agentOf(r.Step.Action), Action: r.Step.Action,
+	return audit.Event{Kind: kind, Actor: r.Principal.String(), Agent: agentOf(r.Step.Action), Action: r.Step.Action,
 		Resource: r.Resource.Name, RequestID: r.ID, Rule: r.Decision.Rule, Args: args}
 }
 
 func agentOf(action string) string {
-	for i := range len(action) {
-		if action[i] == '.' {
-			return action[:i]
-		}
+	if i := strings.IndexByte(action, '.'); i >= 0 {
+		return action[:i]
 	}
 	return action
 }
@@ -514,8 +442,13 @@ func gone(id string) Output {
 
 func stepUpText(r Request) string {
 	text := fmt.Sprintf("Approved. %s on %s also needs a fresh code from your authenticator: enter it to run it.", r.Step.Action, r.Resource.Name)
-	if r.Decision.Effect == policy.SecondApprover && r.SecondBy == "" {
+	if r.secondMissing() {
 		text += " It also needs the approval of one of: " + strings.Join(r.Approvers, ", ") + "."
 	}
 	return text
+}
+
+// isConflict reports a lost compare-and-swap.
+func isConflict(err error) bool {
+	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound)
 }

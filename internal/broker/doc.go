@@ -12,7 +12,8 @@
 //
 //	plan → validate (the action's schema; bad arguments run nothing)
 //	     → audit step.proposed (HMAC of the arguments)
-//	     → connection check (not connected: a connect output)
+//	     → connection check (not connected: store the step waiting for it,
+//	       and a connect output)
 //	     → resource discovery (a short read-only lease, audited by the vault)
 //	     → policy.Evaluate → audit policy.decided with the rule
 //	     → allow: execute
@@ -23,33 +24,42 @@
 //
 // # Requests and their states
 //
-// A request is stored under (principal, "request", ID) with its full step
-// (the action and its canonical arguments), the SHA-256 of the canonical
-// arguments, the decision and an expiry (RequestTTL, 24 hours by default),
+// A step that cannot run at once is stored as a request under (principal,
+// "request", ID) with its full step (the action and its canonical
+// arguments), the SHA-256 of the canonical arguments, the policy's decision,
+// the steps of its plan that come after it (Rest) and an expiry
+// (RequestTTL, 24 hours by default; the record outlives it by an hour so
+// that a late click or the sweeper settles it as expired, on the record),
 // so it survives a restart and any process sharing the store can finish
 // it. A global pointer ("", "request-owner", ID) names the owner, because
 // a button carries only the request ID.
 //
-//	pending ─┬─► approved ───────────────────────────────────┐
-//	         ├─► awaiting_stepup ─┬─► approved ──────────────┤
-//	         │                    └─► awaiting_second ─► approved ─┴─► executing ─► succeeded | failed
-//	         ├─► denied
-//	         ├─► expired   (decided after its expiry)
-//	         └─► canceled  (the service was revoked)
+// The request lifecycle is a table (lifecycle.go): the states, the events
+// that move a request between them and the conditions of each move, with
+// the audit event the move leaves. Request.apply is the one function that
+// changes a request's status, and it is pure; every caller loads the
+// request, applies an event, stores the result by compare-and-swap (move,
+// on store.UpdateFrom) and only then acts. So of any number of concurrent
+// deciders, in any number of processes, exactly one moves a request out of
+// a state; the others are told it was already decided. That is why a
+// double click runs a step once. docs/ARCHITECTURE.md shows the table as a
+// diagram, which a test keeps in step with it.
 //
-// Every transition is a compare-and-swap on the exact bytes last read, so of
-// any number of concurrent deciders, in any number of processes, exactly one
-// moves a request out of a state; the others are told it was already
-// decided. That is why a double click runs a step once.
+// A step whose service is not connected waits (waiting_connection) and
+// goes on by itself once the adapter reports the connection (Connected):
+// its resource is looked up and the policy decides, as if just asked. A
+// step that needs a person waits for the owner's approval (pending), then
+// for step-up and a second approver where the policy asks for them; once
+// it has run and succeeded, the rest of its plan goes on from the store. A
+// step that fails, is denied, expires or is canceled ends its plan.
 //
-// Only the owner may decide a request or pass its step-up; anyone else is
-// refused and the refusal is audited (interaction.rejected). When the
-// policy asks for a second approver, one of the Slack users it names (in
-// the owner's team, never the owner) may also approve or deny, before or
-// after the owner; the second approval is recorded on the request
-// (SecondBy) without changing its state, and the step runs only once the
-// owner has approved, passed step-up and the second approval is in
-// (awaiting_second is the owner being done first).
+// Only the owner may decide a request or pass its step-up
+// (Request.MayDecide states the rule, the transition table enforces it);
+// anyone else is refused and the refusal is audited (interaction.rejected).
+// When the policy asks for a second approver, one of the Slack users it
+// names (in the owner's workspace, never the owner) may also approve or
+// deny, before or after the owner; the second approval never stands in for
+// the owner's approval or step-up, and the step runs only once both are in.
 //
 // Before a stored step runs, its arguments are validated again and their
 // hash compared with the stored one: an approval covers exactly the
@@ -86,9 +96,10 @@
 // A process that stops between "approved" and "executing" leaves the
 // request approved, and one that stops during the call leaves it executing.
 // Recover, which the Slack app's sweeper calls for the requests it shows,
-// settles both as failed and interrupted once they are stale
-// (ApprovedStaleAfter, ExecutingStaleAfter), and never runs anything: an
-// approved request does not tell whether its approval reached the audit
-// trail, and for an executing one whether the provider acted cannot be
-// known. The person is told to ask again, or to check.
+// settles both as interrupted once they are stale (ApprovedStaleAfter,
+// ExecutingStaleAfter), and never runs anything: an approved request does
+// not tell whether its approval reached the audit trail, and for an
+// executing one whether the provider acted cannot be known. The person is
+// told to ask again, or to check. It also expires, on the record, requests
+// that waited past their expiry.
 package broker

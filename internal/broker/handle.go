@@ -20,14 +20,15 @@ import (
 
 // Message is something a person said to the bot.
 type Message struct {
-	Principal string // "T1:U1"
+	Principal Principal
 	Text      string
 }
 
-// Handle plans the message and takes each step as far as it can go now:
-// run it, ask to connect, ask for approval, or refuse. Steps are taken in
-// order; when one cannot finish now, the later ones are not started, since
-// they may depend on it.
+// Handle plans the message and takes its steps in order, each as far as it
+// can go now: run it, ask to connect, ask for approval, or refuse. A step
+// that cannot finish now is stored as a request with the rest of the plan,
+// which goes on from the store once it has run; a step that fails or is
+// refused ends the plan.
 //
 // The outputs are for the person; a non-nil error is for the operator's log
 // (the store or audit trail failed) and comes with an output saying that
@@ -36,133 +37,351 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 	if err := validPrincipal(m.Principal); err != nil {
 		return []Output{errorOut("I can't tell who you are, so I did nothing.")}, err
 	}
-	plan, err := b.planner.Plan(ctx, planner.Request{Principal: m.Principal, Text: m.Text, Now: b.now(), Location: b.loc})
+	plan, err := b.planner.Plan(ctx, planner.Request{Principal: m.Principal.String(), Text: m.Text, Now: b.now(), Location: b.loc})
 	if err != nil {
 		return []Output{errorOut("I couldn't plan that, so I did nothing.")}, fmt.Errorf("broker: plan: %w", err)
 	}
 	if len(plan.Steps) == 0 {
 		return []Output{message(plan.Reply)}, nil
 	}
+	steps := make([]Step, 0, len(plan.Steps))
+	for _, s := range plan.Steps {
+		raw, err := json.Marshal(s.Args)
+		if err != nil {
+			return []Output{errorOut("I couldn't plan that, so I did nothing.")}, fmt.Errorf("broker: encode planned args: %w", err)
+		}
+		steps = append(steps, Step{Action: s.Action, Args: raw})
+	}
+	return b.runPlan(ctx, m.Principal, steps)
+}
+
+// stepOutcome is how far handleStep took a step.
+type stepOutcome int
+
+const (
+	stepDone    stepOutcome = iota // it ran and succeeded: the next may start
+	stepWaiting                    // stored as a request, with the steps after it
+	stepStopped                    // refused or failed: the plan ends here
+)
+
+// runPlan takes steps in order until one does not finish now.
+func (b *Broker) runPlan(ctx context.Context, p Principal, steps []Step) ([]Output, error) {
 	var outs []Output
-	for i, s := range plan.Steps {
-		o, done, err := b.handleStep(ctx, m.Principal, s)
+	for i, s := range steps {
+		o, outcome, err := b.handleStep(ctx, p, s, steps[i+1:])
 		outs = append(outs, o...)
 		if err != nil {
 			return outs, err
 		}
-		if !done && i < len(plan.Steps)-1 {
-			outs = append(outs, message(fmt.Sprintf("I did not start the %d step(s) after this one: ask again once it is done.", len(plan.Steps)-1-i)))
-			break
+		if outcome == stepDone {
+			continue
 		}
+		if later := len(steps) - 1 - i; later > 0 && outcome == stepWaiting {
+			outs = append(outs, message(fmt.Sprintf("The %d step(s) after this one will follow once it has run.", later)))
+		} else if later > 0 {
+			outs = append(outs, message(fmt.Sprintf("I did not start the %d step(s) after this one.", later)))
+		}
+		return outs, nil
 	}
 	return outs, nil
 }
 
-// handleStep takes one step as far as it can go. done reports whether it
-// finished (ran, successfully or not) so that the next step may start.
-func (b *Broker) handleStep(ctx context.Context, principal string, s planner.Step) (outs []Output, done bool, err error) {
+// handleStep takes one step as far as it can go. rest are the plan's steps
+// after it, which a stored request keeps.
+func (b *Broker) handleStep(ctx context.Context, p Principal, s Step, rest []Step) ([]Output, stepOutcome, error) {
 	act, ok := b.registry.Lookup(s.Action)
 	if !ok {
-		return []Output{errorOut(fmt.Sprintf("I don't know how to do %s.", s.Action))}, false, nil
+		return []Output{errorOut(fmt.Sprintf("I don't know how to do %s.", s.Action))}, stepStopped, nil
 	}
-	args, err := b.registry.Validate(s.Action, s.Args)
-	if err != nil {
-		if ve, ok := errors.AsType[*agent.ValidationError](err); ok {
-			return []Output{errorOut(ve.Error() + ". Nothing was done.")}, false, nil
+	raw, err := decodeArgs(s.Args)
+	if err == nil {
+		var args agent.Args
+		if args, err = b.registry.Validate(s.Action, raw); err == nil {
+			return b.proposeStep(ctx, p, act, args, rest)
 		}
-		return []Output{errorOut("Those arguments were refused. Nothing was done.")}, false, nil
 	}
+	if ve, ok := errors.AsType[*agent.ValidationError](err); ok {
+		return []Output{errorOut(ve.Error() + ". Nothing was done.")}, stepStopped, nil
+	}
+	return []Output{errorOut("Those arguments were refused. Nothing was done.")}, stepStopped, nil
+}
+
+// proposeStep records a valid step and takes it on: run it now if the
+// policy (or a grant) allows, or store it as a request.
+func (b *Broker) proposeStep(ctx context.Context, p Principal, act *agent.Action, args agent.Args, rest []Step) ([]Output, stepOutcome, error) {
 	id, err := b.newID()
 	if err != nil {
-		return []Output{errorOut("Nothing was done: an internal error occurred.")}, false, err
+		return []Output{errorOut("Nothing was done: an internal error occurred.")}, stepStopped, err
 	}
-	base := audit.Event{Actor: principal, Agent: act.Agent, Action: act.Name, RequestID: id, Args: args}
-	ev := base
-	ev.Kind = audit.StepProposed
+	ev := audit.Event{Kind: audit.StepProposed, Actor: p.String(), Agent: act.Agent, Action: act.Name, RequestID: id, Args: args}
 	if err := b.record(ctx, ev); err != nil {
-		return []Output{auditDown()}, false, err
+		return []Output{auditDown()}, stepStopped, err
 	}
+	ans, d, outs, err := b.evaluate(ctx, p, id, act, args, "")
+	switch {
+	case errors.Is(err, errNeedsConnection):
+		r, err := b.newRequest(ctx, p, id, act, args, Event{Type: EventAskConnection}, rest)
+		if err != nil {
+			return []Output{errorOut("Nothing was done: the request could not be stored.")}, stepStopped, err
+		}
+		o := outs[0]
+		o.RequestID = r.ID
+		return []Output{o}, stepWaiting, nil
+	case errors.Is(err, errTold):
+		return outs, stepStopped, nil
+	case err != nil:
+		return outs, stepStopped, err
+	}
+	switch {
+	case d.Effect == policy.Allow, ans.Grant != "":
+		o, ok, err := b.run(ctx, p, id, act, args, ans.Resource)
+		if !ok {
+			return []Output{o}, stepStopped, err
+		}
+		return []Output{o}, stepDone, err
+	case d.Effect.NeedsApproval():
+		r, err := b.newRequest(ctx, p, id, act, args, Event{Type: EventAskApproval, Answer: &ans}, rest)
+		if err != nil {
+			return []Output{errorOut("Nothing was done: the request could not be stored.")}, stepStopped, err
+		}
+		return []Output{approvalOut(r)}, stepWaiting, nil
+	default:
+		return []Output{refusalOut(id, act.Name, ans.Resource.Name, d)}, stepStopped, nil
+	}
+}
 
+// Sentinels of evaluate: the person has been given outputs that say what
+// to do, and nothing is wrong for the operator.
+var (
+	errNeedsConnection = errors.New("broker: needs a connection")
+	errTold            = errors.New("broker: refused, and the person told why")
+)
+
+// evaluate finds the step's resource and asks the policy, and records the
+// decision (detail at: "" when the step is proposed, "connected" when a
+// request resumes). It fails with errNeedsConnection (and a connect
+// output) when the step's connection is missing or unusable, with errTold
+// (and an output) when the provider refused the lookup, and with another
+// error (and an output) when the store or the audit trail failed.
+func (b *Broker) evaluate(ctx context.Context, p Principal, id string, act *agent.Action, args agent.Args, at string) (Answer, policy.Decision, []Output, error) {
 	// A step needs its connection before the policy is asked. When the
 	// step's resource is looked up, the lookup's lease checks the
 	// connection (and leaseProblem answers as below), so a read of it here
 	// would only repeat that.
 	if act.Resource == nil {
-		conn, err := b.vault.Connection(ctx, principal, act.Service)
+		conn, err := b.vault.Connection(ctx, p.String(), act.Service)
 		switch {
 		case errors.Is(err, vault.ErrNotConnected), err == nil && conn.Status != vault.StatusActive:
-			return []Output{connectOut(act)}, false, nil
+			return Answer{}, policy.Decision{}, []Output{connectOut(act)}, errNeedsConnection
 		case err != nil:
-			return []Output{errorOut("Nothing was done: the connection could not be checked.")}, false, fmt.Errorf("broker: check connection: %w", err)
+			return Answer{}, policy.Decision{}, []Output{errorOut("Nothing was done: the connection could not be checked.")},
+				fmt.Errorf("broker: check connection: %w", err)
 		}
 	}
-
-	res, err := b.discover(ctx, principal, act, args, id)
+	res, err := b.discover(ctx, p, act, args, id)
 	if err != nil {
 		if o, ok := leaseProblem(act, err); ok {
-			return []Output{o}, false, nil
+			return Answer{}, policy.Decision{}, []Output{o}, errNeedsConnection
 		}
 		if pe, ok := errors.AsType[*agent.ProviderError](err); ok {
-			return []Output{errorOut(pe.Error() + ". Nothing was done.")}, false, nil
+			return Answer{}, policy.Decision{}, []Output{errorOut(pe.Error() + ". Nothing was done.")}, errTold
 		}
-		return []Output{errorOut("Nothing was done: I could not look up what this step touches.")}, false, fmt.Errorf("broker: find resource of %s: %w", act.Name, err)
+		return Answer{}, policy.Decision{}, []Output{errorOut("Nothing was done: I could not look up what this step touches.")},
+			fmt.Errorf("broker: find resource of %s: %w", act.Name, err)
 	}
-
 	d := b.policy.Evaluate(policy.Input{
-		Principal: policyPrincipal(principal), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
+		Principal: p.policy(), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
 	})
 	if d.Err != nil {
 		b.log.WarnContext(ctx, "policy condition failed", "request_id", id, "rule", d.Rule, "err", d.Err)
 	}
+	ans := Answer{Resource: res, Decision: storedDecision(d)}
+	if d.Effect == policy.SecondApprover {
+		ans.Approvers = slices.Clone(d.SecondApprover)
+	}
 	// A grant stands in for the approval only where the policy says so,
 	// and never for a step that needs step-up or is high risk.
-	var grant *Grant
 	if d.Effect == policy.Approve && d.GrantOK && !d.StepUp && d.Risk < policy.High {
-		grant, err = b.findGrant(ctx, principal, act.Name, res.Name)
+		grant, err := b.findGrant(ctx, p, act.Name, res.Name)
 		if err != nil {
-			return []Output{errorOut("Nothing was done: an internal error occurred.")}, false, err
+			return Answer{}, d, []Output{errorOut("Nothing was done: an internal error occurred.")}, err
+		}
+		if grant != nil {
+			ans.Grant = grant.ID
 		}
 	}
-	ev = base
-	ev.Kind, ev.Resource, ev.Decision, ev.Rule = audit.PolicyDecided, res.Name, d.Effect.String(), d.Rule
-	ev.Detail = map[string]string{"risk": d.Risk.String()}
-	if grant != nil {
-		ev.Detail["grant"] = grant.ID
+	ev := audit.Event{Kind: audit.PolicyDecided, Actor: p.String(), Agent: act.Agent, Action: act.Name, Resource: res.Name,
+		RequestID: id, Args: args, Decision: d.Effect.String(), Rule: d.Rule, Detail: map[string]string{"risk": d.Risk.String()}}
+	if ans.Grant != "" {
+		ev.Detail["grant"] = ans.Grant
+	}
+	if at != "" {
+		ev.Detail["at"] = at
 	}
 	if err := b.record(ctx, ev); err != nil {
-		return []Output{auditDown()}, false, err
+		return Answer{}, d, []Output{auditDown()}, err
 	}
+	return ans, d, nil, nil
+}
 
-	decided := Output{RequestID: id, Action: act.Name, Resource: res.Name, Rule: d.Rule, Risk: d.Risk.String()}
-	switch {
-	case d.Effect == policy.Allow, grant != nil:
-		o, _, err := b.run(ctx, principal, id, act, args, res.Name)
-		return []Output{o}, true, err
-	case d.Effect == policy.Deny:
-		o := decided
-		o.Kind, o.Text = KindError, fmt.Sprintf("Refused by policy rule %q: %s", d.Rule, d.Reason)
-		return []Output{o}, false, nil
-	case d.Effect == policy.Approve, d.Effect == policy.StepUp, d.Effect == policy.SecondApprover:
-		o, err := b.newRequest(ctx, principal, id, act, args, res, d)
+// storedDecision is what a request keeps of the policy's decision: step-up
+// whenever the effect asks for it.
+func storedDecision(d policy.Decision) StoredDecision {
+	return StoredDecision{Effect: d.Effect, Rule: d.Rule, Reason: d.Reason, Risk: d.Risk,
+		StepUp:  d.StepUp || d.Effect == policy.StepUp || d.Effect == policy.SecondApprover,
+		GrantOK: d.GrantOK, Lifetimes: d.Lifetimes}
+}
+
+func refusalOut(id, action, resource string, d policy.Decision) Output {
+	o := Output{Kind: KindError, RequestID: id, Action: action, Resource: resource, Rule: d.Rule, Risk: d.Risk.String()}
+	if d.Effect == policy.Deny {
+		o.Text = fmt.Sprintf("Refused by policy rule %q: %s", d.Rule, d.Reason)
+	} else {
+		o.Text = "Refused: the policy gave no usable answer."
+	}
+	return o
+}
+
+// requestGrace is how long a request's record outlives its expiry, so
+// that whoever finds it late (a click, the Slack app's sweeper) settles it
+// as expired, on the record, rather than finding nothing.
+const requestGrace = time.Hour
+
+// newRequest stores a request for a step, born by event e (ask_connection
+// or ask_approval), with the rest of its plan.
+func (b *Broker) newRequest(ctx context.Context, p Principal, id string, act *agent.Action, args agent.Args, e Event, rest []Step) (Request, error) {
+	hash, raw, err := canonicalHash(act.Name, args)
+	if err != nil {
+		return Request{}, err
+	}
+	now := b.now()
+	r := Request{
+		V: 1, ID: id, Principal: p,
+		Step: Step{Action: act.Name, Args: raw}, ArgsHash: hash,
+		Service: act.Service, Scopes: act.Scopes, Rest: rest,
+		Created: now, Expires: now.Add(b.requestTTL),
+	}
+	r, _, err = r.apply(e, now)
+	if err != nil {
+		return Request{}, err
+	}
+	value, err := json.Marshal(r)
+	if err != nil {
+		return Request{}, fmt.Errorf("broker: encode request: %w", err)
+	}
+	ttl := b.requestTTL + requestGrace
+	// The pointer first: a request never exists without a way to find it.
+	if err := b.store.Create(ctx, ownerKey(id), []byte(p.String()), ttl); err != nil {
+		return Request{}, fmt.Errorf("broker: store request owner: %w", err)
+	}
+	if err := b.store.Create(ctx, requestKey(p, id), value, ttl); err != nil {
+		return Request{}, fmt.Errorf("broker: store request: %w", err)
+	}
+	return r, nil
+}
+
+// approvalOut asks the owner to approve request r.
+func approvalOut(r Request) Output {
+	text := fmt.Sprintf("Approve %s on %s with %s? %s (policy rule %q, %s risk)",
+		r.Step.Action, r.Resource.Name, r.Step.Args, r.Decision.Reason, r.Decision.Rule, r.Decision.Risk)
+	if r.Decision.StepUp {
+		text += " After you approve, you will be asked for a code from your authenticator."
+	}
+	if r.Decision.Effect == policy.SecondApprover {
+		text += " It also needs the approval of one of: " + strings.Join(r.Approvers, ", ") + "."
+	}
+	return Output{
+		Kind: KindApproval, Text: text, Choices: choicesFor(r.Decision.Lifetimes, r.Decision.Risk),
+		RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Rule: r.Decision.Rule, Risk: r.Decision.Risk.String(),
+		Approvers: r.Approvers,
+	}
+}
+
+// Connected resumes the principal's requests that wait for a connection to
+// service, now that it has been made: each one's step is looked up and
+// decided again, and runs, asks for approval or is refused, as if just
+// asked. The adapters call it once a connection lands.
+func (b *Broker) Connected(ctx context.Context, p Principal, service string) ([]Output, error) {
+	if err := validPrincipal(p); err != nil {
+		return nil, err
+	}
+	items, err := b.store.List(ctx, p.String(), requestKind)
+	if err != nil {
+		return nil, fmt.Errorf("broker: list requests: %w", err)
+	}
+	var (
+		outs []Output
+		errs []error
+	)
+	for _, it := range items {
+		r, err := decodeRequest(p, it.Key.ID, it.Value)
 		if err != nil {
-			return []Output{errorOut("Nothing was done: the request could not be stored.")}, false, err
+			errs = append(errs, err)
+			continue
 		}
-		return []Output{o}, false, nil
+		if r.Status != StatusWaitingConnection || r.Service != service {
+			continue
+		}
+		o, err := b.resume(ctx, r, it.Value)
+		outs = append(outs, o...)
+		errs = append(errs, err)
+	}
+	return outs, errors.Join(errs...)
+}
+
+// resume takes a request that waited for its connection on from where it
+// stopped.
+func (b *Broker) resume(ctx context.Context, r Request, raw []byte) ([]Output, error) {
+	// Its time may be up: ask the lifecycle before looking anything up.
+	probe := Event{Type: EventConnected, Answer: &Answer{Decision: StoredDecision{Effect: policy.Allow}}}
+	if _, _, err := r.apply(probe, b.now()); err != nil {
+		if errors.Is(err, ErrIllegal) {
+			return nil, nil // another process resumed it first
+		}
+		return b.notMoved(ctx, r, raw, err)
+	}
+	act, args, err := b.stepOf(r)
+	if err != nil {
+		_, _, ferr := b.move(ctx, r, raw, Event{Type: EventFail, Result: "invalid_step"}, nil)
+		out := Output{Kind: KindError, RequestID: r.ID, Text: "This request can no longer run: its stored step is not valid. Ask again."}
+		return append([]Output{out}, planDropped(r)...), errors.Join(err, ferr)
+	}
+	ans, d, outs, err := b.evaluate(ctx, r.Principal, r.ID, act, args, "connected")
+	switch {
+	case errors.Is(err, errNeedsConnection):
+		outs[0].RequestID = r.ID
+		return outs, nil // it still waits
+	case errors.Is(err, errTold):
+		_, _, ferr := b.move(ctx, r, raw, Event{Type: EventFail, Result: clipResult(outs[0].Text)}, nil)
+		return append(outs, planDropped(r)...), ferr
+	case err != nil:
+		return outs, err // it still waits; the next connection tries again
+	}
+	moved, next, err := b.move(ctx, r, raw, Event{Type: EventConnected, Answer: &ans}, args)
+	if err != nil {
+		if errors.Is(err, ErrIllegal) {
+			return nil, nil
+		}
+		return b.notMoved(ctx, r, raw, err)
+	}
+	switch moved.Status {
+	case StatusApproved:
+		return b.execute(ctx, moved, next, act, args)
+	case StatusPending:
+		return []Output{approvalOut(moved)}, nil
 	default:
-		o := decided
-		o.Kind, o.Text = KindError, "Refused: the policy gave no usable answer."
-		return []Output{o}, false, nil
+		return append([]Output{refusalOut(moved.ID, act.Name, ans.Resource.Name, d)}, planDropped(moved)...), nil
 	}
 }
 
 // discover finds the step's resource, through a short lease whose client
 // may only read.
-func (b *Broker) discover(ctx context.Context, principal string, act *agent.Action, args agent.Args, id string) (policy.Resource, error) {
+func (b *Broker) discover(ctx context.Context, p Principal, act *agent.Action, args agent.Args, id string) (policy.Resource, error) {
 	if act.Resource == nil {
 		return act.FindResource(ctx, nil, args)
 	}
 	lease, err := b.vault.Lease(ctx, vault.LeaseRequest{
-		Principal: principal, Service: act.Service, Scopes: act.Scopes, RequestID: id, TTL: discoveryLease,
+		Principal: p.String(), Service: act.Service, Scopes: act.Scopes, RequestID: id, TTL: discoveryLease,
 	})
 	if err != nil {
 		return policy.Resource{}, err
@@ -209,54 +428,9 @@ func (r readOnly) RoundTrip(req *http.Request) (*http.Response, error) {
 	return r.next.RoundTrip(req)
 }
 
-// newRequest stores a pending request and returns the approval output.
-func (b *Broker) newRequest(ctx context.Context, principal, id string, act *agent.Action, args agent.Args, res policy.Resource, d policy.Decision) (Output, error) {
-	hash, raw, err := canonicalHash(act.Name, args)
-	if err != nil {
-		return Output{}, err
-	}
-	now := b.now()
-	r := Request{
-		V: 1, ID: id, Principal: principal,
-		Step: Step{Action: act.Name, Args: raw}, ArgsHash: hash,
-		Service: act.Service, Scopes: act.Scopes, Resource: res,
-		Decision: StoredDecision{Effect: d.Effect, Rule: d.Rule, Reason: d.Reason, Risk: d.Risk,
-			StepUp:  d.StepUp || d.Effect == policy.StepUp || d.Effect == policy.SecondApprover,
-			GrantOK: d.GrantOK, Lifetimes: d.Lifetimes},
-		Status: StatusPending, Created: now, Expires: now.Add(b.requestTTL),
-	}
-	if d.Effect == policy.SecondApprover {
-		r.Approvers = slices.Clone(d.SecondApprover)
-	}
-	value, err := json.Marshal(r)
-	if err != nil {
-		return Output{}, fmt.Errorf("broker: encode request: %w", err)
-	}
-	// The pointer first: a request never exists without a way to find it.
-	if err := b.store.Create(ctx, ownerKey(id), []byte(principal), b.requestTTL); err != nil {
-		return Output{}, fmt.Errorf("broker: store request owner: %w", err)
-	}
-	if err := b.store.Create(ctx, requestKey(principal, id), value, b.requestTTL); err != nil {
-		return Output{}, fmt.Errorf("broker: store request: %w", err)
-	}
-	text := fmt.Sprintf("Approve %s on %s with %s? %s (policy rule %q, %s risk)",
-		act.Name, res.Name, raw, d.Reason, d.Rule, d.Risk)
-	if r.Decision.StepUp {
-		text += " After you approve, you will be asked for a code from your authenticator."
-	}
-	if d.Effect == policy.SecondApprover {
-		text += " It also needs the approval of one of: " + strings.Join(d.SecondApprover, ", ") + "."
-	}
-	return Output{
-		Kind: KindApproval, Text: text, Choices: choicesFor(d.Lifetimes, d.Risk),
-		RequestID: id, Action: act.Name, Resource: res.Name, Rule: d.Rule, Risk: d.Risk.String(),
-		Approvers: r.Approvers,
-	}, nil
-}
-
 // findGrant returns the live grant for action on resource, or nil.
-func (b *Broker) findGrant(ctx context.Context, principal, action, resource string) (*Grant, error) {
-	it, err := b.store.Get(ctx, grantKey(principal, grantID(action, resource)))
+func (b *Broker) findGrant(ctx context.Context, p Principal, action, resource string) (*Grant, error) {
+	it, err := b.store.Get(ctx, grantKey(p, grantID(action, resource)))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -267,7 +441,7 @@ func (b *Broker) findGrant(ctx context.Context, principal, action, resource stri
 	if err := json.Unmarshal(it.Value, &g); err != nil {
 		return nil, fmt.Errorf("broker: decode grant: %w", err)
 	}
-	if g.Principal != principal || g.Action != action || g.Resource != resource || !b.now().Before(g.Expires) {
+	if g.Principal != p || g.Action != action || g.Resource != resource || !b.now().Before(g.Expires) {
 		return nil, nil
 	}
 	return &g, nil
@@ -275,15 +449,15 @@ func (b *Broker) findGrant(ctx context.Context, principal, action, resource stri
 
 // run executes one authorized step under a fresh lease and records the
 // outcome. ok reports whether the action succeeded.
-func (b *Broker) run(ctx context.Context, principal, id string, act *agent.Action, args agent.Args, resource string) (out Output, ok bool, err error) {
-	out = Output{RequestID: id, Action: act.Name, Resource: resource}
+func (b *Broker) run(ctx context.Context, p Principal, id string, act *agent.Action, args agent.Args, res policy.Resource) (out Output, ok bool, err error) {
+	out = Output{RequestID: id, Action: act.Name, Resource: res.Name}
 	lease, err := b.vault.Lease(ctx, vault.LeaseRequest{
-		Principal: principal, Service: act.Service, Scopes: act.Scopes,
-		Resource: resource, RequestID: id, TTL: executeLease,
+		Principal: p.String(), Service: act.Service, Scopes: act.Scopes,
+		Resource: res.Name, RequestID: id, TTL: executeLease,
 	})
 	if err != nil {
 		if o, ok := leaseProblem(act, err); ok {
-			o.RequestID, o.Resource = id, resource
+			o.RequestID, o.Resource = id, res.Name
 			return o, false, nil
 		}
 		out.Kind, out.Text = KindError, "Nothing was done: the provider call could not be authorized."
@@ -299,8 +473,8 @@ func (b *Broker) run(ctx context.Context, principal, id string, act *agent.Actio
 	if err := lease.Release(ctx); err != nil {
 		b.log.WarnContext(ctx, "release lease", "request_id", id, "err", err)
 	}
-	ev := audit.Event{Kind: audit.ActionSucceeded, Actor: principal, Agent: act.Agent, Action: act.Name,
-		Resource: resource, RequestID: id, Args: args, Result: "succeeded"}
+	ev := audit.Event{Kind: audit.ActionSucceeded, Actor: p.String(), Agent: act.Agent, Action: act.Name,
+		Resource: res.Name, RequestID: id, Args: args, Result: "succeeded"}
 	if xerr != nil {
 		ev.Kind, ev.Result = audit.ActionFailed, failureKind(xerr)
 		out.Kind, out.Text = KindError, failureText(act, xerr)
@@ -316,7 +490,6 @@ func (b *Broker) run(ctx context.Context, principal, id string, act *agent.Actio
 	return out, xerr == nil, nil
 }
 
-// leaseProblem turns a connection problem into the output that fixes it.
 // finishTimeout bounds the bookkeeping after a provider call.
 const finishTimeout = 10 * time.Second
 
@@ -325,18 +498,19 @@ func finishing(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 }
 
+// leaseProblem turns a connection problem into the output that fixes it.
 func leaseProblem(act *agent.Action, err error) (Output, bool) {
 	switch {
 	case errors.Is(err, vault.ErrNotConnected), errors.Is(err, vault.ErrLeaseRevoked):
 		return connectOut(act), true
 	case errors.Is(err, vault.ErrReconnect):
 		o := connectOut(act)
-		o.Text = fmt.Sprintf("Your %s connection expired. Connect it again, then ask again.", act.Service)
+		o.Text = fmt.Sprintf("Your %s connection expired. Connect it again (/agenthub connect %s) and I'll carry on.", act.Service, act.Service)
 		return o, true
 	case errors.Is(err, vault.ErrInsufficientScope):
 		o := connectOut(act)
-		o.Text = fmt.Sprintf("Your %s connection lacks the permission %s needs (%s). Connect it again, then ask again.",
-			act.Service, act.Name, strings.Join(act.Scopes, ", "))
+		o.Text = fmt.Sprintf("Your %s connection lacks the permission %s needs (%s). Connect it again (/agenthub connect %s) and I'll carry on.",
+			act.Service, act.Name, strings.Join(act.Scopes, ", "), act.Service)
 		return o, true
 	}
 	return Output{}, false
@@ -344,7 +518,7 @@ func leaseProblem(act *agent.Action, err error) (Output, bool) {
 
 func connectOut(act *agent.Action) Output {
 	return Output{Kind: KindConnect, Service: act.Service, Action: act.Name,
-		Text: fmt.Sprintf("%s needs your %s account. Connect it (/agenthub connect %s), then ask again.", act.Name, act.Service, act.Service)}
+		Text: fmt.Sprintf("%s needs your %s account. Connect it (/agenthub connect %s) and I'll carry on.", act.Name, act.Service, act.Service)}
 }
 
 func auditDown() Output {

@@ -31,9 +31,9 @@ import (
 	"github.com/agenthub/agenthub/internal/vault"
 )
 
-const (
-	alice = "T1:U1"
-	bob   = "T1:U2"
+var (
+	alice = Principal{Team: "T1", User: "U1"}
+	bob   = Principal{Team: "T1", User: "U2"}
 )
 
 // start is a Wednesday morning, so no time-of-day rule gets in the way.
@@ -123,10 +123,10 @@ func newFixtureWith(t testing.TB, st store.Store, inProcess bool) *fixture {
 		t.Fatalf("stepup: %v", err)
 	}
 	f.stepup = su
-	if _, err := su.Enroll(f.ctx, alice, "alice"); err != nil {
+	if _, err := su.Enroll(f.ctx, alice.String(), "alice"); err != nil {
 		t.Fatalf("enroll: %v", err)
 	}
-	if err := su.Confirm(f.ctx, alice, f.code()); err != nil {
+	if err := su.Confirm(f.ctx, alice.String(), f.code()); err != nil {
 		t.Fatalf("confirm enrolment: %v", err)
 	}
 	f.policy = policy.Default()
@@ -199,7 +199,8 @@ func (r failingKind) Record(ctx context.Context, e audit.Event) (audit.Event, er
 	return r.next.Record(ctx, e)
 }
 
-func (f *fixture) connect(principal, service string, scopes ...string) {
+func (f *fixture) connect(p Principal, service string, scopes ...string) {
+	principal := p.String()
 	f.t.Helper()
 	access, refresh, err := f.world.IssueTokens(service, principal, scopes)
 	if err != nil {
@@ -216,10 +217,10 @@ func (f *fixture) connect(principal, service string, scopes ...string) {
 // past any step already used, as a person waits for the next code.
 func (f *fixture) code() string {
 	f.t.Helper()
-	code, err := f.stepup.DemoCode(f.ctx, alice)
+	code, err := f.stepup.DemoCode(f.ctx, alice.String())
 	if errors.Is(err, stepup.ErrReplay) {
 		f.clock.Advance(30 * time.Second)
-		code, err = f.stepup.DemoCode(f.ctx, alice)
+		code, err = f.stepup.DemoCode(f.ctx, alice.String())
 	}
 	if err != nil {
 		f.t.Fatalf("demo code: %v", err)
@@ -227,7 +228,7 @@ func (f *fixture) code() string {
 	return code
 }
 
-func (f *fixture) handle(principal, text string) []Output {
+func (f *fixture) handle(principal Principal, text string) []Output {
 	f.t.Helper()
 	outs, err := f.b.Handle(f.ctx, Message{Principal: principal, Text: text})
 	if err != nil {
@@ -236,7 +237,7 @@ func (f *fixture) handle(principal, text string) []Output {
 	return outs
 }
 
-func (f *fixture) decide(actor, id, choice string) []Output {
+func (f *fixture) decide(actor Principal, id, choice string) []Output {
 	f.t.Helper()
 	outs, err := f.b.Decide(f.ctx, Decision{RequestID: id, Actor: actor, Choice: choice})
 	if err != nil {
@@ -287,7 +288,7 @@ func (f *fixture) request(id string) Request {
 // events returns the kinds of the audit events about one request.
 // stepUp has actor enter the code their authenticator shows now for
 // request id.
-func (f *fixture) stepUp(id, actor string) []Output {
+func (f *fixture) stepUp(id string, actor Principal) []Output {
 	f.t.Helper()
 	outs, err := f.b.StepUp(f.ctx, id, actor, f.code())
 	if err != nil {

@@ -11,34 +11,15 @@ import (
 	"time"
 
 	"github.com/agenthub/agenthub/internal/agent"
+	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/store"
 )
 
-// Status is where a request is in its life; see the package documentation.
-type Status string
-
-// The request states.
-const (
-	StatusPending        Status = "pending"
-	StatusAwaitingStepUp Status = "awaiting_stepup"
-	StatusAwaitingSecond Status = "awaiting_second" // the owner is done; a second approver is not
-	StatusApproved       Status = "approved"
-	StatusDenied         Status = "denied"
-	StatusExpired        Status = "expired"
-	StatusCanceled       Status = "canceled"
-	StatusExecuting      Status = "executing"
-	StatusSucceeded      Status = "succeeded"
-	StatusFailed         Status = "failed"
-)
-
-// open reports whether a request in this state may still run.
-func (s Status) open() bool {
-	return s == StatusPending || s == StatusAwaitingStepUp || s == StatusAwaitingSecond || s == StatusApproved
-}
-
-// Step is one proposed action invocation with canonical arguments, as
-// stored. Args stays raw JSON so that numbers come back exactly.
+// Step is one proposed action invocation, as stored. Args stays raw JSON
+// so that numbers come back exactly: canonical arguments for a request's
+// own step, the planner's arguments as proposed for the steps of its plan
+// that have not been taken yet.
 type Step struct {
 	Action string          `json:"action"`
 	Args   json.RawMessage `json:"args"`
@@ -55,11 +36,12 @@ type StoredDecision struct {
 	Lifetimes []policy.Lifetime `json:"lifetimes,omitempty"`
 }
 
-// Request is a stored authorization for one step.
+// Request is a stored authorization for one step, and the rest of the plan
+// it belongs to.
 type Request struct {
 	V         int             `json:"v"`
 	ID        string          `json:"id"`
-	Principal string          `json:"principal"`
+	Principal Principal       `json:"principal"`
 	Step      Step            `json:"step"`
 	ArgsHash  string          `json:"args_sha256"`
 	Service   string          `json:"service"`
@@ -69,15 +51,21 @@ type Request struct {
 	// Approvers are the Slack user IDs of whom one must also approve
 	// (effect second_approver); SecondBy is the principal who did.
 	Approvers []string        `json:"approvers,omitempty"`
-	SecondBy  string          `json:"second_by,omitempty"`
-	DeniedBy  string          `json:"denied_by,omitempty"` // who denied it: the owner or a second approver
+	SecondBy  Principal       `json:"second_by,omitzero"`
+	DeniedBy  Principal       `json:"denied_by,omitzero"` // who denied it: the owner or a second approver
 	Status    Status          `json:"status"`
 	Lifetime  policy.Lifetime `json:"lifetime"` // the owner's choice, once decided
-	Created   time.Time       `json:"created"`
-	Expires   time.Time       `json:"expires"`
-	Decided   time.Time       `json:"decided,omitzero"`
-	Updated   time.Time       `json:"updated,omitzero"` // the last change of state (zero in records from before it was kept)
-	Result    string          `json:"result,omitempty"` // summary or safe error, once finished
+	// Grant is the owner's grant that stood in for an approval when the
+	// request's connection landed ("" when a person approved it).
+	Grant string `json:"grant,omitempty"`
+	// Rest are the steps of the plan after this one, taken in order once
+	// this one has succeeded, and dropped if it ends any other way.
+	Rest    []Step    `json:"rest,omitempty"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	Decided time.Time `json:"decided,omitzero"`
+	Updated time.Time `json:"updated,omitzero"` // the last change of state (zero in records from before it was kept)
+	Result  string    `json:"result,omitempty"` // summary or safe error, once finished
 }
 
 // Grant is a principal's consent that one action may run on one resource
@@ -85,7 +73,7 @@ type Request struct {
 type Grant struct {
 	V         int             `json:"v"`
 	ID        string          `json:"id"`
-	Principal string          `json:"principal"`
+	Principal Principal       `json:"principal"`
 	Action    string          `json:"action"`
 	Agent     string          `json:"agent"`
 	Service   string          `json:"service"`
@@ -122,14 +110,14 @@ func decodeArgs(raw json.RawMessage) (map[string]any, error) {
 	return m, nil
 }
 
-func requestKey(principal, id string) store.Key {
-	return store.Key{Scope: principal, Kind: requestKind, ID: id}
+func requestKey(principal Principal, id string) store.Key {
+	return store.Key{Scope: principal.String(), Kind: requestKind, ID: id}
 }
 
 func ownerKey(id string) store.Key { return store.Key{Kind: ownerKind, ID: id} }
 
-func grantKey(principal, id string) store.Key {
-	return store.Key{Scope: principal, Kind: grantKind, ID: id}
+func grantKey(principal Principal, id string) store.Key {
+	return store.Key{Scope: principal.String(), Kind: grantKind, ID: id}
 }
 
 // grantID names the grant for an action on a resource, so a new grant for
@@ -155,7 +143,10 @@ func (b *Broker) loadRequest(ctx context.Context, id string) (Request, []byte, e
 	if err != nil {
 		return Request{}, nil, fmt.Errorf("broker: read request owner: %w", err)
 	}
-	principal := string(it.Value)
+	principal, err := ParsePrincipal(string(it.Value))
+	if err != nil {
+		return Request{}, nil, fmt.Errorf("broker: request owner of %s: %w", id, err)
+	}
 	return b.loadOwned(ctx, principal, id)
 }
 
@@ -167,7 +158,7 @@ func (b *Broker) Lookup(ctx context.Context, id string) (Request, error) {
 	return r, err
 }
 
-func (b *Broker) loadOwned(ctx context.Context, principal, id string) (Request, []byte, error) {
+func (b *Broker) loadOwned(ctx context.Context, principal Principal, id string) (Request, []byte, error) {
 	it, err := b.store.Get(ctx, requestKey(principal, id))
 	if errors.Is(err, store.ErrNotFound) {
 		return Request{}, nil, ErrNoRequest
@@ -175,27 +166,76 @@ func (b *Broker) loadOwned(ctx context.Context, principal, id string) (Request, 
 	if err != nil {
 		return Request{}, nil, fmt.Errorf("broker: read request: %w", err)
 	}
-	var r Request
-	if err := json.Unmarshal(it.Value, &r); err != nil {
-		return Request{}, nil, fmt.Errorf("broker: decode request %s: %w", id, err)
-	}
-	if r.ID != id || r.Principal != principal {
-		return Request{}, nil, fmt.Errorf("broker: request %s names another id or owner", id)
-	}
-	return r, it.Value, nil
+	r, err := decodeRequest(principal, id, it.Value)
+	return r, it.Value, err
 }
 
-// transition moves a request from the state in old (the exact bytes read)
-// to r, by compare-and-swap. It returns store.ErrConflict (wrapped) when
-// another decider moved it first.
-func (b *Broker) transition(ctx context.Context, r Request, old []byte) ([]byte, error) {
-	r.Updated = b.now()
-	next, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("broker: encode request: %w", err)
+func decodeRequest(principal Principal, id string, raw []byte) (Request, error) {
+	var r Request
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Request{}, fmt.Errorf("broker: decode request %s: %w", id, err)
 	}
-	if err := b.store.CompareAndSwap(ctx, requestKey(r.Principal, r.ID), old, next, store.KeepTTL); err != nil {
-		return nil, fmt.Errorf("broker: request %s to %s: %w", r.ID, r.Status, err)
+	if r.ID != id || r.Principal != principal {
+		return Request{}, fmt.Errorf("broker: request %s names another id or owner", id)
 	}
-	return next, nil
+	return r, nil
+}
+
+// errUnrecorded means a request moved but the audit event its move asks
+// for could not be stored: the move authorizes nothing, and move has
+// failed the request if it could still go on.
+var errUnrecorded = errors.New("broker: the move could not be recorded")
+
+// move is how a stored request changes: it applies event e to r (raw: the
+// bytes r was read from) and stores the result by compare-and-swap. When
+// another writer changed the request first, e is applied again to the
+// request as it is now, so that of any number of concurrent deciders, in
+// any number of processes, exactly one moves a request out of a state (a
+// second approver recording their approval does not void the owner's
+// click; the owner's decision voids a second one). Then the transition's
+// audit events are recorded, with args; if that fails the request is
+// failed, if it could still go on, and the error wraps errUnrecorded. It
+// returns the request as stored and its bytes.
+func (b *Broker) move(ctx context.Context, r Request, raw []byte, e Event, args agent.Args) (Request, []byte, error) {
+	var (
+		moved    Request
+		evs      []audit.Event
+		applyErr error
+	)
+	next, err := store.UpdateFrom(ctx, b.store, requestKey(r.Principal, r.ID), raw, store.KeepTTL, func(cur []byte) ([]byte, error) {
+		if cur == nil {
+			applyErr = ErrNoRequest
+			return nil, applyErr
+		}
+		c, err := decodeRequest(r.Principal, r.ID, cur)
+		if err != nil {
+			applyErr = err
+			return nil, err
+		}
+		moved, evs, applyErr = c.apply(e, b.now())
+		if applyErr != nil {
+			return nil, applyErr
+		}
+		return json.Marshal(moved)
+	})
+	switch {
+	case applyErr != nil:
+		return r, raw, applyErr
+	case err != nil:
+		return r, raw, fmt.Errorf("broker: request %s: %s: %w", r.ID, e.Type, err)
+	}
+	for _, ev := range evs {
+		ev.Args = args
+		if err := b.record(ctx, ev); err != nil {
+			if !moved.Status.Terminal() && moved.Status != StatusExecuting {
+				// Unrecorded, the move authorizes nothing: end the request.
+				_, _, ferr := b.move(ctx, moved, next, Event{Type: EventFail, Result: "the approval could not be recorded"}, nil)
+				if ferr != nil && !errors.Is(ferr, errUnrecorded) {
+					b.log.ErrorContext(ctx, "could not fail an unrecorded request", "request_id", r.ID, "err", ferr)
+				}
+			}
+			return moved, next, fmt.Errorf("%w: %w", errUnrecorded, err)
+		}
+	}
+	return moved, next, nil
 }

@@ -13,18 +13,26 @@ import (
 	"github.com/agenthub/agenthub/internal/store"
 )
 
-// leaveAt stores request id in status st as a process that stopped right
-// after writing it would have left it (approved: the owner's approval is
-// in, the step was not started; executing: the step had started).
+// leaveAt moves pending request id to status st as a process that stopped
+// right after the move would have left it (approved: the owner's approval
+// is in, the step was not started; executing: the step had started).
 func (f *fixture) leaveAt(id string, st Status) {
 	f.t.Helper()
 	r, raw, err := f.b.loadRequest(f.ctx, id)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	r.Status, r.Lifetime, r.Decided = st, policy.Once, f.clock.Now()
-	if _, err := f.b.transition(f.ctx, r, raw); err != nil {
-		f.t.Fatal(err)
+	events := []Event{{Type: EventApprove, By: r.Principal, Lifetime: policy.Once}}
+	if st == StatusExecuting {
+		events = append(events, Event{Type: EventStart})
+	}
+	for _, e := range events {
+		if r, raw, err = f.b.move(f.ctx, r, raw, e, nil); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	if r.Status != st {
+		f.t.Fatalf("left the request %s, want %s", r.Status, st)
 	}
 }
 
@@ -84,8 +92,8 @@ func TestRecoverSettlesAnApprovalThatNeverStarted(t *testing.T) {
 	if got := f.calls(http.MethodPost, commentPath); got != 0 {
 		t.Errorf("comments = %d, want 0", got)
 	}
-	if got := f.request(a.RequestID).Status; got != StatusFailed {
-		t.Errorf("status = %s, want failed", got)
+	if got := f.request(a.RequestID).Status; got != StatusInterrupted {
+		t.Errorf("status = %s, want interrupted", got)
 	}
 	if got := f.count(a.RequestID, func(e audit.Event) bool {
 		return e.Kind == audit.ActionFailed && e.Result == "interrupted" && e.Detail["status"] == "approved"
@@ -117,8 +125,8 @@ func TestRecoverSettlesAnInterruptedStep(t *testing.T) {
 	if got := f.calls(http.MethodPost, commentPath); got != 0 {
 		t.Errorf("comments = %d, want 0: an interrupted step is not run again", got)
 	}
-	if got := f.request(a.RequestID).Status; got != StatusFailed {
-		t.Errorf("status = %s, want failed", got)
+	if got := f.request(a.RequestID).Status; got != StatusInterrupted {
+		t.Errorf("status = %s, want interrupted", got)
 	}
 	if interrupted := f.count(a.RequestID, failedWith("interrupted")); interrupted != 1 {
 		t.Errorf("action.failed interrupted events = %d, want 1", interrupted)

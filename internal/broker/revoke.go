@@ -12,18 +12,14 @@ import (
 	"github.com/agenthub/agenthub/internal/vault"
 )
 
-// casRetries bounds the re-reads when a request changes under a
-// cancellation.
-const casRetries = 5
-
 // Revoke closes principal's connection to service at the vault (which
 // stops every live lease on it), cancels the principal's open requests for
 // that service and deletes the grants for its actions.
-func (b *Broker) Revoke(ctx context.Context, principal, service string) ([]Output, error) {
+func (b *Broker) Revoke(ctx context.Context, principal Principal, service string) ([]Output, error) {
 	if err := validPrincipal(principal); err != nil {
 		return []Output{errorOut("I can't tell who you are, so I did nothing.")}, err
 	}
-	verr := b.vault.Revoke(ctx, principal, service)
+	verr := b.vault.Revoke(ctx, principal.String(), service)
 	if errors.Is(verr, vault.ErrUnknownService) {
 		return []Output{errorOut(fmt.Sprintf("There is no service called %q.", service))}, nil
 	}
@@ -32,16 +28,16 @@ func (b *Broker) Revoke(ctx context.Context, principal, service string) ([]Outpu
 
 // RevokeAll is the panic button: every connection, open request and grant
 // of the principal.
-func (b *Broker) RevokeAll(ctx context.Context, principal string) ([]Output, error) {
+func (b *Broker) RevokeAll(ctx context.Context, principal Principal) ([]Output, error) {
 	if err := validPrincipal(principal); err != nil {
 		return []Output{errorOut("I can't tell who you are, so I did nothing.")}, err
 	}
-	return b.cleanUp(ctx, principal, "", b.vault.RevokeAll(ctx, principal))
+	return b.cleanUp(ctx, principal, "", b.vault.RevokeAll(ctx, principal.String()))
 }
 
 // cleanUp cancels requests and deletes grants for service ("" for all),
 // trying everything even when a part fails.
-func (b *Broker) cleanUp(ctx context.Context, principal, service string, verr error) ([]Output, error) {
+func (b *Broker) cleanUp(ctx context.Context, principal Principal, service string, verr error) ([]Output, error) {
 	canceled, cerr := b.cancelRequests(ctx, principal, service)
 	removed, gerr := b.deleteGrants(ctx, principal, service)
 	what := service
@@ -64,7 +60,7 @@ func (b *Broker) cleanUp(ctx context.Context, principal, service string, verr er
 // RevokeGrant deletes one of the principal's grants by its ID, so the next
 // step it covered asks again. A grant that is already gone is not an
 // error: the person wanted it gone.
-func (b *Broker) RevokeGrant(ctx context.Context, principal, grantID string) ([]Output, error) {
+func (b *Broker) RevokeGrant(ctx context.Context, principal Principal, grantID string) ([]Output, error) {
 	if err := validPrincipal(principal); err != nil {
 		return []Output{errorOut("I can't tell who you are, so I did nothing.")}, err
 	}
@@ -89,7 +85,7 @@ func (b *Broker) RevokeGrant(ctx context.Context, principal, grantID string) ([]
 	if err := b.store.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return []Output{errorOut("The grant could not be removed; try again.")}, fmt.Errorf("broker: delete grant %s: %w", grantID, err)
 	}
-	ev := audit.Event{Kind: audit.GrantRevoked, Actor: principal, Agent: g.Agent, Action: g.Action,
+	ev := audit.Event{Kind: audit.GrantRevoked, Actor: principal.String(), Agent: g.Agent, Action: g.Action,
 		Resource: g.Resource, RequestID: g.RequestID, Detail: map[string]string{"grant": g.ID}}
 	if err := b.record(ctx, ev); err != nil {
 		return []Output{errorOut("The grant was removed, but the audit trail could not record it.")}, err
@@ -97,51 +93,43 @@ func (b *Broker) RevokeGrant(ctx context.Context, principal, grantID string) ([]
 	return []Output{message(fmt.Sprintf("Removed the grant for %s on %s: it asks you again next time.", g.Action, g.Resource))}, nil
 }
 
-func (b *Broker) cancelRequests(ctx context.Context, principal, service string) ([]string, error) {
-	items, err := b.store.List(ctx, principal, requestKind)
+// cancelRequests cancels the principal's requests for service ("" for
+// all) that have not started: each is moved by the lifecycle's cancel
+// event, which records request.canceled.
+func (b *Broker) cancelRequests(ctx context.Context, principal Principal, service string) ([]string, error) {
+	items, err := b.store.List(ctx, principal.String(), requestKind)
 	if err != nil {
 		return nil, fmt.Errorf("broker: list requests: %w", err)
 	}
 	var ids []string
 	var errs []error
 	for _, it := range items {
-		raw := it.Value
-		for attempt := 0; ; attempt++ {
-			var r Request
-			if err := json.Unmarshal(raw, &r); err != nil {
-				errs = append(errs, fmt.Errorf("broker: decode request %s: %w", it.Key.ID, err))
-				break
-			}
-			if !r.Status.open() || (service != "" && r.Service != service) {
-				break
-			}
-			r.Status, r.Result = StatusCanceled, "the service was revoked"
-			_, err := b.transition(ctx, r, raw)
-			if err == nil {
-				ids = append(ids, r.ID)
-				break
-			}
-			if !errors.Is(err, store.ErrConflict) || attempt == casRetries {
-				if !errors.Is(err, store.ErrNotFound) {
-					errs = append(errs, err)
-				}
-				break
-			}
-			cur, err := b.store.Get(ctx, it.Key)
-			if err != nil {
-				if !errors.Is(err, store.ErrNotFound) {
-					errs = append(errs, fmt.Errorf("broker: reread request: %w", err))
-				}
-				break
-			}
-			raw = cur.Value
+		r, err := decodeRequest(principal, it.Key.ID, it.Value)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if service != "" && r.Service != service {
+			continue
+		}
+		_, _, err = b.move(ctx, r, it.Value, Event{Type: EventCancel, By: principal, Result: "the service was revoked"}, nil)
+		switch {
+		case err == nil:
+			ids = append(ids, r.ID)
+		case errors.Is(err, errUnrecorded):
+			ids = append(ids, r.ID)
+			errs = append(errs, err)
+		case errors.Is(err, ErrIllegal), errors.Is(err, ErrNoRequest):
+			// Over, running, or gone: nothing to cancel.
+		default:
+			errs = append(errs, err)
 		}
 	}
 	return ids, errors.Join(errs...)
 }
 
-func (b *Broker) deleteGrants(ctx context.Context, principal, service string) (int, error) {
-	items, err := b.store.List(ctx, principal, grantKind)
+func (b *Broker) deleteGrants(ctx context.Context, principal Principal, service string) (int, error) {
+	items, err := b.store.List(ctx, principal.String(), grantKind)
 	if err != nil {
 		return 0, fmt.Errorf("broker: list grants: %w", err)
 	}
@@ -160,7 +148,7 @@ func (b *Broker) deleteGrants(ctx context.Context, principal, service string) (i
 			continue
 		}
 		n++
-		ev := audit.Event{Kind: audit.GrantRevoked, Actor: principal, Agent: g.Agent, Action: g.Action,
+		ev := audit.Event{Kind: audit.GrantRevoked, Actor: principal.String(), Agent: g.Agent, Action: g.Action,
 			Resource: g.Resource, RequestID: g.RequestID, Detail: map[string]string{"grant": g.ID}}
 		if err := b.record(ctx, ev); err != nil {
 			errs = append(errs, err)
@@ -171,8 +159,8 @@ func (b *Broker) deleteGrants(ctx context.Context, principal, service string) (i
 
 // Pending returns the principal's requests that still wait for a decision,
 // a step-up or a second approval, oldest first.
-func (b *Broker) Pending(ctx context.Context, principal string) ([]Request, error) {
-	items, err := b.store.List(ctx, principal, requestKind)
+func (b *Broker) Pending(ctx context.Context, principal Principal) ([]Request, error) {
+	items, err := b.store.List(ctx, principal.String(), requestKind)
 	if err != nil {
 		return nil, fmt.Errorf("broker: list requests: %w", err)
 	}
@@ -183,7 +171,7 @@ func (b *Broker) Pending(ctx context.Context, principal string) ([]Request, erro
 		if err := json.Unmarshal(it.Value, &r); err != nil {
 			return nil, fmt.Errorf("broker: decode request %s: %w", it.Key.ID, err)
 		}
-		if (r.Status == StatusPending || r.Status == StatusAwaitingStepUp || r.Status == StatusAwaitingSecond) && now.Before(r.Expires) {
+		if r.Status.Waiting() && now.Before(r.Expires) {
 			out = append(out, r)
 		}
 	}
@@ -193,8 +181,8 @@ func (b *Broker) Pending(ctx context.Context, principal string) ([]Request, erro
 
 // Grants returns the principal's live grants, ordered by action and
 // resource.
-func (b *Broker) Grants(ctx context.Context, principal string) ([]Grant, error) {
-	items, err := b.store.List(ctx, principal, grantKind)
+func (b *Broker) Grants(ctx context.Context, principal Principal) ([]Grant, error) {
+	items, err := b.store.List(ctx, principal.String(), grantKind)
 	if err != nil {
 		return nil, fmt.Errorf("broker: list grants: %w", err)
 	}

@@ -12,11 +12,12 @@ import (
 	"github.com/agenthub/agenthub/internal/policy"
 )
 
-const (
-	carol        = "T1:U3"
-	bobElsewhere = "T2:U2" // bob's user ID in another team
-	deployPath   = "/repos/acme/website/actions/workflows/deploy.yml/dispatches"
+var (
+	carol        = Principal{Team: "T1", User: "U3"}
+	bobElsewhere = Principal{Team: "T2", User: "U2"} // bob's user ID in another team
 )
+
+const deployPath = "/repos/acme/website/actions/workflows/deploy.yml/dispatches"
 
 // withReleaseManager switches the fixture to the default policy with bob
 // (U2) as the release manager who may second a production deploy.
@@ -79,7 +80,7 @@ func TestSecondApprover(t *testing.T) {
 			}
 		}, 0, StatusDenied},
 		{"strangers refused", func(t *testing.T, f *fixture, id string) {
-			for _, actor := range []string{carol, bobElsewhere} {
+			for _, actor := range []Principal{carol, bobElsewhere} {
 				only(t, f.decide(actor, id, ChoiceOnce), KindError)
 			}
 			only(t, f.decide(alice, id, ChoiceOnce), KindStepUp)
@@ -120,7 +121,7 @@ func TestSecondApprovalIsAudited(t *testing.T) {
 			got = append(got, string(e.Kind)+" by "+e.Actor)
 		}
 	}
-	want := []string{"interaction.rejected by " + carol, "approval.granted by " + bob}
+	want := []string{"interaction.rejected by " + carol.String(), "approval.granted by " + bob.String()}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}

@@ -180,7 +180,7 @@ func (s *session) whoami(ctx context.Context) ([]broker.Output, error) {
 	if s.opts.Connections == nil {
 		return []broker.Output{{Kind: broker.KindMessage, Text: text}}, nil
 	}
-	cs, err := s.opts.Connections.Connections(ctx, s.opts.Principal)
+	cs, err := s.opts.Connections.Connections(ctx, s.opts.Principal.String())
 	if err != nil {
 		return []broker.Output{{Kind: broker.KindError, Text: text + " Your connections could not be read."}}, err
 	}
@@ -201,7 +201,13 @@ func (s *session) connect(ctx context.Context, service string) ([]broker.Output,
 	if err := s.opts.Connect(ctx, s.opts.Principal, service); err != nil {
 		return []broker.Output{{Kind: broker.KindError, Service: service, Text: fmt.Sprintf("Could not connect %s.", service)}}, err
 	}
-	return []broker.Output{{Kind: broker.KindMessage, Service: service, Text: fmt.Sprintf("Connected %s.", service)}}, nil
+	outs := []broker.Output{{Kind: broker.KindMessage, Service: service, Text: fmt.Sprintf("Connected %s.", service)}}
+	if s.opts.Commands == nil {
+		return outs, nil
+	}
+	// The requests that waited for this connection go on now.
+	more, err := s.opts.Commands.Connected(ctx, s.opts.Principal, service)
+	return append(outs, more...), err
 }
 
 func shortID(id string) string {

@@ -23,16 +23,17 @@ import (
 type Broker interface {
 	Handle(ctx context.Context, m broker.Message) ([]broker.Output, error)
 	Decide(ctx context.Context, d broker.Decision) ([]broker.Output, error)
-	StepUp(ctx context.Context, requestID, actor, code string) ([]broker.Output, error)
+	StepUp(ctx context.Context, requestID string, actor broker.Principal, code string) ([]broker.Output, error)
 }
 
 // Commands is what the /agenthub commands ask of the broker; *broker.Broker
 // is one.
 type Commands interface {
-	Revoke(ctx context.Context, principal, service string) ([]broker.Output, error)
-	RevokeAll(ctx context.Context, principal string) ([]broker.Output, error)
-	Pending(ctx context.Context, principal string) ([]broker.Request, error)
-	Grants(ctx context.Context, principal string) ([]broker.Grant, error)
+	Revoke(ctx context.Context, principal broker.Principal, service string) ([]broker.Output, error)
+	RevokeAll(ctx context.Context, principal broker.Principal) ([]broker.Output, error)
+	Pending(ctx context.Context, principal broker.Principal) ([]broker.Request, error)
+	Grants(ctx context.Context, principal broker.Principal) ([]broker.Grant, error)
+	Connected(ctx context.Context, principal broker.Principal, service string) ([]broker.Output, error)
 }
 
 // Connections lists a principal's connections, for whoami; *vault.Vault is
@@ -50,8 +51,8 @@ type AuditTail interface {
 type Options struct {
 	Broker    Broker // required
 	Commands  Commands
-	Principal string // required: who is typing, "T0DEMO:U0DEMO"
-	Name      string // how to show the principal, "@demo"; default the principal
+	Principal broker.Principal // required: who is typing
+	Name      string           // how to show the principal, "@demo"; default the principal
 	In        io.Reader
 	Out       io.Writer
 	JSON      bool // one JSON object per output line instead of text
@@ -62,7 +63,7 @@ type Options struct {
 	Audit       AuditTail
 	// Connect links the principal to service again (in the demo: new tokens
 	// from the simulated provider, sealed in the vault).
-	Connect func(ctx context.Context, principal, service string) error
+	Connect func(ctx context.Context, principal broker.Principal, service string) error
 	// DemoCode returns the demo authenticator's current code; nil outside
 	// the demo.
 	DemoCode func(ctx context.Context) (string, error)
@@ -73,7 +74,7 @@ type Options struct {
 	// name ("@bob") to principal: a line that starts with "@bob " is typed
 	// by @bob. The demo uses it to show that a click by someone other than
 	// the request's owner is refused.
-	Others map[string]string
+	Others map[string]broker.Principal
 }
 
 // DefaultAuditLines is how many events "/agenthub audit" shows without n.
@@ -102,11 +103,11 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Broker == nil || opts.In == nil || opts.Out == nil {
 		return errors.New("console: Broker, In and Out are required")
 	}
-	if opts.Principal == "" {
-		return errors.New("console: Principal is required")
+	if err := opts.Principal.Validate(); err != nil {
+		return fmt.Errorf("console: %w", err)
 	}
 	if opts.Name == "" {
-		opts.Name = opts.Principal
+		opts.Name = opts.Principal.String()
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -246,10 +247,10 @@ func (s *session) dispatch(ctx context.Context, text string) (outs []broker.Outp
 
 // other reports whether text is typed by one of opts.Others, and returns
 // that person's principal and the rest of the line.
-func (s *session) other(text string) (principal, rest string, ok bool) {
+func (s *session) other(text string) (principal broker.Principal, rest string, ok bool) {
 	name, rest, found := strings.Cut(text, " ")
 	if !found {
-		return "", "", false
+		return broker.Principal{}, "", false
 	}
 	principal, ok = s.opts.Others[strings.ToLower(strings.TrimSuffix(name, ":"))]
 	return principal, strings.TrimSpace(rest), ok && strings.TrimSpace(rest) != ""

@@ -17,7 +17,7 @@ import (
 	"github.com/agenthub/agenthub/internal/broker"
 )
 
-const me = "T1:U1"
+var me = broker.Principal{Team: "T1", User: "U1"}
 
 var (
 	approval = broker.Output{Kind: broker.KindApproval, RequestID: "r1", Text: "Approve?", Choices: []broker.Choice{
@@ -42,32 +42,37 @@ func (b *recordingBroker) answer(call string) ([]broker.Output, error) {
 }
 
 func (b *recordingBroker) Handle(_ context.Context, m broker.Message) ([]broker.Output, error) {
-	return b.answer("handle " + m.Principal + " " + m.Text)
+	return b.answer("handle " + m.Principal.String() + " " + m.Text)
 }
 
 func (b *recordingBroker) Decide(_ context.Context, d broker.Decision) ([]broker.Output, error) {
-	return b.answer("decide " + d.Actor + " " + d.RequestID + " " + d.Choice)
+	return b.answer("decide " + d.Actor.String() + " " + d.RequestID + " " + d.Choice)
 }
 
-func (b *recordingBroker) StepUp(_ context.Context, id, actor, code string) ([]broker.Output, error) {
-	return b.answer("stepup " + actor + " " + id + " " + code)
+func (b *recordingBroker) StepUp(_ context.Context, id string, actor broker.Principal, code string) ([]broker.Output, error) {
+	return b.answer("stepup " + actor.String() + " " + id + " " + code)
 }
 
-func (b *recordingBroker) Revoke(_ context.Context, p, service string) ([]broker.Output, error) {
-	return b.answer("revoke " + p + " " + service)
+func (b *recordingBroker) Revoke(_ context.Context, p broker.Principal, service string) ([]broker.Output, error) {
+	return b.answer("revoke " + p.String() + " " + service)
 }
 
-func (b *recordingBroker) RevokeAll(_ context.Context, p string) ([]broker.Output, error) {
-	return b.answer("revoke-all " + p)
+func (b *recordingBroker) RevokeAll(_ context.Context, p broker.Principal) ([]broker.Output, error) {
+	return b.answer("revoke-all " + p.String())
 }
 
-func (b *recordingBroker) Pending(_ context.Context, p string) ([]broker.Request, error) {
-	b.calls = append(b.calls, "pending "+p)
+func (b *recordingBroker) Connected(_ context.Context, p broker.Principal, service string) ([]broker.Output, error) {
+	b.calls = append(b.calls, "connected "+p.String()+" "+service)
+	return nil, nil
+}
+
+func (b *recordingBroker) Pending(_ context.Context, p broker.Principal) ([]broker.Request, error) {
+	b.calls = append(b.calls, "pending "+p.String())
 	return []broker.Request{{ID: "r9", Step: broker.Step{Action: "github.comment"}, Status: broker.StatusPending}}, nil
 }
 
-func (b *recordingBroker) Grants(_ context.Context, p string) ([]broker.Grant, error) {
-	b.calls = append(b.calls, "grants "+p)
+func (b *recordingBroker) Grants(_ context.Context, p broker.Principal) ([]broker.Grant, error) {
+	b.calls = append(b.calls, "grants "+p.String())
 	return nil, nil
 }
 

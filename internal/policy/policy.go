@@ -254,8 +254,12 @@ type Decision struct {
 
 // NeedsApproval reports whether a person must approve (or a grant must
 // cover) the step before it runs.
-func (d Decision) NeedsApproval() bool {
-	return d.Effect == Approve || d.Effect == StepUp || d.Effect == SecondApprover
+func (d Decision) NeedsApproval() bool { return d.Effect.NeedsApproval() }
+
+// NeedsApproval reports whether the effect asks a person to approve: approve,
+// stepup and second_approver.
+func (e Effect) NeedsApproval() bool {
+	return e == Approve || e == StepUp || e == SecondApprover
 }
 
 // ErrCondition is wrapped by Decision.Err when a rule's condition failed to

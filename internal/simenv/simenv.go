@@ -225,7 +225,8 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 // world issues them directly, as after a completed OAuth flow; with the
 // providers in another process (Options.ProvidersURL) Connect goes through
 // the flow itself.
-func (env *Env) Connect(ctx context.Context, principal, service string) error {
+func (env *Env) Connect(ctx context.Context, p broker.Principal, service string) error {
+	principal := p.String()
 	sc, ok := scopes[service]
 	if !ok {
 		return fmt.Errorf("simenv: connect: unknown service %q", service)
@@ -306,7 +307,7 @@ func (env *Env) authorize(ctx context.Context, principal, service string) (*oaut
 }
 
 // ConnectAll connects principal to every simulated service.
-func (env *Env) ConnectAll(ctx context.Context, principal string) error {
+func (env *Env) ConnectAll(ctx context.Context, principal broker.Principal) error {
 	for _, s := range Services {
 		if err := env.Connect(ctx, principal, s); err != nil {
 			return err
@@ -318,7 +319,8 @@ func (env *Env) ConnectAll(ctx context.Context, principal string) error {
 // EnrollDemo enrols principal in TOTP step-up and confirms it with the
 // demo authenticator's code, replacing an enrolment an earlier run left in
 // a persistent store (its key is gone).
-func (env *Env) EnrollDemo(ctx context.Context, principal, name string) error {
+func (env *Env) EnrollDemo(ctx context.Context, p broker.Principal, name string) error {
+	principal := p.String()
 	_, err := env.StepUp.Enroll(ctx, principal, name)
 	if errors.Is(err, stepup.ErrAlreadyEnrolled) {
 		if err = env.StepUp.Reset(ctx, principal); err == nil {

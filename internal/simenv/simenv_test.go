@@ -20,7 +20,7 @@ func TestStackServesAReadAndAStepUp(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	defer env.Close()
-	const p = "T1:U1"
+	p := broker.Principal{Team: "T1", User: "U1"}
 	if err := env.ConnectAll(ctx, p); err != nil {
 		t.Fatalf("ConnectAll: %v", err)
 	}
@@ -43,7 +43,7 @@ func TestStackServesAReadAndAStepUp(t *testing.T) {
 	if err != nil || len(outs) != 1 || outs[0].Kind != broker.KindStepUp {
 		t.Fatalf("Decide = %+v, %v; want a step-up", outs, err)
 	}
-	code, err := env.StepUp.DemoCode(ctx, p)
+	code, err := env.StepUp.DemoCode(ctx, p.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,13 +82,13 @@ func TestStacksShareProvidersServedElsewhere(t *testing.T) {
 		t.Fatalf("stack a: World %v, URL %q; want no world of its own and URL %q", a.World, a.URL, srv.URL)
 	}
 
-	const p = "T1:U1"
+	p := broker.Principal{Team: "T1", User: "U1"}
 	if err := a.ConnectAll(ctx, p); err != nil {
 		t.Fatalf("ConnectAll: %v", err)
 	}
 	for _, svc := range Services {
 		gs := world.Grants(svc)
-		if len(gs) != 1 || gs[0].Principal != p {
+		if len(gs) != 1 || gs[0].Principal != p.String() {
 			t.Fatalf("%s grants = %+v, want one for %s", svc, gs, p)
 		}
 		var authorized, exchanged bool
@@ -110,7 +110,7 @@ func TestStacksShareProvidersServedElsewhere(t *testing.T) {
 	if got := len(world.CallsFor(sim.ServiceGitHub)) - before; got < 2 {
 		t.Errorf("github calls from both stacks = %d, want at least 2 in the shared world", got)
 	}
-	if err := b.Vault.Revoke(ctx, p, sim.ServiceGitHub); err != nil {
+	if err := b.Vault.Revoke(ctx, p.String(), sim.ServiceGitHub); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 	if gs := world.Grants(sim.ServiceGitHub); len(gs) != 1 || !gs[0].Revoked {

@@ -22,14 +22,15 @@ import (
 type Broker interface {
 	Handle(ctx context.Context, m broker.Message) ([]broker.Output, error)
 	Decide(ctx context.Context, d broker.Decision) ([]broker.Output, error)
-	StepUp(ctx context.Context, requestID, actor, code string) ([]broker.Output, error)
-	Revoke(ctx context.Context, principal, service string) ([]broker.Output, error)
-	RevokeAll(ctx context.Context, principal string) ([]broker.Output, error)
-	RevokeGrant(ctx context.Context, principal, grantID string) ([]broker.Output, error)
-	Pending(ctx context.Context, principal string) ([]broker.Request, error)
-	Grants(ctx context.Context, principal string) ([]broker.Grant, error)
+	StepUp(ctx context.Context, requestID string, actor broker.Principal, code string) ([]broker.Output, error)
+	Revoke(ctx context.Context, principal broker.Principal, service string) ([]broker.Output, error)
+	RevokeAll(ctx context.Context, principal broker.Principal) ([]broker.Output, error)
+	RevokeGrant(ctx context.Context, principal broker.Principal, grantID string) ([]broker.Output, error)
+	Pending(ctx context.Context, principal broker.Principal) ([]broker.Request, error)
+	Grants(ctx context.Context, principal broker.Principal) ([]broker.Grant, error)
 	Lookup(ctx context.Context, requestID string) (broker.Request, error)
 	Recover(ctx context.Context, requestID string) ([]broker.Output, error)
+	Connected(ctx context.Context, principal broker.Principal, service string) ([]broker.Output, error)
 }
 
 // Enroller enrols people in TOTP step-up; *stepup.Service is one.
@@ -52,14 +53,14 @@ type Options struct {
 
 	Enroller Enroller // nil: step-up enrolment is not offered
 	// Connections lists a person's connections for App Home and whoami.
-	Connections func(ctx context.Context, principal string) ([]HomeConnection, error)
+	Connections func(ctx context.Context, principal broker.Principal) ([]HomeConnection, error)
 	// History returns the person's last n audit events for App Home and
 	// "/agenthub audit"; Tail the whole trail's (nil: not offered).
-	History func(ctx context.Context, principal string, n int) ([]audit.Event, error)
+	History func(ctx context.Context, principal broker.Principal, n int) ([]audit.Event, error)
 	// Connect links principal to service at once (AGENTHUB_DEMO=1: the
 	// simulated provider issues tokens). nil outside the demo: connecting
 	// needs the OAuth flow of a later issue, and the app says so.
-	Connect func(ctx context.Context, principal, service string) error
+	Connect func(ctx context.Context, principal broker.Principal, service string) error
 	// Demo marks the app as running against simulated providers: each
 	// person is connected to every service on first contact (with Connect).
 	Demo     bool

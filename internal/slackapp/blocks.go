@@ -67,6 +67,8 @@ const (
 	OutcomeDenied   = string(broker.StatusDenied)
 	OutcomeExpired  = string(broker.StatusExpired)
 	OutcomeCanceled = string(broker.StatusCanceled)
+	// OutcomeConnected: the service a request waited for is connected.
+	OutcomeConnected = "connected"
 )
 
 const truncatedNote = " _(truncated)_"
@@ -142,17 +144,23 @@ func cut(s string, max int) string {
 
 var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
 
-// mention renders a Slack user as a mention. It takes a user ID or a
-// principal ("T123:U456"); anything else is shown as escaped text, so a
-// malformed ID can never become a broadcast such as <!channel>.
+// mention renders a Slack user ID as a mention; anything else is shown as
+// escaped text, so a malformed ID can never become a broadcast such as
+// <!channel>.
 func mention(id string) string {
-	if _, user, ok := strings.Cut(id, ":"); ok {
-		id = user
-	}
 	if slackUserID.MatchString(id) {
 		return "<@" + id + ">"
 	}
 	return escape(id)
+}
+
+// actorMention renders an audit event's actor: a principal as a mention
+// of its user, anything else as escaped text.
+func actorMention(actor string) string {
+	if p, err := broker.ParsePrincipal(actor); err == nil {
+		return mention(p.User)
+	}
+	return escape(actor)
 }
 
 func mentions(ids []string) string {
@@ -342,7 +350,7 @@ func DecidedMessage(req broker.Request, by string, at time.Time, outcome string)
 	blocks := []slack.Block{
 		header("Approval request"),
 		section(fmt.Sprintf("%s asked to run *%s* with:\n%s",
-			mention(req.Principal), escape(req.Step.Action), quote(escape(string(req.Step.Args))))),
+			mention(req.Principal.User), escape(req.Step.Action), quote(escape(string(req.Step.Args))))),
 		fields(
 			"Action", code(req.Step.Action),
 			"Resource", code(req.Resource.Name),
@@ -413,6 +421,17 @@ func ConnectMessage(o broker.Output) []slack.Block {
 	blocks := []slack.Block{section(escape(o.Text))}
 	blocks = append(blocks, actions("agenthub_connect", []*slack.ButtonBlockElement{b})...)
 	return blocks
+}
+
+// ConnectedMessage replaces a Connect DM once the request it was for no
+// longer waits for the connection: connected (and the request went on),
+// or expired.
+func ConnectedMessage(r broker.Request, outcome string) []slack.Block {
+	line := fmt.Sprintf(":white_check_mark: %s is connected: I went on with *%s*.", escape(r.Service), escape(r.Step.Action))
+	if outcome != OutcomeConnected {
+		line = fmt.Sprintf(":hourglass: *%s* waited for %s and is closed: %s.", escape(r.Step.Action), escape(r.Service), escape(outcome))
+	}
+	return []slack.Block{section(line)}
 }
 
 // ResultText is the threaded reply for a step that ran.
@@ -561,7 +580,7 @@ func auditLine(e audit.Event, mentionActor bool) string {
 	switch {
 	case e.Actor == "":
 	case mentionActor:
-		b.WriteString(" " + mention(e.Actor))
+		b.WriteString(" " + actorMention(e.Actor))
 	default:
 		b.WriteString(" " + code(e.Actor))
 	}

@@ -58,7 +58,7 @@ func highRiskOutput() broker.Output {
 
 func request() broker.Request {
 	return broker.Request{
-		V: 1, ID: reqID, Principal: "T0ACME:" + owner,
+		V: 1, ID: reqID, Principal: broker.Principal{Team: "T0ACME", User: owner},
 		Step:     broker.Step{Action: "github.merge_pull_request", Args: json.RawMessage(`{"number":42,"repo":"acme/payments"}`)},
 		Service:  "github",
 		Resource: policy.Resource{Kind: "branch", Name: "acme/payments:main"},
@@ -551,7 +551,7 @@ func TestMention(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"user ID", "U0MARIA01", "<@U0MARIA01>"},
 		{"enterprise user", "W012ABC", "<@W012ABC>"},
-		{"principal", "T0ACME:U0MARIA01", "<@U0MARIA01>"},
+		{"a principal is not a user ID", "T0ACME:U0MARIA01", "T0ACME:U0MARIA01"},
 		{"broadcast is not a user", "!channel", "!channel"},
 		{"markup is escaped", "<!here>", "&lt;!here&gt;"},
 		{"lowercase is not an ID", "u123", "u123"},
@@ -560,6 +560,11 @@ func TestMention(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := mention(tt.in); got != tt.want {
 				t.Errorf("mention(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if tt.name == "a principal is not a user ID" {
+				if got, want := actorMention(tt.in), "<@U0MARIA01>"; got != want {
+					t.Errorf("actorMention(%q) = %q, want %q", tt.in, got, want)
+				}
 			}
 		})
 	}

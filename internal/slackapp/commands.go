@@ -113,8 +113,8 @@ func (a *App) handleCommand(ctx context.Context, sc slack.SlashCommand) error {
 }
 
 // runCommand does the work of a command and returns the answer, in mrkdwn.
-func (a *App) runCommand(ctx context.Context, principal string, c command) string {
-	user := userOf(principal)
+func (a *App) runCommand(ctx context.Context, principal broker.Principal, c command) string {
+	user := principal.User
 	switch c.verb {
 	case "connect":
 		return a.connect(ctx, principal, c.arg)
@@ -145,10 +145,10 @@ func (a *App) runCommand(ctx context.Context, principal string, c command) strin
 	return helpText
 }
 
-func (a *App) grantsText(ctx context.Context, principal string) string {
+func (a *App) grantsText(ctx context.Context, principal broker.Principal) string {
 	gs, err := a.opts.Broker.Grants(ctx, principal)
 	if err != nil {
-		a.log.WarnContext(ctx, "grants unreadable", "slack_user", userOf(principal), "err", err)
+		a.log.WarnContext(ctx, "grants unreadable", "slack_user", principal.User, "err", err)
 		return ":warning: Your grants could not be read. Try again in a moment."
 	}
 	if len(gs) == 0 {
@@ -162,10 +162,10 @@ func (a *App) grantsText(ctx context.Context, principal string) string {
 	return b.String()
 }
 
-func (a *App) pendingText(ctx context.Context, principal string) string {
+func (a *App) pendingText(ctx context.Context, principal broker.Principal) string {
 	rs, err := a.opts.Broker.Pending(ctx, principal)
 	if err != nil {
-		a.log.WarnContext(ctx, "pending unreadable", "slack_user", userOf(principal), "err", err)
+		a.log.WarnContext(ctx, "pending unreadable", "slack_user", principal.User, "err", err)
 		return ":warning: Your pending requests could not be read. Try again in a moment."
 	}
 	if len(rs) == 0 {
@@ -181,13 +181,13 @@ func (a *App) pendingText(ctx context.Context, principal string) string {
 	return b.String()
 }
 
-func (a *App) auditText(ctx context.Context, principal string, n int) string {
+func (a *App) auditText(ctx context.Context, principal broker.Principal, n int) string {
 	if a.opts.History == nil {
 		return ":warning: audit is not available here."
 	}
 	es, err := a.opts.History(ctx, principal, n)
 	if err != nil {
-		a.log.WarnContext(ctx, "history unreadable", "slack_user", userOf(principal), "err", err)
+		a.log.WarnContext(ctx, "history unreadable", "slack_user", principal.User, "err", err)
 		return ":warning: The audit trail could not be read. Try again in a moment."
 	}
 	if len(es) == 0 {
@@ -201,14 +201,14 @@ func (a *App) auditText(ctx context.Context, principal string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func (a *App) whoamiText(ctx context.Context, principal string) string {
-	text := fmt.Sprintf("You are %s (`%s`).", mention(principal), escape(principal))
+func (a *App) whoamiText(ctx context.Context, principal broker.Principal) string {
+	text := fmt.Sprintf("You are %s (`%s`).", mention(principal.User), escape(principal.String()))
 	if a.opts.Connections == nil {
 		return text
 	}
 	cs, err := a.opts.Connections(ctx, principal)
 	if err != nil {
-		a.log.WarnContext(ctx, "connections unreadable", "slack_user", userOf(principal), "err", err)
+		a.log.WarnContext(ctx, "connections unreadable", "slack_user", principal.User, "err", err)
 		return text + " Your connections could not be read."
 	}
 	if len(cs) == 0 {

@@ -128,7 +128,7 @@ func TestSlashConnectAnswers(t *testing.T) {
 	if rs := f.responsesTo(env); len(rs) != 1 || !strings.Contains(rs[0].Text, `don't know the service "gitlab"`) {
 		t.Errorf("responses to connect gitlab = %+v, want the service named unknown", rs)
 	}
-	f.app.opts.Connect = func(context.Context, string, string) error { return errors.New("unreachable") }
+	f.app.opts.Connect = func(context.Context, broker.Principal, string) error { return errors.New("unreachable") }
 	_, env = f.command(alice, "connect github")
 	if rs := f.responsesTo(env); len(rs) != 1 || !strings.Contains(rs[0].Text, "did not answer") {
 		t.Errorf("responses to connect github with the provider down = %+v, want it said to have failed", rs)
@@ -179,7 +179,7 @@ func TestHomeRevokeButtons(t *testing.T) {
 	if texts := flowTexts(f.message(dm).Blocks); !strings.Contains(texts, "Canceled") {
 		t.Errorf("approval DM after revoke all = %q, want canceled", texts)
 	}
-	conns, err := f.env.Vault.Connections(f.ctx, testPrincipal(alice))
+	conns, err := f.env.Vault.Connections(f.ctx, testPrincipal(alice).String())
 	if err != nil {
 		t.Fatal(err)
 	}

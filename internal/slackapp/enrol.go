@@ -82,13 +82,13 @@ type enrolmentRecord struct {
 	Retire     []retiredDM       `json:"retire,omitempty"`
 }
 
-func enrolmentKey(principal string) store.Key {
-	return store.Key{Kind: enrolmentKind, ID: principal}
+func enrolmentKey(principal broker.Principal) store.Key {
+	return store.Key{Kind: enrolmentKind, ID: principal.String()}
 }
 
 // startEnrolment creates a pending enrolment and DMs its secret.
 func (a *App) startEnrolment(ctx context.Context, c click, requestID string) {
-	enr, err := a.opts.Enroller.Enroll(ctx, c.principal, "")
+	enr, err := a.opts.Enroller.Enroll(ctx, c.principal.String(), "")
 	if errors.Is(err, stepup.ErrAlreadyEnrolled) {
 		// Confirmed meanwhile (another click, another replica).
 		a.tell(ctx, c, "Your authenticator is already set up. Click \"Verify it's you\" again.")
@@ -149,13 +149,13 @@ func (a *App) openEnrolConfirm(ctx context.Context, c click) {
 }
 
 // submitEnrol confirms the enrolment with the first code.
-func (a *App) submitEnrol(ctx context.Context, principal string, v slack.View) {
+func (a *App) submitEnrol(ctx context.Context, principal broker.Principal, v slack.View) {
 	code := viewValue(v, EnrolBlockID, EnrolActionID)
 	if a.opts.Enroller == nil || !sixDigits(code) {
 		return
 	}
-	user := userOf(principal)
-	if err := a.opts.Enroller.Confirm(ctx, principal, code); err != nil {
+	user := principal.User
+	if err := a.opts.Enroller.Confirm(ctx, principal.String(), code); err != nil {
 		if errors.Is(err, stepup.ErrExpired) {
 			a.retireCurrent(ctx, principal, retireExpired)
 			a.reply(ctx, thread{}, user, escape(expiredText))
@@ -207,7 +207,7 @@ func (a *App) submitEnrol(ctx context.Context, principal string, v slack.View) {
 	o := broker.Output{Kind: broker.KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name,
 		Rule: r.Decision.Rule, Risk: r.Decision.Risk.String(),
 		Text: fmt.Sprintf("You're set up. Now verify it's you to run %s on %s.", r.Step.Action, r.Resource.Name)}
-	if r.SecondBy == "" {
+	if r.SecondBy.IsZero() {
 		o.Approvers = r.Approvers
 	}
 	a.sendStepUp(ctx, principal, a.threadOf(ctx, id), o)
@@ -219,7 +219,7 @@ const expiredText = "This set-up expired; click \"Verify it's you\" again to sta
 // retireCurrent marks principal's current enrolment DM to be rewritten
 // (why: confirmed or expired) and rewrites it. Marking comes first: if the
 // rewrite fails, the sweeper's next pass tries again.
-func (a *App) retireCurrent(ctx context.Context, principal, why string) {
+func (a *App) retireCurrent(ctx context.Context, principal broker.Principal, why string) {
 	err := a.updateEnrolment(ctx, principal, func(rec *enrolmentRecord, _ bool) bool {
 		if rec.Current == nil {
 			return false
@@ -228,7 +228,7 @@ func (a *App) retireCurrent(ctx context.Context, principal, why string) {
 		return true
 	})
 	if err != nil {
-		a.log.WarnContext(ctx, "enrolment dm record not updated", "slack_user", userOf(principal), "err", err)
+		a.log.WarnContext(ctx, "enrolment dm record not updated", "slack_user", principal.User, "err", err)
 	}
 	a.settleEnrolment(ctx, principal)
 }
@@ -237,7 +237,7 @@ func (a *App) retireCurrent(ctx context.Context, principal, why string) {
 // their secret, once each, and forgets those done; a current DM past its
 // expiry is retired first. A DM Slack could not rewrite stays recorded for
 // the sweeper's next pass. Failures are logged.
-func (a *App) settleEnrolment(ctx context.Context, principal string) {
+func (a *App) settleEnrolment(ctx context.Context, principal broker.Principal) {
 	tried, done := map[enrolmentDM]bool{}, map[enrolmentDM]bool{}
 	err := a.updateEnrolment(ctx, principal, func(rec *enrolmentRecord, found bool) bool {
 		if !found {
@@ -253,7 +253,7 @@ func (a *App) settleEnrolment(ctx context.Context, principal string) {
 			if !tried[r.enrolmentDM] {
 				tried[r.enrolmentDM] = true
 				if err := a.rewriteEnrolmentDM(ctx, r.enrolmentDM, r.Why); err != nil {
-					a.log.WarnContext(ctx, "enrolment dm not rewritten", "slack_user", userOf(principal), "request_id", r.RequestID, "err", err)
+					a.log.WarnContext(ctx, "enrolment dm not rewritten", "slack_user", principal.User, "request_id", r.RequestID, "err", err)
 				} else {
 					done[r.enrolmentDM] = true
 				}
@@ -268,18 +268,18 @@ func (a *App) settleEnrolment(ctx context.Context, principal string) {
 		return changed
 	})
 	if err != nil {
-		a.log.WarnContext(ctx, "enrolment dm record not updated", "slack_user", userOf(principal), "err", err)
+		a.log.WarnContext(ctx, "enrolment dm record not updated", "slack_user", principal.User, "err", err)
 	}
 }
 
 // expiredWhy says how to rewrite a current DM the sweeper found past its
 // expiry: normally "expired", but "confirmed" when the confirmation's own
 // bookkeeping failed after the code passed.
-func (a *App) expiredWhy(ctx context.Context, principal string) string {
+func (a *App) expiredWhy(ctx context.Context, principal broker.Principal) string {
 	if a.opts.Enroller == nil {
 		return retireExpired
 	}
-	if ok, err := a.opts.Enroller.Enrolled(ctx, principal); err == nil && ok {
+	if ok, err := a.opts.Enroller.Enrolled(ctx, principal.String()); err == nil && ok {
 		return retireConfirmed
 	}
 	return retireExpired
@@ -290,7 +290,7 @@ func (a *App) expiredWhy(ctx context.Context, principal string) string {
 // retrying on conflict; change may run several times and returns false to
 // leave the record as it is. A record left with nothing to rewrite and no
 // current DM is deleted.
-func (a *App) updateEnrolment(ctx context.Context, principal string, change func(rec *enrolmentRecord, found bool) bool) error {
+func (a *App) updateEnrolment(ctx context.Context, principal broker.Principal, change func(rec *enrolmentRecord, found bool) bool) error {
 	_, err := store.Update(ctx, a.opts.Store, enrolmentKey(principal), enrolmentTTL, func(cur []byte) ([]byte, error) {
 		var rec enrolmentRecord
 		if cur != nil {

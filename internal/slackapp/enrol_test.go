@@ -95,7 +95,7 @@ func TestEnrolmentFlow(t *testing.T) {
 	if flowButtons(again.Blocks)[ActionStepUp] != id {
 		t.Fatalf("after confirming, last DM %q, want the step-up message for %s", again.Text, id)
 	}
-	ok, err := f.env.StepUp.Enrolled(f.ctx, testPrincipal(alice))
+	ok, err := f.env.StepUp.Enrolled(f.ctx, testPrincipal(alice).String())
 	if err != nil || !ok {
 		t.Fatalf("Enrolled = %v, %v; want true", ok, err)
 	}

@@ -160,8 +160,8 @@ func changesHome(outs []broker.Output) bool {
 }
 
 // deliverAsked renders the outputs of a person's message.
-func (a *App) deliverAsked(ctx context.Context, principal string, t thread, outs []broker.Output) {
-	user := userOf(principal)
+func (a *App) deliverAsked(ctx context.Context, principal broker.Principal, t thread, outs []broker.Output) {
+	user := principal.User
 	for _, o := range outs {
 		switch o.Kind {
 		case broker.KindApproval:
@@ -169,7 +169,7 @@ func (a *App) deliverAsked(ctx context.Context, principal string, t thread, outs
 		case broker.KindStepUp:
 			a.sendStepUp(ctx, principal, t, o)
 		case broker.KindConnect:
-			a.sendConnect(ctx, user, t, o)
+			a.sendConnect(ctx, principal, t, o)
 		default:
 			a.reply(ctx, t, user, outputText(o))
 		}
@@ -179,8 +179,8 @@ func (a *App) deliverAsked(ctx context.Context, principal string, t thread, outs
 // askApproval DMs the approval to the owner and to every second approver,
 // records each message so it can be updated once the request is settled,
 // and says so in the thread.
-func (a *App) askApproval(ctx context.Context, principal string, t thread, o broker.Output) {
-	owner := userOf(principal)
+func (a *App) askApproval(ctx context.Context, principal broker.Principal, t thread, o broker.Output) {
+	owner := principal.User
 	expires := a.now().Add(broker.DefaultRequestTTL)
 	if r, err := a.opts.Broker.Lookup(ctx, o.RequestID); err == nil {
 		expires = r.Expires
@@ -224,8 +224,8 @@ func (a *App) askApproval(ctx context.Context, principal string, t thread, o bro
 }
 
 // sendStepUp DMs the owner the "Verify it's you" message and records it.
-func (a *App) sendStepUp(ctx context.Context, principal string, t thread, o broker.Output) {
-	owner := userOf(principal)
+func (a *App) sendStepUp(ctx context.Context, principal broker.Principal, t thread, o broker.Output) {
+	owner := principal.User
 	text := escape(fmt.Sprintf("Verify it's you: %s on %s", o.Action, o.Resource))
 	ch, ts, err := a.dm(ctx, owner, text, StepUpMessage(o))
 	if err != nil {
@@ -241,13 +241,24 @@ func (a *App) sendStepUp(ctx context.Context, principal string, t thread, o brok
 	a.remember(ctx, base, shown{Channel: ch, TS: ts, What: whatStepUp, User: owner})
 }
 
-// sendConnect DMs the Connect button.
-func (a *App) sendConnect(ctx context.Context, user string, t thread, o broker.Output) {
-	ch, _, err := a.dm(ctx, user, escape(o.Text), ConnectMessage(o))
+// sendConnect DMs the Connect button. A request that waits for the
+// connection records the DM and its thread, so that the request goes on
+// there once the person has connected.
+func (a *App) sendConnect(ctx context.Context, principal broker.Principal, t thread, o broker.Output) {
+	user := principal.User
+	ch, ts, err := a.dm(ctx, user, escape(o.Text), ConnectMessage(o))
 	if err != nil {
 		a.log.WarnContext(ctx, "connect dm failed", "slack_user", user, "err", err)
 		a.reply(ctx, t, user, outputText(o))
 		return
+	}
+	if o.RequestID != "" {
+		base := requestRecord{RequestID: o.RequestID, Owner: principal, Action: o.Action, Resource: o.Resource, Thread: t,
+			Expires: a.now().Add(broker.DefaultRequestTTL)}
+		if r, err := a.opts.Broker.Lookup(ctx, o.RequestID); err == nil {
+			base.Expires = r.Expires
+		}
+		a.remember(ctx, base, shown{Channel: ch, TS: ts, What: whatConnect, User: user})
 	}
 	if t.Channel != "" && t.Channel != ch {
 		a.reply(ctx, t, user, escape(fmt.Sprintf("This needs your %s account: I've sent you a DM to connect it.", o.Service)))
@@ -256,27 +267,27 @@ func (a *App) sendConnect(ctx context.Context, user string, t thread, o broker.O
 
 // firstContact connects a person the demo has never seen to every
 // simulated service, once. It reports whether it connected anything.
-func (a *App) firstContact(ctx context.Context, principal string) bool {
+func (a *App) firstContact(ctx context.Context, principal broker.Principal) bool {
 	if !a.opts.Demo || a.opts.Connect == nil {
 		return false
 	}
 	if a.contacted.has(principal) {
 		return false
 	}
-	key := store.Key{Scope: principal, Kind: demoContactKind, ID: "first"}
+	key := store.Key{Scope: principal.String(), Kind: demoContactKind, ID: "first"}
 	err := a.opts.Store.Create(ctx, key, []byte(a.now().UTC().Format(time.RFC3339)), 0)
 	if errors.Is(err, store.ErrExists) {
 		a.contacted.add(principal)
 		return false
 	}
 	if err != nil {
-		a.log.WarnContext(ctx, "demo first contact not recorded", "slack_user", userOf(principal), "err", err)
+		a.log.WarnContext(ctx, "demo first contact not recorded", "slack_user", principal.User, "err", err)
 		return false
 	}
 	connected := false
 	for _, svc := range a.opts.Services {
 		if err := a.opts.Connect(ctx, principal, svc); err != nil {
-			a.log.WarnContext(ctx, "demo connect failed", "slack_user", userOf(principal), "service", svc, "err", err)
+			a.log.WarnContext(ctx, "demo connect failed", "slack_user", principal.User, "service", svc, "err", err)
 			continue
 		}
 		connected = true
@@ -286,7 +297,7 @@ func (a *App) firstContact(ctx context.Context, principal string) bool {
 		// forget the contact, so that the person's next message tries again
 		// rather than leaving them unconnected for good.
 		if err := a.opts.Store.Delete(context.WithoutCancel(ctx), key); err != nil {
-			a.log.WarnContext(ctx, "demo first contact not forgotten", "slack_user", userOf(principal), "err", err)
+			a.log.WarnContext(ctx, "demo first contact not forgotten", "slack_user", principal.User, "err", err)
 		}
 		return false
 	}
@@ -305,21 +316,21 @@ const maxContacted = 100_000
 // store again.
 type contactCache struct {
 	mu   sync.Mutex
-	seen map[string]struct{}
+	seen map[broker.Principal]struct{}
 }
 
-func (c *contactCache) has(principal string) bool {
+func (c *contactCache) has(principal broker.Principal) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.seen[principal]
 	return ok
 }
 
-func (c *contactCache) add(principal string) {
+func (c *contactCache) add(principal broker.Principal) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seen == nil || len(c.seen) >= maxContacted {
-		c.seen = make(map[string]struct{})
+		c.seen = make(map[broker.Principal]struct{})
 	}
 	c.seen[principal] = struct{}{}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/clocktest"
 	"github.com/agenthub/agenthub/internal/logtest"
 	"github.com/agenthub/agenthub/internal/policy"
@@ -83,16 +84,16 @@ func newFlow(t testing.TB, fo flowOptions) *flow {
 	opts := Options{
 		Broker: env.Broker, Store: st,
 		API: slack.New(flowBotToken, slack.OptionAPIURL(f.srv.APIURL())),
-		Connections: func(ctx context.Context, principal string) ([]HomeConnection, error) {
-			cs, err := env.Vault.Connections(ctx, principal)
+		Connections: func(ctx context.Context, principal broker.Principal) ([]HomeConnection, error) {
+			cs, err := env.Vault.Connections(ctx, principal.String())
 			out := make([]HomeConnection, len(cs))
 			for i, c := range cs {
 				out[i] = HomeConnection{Service: c.Service, Status: string(c.Status), Scopes: c.Scopes, LastUsed: c.LastUsed}
 			}
 			return out, err
 		},
-		History: func(ctx context.Context, principal string, n int) ([]audit.Event, error) {
-			return env.Audit.TailOf(ctx, principal, n, 1000)
+		History: func(ctx context.Context, principal broker.Principal, n int) ([]audit.Event, error) {
+			return env.Audit.TailOf(ctx, principal.String(), n, 1000)
 		},
 		Demo: fo.demo, Services: simenv.Services,
 		Logger: logger, Now: f.clock.Now,
@@ -112,7 +113,9 @@ func newFlow(t testing.TB, fo flowOptions) *flow {
 }
 
 // principal is user's principal in the fake's workspace.
-func testPrincipal(user string) string { return slacktest.TeamID + ":" + user }
+func testPrincipal(user string) broker.Principal {
+	return broker.Principal{Team: slacktest.TeamID, User: user}
+}
 
 // workOf parses an envelope the way socketmode does.
 func workOf(tb testing.TB, env slacktest.Envelope) work {
@@ -315,7 +318,7 @@ func (f *flow) events(kind audit.Kind) []audit.Event {
 // demoCode is the code U's authenticator shows now.
 func (f *flow) demoCode(user string) string {
 	f.t.Helper()
-	code, err := f.env.StepUp.DemoCode(f.ctx, testPrincipal(user))
+	code, err := f.env.StepUp.DemoCode(f.ctx, testPrincipal(user).String())
 	if err != nil {
 		f.t.Fatal(err)
 	}

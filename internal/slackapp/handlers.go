@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -63,16 +62,8 @@ func (a *App) handleWork(ctx context.Context, w work) error {
 	return nil
 }
 
-// principalOf names a Slack user the way the broker does: "T…:U…".
-func principalOf(team, user string) string { return team + ":" + user }
-
-// userOf returns the Slack user ID of a principal.
-func userOf(principal string) string {
-	if _, user, ok := strings.Cut(principal, ":"); ok {
-		return user
-	}
-	return principal
-}
+// principalOf names a Slack user the way the broker does.
+func principalOf(team, user string) broker.Principal { return broker.Principal{Team: team, User: user} }
 
 // thread is where the replies about one request go: the channel and the
 // thread of the person's own message.

@@ -183,7 +183,7 @@ func TestStrangersClickIsRefused(t *testing.T) {
 		t.Errorf("Slack calls after the click = %v, want just the ephemeral", methods)
 	}
 	rejected := f.events(audit.InteractionRejected)
-	if len(rejected) != 1 || rejected[0].Actor != testPrincipal(eve) || rejected[0].RequestID != id {
+	if len(rejected) != 1 || rejected[0].Actor != testPrincipal(eve).String() || rejected[0].RequestID != id {
 		t.Errorf("interaction.rejected events = %+v, want one for eve on %s", rejected, id)
 	}
 	if r, err := f.env.Broker.Lookup(f.ctx, id); err != nil || r.Status != broker.StatusPending {

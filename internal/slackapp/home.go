@@ -6,14 +6,15 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/broker"
 )
 
 // publishHome renders principal's App Home afresh: connections, grants,
 // pending requests and their last events. When a part cannot be read the
 // old view stays, rather than a new one that shows wrongly that there is
 // nothing (no connections would read as "all revoked").
-func (a *App) publishHome(ctx context.Context, principal string) {
-	user := userOf(principal)
+func (a *App) publishHome(ctx context.Context, principal broker.Principal) {
+	user := principal.User
 	var conns []HomeConnection
 	if a.opts.Connections != nil {
 		var err error

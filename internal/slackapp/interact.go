@@ -10,13 +10,12 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/agenthub/agenthub/internal/broker"
-	"github.com/agenthub/agenthub/internal/policy"
 )
 
 // click is a button press, with what is needed to answer the one who
 // pressed it.
 type click struct {
-	principal   string
+	principal   broker.Principal
 	user        string
 	channel     string // the channel of the message holding the button; "" in App Home
 	trigger     string
@@ -95,22 +94,6 @@ func (a *App) tell(ctx context.Context, c click, text string) {
 	a.ephemeral(ctx, c.channel, c.user, c.responseURL, text)
 }
 
-// mayDecide mirrors the broker's rule for who may decide a request (the
-// owner, or a named second approver in the owner's team), so that a
-// refusal is answered to the clicker alone. The broker still decides, and
-// audits the refusal.
-func mayDecide(r broker.Request, principal string) bool {
-	if principal == r.Principal {
-		return true
-	}
-	if r.Decision.Effect != policy.SecondApprover {
-		return false
-	}
-	team, user, _ := strings.Cut(principal, ":")
-	ownerTeam, _, _ := strings.Cut(r.Principal, ":")
-	return team == ownerTeam && slices.Contains(r.Approvers, user)
-}
-
 // decide applies an Approve/Deny click. The request is read after the
 // broker has decided, so what is shown is what the decision made of it.
 func (a *App) decide(ctx context.Context, c click, choice string) error {
@@ -118,7 +101,7 @@ func (a *App) decide(ctx context.Context, c click, choice string) error {
 	outs, err := a.opts.Broker.Decide(ctx, broker.Decision{RequestID: id, Actor: c.principal, Choice: choice})
 	a.logBroker(ctx, "decide", id, c.user, err)
 	r, lerr := a.lookup(ctx, id)
-	if lerr != nil || !mayDecide(r, c.principal) {
+	if lerr != nil || !r.MayDecide(c.principal) {
 		// Gone, unreadable or not theirs to decide: only the clicker hears
 		// of it, and the request's messages stay as they are (a gone
 		// request's are settled as expired). Only the owner's approval
@@ -135,24 +118,19 @@ func (a *App) decide(ctx context.Context, c click, choice string) error {
 		}
 		return err
 	}
+	// What the broker says to a second approver about their own click is
+	// theirs; everything else (a step-up prompt, a result, the rest of the
+	// plan) is the owner's, in the request's thread.
 	t := a.threadOf(ctx, id)
-	owner := userOf(r.Principal)
+	var forOwner []broker.Output
 	for _, o := range outs {
-		switch o.Kind {
-		case broker.KindStepUp:
-			a.sendStepUp(ctx, r.Principal, t, o)
-		case broker.KindResult, broker.KindError:
-			a.reply(ctx, t, owner, outputText(o))
-		case broker.KindConnect:
-			a.sendConnect(ctx, owner, t, o)
-		default:
-			if c.principal == r.Principal {
-				a.reply(ctx, t, owner, outputText(o))
-			} else {
-				a.tell(ctx, c, outputText(o))
-			}
+		if o.Kind == broker.KindMessage && o.RequestID == id && c.principal != r.Principal {
+			a.tell(ctx, c, outputText(o))
+			continue
 		}
+		forOwner = append(forOwner, o)
 	}
+	a.deliverAsked(ctx, r.Principal, t, forOwner)
 	a.updateMessages(ctx, id, c.user)
 	a.publishHome(ctx, r.Principal)
 	return err
@@ -187,7 +165,7 @@ func (a *App) openStepUp(ctx context.Context, c click) {
 		return
 	}
 	if a.opts.Enroller != nil {
-		enrolled, err := a.opts.Enroller.Enrolled(ctx, c.principal)
+		enrolled, err := a.opts.Enroller.Enrolled(ctx, c.principal.String())
 		if err != nil {
 			a.log.WarnContext(ctx, "enrolment check failed", "request_id", c.value, "slack_user", c.user, "err", err)
 			a.tell(ctx, c, "I couldn't check your authenticator set-up just now. Try again in a moment.")
@@ -208,12 +186,12 @@ func (a *App) openStepUp(ctx context.Context, c click) {
 // submitStepUp checks the code typed into the step-up modal. Like decide,
 // it reads the request after the broker's answer, and returns the broker's
 // error so that a submission nothing came of may be sent again.
-func (a *App) submitStepUp(ctx context.Context, principal string, v slack.View) error {
+func (a *App) submitStepUp(ctx context.Context, principal broker.Principal, v slack.View) error {
 	id, code := v.PrivateMetadata, viewValue(v, StepUpBlockID, StepUpActionID)
 	if !sixDigits(code) {
 		return nil // the ack kept the modal open with a message
 	}
-	user := userOf(principal)
+	user := principal.User
 	outs, err := a.opts.Broker.StepUp(ctx, id, principal, code)
 	a.logBroker(ctx, "stepup", id, user, err)
 	r, lerr := a.lookup(ctx, id)
@@ -226,16 +204,9 @@ func (a *App) submitStepUp(ctx context.Context, principal string, v slack.View) 
 		}
 		return err
 	}
-	t := a.threadOf(ctx, id)
-	for _, o := range outs {
-		switch o.Kind {
-		case broker.KindStepUp:
-			// A wrong code: a fresh button, since the modal has closed.
-			a.sendStepUp(ctx, principal, t, o)
-		default:
-			a.reply(ctx, t, user, outputText(o))
-		}
-	}
+	// A wrong code comes back as a step-up output: a fresh button, since
+	// the modal has closed.
+	a.deliverAsked(ctx, principal, a.threadOf(ctx, id), outs)
 	a.updateMessages(ctx, id, user)
 	a.publishHome(ctx, principal)
 	return err
@@ -248,7 +219,7 @@ func (a *App) connectClick(ctx context.Context, c click) {
 
 // connect links principal to service where the app can (the demo), and
 // says what happened.
-func (a *App) connect(ctx context.Context, principal, service string) string {
+func (a *App) connect(ctx context.Context, principal broker.Principal, service string) string {
 	if a.opts.Connect == nil {
 		return escape(fmt.Sprintf("Connecting %s through OAuth is not available yet, so I can't connect it from Slack.", service))
 	}
@@ -256,11 +227,43 @@ func (a *App) connect(ctx context.Context, principal, service string) string {
 		return escape(fmt.Sprintf("I don't know the service %q. I can connect %s.", service, strings.Join(a.opts.Services, ", ")))
 	}
 	if err := a.opts.Connect(ctx, principal, service); err != nil {
-		a.log.WarnContext(ctx, "connect failed", "slack_user", userOf(principal), "service", service, "err", err)
+		a.log.WarnContext(ctx, "connect failed", "slack_user", principal.User, "service", service, "err", err)
 		return escape(fmt.Sprintf("I couldn't connect %s: the service did not answer as it should. Try again in a moment.", service))
 	}
+	resumed := a.resumeConnected(ctx, principal, service)
 	a.publishHome(ctx, principal)
-	return escape(fmt.Sprintf("Connected %s. Ask me again and I'll go ahead.", service))
+	if resumed > 0 {
+		return escape(fmt.Sprintf("Connected %s. I went on with the %d request(s) that waited for it.", service, resumed))
+	}
+	return escape(fmt.Sprintf("Connected %s.", service))
+}
+
+// resumeConnected goes on with the principal's requests that waited for
+// service, now connected, and delivers what comes of each in its thread.
+// It returns how many requests it went on with.
+func (a *App) resumeConnected(ctx context.Context, principal broker.Principal, service string) int {
+	outs, err := a.opts.Broker.Connected(ctx, principal, service)
+	a.logBroker(ctx, "connected", requestIDOf(outs), principal.User, err)
+	var (
+		t       thread
+		current string
+		ids     []string
+	)
+	for _, o := range outs {
+		if o.RequestID != "" && o.RequestID != current {
+			// A request of its own (the resumed one), or a later step of
+			// its plan, which goes to the thread of the one before it.
+			if rec, _, err := a.loadRecord(ctx, o.RequestID); err == nil {
+				t, current = rec.Thread, o.RequestID
+				ids = append(ids, o.RequestID)
+			}
+		}
+		a.deliverAsked(ctx, principal, t, []broker.Output{o})
+	}
+	for _, id := range ids {
+		a.updateMessages(ctx, id, "")
+	}
+	return len(ids)
 }
 
 // revokeClick answers the App Home's revoke buttons.
@@ -284,7 +287,7 @@ func (a *App) revokeClick(ctx context.Context, c click) {
 
 // afterRevoke settles the messages of the requests a revoke canceled and
 // shows the person their App Home as it now is.
-func (a *App) afterRevoke(ctx context.Context, principal string, outs []broker.Output) {
+func (a *App) afterRevoke(ctx context.Context, principal broker.Principal, outs []broker.Output) {
 	for _, o := range outs {
 		for _, id := range o.Requests {
 			a.updateMessages(ctx, id, "")

@@ -48,6 +48,7 @@ const (
 	whatApproval = "approval" // the owner's Approve/Deny DM
 	whatApprover = "approver" // a second approver's Approve/Deny DM
 	whatStepUp   = "step_up"  // the owner's "Verify it's you" DM
+	whatConnect  = "connect"  // the owner's Connect DM, for a request waiting for its connection
 )
 
 // shown is one message the app posted about a request.
@@ -62,14 +63,14 @@ type shown struct {
 // Action and Resource let an expired request, whose broker record is gone,
 // still be recapped.
 type requestRecord struct {
-	V         int       `json:"v"`
-	RequestID string    `json:"request_id"`
-	Owner     string    `json:"owner"`
-	Action    string    `json:"action,omitempty"`
-	Resource  string    `json:"resource,omitempty"`
-	Thread    thread    `json:"thread"`
-	Expires   time.Time `json:"expires"`
-	Messages  []shown   `json:"messages"`
+	V         int              `json:"v"`
+	RequestID string           `json:"request_id"`
+	Owner     broker.Principal `json:"owner"`
+	Action    string           `json:"action,omitempty"`
+	Resource  string           `json:"resource,omitempty"`
+	Thread    thread           `json:"thread"`
+	Expires   time.Time        `json:"expires"`
+	Messages  []shown          `json:"messages"`
 }
 
 func requestRecordKey(id string) store.Key {
@@ -176,8 +177,13 @@ func (a *App) updateMessages(ctx context.Context, id, by string) {
 			continue
 		}
 		text := escape(fmt.Sprintf("%s on %s: %s", r.Step.Action, r.Resource.Name, outcome))
+		blocks := DecidedMessage(r, who, at, outcome)
+		if m.What == whatConnect {
+			text = escape(fmt.Sprintf("%s for %s: %s", r.Service, r.Step.Action, outcome))
+			blocks = ConnectedMessage(r, outcome)
+		}
 		_, _, _, err := a.opts.API.UpdateMessageContext(ctx, m.Channel, m.TS,
-			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(DecidedMessage(r, who, at, outcome)...))
+			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 		a.noteAuth(err)
 		if err != nil && !slackGone(err) {
 			allShown = false
@@ -195,10 +201,10 @@ func (a *App) updateMessages(ctx context.Context, id, by string) {
 // requestOver reports whether nothing more can happen to r: every message
 // shown for it is final.
 func requestOver(r broker.Request, now time.Time) bool {
-	switch r.Status {
-	case broker.StatusPending, broker.StatusAwaitingStepUp, broker.StatusAwaitingSecond:
+	switch {
+	case r.Status.Waiting():
 		return !now.Before(r.Expires)
-	case broker.StatusApproved, broker.StatusExecuting:
+	case r.Status == broker.StatusApproved, r.Status == broker.StatusExecuting:
 		// Its outcome is still to come; if its process stopped, the
 		// sweeper takes it up (recover) and needs the record for that.
 		return false
@@ -210,24 +216,37 @@ func requestOver(r broker.Request, now time.Time) bool {
 // stands as posted, buttons and all), or the outcome line of
 // DecidedMessage with who and when.
 func messageState(r broker.Request, m shown, now time.Time, by string) (outcome, who string, at time.Time, keep bool) {
-	owner := userOf(r.Principal)
+	owner := r.Principal.User
 	decided := r.Decided
 	if decided.IsZero() {
 		decided = now
+	}
+	if m.What == whatConnect {
+		// The Connect button stands while the request waits for it.
+		if r.Status == broker.StatusWaitingConnection && !requestOver(r, now) {
+			return "", "", time.Time{}, true
+		}
+		if r.Status == broker.StatusWaitingConnection {
+			return OutcomeExpired, "", r.Expires, false
+		}
+		return OutcomeConnected, "", now, false
 	}
 	if requestOver(r, now) {
 		switch r.Status {
 		case broker.StatusDenied:
 			switch {
-			case r.DeniedBy != "":
-				by = userOf(r.DeniedBy)
+			case !r.DeniedBy.IsZero():
+				by = r.DeniedBy.User
 			case by == "":
 				by = owner
 			}
 			return OutcomeDenied, by, decided, false
 		case broker.StatusCanceled:
 			return OutcomeCanceled, "", decided, false
-		case broker.StatusSucceeded, broker.StatusFailed:
+		case broker.StatusSucceeded, broker.StatusFailed, broker.StatusInterrupted:
+			if r.Decided.IsZero() {
+				return string(r.Status), "", now, false // it ended before anyone approved it
+			}
 			return OutcomeApproved, owner, decided, false
 		}
 		return OutcomeExpired, "", r.Expires, false
@@ -237,8 +256,8 @@ func messageState(r broker.Request, m shown, now time.Time, by string) (outcome,
 	}
 	switch m.What {
 	case whatApprover:
-		if r.SecondBy != "" {
-			return OutcomeApproved, r.SecondBy, now, false
+		if !r.SecondBy.IsZero() {
+			return OutcomeApproved, r.SecondBy.User, now, false
 		}
 	case whatApproval:
 		// The owner's part is done once step-up or a second approval is
@@ -320,13 +339,18 @@ func (a *App) sweepEnrolments(ctx context.Context) error {
 		}
 		var rec enrolmentRecord
 		if err := json.Unmarshal(it.Value, &rec); err != nil {
-			a.log.WarnContext(ctx, "enrolment record unreadable", "slack_user", userOf(it.Key.ID), "err", err)
+			a.log.WarnContext(ctx, "enrolment record unreadable", "principal", it.Key.ID, "err", err)
 			continue
 		}
 		if len(rec.Retire) == 0 && (rec.Current == nil || now.Before(rec.Started.Add(stepup.PendingTTL+enrolmentGrace))) {
 			continue // a set-up waiting for its first code
 		}
-		a.settleEnrolment(ctx, it.Key.ID)
+		p, err := broker.ParsePrincipal(it.Key.ID)
+		if err != nil {
+			a.log.WarnContext(ctx, "enrolment record of no principal", "principal", it.Key.ID, "err", err)
+			continue
+		}
+		a.settleEnrolment(ctx, p)
 	}
 	return nil
 }
@@ -348,17 +372,18 @@ func (a *App) sweepRequests(ctx context.Context) error {
 			a.log.WarnContext(ctx, "slack record unreadable", "request_id", it.Key.ID, "err", err)
 			continue
 		}
-		if now.Before(rec.Expires) {
-			r, err := a.opts.Broker.Lookup(ctx, it.Key.ID)
-			if err != nil && !errors.Is(err, broker.ErrNoRequest) {
-				a.log.WarnContext(ctx, "request lookup failed", "request_id", it.Key.ID, "err", err)
-				continue
-			}
-			if err == nil && (r.Status == broker.StatusApproved || r.Status == broker.StatusExecuting) {
+		r, err := a.opts.Broker.Lookup(ctx, it.Key.ID)
+		if err != nil && !errors.Is(err, broker.ErrNoRequest) {
+			a.log.WarnContext(ctx, "request lookup failed", "request_id", it.Key.ID, "err", err)
+			continue
+		}
+		if err == nil {
+			left := r.Status == broker.StatusApproved || r.Status == broker.StatusExecuting
+			if left || r.Status.Waiting() && !now.Before(r.Expires) {
 				a.recover(ctx, r)
 				continue
 			}
-			if err == nil && !requestOver(r, now) {
+			if !requestOver(r, now) {
 				continue
 			}
 		}
@@ -367,20 +392,19 @@ func (a *App) sweepRequests(ctx context.Context) error {
 	return nil
 }
 
-// recover settles a request that its process left approved or executing
-// (Broker.Recover decides whether it has waited long enough) and tells its
-// owner in the request's thread.
+// recover settles a request that nobody will move on (Broker.Recover
+// decides whether it has waited long enough): one its process left
+// approved or executing, of which its owner is told in the request's
+// thread, or one whose time is up, whose messages then say so.
 func (a *App) recover(ctx context.Context, r broker.Request) {
 	outs, err := a.opts.Broker.Recover(ctx, r.ID)
-	owner := userOf(r.Principal)
-	a.logBroker(ctx, "recover", r.ID, owner, err)
-	if len(outs) == 0 {
+	a.logBroker(ctx, "recover", r.ID, r.Principal.User, err)
+	if len(outs) == 0 && !r.Status.Waiting() {
 		return
 	}
-	t := a.threadOf(ctx, r.ID)
-	for _, o := range outs {
-		a.reply(ctx, t, owner, outputText(o))
-	}
+	a.deliverAsked(ctx, r.Principal, a.threadOf(ctx, r.ID), outs)
 	a.updateMessages(ctx, r.ID, "")
-	a.publishHome(ctx, r.Principal)
+	if len(outs) > 0 {
+		a.publishHome(ctx, r.Principal)
+	}
 }

@@ -170,7 +170,9 @@ func TestSecondApprover(t *testing.T) {
 // the person's next message connects them.
 func TestDemoFirstContactRetriedAfterFailure(t *testing.T) {
 	f := newFlow(t, flowOptions{demo: true})
-	f.app.opts.Connect = func(context.Context, string, string) error { return errors.New("simulated providers unreachable") }
+	f.app.opts.Connect = func(context.Context, broker.Principal, string) error {
+		return errors.New("simulated providers unreachable")
+	}
 	ts := f.mention(alice, "C1", listPulls)
 	if got := f.replies("C1", ts); len(got) != 1 || strings.HasPrefix(got[0], ":white_check_mark:") {
 		t.Fatalf("replies while nothing connects = %q, want no result", got)
@@ -187,7 +189,7 @@ func TestDemoFirstContact(t *testing.T) {
 	grants := func() int {
 		n := 0
 		for _, g := range f.env.World.Grants(sim.ServiceGitHub) {
-			if g.Principal == testPrincipal(alice) {
+			if g.Principal == testPrincipal(alice).String() {
 				n++
 			}
 		}

@@ -98,8 +98,8 @@ func TestSweepSettlesAnApprovalThatNeverStarted(t *testing.T) {
 	if len(replies) != 3 || !strings.Contains(replies[1], "Nothing was done") || !strings.Contains(replies[2], "never started") {
 		t.Errorf("thread replies = %q, want the DM note, the failed start, then one word that it never started", replies)
 	}
-	if r, err := f.env.Broker.Lookup(f.ctx, id); err != nil || r.Status != broker.StatusFailed {
-		t.Errorf("request after the sweep = %+v, %v; want failed", r.Status, err)
+	if r, err := f.env.Broker.Lookup(f.ctx, id); err != nil || r.Status != broker.StatusInterrupted {
+		t.Errorf("request after the sweep = %+v, %v; want interrupted", r.Status, err)
 	}
 	if _, _, err := f.app.loadRecord(f.ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("record after the sweep: %v, want it deleted", err)

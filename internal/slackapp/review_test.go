@@ -150,7 +150,7 @@ func TestEnrolmentSecretRemovedWhenUpdateFailsOnce(t *testing.T) {
 	if n := failures.Load(); n != 0 {
 		t.Fatalf("chat.update failures left = %d, want the confirmation to have tried a rewrite", n)
 	}
-	if ok, err := f.env.StepUp.Enrolled(f.ctx, testPrincipal(alice)); err != nil || !ok {
+	if ok, err := f.env.StepUp.Enrolled(f.ctx, testPrincipal(alice).String()); err != nil || !ok {
 		t.Fatalf("Enrolled = %v, %v; want true", ok, err)
 	}
 	if !strings.Contains(flowTexts(f.message(enrolment).Blocks), secret) {
@@ -277,7 +277,7 @@ func TestExpiredEnrolment(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.submit(alice, code)
-		if ok, err := enroller.Enrolled(f.ctx, testPrincipal(alice)); err != nil || ok {
+		if ok, err := enroller.Enrolled(f.ctx, testPrincipal(alice).String()); err != nil || ok {
 			t.Errorf("Enrolled after a code for an expired set-up = %v, %v; want false", ok, err)
 		}
 		now := f.message(enrolment)
@@ -319,7 +319,7 @@ func TestExpiredEnrolment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := enroller.Confirm(f.ctx, testPrincipal(alice), code); !errors.Is(err, stepup.ErrExpired) {
+		if err := enroller.Confirm(f.ctx, testPrincipal(alice).String(), code); !errors.Is(err, stepup.ErrExpired) {
 			t.Errorf("Confirm after the expiry = %v, want %v", err, stepup.ErrExpired)
 		}
 	})
@@ -404,7 +404,7 @@ func TestConcurrentEnrolmentStarts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.env.StepUp.Confirm(f.ctx, testPrincipal(alice), code); err != nil {
+		if err := f.env.StepUp.Confirm(f.ctx, testPrincipal(alice).String(), code); err != nil {
 			t.Errorf("Confirm with the secret shown = %v, want nil: a dead secret is shown", err)
 		}
 		return live
@@ -658,7 +658,7 @@ func TestUntrackedEnrolmentDMLosesItsSecretOnConfirm(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.submit(alice, code)
-	if ok, err := f.env.StepUp.Enrolled(f.ctx, testPrincipal(alice)); err != nil || !ok {
+	if ok, err := f.env.StepUp.Enrolled(f.ctx, testPrincipal(alice).String()); err != nil || !ok {
 		t.Fatalf("Enrolled = %v, %v; want true (confirmed from the untracked DM)", ok, err)
 	}
 	if err := f.app.sweepOnce(f.ctx); err != nil {

@@ -52,26 +52,29 @@ func (socketBroker) Handle(context.Context, broker.Message) ([]broker.Output, er
 func (socketBroker) Decide(context.Context, broker.Decision) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }
-func (socketBroker) StepUp(context.Context, string, string, string) ([]broker.Output, error) {
+func (socketBroker) StepUp(context.Context, string, broker.Principal, string) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }
-func (socketBroker) Revoke(context.Context, string, string) ([]broker.Output, error) {
+func (socketBroker) Revoke(context.Context, broker.Principal, string) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }
-func (socketBroker) RevokeAll(context.Context, string) ([]broker.Output, error) {
+func (socketBroker) RevokeAll(context.Context, broker.Principal) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }
-func (socketBroker) RevokeGrant(context.Context, string, string) ([]broker.Output, error) {
+func (socketBroker) RevokeGrant(context.Context, broker.Principal, string) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }
-func (socketBroker) Pending(context.Context, string) ([]broker.Request, error) {
+func (socketBroker) Pending(context.Context, broker.Principal) ([]broker.Request, error) {
 	return nil, errSocketBroker
 }
-func (socketBroker) Grants(context.Context, string) ([]broker.Grant, error) {
+func (socketBroker) Grants(context.Context, broker.Principal) ([]broker.Grant, error) {
 	return nil, errSocketBroker
 }
 func (socketBroker) Lookup(context.Context, string) (broker.Request, error) {
 	return broker.Request{}, errSocketBroker
+}
+func (socketBroker) Connected(context.Context, broker.Principal, string) ([]broker.Output, error) {
+	return nil, nil
 }
 func (socketBroker) Recover(context.Context, string) ([]broker.Output, error) {
 	return nil, errSocketBroker
