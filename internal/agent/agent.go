@@ -26,9 +26,15 @@ type Result struct {
 	Data any
 }
 
-// Func is an action's code: it performs (or, for Resource, inspects) the action with the lease's
-// client, which carries the person's credential in its transport.
+// Func is an action's code that inspects: it finds what a step touches with the lease's client,
+// which carries the person's credential in its transport.
 type Func[T any] func(ctx context.Context, c *http.Client, args Args) (T, error)
+
+// Exec is an action's code that acts, with the lease's client. It gets the step's resource as the
+// policy decided on it, and the person approved it, so that what it changes is what was approved:
+// a merge names the head commit the approval covered, and a push after the approval makes it fail
+// rather than merge code nobody saw.
+type Exec func(ctx context.Context, c *http.Client, args Args, res policy.Resource) (Result, error)
 
 // Action is one thing an agent can do.
 type Action struct {
@@ -53,7 +59,7 @@ type Action struct {
 	// canonical arguments; its error message names the fields and is shown to the person.
 	Check func(args Args) error
 	// Execute performs the action.
-	Execute Func[Result]
+	Execute Exec
 }
 
 // Policy returns the action as the policy engine sees it.

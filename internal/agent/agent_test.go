@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func noop(context.Context, *http.Client, agent.Args) (agent.Result, error) {
+func noop(context.Context, *http.Client, agent.Args, policy.Resource) (agent.Result, error) {
 	return agent.Result{}, nil
 }
 

@@ -548,6 +548,48 @@ func TestDiscoveryClientOnlyReads(t *testing.T) {
 	}
 }
 
+// pushFirst is a transport that pushes a commit to a branch just before it
+// forwards the first merge it sees: a push that lands between the broker's
+// last look at the pull request and the merge itself.
+type pushFirst struct {
+	next         http.RoundTripper
+	world        *sim.World
+	repo, branch string
+	pushed       bool
+}
+
+func (p *pushFirst) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, mergePath) && !p.pushed {
+		p.pushed = true
+		p.world.Push(p.repo, p.branch)
+	}
+	return p.next.RoundTrip(r)
+}
+
+// TestMergeNeverLandsAnUnapprovedCommit: a commit pushed after the broker's
+// re-check, right before the merge call, is not merged: the merge names the
+// approved head commit and GitHub refuses it.
+func TestMergeNeverLandsAnUnapprovedCommit(t *testing.T) {
+	f := newFixtureWith(t, nil, true)
+	push := &pushFirst{next: f.simTime.next, world: f.world, repo: "acme/payments", branch: "fix-rounding"}
+	f.simTime.next = push
+	a := f.approval("merge PR 7 in acme/payments")
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindStepUp)
+	o := only(t, f.stepUp(a.RequestID, alice), KindError)
+	if !push.pushed {
+		t.Fatal("the merge call was never made")
+	}
+	if pr, _ := f.world.GitHub().PullRequest("acme/payments", 7); pr.Merged {
+		t.Fatalf("a commit pushed after the approval was merged (output %q)", o.Text)
+	}
+	if got := f.request(a.RequestID).Status; got != StatusFailed {
+		t.Errorf("status = %s, want failed", got)
+	}
+	if f.count(a.RequestID, ofKind(audit.ActionFailed)) == 0 {
+		t.Error("no action.failed event")
+	}
+}
+
 // TestMergeRefusedWhenThePullRequestMoved: the approval and the code cover
 // the pull request as it was; a commit pushed after the approval means the
 // merge does not run, and the person is asked to approve again.

@@ -463,7 +463,7 @@ func (b *Broker) run(ctx context.Context, p Principal, id string, act *agent.Act
 		out.Kind, out.Text = KindError, "Nothing was done: the provider call could not be authorized."
 		return out, false, fmt.Errorf("broker: lease for %s: %w", id, err)
 	}
-	result, xerr := act.Execute(ctx, lease.Client(), args)
+	result, xerr := act.Execute(ctx, lease.Client(), args, res)
 	// Once the provider has answered (or the deadline cut it short), the
 	// outcome must reach the trail and the request whatever became of the
 	// caller's context: an adapter's deadline must not leave a step that

@@ -127,6 +127,8 @@ func TestCovers(t *testing.T) {
 	approved := Request{Principal: alice, Decision: StoredDecision{Effect: policy.Approve}}
 	steppedUp := Request{Principal: alice, Decision: StoredDecision{Effect: policy.StepUp, StepUp: true}}
 	seconded := Request{Principal: alice, Decision: StoredDecision{Effect: policy.SecondApprover, StepUp: true}, Approvers: []string{"U2"}, SecondBy: bob}
+	allowed := Request{Principal: alice, Decision: StoredDecision{Effect: policy.Allow}}
+	granted := Request{Principal: alice, Decision: StoredDecision{Effect: policy.Approve, GrantOK: true}, Grant: "g1"}
 	second := func(users ...string) policy.Decision {
 		return policy.Decision{Effect: policy.SecondApprover, StepUp: true, SecondApprover: users}
 	}
@@ -146,6 +148,11 @@ func TestCovers(t *testing.T) {
 		{"seconded by a named approver", seconded, second("U2", "U3"), true},
 		{"seconded by someone no longer named", seconded, second("U3"), false},
 		{"seconded, now step-up only", seconded, policy.Decision{Effect: policy.StepUp, StepUp: true}, true},
+		{"allowed when connected, still allowed", allowed, policy.Decision{Effect: policy.Allow}, true},
+		{"allowed when connected, now approve", allowed, policy.Decision{Effect: policy.Approve, GrantOK: true}, false},
+		{"granted when connected, still grantable", granted, policy.Decision{Effect: policy.Approve, GrantOK: true}, true},
+		{"granted when connected, grants no longer count", granted, policy.Decision{Effect: policy.Approve}, false},
+		{"granted when connected, now step-up", granted, policy.Decision{Effect: policy.StepUp, StepUp: true, GrantOK: true}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := covers(tt.r, tt.d); got != tt.want {

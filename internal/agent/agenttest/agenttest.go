@@ -64,11 +64,20 @@ func Setup(tb testing.TB, opts sim.Options, register func(*agent.Registry, agent
 	return w, r, Client(tb, w, service, scopes...)
 }
 
-// Run validates raw against the named action in r and executes it with c, as the broker would.
+// Run validates raw against the named action in r and executes it with c and no resource. The
+// broker gives Execute the resource the person approved: actions that act on what it says (a
+// merge names the approved head commit) are tested with RunOn.
 func Run(tb testing.TB, r *agent.Registry, c *http.Client, name string, raw map[string]any) (agent.Result, error) {
 	tb.Helper()
 	a, args := validated(tb, r, name, raw)
-	return a.Execute(tb.Context(), c, args)
+	return a.Execute(tb.Context(), c, args, policy.Resource{})
+}
+
+// RunOn is Run with the resource given, as the broker gives the one the person approved.
+func RunOn(tb testing.TB, r *agent.Registry, c *http.Client, name string, raw map[string]any, res policy.Resource) (agent.Result, error) {
+	tb.Helper()
+	a, args := validated(tb, r, name, raw)
+	return a.Execute(tb.Context(), c, args, res)
 }
 
 // Resource validates raw against the named action in r and finds its resource with c.

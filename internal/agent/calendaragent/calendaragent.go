@@ -49,7 +49,7 @@ const (
 func Actions(e agent.Endpoints) []agent.Action {
 	g := gcal{endpoint: e.Calendar}
 	act := func(name, desc, schema string, risk policy.Risk, write bool, check func(agent.Args) error,
-		res func(agent.Args) policy.Resource, exec agent.Func[agent.Result]) agent.Action {
+		res func(agent.Args) policy.Resource, exec agent.Exec) agent.Action {
 		return agent.Action{
 			Name: Agent + "." + name, Agent: Agent, Service: Service, Description: desc, Schema: schema,
 			Scopes: []string{Scope}, Risk: risk, Write: write, Check: check, ResourceFromArgs: res, Execute: exec,
@@ -196,7 +196,7 @@ func eventTime(t *calendar.EventDateTime) (time.Time, bool) {
 	return v, true
 }
 
-func (g gcal) listEvents(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gcal) listEvents(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	cal := args.String("calendar")
 	from, to := span(args)
 	s, err := g.service(ctx, c)
@@ -240,7 +240,7 @@ type FreeTime struct {
 	Unknown []string `json:"unknown,omitempty"`
 }
 
-func (g gcal) findFreeTime(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gcal) findFreeTime(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	from, _ := time.Parse(time.RFC3339, args.String("from"))
 	to, _ := time.Parse(time.RFC3339, args.String("to"))
 	dur := time.Duration(args.Int("duration_minutes")) * time.Minute
@@ -314,7 +314,7 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-func (g gcal) createEvent(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gcal) createEvent(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	cal := args.String("calendar")
 	ev := &calendar.Event{
 		Summary:     args.String("summary"),
@@ -341,7 +341,7 @@ func (g gcal) createEvent(ctx context.Context, c *http.Client, args agent.Args) 
 	return agent.Result{Summary: summary, Data: out}, nil
 }
 
-func (g gcal) deleteEvent(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gcal) deleteEvent(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	cal, id := args.String("calendar"), args.String("event_id")
 	s, err := g.service(ctx, c)
 	if err != nil {

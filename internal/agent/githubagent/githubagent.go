@@ -38,7 +38,7 @@ func Register(r *agent.Registry, e agent.Endpoints) error { return r.Register(Ac
 func Actions(e agent.Endpoints) []agent.Action {
 	g := gh{base: e.GitHub}
 	act := func(name, desc, schema string, risk policy.Risk, write bool,
-		res agent.Func[policy.Resource], exec agent.Func[agent.Result]) agent.Action {
+		res agent.Func[policy.Resource], exec agent.Exec) agent.Action {
 		return agent.Action{
 			Name: Agent + "." + name, Agent: Agent, Service: Service, Description: desc,
 			Schema: schema, Scopes: []string{Scope}, Risk: risk, Write: write, Resource: res, Execute: exec,
@@ -250,7 +250,7 @@ func summarize(repo string, p *github.PullRequest) PullRequest {
 
 // Actions.
 
-func (g gh) listPullRequests(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gh) listPullRequests(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	repo, state := args.String("repo"), args.String("state")
 	cl, err := g.client(c)
 	if err != nil {
@@ -276,7 +276,7 @@ func (g gh) listPullRequests(ctx context.Context, c *http.Client, args agent.Arg
 	return agent.Result{Summary: summary, Data: out}, nil
 }
 
-func (g gh) getPullRequest(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gh) getPullRequest(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	repo, number := args.String("repo"), args.Int("number")
 	cl, err := g.client(c)
 	if err != nil {
@@ -301,7 +301,7 @@ func (g gh) getPullRequest(ctx context.Context, c *http.Client, args agent.Args)
 	}, nil
 }
 
-func (g gh) comment(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gh) comment(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	repo, number, body := args.String("repo"), args.Int("number"), args.String("body")
 	cl, err := g.client(c)
 	if err != nil {
@@ -320,7 +320,7 @@ func (g gh) comment(ctx context.Context, c *http.Client, args agent.Args) (agent
 
 var reviewWords = map[string]string{"APPROVE": "Approved", "REQUEST_CHANGES": "Requested changes on", "COMMENT": "Reviewed"}
 
-func (g gh) review(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gh) review(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	repo, number, event, body := args.String("repo"), args.Int("number"), args.String("event"), args.String("body")
 	cl, err := g.client(c)
 	if err != nil {
@@ -341,7 +341,7 @@ func (g gh) review(ctx context.Context, c *http.Client, args agent.Args) (agent.
 	}, nil
 }
 
-func (g gh) createIssue(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gh) createIssue(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	repo, title, body := args.String("repo"), args.String("title"), args.String("body")
 	cl, err := g.client(c)
 	if err != nil {
@@ -362,24 +362,33 @@ func (g gh) createIssue(ctx context.Context, c *http.Client, args agent.Args) (a
 	}, nil
 }
 
-func (g gh) merge(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gh) merge(ctx context.Context, c *http.Client, args agent.Args, res policy.Resource) (agent.Result, error) {
 	repo, number, method := args.String("repo"), args.Int("number"), args.String("method")
+	// The head commit the approval covered (mergeResource found it):
+	// GitHub merges only if the pull request's head is still that commit,
+	// so a push between the approval and the merge fails the merge
+	// instead of merging code nobody approved.
+	sha, _ := res.Attrs["head_sha"].(string)
+	if sha == "" {
+		return agent.Result{}, &agent.ProviderError{Service: Service, Op: fmt.Sprintf("merge %s#%d", repo, number), Kind: agent.Failed,
+			Message: "the approved head commit is not known, so nothing was merged"}
+	}
 	cl, err := g.client(c)
 	if err != nil {
 		return agent.Result{}, err
 	}
 	owner, name := split(repo)
-	res, _, err := cl.PullRequests.Merge(ctx, owner, name, int(number), "", &github.PullRequestOptions{MergeMethod: method})
+	merged, _, err := cl.PullRequests.Merge(ctx, owner, name, int(number), "", &github.PullRequestOptions{MergeMethod: method, SHA: sha})
 	if err != nil {
 		return agent.Result{}, fail(fmt.Sprintf("merge %s#%d", repo, number), err)
 	}
 	return agent.Result{
 		Summary: fmt.Sprintf("Merged %s#%d (%s)", repo, number, method),
-		Data:    map[string]any{"sha": res.GetSHA(), "merged": res.GetMerged()},
+		Data:    map[string]any{"sha": merged.GetSHA(), "merged": merged.GetMerged()},
 	}, nil
 }
 
-func (g gh) deleteBranch(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gh) deleteBranch(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	repo, branch := args.String("repo"), args.String("branch")
 	cl, err := g.client(c)
 	if err != nil {
@@ -395,7 +404,7 @@ func (g gh) deleteBranch(ctx context.Context, c *http.Client, args agent.Args) (
 	}, nil
 }
 
-func (g gh) dispatch(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (g gh) dispatch(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	repo, workflow, ref, env := args.String("repo"), args.String("workflow"), args.String("ref"), args.String("environment")
 	cl, err := g.client(c)
 	if err != nil {

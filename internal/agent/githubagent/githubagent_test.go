@@ -163,7 +163,7 @@ func TestWrites(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w, r, c := setup(t)
-			res, err := agenttest.Run(t, r, c, tt.action, tt.args)
+			res, err := agenttest.RunOn(t, r, c, tt.action, tt.args, approvedHead(t, w, tt.args))
 			if err != nil {
 				t.Fatalf("run: %v", err)
 			}
@@ -176,6 +176,49 @@ func TestWrites(t *testing.T) {
 			tt.check(t, w)
 		})
 	}
+}
+
+// approvedHead is the resource a merge of args's pull request is approved
+// on, as the broker hands it to Execute: the head commit it has now.
+func approvedHead(t *testing.T, w *sim.World, args map[string]any) policy.Resource {
+	t.Helper()
+	number, ok := args["number"].(int)
+	if !ok {
+		return policy.Resource{}
+	}
+	pr, _ := w.GitHub().PullRequest(args["repo"].(string), number)
+	return policy.Resource{Attrs: map[string]any{"head_sha": pr.HeadSHA}}
+}
+
+// TestMergeNamesTheApprovedHead: a merge sends the head commit the person
+// approved, so a push after the approval makes GitHub refuse the merge
+// instead of merging code nobody saw; and without a known head it merges
+// nothing at all.
+func TestMergeNamesTheApprovedHead(t *testing.T) {
+	args := map[string]any{"repo": "acme/payments", "number": 7}
+	t.Run("pushed after the approval", func(t *testing.T) {
+		w, r, c := setup(t)
+		approved := approvedHead(t, w, args)
+		if _, ok := w.Push("acme/payments", "fix-rounding"); !ok {
+			t.Fatal("push failed")
+		}
+		_, err := agenttest.RunOn(t, r, c, "github.merge_pull_request", args, approved)
+		if pe, ok := errors.AsType[*agent.ProviderError](err); !ok || pe.Status != http.StatusConflict {
+			t.Fatalf("merge after a push = %v, want GitHub's 409", err)
+		}
+		if pr, _ := w.GitHub().PullRequest("acme/payments", 7); pr.Merged {
+			t.Error("the pull request was merged with a head nobody approved")
+		}
+	})
+	t.Run("no approved head", func(t *testing.T) {
+		w, r, c := setup(t)
+		if _, err := agenttest.Run(t, r, c, "github.merge_pull_request", args); err == nil {
+			t.Fatal("a merge with no approved head ran")
+		}
+		if got := calls(w); len(got) != 0 {
+			t.Errorf("calls = %v, want none", got)
+		}
+	})
 }
 
 // headOf in a wanted resource stands for the pull request's head commit in
@@ -229,12 +272,13 @@ func TestResource(t *testing.T) {
 
 func TestProviderErrors(t *testing.T) {
 	t.Run("merge twice", func(t *testing.T) {
-		_, r, c := setup(t)
+		w, r, c := setup(t)
 		args := map[string]any{"repo": "acme/payments", "number": 7}
-		if _, err := agenttest.Run(t, r, c, "github.merge_pull_request", args); err != nil {
+		head := approvedHead(t, w, args)
+		if _, err := agenttest.RunOn(t, r, c, "github.merge_pull_request", args, head); err != nil {
 			t.Fatalf("first merge: %v", err)
 		}
-		_, err := agenttest.Run(t, r, c, "github.merge_pull_request", args)
+		_, err := agenttest.RunOn(t, r, c, "github.merge_pull_request", args, head)
 		checkErr(t, err, agent.Conflict, "github: merge acme/payments#7: Pull Request is not mergeable (HTTP 405)")
 	})
 	t.Run("private repo without repo scope", func(t *testing.T) {

@@ -215,7 +215,7 @@ func (s slk) channelResource(ctx context.Context, c *http.Client, args agent.Arg
 	}}, nil
 }
 
-func (s slk) listChannels(ctx context.Context, c *http.Client, _ agent.Args) (agent.Result, error) {
+func (s slk) listChannels(ctx context.Context, c *http.Client, _ agent.Args, _ policy.Resource) (agent.Result, error) {
 	list, err := s.channels(ctx, s.client(c), true)
 	if err != nil {
 		return agent.Result{}, err
@@ -229,7 +229,7 @@ func (s slk) listChannels(ctx context.Context, c *http.Client, _ agent.Args) (ag
 	return agent.Result{Summary: fmt.Sprintf("%d channels: %s", len(out), strings.Join(names, ", ")), Data: out}, nil
 }
 
-func (s slk) postMessage(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (s slk) postMessage(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	cl := s.client(c)
 	ref := args.String("channel")
 	ch, err := s.find(ctx, cl, ref)
@@ -246,7 +246,7 @@ func (s slk) postMessage(ctx context.Context, c *http.Client, args agent.Args) (
 	}, nil
 }
 
-func (s slk) archive(ctx context.Context, c *http.Client, args agent.Args) (agent.Result, error) {
+func (s slk) archive(ctx context.Context, c *http.Client, args agent.Args, _ policy.Resource) (agent.Result, error) {
 	cl := s.client(c)
 	ch, err := s.find(ctx, cl, args.String("channel"))
 	if err != nil {
