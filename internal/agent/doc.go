@@ -11,4 +11,10 @@
 // whose transport injects the token; this package and its sub-packages must not import the vault
 // (internal/deptest enforces it). Provider failures come back as *ProviderError, whose message is
 // safe to show to people: it carries the provider's status and message, never a token or header.
+//
+// A resource says who may see it, and so who may see what a step on it shows: attrs "private"
+// false for something anyone may see (a public repository); false with "audience" "workspace" for
+// something the members of the Slack workspace may see but no guest or partner (its public
+// channels); anything else (private true, or no "private" at all) is for its owner alone. The
+// broker shows a result in a shared channel only when its resource is public to everyone.
 package agent

@@ -706,3 +706,58 @@ func TestOutcomeRecordedWhenTheCallersContextEnds(t *testing.T) {
 		t.Errorf("outcome events = %d, want 1", outcomes)
 	}
 }
+
+// TestResultPrivacy: a result is marked private unless its resource is
+// public to everyone, or the deciding rule lets the channel see it.
+func TestResultPrivacy(t *testing.T) {
+	f := newFixture(t)
+	if o := only(t, f.handle(alice, "list open pull requests in acme/website"), KindResult); o.Private {
+		t.Error("a public repository's pull requests marked private")
+	}
+	a := f.approval("list open pull requests in acme/payments")
+	if o := only(t, f.decide(alice, a.RequestID, ChoiceStanding), KindResult); !o.Private {
+		t.Error("a private repository's pull requests (approved) not marked private")
+	}
+	if o := only(t, f.handle(alice, "list open pull requests in acme/payments"), KindResult); !o.Private {
+		t.Error("a private repository's pull requests (by a grant) not marked private")
+	}
+	withPolicy(t, f, []byte(`version: 1
+rules:
+  - name: team-repos
+    action: github.list_pull_requests
+    effect: allow
+    results: channel
+  - name: default
+    effect: deny
+`))
+	if o := only(t, f.handle(alice, "list open pull requests in acme/payments"), KindResult); o.Private {
+		t.Error("results: channel did not let the channel see the result")
+	}
+}
+
+// TestGuestsAndOutsidersMayNotWrite: what the adapter knows of the asker
+// reaches the policy, which refuses guests and outsiders every write; a
+// request keeps the asker's traits for the decision at execution.
+func TestGuestsAndOutsidersMayNotWrite(t *testing.T) {
+	f := newFixture(t)
+	for _, traits := range []Traits{{Guest: true}, {External: true}} {
+		outs, err := f.b.Handle(f.ctx, Message{Principal: alice, Traits: traits, Text: "comment 'x' on PR 12 in acme/website"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := only(t, outs, KindError); o.Rule != "guests-and-outsiders-do-not-write" {
+			t.Errorf("%+v: refused by %q, want the guests rule", traits, o.Rule)
+		}
+		outs, err = f.b.Handle(f.ctx, Message{Principal: alice, Traits: traits, Text: "list open pull requests in acme/website"})
+		if err != nil || len(outs) != 1 || outs[0].Kind != KindResult {
+			t.Errorf("%+v: a public read = %s, %v; want its result", traits, dump(outs), err)
+		}
+	}
+	outs, err := f.b.Handle(f.ctx, Message{Principal: alice, Traits: Traits{Guest: true}, Text: "list open pull requests in acme/payments"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.request(only(t, outs, KindApproval).RequestID); !r.Traits.Guest {
+		t.Errorf("stored traits = %+v, want the guest's", r.Traits)
+	}
+}

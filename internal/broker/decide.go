@@ -194,6 +194,7 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 		return append([]Output{out}, planDropped(r)...), errors.Join(err, ferr)
 	}
 	out, ok, runErr := b.run(ctx, r.Principal, r.ID, act, args, r.Resource)
+	out.Private = private(r.Resource, r.Decision)
 	// Once the provider has answered, the outcome must reach the request
 	// whatever became of the caller's context (finishing).
 	e := Event{Type: EventFail, Result: clipResult(out.Text)}
@@ -206,7 +207,7 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 		return append(outs, planDropped(r)...), errors.Join(runErr, merr)
 	}
 	if len(r.Rest) > 0 {
-		more, perr := b.runPlan(ctx, r.Principal, r.Rest)
+		more, perr := b.runPlan(ctx, asker{r.Principal, r.Traits}, r.Rest)
 		outs = append(outs, more...)
 		runErr = errors.Join(runErr, perr)
 	}
@@ -262,7 +263,7 @@ func (b *Broker) recheck(ctx context.Context, r Request, act *agent.Action, args
 // step runs only if what the request went through still covers it.
 func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resource, act *agent.Action, args agent.Args) (Output, bool, error) {
 	d := b.policy.Evaluate(policy.Input{
-		Principal: r.Principal.policy(), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
+		Principal: r.Principal.policy(r.Traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
 	})
 	if d.Err != nil {
 		b.log.WarnContext(ctx, "policy condition failed", "request_id", r.ID, "rule", d.Rule, "err", d.Err)

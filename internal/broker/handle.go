@@ -21,6 +21,7 @@ import (
 // Message is something a person said to the bot.
 type Message struct {
 	Principal Principal
+	Traits    Traits // what the adapter knows of them, for the policy
 	Text      string
 }
 
@@ -52,7 +53,7 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 		}
 		steps = append(steps, Step{Action: s.Action, Args: raw})
 	}
-	return b.runPlan(ctx, m.Principal, steps)
+	return b.runPlan(ctx, asker{m.Principal, m.Traits}, steps)
 }
 
 // stepOutcome is how far handleStep took a step.
@@ -64,8 +65,14 @@ const (
 	stepStopped                    // refused or failed: the plan ends here
 )
 
+// asker is the principal a plan is for, with their traits.
+type asker struct {
+	Principal
+	traits Traits
+}
+
 // runPlan takes steps in order until one does not finish now.
-func (b *Broker) runPlan(ctx context.Context, p Principal, steps []Step) ([]Output, error) {
+func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step) ([]Output, error) {
 	var outs []Output
 	for i, s := range steps {
 		o, outcome, err := b.handleStep(ctx, p, s, steps[i+1:])
@@ -88,7 +95,7 @@ func (b *Broker) runPlan(ctx context.Context, p Principal, steps []Step) ([]Outp
 
 // handleStep takes one step as far as it can go. rest are the plan's steps
 // after it, which a stored request keeps.
-func (b *Broker) handleStep(ctx context.Context, p Principal, s Step, rest []Step) ([]Output, stepOutcome, error) {
+func (b *Broker) handleStep(ctx context.Context, p asker, s Step, rest []Step) ([]Output, stepOutcome, error) {
 	act, ok := b.registry.Lookup(s.Action)
 	if !ok {
 		return []Output{errorOut(fmt.Sprintf("I don't know how to do %s.", s.Action))}, stepStopped, nil
@@ -108,7 +115,7 @@ func (b *Broker) handleStep(ctx context.Context, p Principal, s Step, rest []Ste
 
 // proposeStep records a valid step and takes it on: run it now if the
 // policy (or a grant) allows, or store it as a request.
-func (b *Broker) proposeStep(ctx context.Context, p Principal, act *agent.Action, args agent.Args, rest []Step) ([]Output, stepOutcome, error) {
+func (b *Broker) proposeStep(ctx context.Context, p asker, act *agent.Action, args agent.Args, rest []Step) ([]Output, stepOutcome, error) {
 	id, err := b.newID()
 	if err != nil {
 		return []Output{errorOut("Nothing was done: an internal error occurred.")}, stepStopped, err
@@ -134,7 +141,8 @@ func (b *Broker) proposeStep(ctx context.Context, p Principal, act *agent.Action
 	}
 	switch {
 	case d.Effect == policy.Allow, ans.Grant != "":
-		o, ok, err := b.run(ctx, p, id, act, args, ans.Resource)
+		o, ok, err := b.run(ctx, p.Principal, id, act, args, ans.Resource)
+		o.Private = private(ans.Resource, ans.Decision)
 		if !ok {
 			return []Output{o}, stepStopped, err
 		}
@@ -163,7 +171,7 @@ var (
 // output) when the step's connection is missing or unusable, with errTold
 // (and an output) when the provider refused the lookup, and with another
 // error (and an output) when the store or the audit trail failed.
-func (b *Broker) evaluate(ctx context.Context, p Principal, id string, act *agent.Action, args agent.Args, at string) (Answer, policy.Decision, []Output, error) {
+func (b *Broker) evaluate(ctx context.Context, p asker, id string, act *agent.Action, args agent.Args, at string) (Answer, policy.Decision, []Output, error) {
 	// A step needs its connection before the policy is asked. When the
 	// step's resource is looked up, the lookup's lease checks the
 	// connection (and leaseProblem answers as below), so a read of it here
@@ -178,7 +186,7 @@ func (b *Broker) evaluate(ctx context.Context, p Principal, id string, act *agen
 				fmt.Errorf("broker: check connection: %w", err)
 		}
 	}
-	res, err := b.discover(ctx, p, act, args, id)
+	res, err := b.discover(ctx, p.Principal, act, args, id)
 	if err != nil {
 		if o, ok := leaseProblem(act, err); ok {
 			return Answer{}, policy.Decision{}, []Output{o}, errNeedsConnection
@@ -190,7 +198,7 @@ func (b *Broker) evaluate(ctx context.Context, p Principal, id string, act *agen
 			fmt.Errorf("broker: find resource of %s: %w", act.Name, err)
 	}
 	d := b.policy.Evaluate(policy.Input{
-		Principal: p.policy(), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
+		Principal: p.policy(p.traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
 	})
 	if d.Err != nil {
 		b.log.WarnContext(ctx, "policy condition failed", "request_id", id, "rule", d.Rule, "err", d.Err)
@@ -202,7 +210,7 @@ func (b *Broker) evaluate(ctx context.Context, p Principal, id string, act *agen
 	// A grant stands in for the approval only where the policy says so,
 	// and never for a step that needs step-up or is high risk.
 	if d.Effect == policy.Approve && d.GrantOK && !d.StepUp && d.Risk < policy.High {
-		grant, err := b.findGrant(ctx, p, act.Name, res.Name)
+		grant, err := b.findGrant(ctx, p.Principal, act.Name, res.Name)
 		if err != nil {
 			return Answer{}, d, []Output{errorOut("Nothing was done: an internal error occurred.")}, err
 		}
@@ -229,7 +237,22 @@ func (b *Broker) evaluate(ctx context.Context, p Principal, id string, act *agen
 func storedDecision(d policy.Decision) StoredDecision {
 	return StoredDecision{Effect: d.Effect, Rule: d.Rule, Reason: d.Reason, Risk: d.Risk,
 		StepUp:  d.StepUp || d.Effect == policy.StepUp || d.Effect == policy.SecondApprover,
-		GrantOK: d.GrantOK, Lifetimes: d.Lifetimes}
+		GrantOK: d.GrantOK, Lifetimes: d.Lifetimes, ResultsInChannel: d.ResultsInChannel}
+}
+
+// private reports whether what a step on res shows is for its owner alone:
+// anything but a resource that says it is public to the world, unless the
+// policy's rule lets the asking channel see it. A resource is public to
+// the world when it says it is not private and names no narrower audience
+// (a Slack workspace's public channels are not public in a channel shared
+// with another company, or with guests).
+func private(res policy.Resource, d StoredDecision) bool {
+	if d.ResultsInChannel {
+		return false
+	}
+	priv, known := res.Attrs["private"].(bool)
+	audience, _ := res.Attrs["audience"].(string)
+	return !known || priv || (audience != "" && audience != "world")
 }
 
 func refusalOut(id, action, resource string, d policy.Decision) Output {
@@ -249,14 +272,14 @@ const requestGrace = time.Hour
 
 // newRequest stores a request for a step, born by event e (ask_connection
 // or ask_approval), with the rest of its plan.
-func (b *Broker) newRequest(ctx context.Context, p Principal, id string, act *agent.Action, args agent.Args, e Event, rest []Step) (Request, error) {
+func (b *Broker) newRequest(ctx context.Context, p asker, id string, act *agent.Action, args agent.Args, e Event, rest []Step) (Request, error) {
 	hash, raw, err := canonicalHash(act.Name, args)
 	if err != nil {
 		return Request{}, err
 	}
 	now := b.now()
 	r := Request{
-		V: 1, ID: id, Principal: p,
+		V: 1, ID: id, Principal: p.Principal, Traits: p.traits,
 		Step: Step{Action: act.Name, Args: raw}, ArgsHash: hash,
 		Service: act.Service, Scopes: act.Scopes, Rest: rest,
 		Created: now, Expires: now.Add(b.requestTTL),
@@ -274,7 +297,7 @@ func (b *Broker) newRequest(ctx context.Context, p Principal, id string, act *ag
 	if err := b.store.Create(ctx, ownerKey(id), []byte(p.String()), ttl); err != nil {
 		return Request{}, fmt.Errorf("broker: store request owner: %w", err)
 	}
-	if err := b.store.Create(ctx, requestKey(p, id), value, ttl); err != nil {
+	if err := b.store.Create(ctx, requestKey(p.Principal, id), value, ttl); err != nil {
 		return Request{}, fmt.Errorf("broker: store request: %w", err)
 	}
 	return r, nil
@@ -346,7 +369,7 @@ func (b *Broker) resume(ctx context.Context, r Request, raw []byte) ([]Output, e
 		out := Output{Kind: KindError, RequestID: r.ID, Text: "This request can no longer run: its stored step is not valid. Ask again."}
 		return append([]Output{out}, planDropped(r)...), errors.Join(err, ferr)
 	}
-	ans, d, outs, err := b.evaluate(ctx, r.Principal, r.ID, act, args, "connected")
+	ans, d, outs, err := b.evaluate(ctx, asker{r.Principal, r.Traits}, r.ID, act, args, "connected")
 	switch {
 	case errors.Is(err, errNeedsConnection):
 		outs[0].RequestID = r.ID

@@ -48,6 +48,10 @@ type Output struct {
 	// Requests are the IDs of the requests a revoke canceled, so the
 	// adapter can update the approval messages it showed for them.
 	Requests []string `json:"requests,omitempty"`
+	// Private marks a result (or a failure quoting the provider) that
+	// shows something not public: the adapter shows it to the owner alone,
+	// never in a channel others read.
+	Private bool `json:"private,omitempty"`
 }
 
 func choicesFor(lifetimes []policy.Lifetime, risk policy.Risk) []Choice {

@@ -75,7 +75,15 @@ func (p *Principal) UnmarshalText(b []byte) error {
 // SameTeam reports whether p and q are in one workspace.
 func (p Principal) SameTeam(q Principal) bool { return p.Team == q.Team }
 
+// Traits are what the adapter knows about a principal that the policy may
+// look at: whether they are a guest of the workspace, or from another one.
+// A request keeps the traits of the moment it was asked.
+type Traits struct {
+	Guest    bool `json:"guest,omitempty"`
+	External bool `json:"external,omitempty"`
+}
+
 // policy returns the principal as the policy engine sees it.
-func (p Principal) policy() policy.Principal {
-	return policy.Principal{ID: p.String(), Team: p.Team, User: p.User}
+func (p Principal) policy(t Traits) policy.Principal {
+	return policy.Principal{ID: p.String(), Team: p.Team, User: p.User, Guest: t.Guest, External: t.External}
 }

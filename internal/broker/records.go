@@ -34,6 +34,8 @@ type StoredDecision struct {
 	StepUp    bool              `json:"stepup,omitempty"`
 	GrantOK   bool              `json:"grant_ok,omitempty"`
 	Lifetimes []policy.Lifetime `json:"lifetimes,omitempty"`
+	// ResultsInChannel: the rule lets the asking channel see the result.
+	ResultsInChannel bool `json:"results_in_channel,omitempty"`
 }
 
 // Request is a stored authorization for one step, and the rest of the plan
@@ -42,6 +44,7 @@ type Request struct {
 	V         int             `json:"v"`
 	ID        string          `json:"id"`
 	Principal Principal       `json:"principal"`
+	Traits    Traits          `json:"traits,omitzero"` // the owner's, when they asked
 	Step      Step            `json:"step"`
 	ArgsHash  string          `json:"args_sha256"`
 	Service   string          `json:"service"`

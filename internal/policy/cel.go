@@ -98,6 +98,9 @@ var objectFields = map[string]map[string]field{
 		"team":   principalField(types.StringType, func(p *Principal) ref.Val { return types.String(p.Team) }, func(p *Principal) bool { return p.Team != "" }),
 		"user":   principalField(types.StringType, func(p *Principal) ref.Val { return types.String(p.User) }, func(p *Principal) bool { return p.User != "" }),
 		"groups": principalField(stringListType, func(p *Principal) ref.Val { return types.NewStringList(types.DefaultTypeAdapter, p.Groups) }, func(p *Principal) bool { return len(p.Groups) > 0 }),
+		// Always set: not being a guest is a fact, not a missing one.
+		"guest":    principalField(types.BoolType, func(p *Principal) ref.Val { return types.Bool(p.Guest) }, func(*Principal) bool { return true }),
+		"external": principalField(types.BoolType, func(p *Principal) ref.Val { return types.Bool(p.External) }, func(*Principal) bool { return true }),
 	},
 	actionType: {
 		"agent":      actionField(types.StringType, func(a *Action) ref.Val { return types.String(a.Agent) }, func(a *Action) bool { return a.Agent != "" }),

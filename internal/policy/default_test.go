@@ -56,6 +56,11 @@ func TestDefaultPolicy(t *testing.T) {
 		in   Input
 		want Decision
 	}{
+		{"a guest's comment hits", "guests-and-outsiders-do-not-write", guest(comment), deny("guests-and-outsiders-do-not-write", Low)},
+		{"an outsider's merge hits", "guests-and-outsiders-do-not-write", external(merge), deny("guests-and-outsiders-do-not-write", High)},
+		{"a guest's public read misses", "guests-and-outsiders-do-not-write", guest(listPublicPRs), allow("public-reads", Low)},
+		{"an outsider's private read misses", "guests-and-outsiders-do-not-write", external(listPrivatePRs),
+			approve("private-reads-need-a-grant", Low, true, all...)},
 		{"production deploy by args hits", "production-deploys-need-two", deploy("production"),
 			// No release managers are configured by default, so no one but
 			// the owner could approve: denied at once.
@@ -162,6 +167,11 @@ func TestDefaultPolicy(t *testing.T) {
 		}
 	}
 }
+
+// guest and external make the input's principal a guest of the workspace
+// or someone from another one.
+func guest(in Input) Input    { in.Principal.Guest = true; return in }
+func external(in Input) Input { in.Principal.External = true; return in }
 
 // withReleaseManagers returns the default policy with release managers
 // configured, as an operator would.

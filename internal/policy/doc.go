@@ -73,12 +73,23 @@
 // argument is a new request. A file that offers more on such a rule does not
 // load.
 //
+// # Results
+//
+// What a step reads reaches only the people allowed to see it: its result
+// is shown where it was asked only when everything in it is public (the
+// resource says so: attrs.private is false and attrs.audience is not
+// "workspace"); otherwise it goes to the person alone. A rule may say that
+// the channel a step was asked in may see its results anyway (`results:
+// channel`, for a team calendar, say); `results: private` is the default.
+//
 // # Conditions
 //
 // A `when` condition is a CEL expression (https://cel.dev) that must be a
 // bool. It sees these variables:
 //
-//	principal  id, team, user (strings), groups (list of strings)
+//	principal  id, team, user (strings), groups (list of strings),
+//	           guest (bool: a single- or multi-channel guest of the workspace),
+//	           external (bool: someone from another workspace or organisation)
 //	action     name, agent, risk ("low"…"critical"), risk_level (0…3),
 //	           scopes (list of strings), write (bool)
 //	resource   kind, name (strings), attrs (map, e.g. resource.attrs.private)

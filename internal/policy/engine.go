@@ -50,6 +50,8 @@ type rule struct {
 	reason    string
 	approvers []string   // resolved Slack user IDs, for SecondApprover
 	lifetimes []Lifetime // nil: chosen by risk
+	// resultsInChannel: results: channel
+	resultsInChannel bool
 
 	// Decisions are computed at load time for every base risk and taint,
 	// so Evaluate copies a struct instead of building one.
@@ -74,7 +76,7 @@ func (r *rule) build() {
 // needs step-up and single-use approval, and a tainted step is never run
 // without a person approving that very step.
 func (r *rule) decide(base Risk, tainted bool) Decision {
-	d := Decision{Effect: r.effect, Rule: r.name, Reason: r.reason, Risk: max(base, r.risk)}
+	d := Decision{Effect: r.effect, Rule: r.name, Reason: r.reason, Risk: max(base, r.risk), ResultsInChannel: r.resultsInChannel}
 	if d.Risk >= High && (d.Effect == Allow || d.Effect == Approve) {
 		d.Effect = StepUp
 		d.Reason += highRiskSuffix

@@ -480,3 +480,29 @@ func TestZoneCache(t *testing.T) {
 		}
 	}
 }
+
+// TestResultsInChannel: a rule may let the channel a step was asked in see
+// its results (results: channel); every other decision keeps them for the
+// person alone.
+func TestResultsInChannel(t *testing.T) {
+	e := mustParse(t, `version: 1
+rules:
+  - name: team-calendar
+    action: calendar.list_events
+    resource: team-calendar
+    effect: allow
+    results: channel
+  - name: reads
+    effect: allow
+    results: private
+`)
+	for _, tt := range []struct {
+		resource string
+		want     bool
+	}{{"team-calendar", true}, {"primary", false}} {
+		in := step("calendar.list_events", Low, false, "calendar", tt.resource, nil)
+		if got := e.Evaluate(in).ResultsInChannel; got != tt.want {
+			t.Errorf("ResultsInChannel for %s = %v, want %v", tt.resource, got, tt.want)
+		}
+	}
+}

@@ -287,7 +287,7 @@ func (p *parser) scalar(n *yaml.Node, w where, what string) (string, bool) {
 	return n.Value, true
 }
 
-var ruleFields = []string{"name", "agent", "action", "resource", "when", "effect", "risk", "reason", "approvers", "lifetimes"}
+var ruleFields = []string{"name", "agent", "action", "resource", "when", "effect", "risk", "reason", "approvers", "lifetimes", "results"}
 
 // rule compiles one rule. It reports every problem it finds and returns
 // ok=false if there was any; the rule's name and line are set either way.
@@ -364,6 +364,21 @@ func (p *parser) rule(n *yaml.Node, index int, groups map[string][]string) (rule
 
 	p.approvers(f["approvers"], w, &r, groups)
 	p.lifetimes(f["lifetimes"], w, &r)
+
+	if v, ok := f["results"]; ok {
+		if s, ok := p.scalar(v, w, "results"); ok {
+			switch s {
+			case "channel":
+				r.resultsInChannel = true
+			case "private":
+			default:
+				p.errorf(v.Line, w, "results: want private (the default: what is not public goes to the person alone) or channel")
+			}
+			if r.effect == Deny {
+				p.errorf(v.Line, w, "results: a denied step has none")
+			}
+		}
+	}
 
 	if v, ok := f["when"]; ok {
 		if src, ok := p.scalar(v, w, "when"); ok {

@@ -54,6 +54,8 @@ rules:
     action: github.merge_pull_request
 `, 5, "#2", "missing name"},
 		{"bad name", "version: 1\nrules:\n  - name: two words\n    effect: allow\n", 3, "two words", "name: use letters"},
+		{"unknown results", "version: 1\nrules:\n  - name: a\n    effect: allow\n    results: everyone\n", 5, "a", "results: want private"},
+		{"results of a denial", "version: 1\nrules:\n  - name: a\n    effect: deny\n    results: channel\n", 5, "a", "results: a denied step has none"},
 		{"duplicate name", `version: 1
 rules:
   - name: writes

@@ -185,6 +185,12 @@ type Principal struct {
 	Team   string   // Slack team ID
 	User   string   // Slack user ID, compared with a rule's approvers
 	Groups []string // groups the principal belongs to (from the IdP, when linked)
+	// Guest is set for a single- or multi-channel guest of the workspace
+	// (Slack's is_restricted or is_ultra_restricted).
+	Guest bool
+	// External is set for someone whose home is another workspace or
+	// organisation (a Slack Connect partner).
+	External bool
 }
 
 // Action describes the agent action a step invokes, as its agent declares it.
@@ -247,6 +253,11 @@ type Decision struct {
 	// Lifetimes are the choices offered to the person when approving; Once
 	// always comes first. Empty for Allow and Deny.
 	Lifetimes []Lifetime
+	// ResultsInChannel is set when the rule says that the channel a step
+	// was asked in may see its result even though the resource is not
+	// public (rule field results: channel). Otherwise a result that is not
+	// public goes to the person alone.
+	ResultsInChannel bool
 	// Err is why the rule's condition could not be evaluated when the
 	// decision failed closed; for logs, never for people, and never stored.
 	Err error `json:"-"`

@@ -113,6 +113,7 @@ type App struct {
 	tr transport // socket.go
 
 	contacted contactCache // events.go
+	people    traitsCache  // traits.go
 }
 
 // New checks opts and builds an App; Run connects it.

@@ -103,8 +103,9 @@ func TestEnrolmentFlow(t *testing.T) {
 	// And the waiting merge runs with the next code.
 	f.do(f.click(alice, again, ActionStepUp))
 	f.submit(alice, f.demoCode(alice))
-	if replies := f.replies("C1", ts); len(replies) == 0 || !strings.HasPrefix(replies[len(replies)-1], ":white_check_mark:") {
-		t.Errorf("thread replies = %q, want the merge's result last", replies)
+	// acme/payments is private: the result goes to alice's DM.
+	if replies := f.replies("C1", ts); len(replies) == 0 || replies[len(replies)-1] != "I sent you the result in a DM." || !f.dmHas(alice, "Merged acme/payments#7") {
+		t.Errorf("thread replies = %q, want the merge's result in the DM and a note last", replies)
 	}
 	if evs := f.events(audit.ActionSucceeded); len(evs) != 1 {
 		t.Errorf("action.succeeded events = %d, want 1", len(evs))

@@ -118,8 +118,14 @@ func (a *App) handleMessage(ctx context.Context, team, user, channel, ts, thread
 		a.reply(ctx, t, user, "Hi! Tell me what to do, for example _list open pull requests in acme/website_, or try `/agenthub help`.")
 		return
 	}
+	traits, err := a.traits(ctx, principal)
+	if err != nil {
+		a.log.WarnContext(ctx, "who is asking could not be checked", "slack_user", user, "err", err)
+		a.reply(ctx, t, user, "I couldn't look you up in Slack just now, so I did nothing. Try again in a moment.")
+		return
+	}
 	connected := a.firstContact(ctx, principal)
-	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Text: text})
+	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Traits: traits, Text: text})
 	a.logBroker(ctx, "handle", requestIDOf(outs), user, err)
 	a.deliverAsked(ctx, principal, t, outs)
 	if connected || changesHome(outs) {
@@ -159,22 +165,43 @@ func changesHome(outs []broker.Output) bool {
 	})
 }
 
-// deliverAsked renders the outputs of a person's message.
+// deliverAsked renders outputs for principal, about what they asked in
+// thread t: anything with buttons goes to their DM, the rest to t. A
+// result that shows something not public (Output.Private) goes to their
+// DM too, unless t is that DM, and t gets a line saying so: a private
+// repository's pull requests must not appear in a channel others read,
+// whichever path (an answer at once, an approval, a second approval, a
+// recovered request) produced them.
 func (a *App) deliverAsked(ctx context.Context, principal broker.Principal, t thread, outs []broker.Output) {
 	user := principal.User
+	toldDM := false
 	for _, o := range outs {
-		switch o.Kind {
-		case broker.KindApproval:
+		switch {
+		case o.Kind == broker.KindApproval:
 			a.askApproval(ctx, principal, t, o)
-		case broker.KindStepUp:
+		case o.Kind == broker.KindStepUp:
 			a.sendStepUp(ctx, principal, t, o)
-		case broker.KindConnect:
+		case o.Kind == broker.KindConnect:
 			a.sendConnect(ctx, principal, t, o)
+		case o.Private && !isDM(t.Channel):
+			if _, _, err := a.dm(ctx, user, outputText(o), nil); err != nil {
+				a.log.WarnContext(ctx, "private result dm failed", "slack_user", user, "request_id", o.RequestID, "err", err)
+				a.reply(ctx, t, user, "I couldn't send you the result in a DM, and it is not for this channel. Ask me again in a DM.")
+				continue
+			}
+			if t.Channel != "" && !toldDM {
+				toldDM = true
+				a.reply(ctx, t, user, "I sent you the result in a DM.")
+			}
 		default:
 			a.reply(ctx, t, user, outputText(o))
 		}
 	}
 }
+
+// isDM reports whether a channel is a direct message with the bot (Slack's
+// DM channel IDs start with D); "" is the person's DM too.
+func isDM(channel string) bool { return channel == "" || strings.HasPrefix(channel, "D") }
 
 // askApproval DMs the approval to the owner and to every second approver,
 // records each message so it can be updated once the request is settled,

@@ -135,9 +135,10 @@ func TestApprovalFlow(t *testing.T) {
 
 	f.do(f.click(alice, dm, ActionDecidePrefix+broker.ChoiceOnce))
 
+	// The comment is on a private repository: its result goes to the DM.
 	replies := f.replies("C1", ts)
-	if len(replies) != 2 || !strings.HasPrefix(replies[1], ":white_check_mark:") {
-		t.Errorf("thread replies = %q, want the result after the note", replies)
+	if len(replies) != 2 || replies[1] != "I sent you the result in a DM." || !f.dmHas(alice, ":white_check_mark:") {
+		t.Errorf("thread replies = %q, want the result in the DM and a note after the first", replies)
 	}
 	now := f.message(dm)
 	if now.Updates != 1 {
@@ -270,8 +271,8 @@ func TestMergeNeedsStepUp(t *testing.T) {
 	f.submit(alice, f.demoCode(alice))
 
 	replies := f.replies("C1", ts)
-	if len(replies) == 0 || !strings.HasPrefix(replies[len(replies)-1], ":white_check_mark:") {
-		t.Errorf("thread replies = %q, want the merge's result last", replies)
+	if len(replies) == 0 || replies[len(replies)-1] != "I sent you the result in a DM." || !f.dmHas(alice, "Merged acme/payments#7") {
+		t.Errorf("thread replies = %q, want the merge's result in the DM and a note last", replies)
 	}
 	for _, m := range []slacktest.Message{approval, stepUp, retry} {
 		now := f.message(m)

@@ -231,6 +231,8 @@ var webAPIMethods = map[string]string{
 	"PostEphemeralContext":           "chat.postEphemeral",
 	"OpenConversation":               "conversations.open",
 	"OpenConversationContext":        "conversations.open",
+	"GetUserInfo":                    "users.info",
+	"GetUserInfoContext":             "users.info",
 	"PublishView":                    "views.publish",
 	"PublishViewContext":             "views.publish",
 	"OpenView":                       "views.open",

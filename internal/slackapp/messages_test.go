@@ -155,8 +155,8 @@ func TestSecondApprover(t *testing.T) {
 	stepUp := f.lastDM(alice)
 	f.do(f.click(alice, stepUp, ActionStepUp))
 	f.submit(alice, f.demoCode(alice))
-	if replies := f.replies("C1", ts); !strings.HasPrefix(replies[len(replies)-1], ":white_check_mark:") {
-		t.Errorf("thread replies = %q, want the deploy's result last", replies)
+	if replies := f.replies("C1", ts); replies[len(replies)-1] != "I sent you the result in a DM." || !f.dmHas(alice, "Started deploy.yml") {
+		t.Errorf("thread replies = %q, want the deploy's result in alice's DM and a note last", replies)
 	}
 	for _, m := range []slacktest.Message{owners, bobs, stepUp} {
 		if b := flowButtons(f.message(m).Blocks); len(b) != 0 {

@@ -21,6 +21,7 @@ var MethodScopes = map[string]string{
 	"chat.postEphemeral":    "chat:write",
 	"views.publish":         "",
 	"views.open":            "",
+	"users.info":            "users:read", // whether someone is a guest or from elsewhere, for the policy
 }
 
 // EventScopes are the bot scopes each event subscription needs.
@@ -31,4 +32,4 @@ var EventScopes = map[string]string{
 }
 
 // BotScopes are the bot token's scopes.
-var BotScopes = []string{"app_mentions:read", "chat:write", "commands", "im:history", "im:write"}
+var BotScopes = []string{"app_mentions:read", "chat:write", "commands", "im:history", "im:write", "users:read"}

@@ -51,9 +51,12 @@ func Actions(e agent.Endpoints) []agent.Action {
 			Description: "List the workspace's public channels.",
 			Schema:      agent.ObjectSchema(agent.Props{}),
 			Scopes:      []string{ScopeChannelsRead}, Risk: policy.Low,
-			// Public channels are visible to every member of the workspace.
+			// Public channels are visible to every member of the workspace,
+			// and to nobody outside it: not private, but for the workspace's
+			// audience only (the broker does not show the list in a channel
+			// shared with guests or another company).
 			ResourceFromArgs: func(agent.Args) policy.Resource {
-				return policy.Resource{Kind: "workspace", Name: "slack", Attrs: map[string]any{"private": false}}
+				return policy.Resource{Kind: "workspace", Name: "slack", Attrs: map[string]any{"private": false, "audience": "workspace"}}
 			},
 			Execute: s.listChannels,
 		},
@@ -211,7 +214,7 @@ func (s slk) channelResource(ctx context.Context, c *http.Client, args agent.Arg
 		return policy.Resource{}, err
 	}
 	return policy.Resource{Kind: "channel", Name: "#" + ch.Name, Attrs: map[string]any{
-		"id": ch.ID, "private": ch.IsPrivate, "members": int64(ch.NumMembers), "archived": ch.IsArchived,
+		"id": ch.ID, "private": ch.IsPrivate, "audience": "workspace", "members": int64(ch.NumMembers), "archived": ch.IsArchived,
 	}}, nil
 }
 

@@ -125,7 +125,7 @@ func TestResource(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := policy.Resource{Kind: "channel", Name: "#deploys", Attrs: map[string]any{
-		"id": "C0DEPLOYS1", "private": false, "members": int64(12), "archived": false}}
+		"id": "C0DEPLOYS1", "private": false, "audience": "workspace", "members": int64(12), "archived": false}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("resource (-want +got):\n%s", diff)
 	}

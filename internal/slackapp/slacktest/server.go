@@ -66,6 +66,7 @@ type Server struct {
 	limit     postLimit
 	windows   map[string]*window
 	revoked   bool // RevokeTokens was called
+	users     map[string]User
 }
 
 // New starts a fake Slack on loopback and stops it when the test ends.

@@ -258,8 +258,50 @@ func (s *Server) dispatchLocked(method string, f map[string]string) reply {
 		return s.publishLocked(f)
 	case "views.open":
 		return s.openViewLocked(f)
+	case "users.info":
+		return s.userInfoLocked(f)
 	}
 	return reply{code: "unknown_method"}
+}
+
+// User is what users.info says of someone. A user the test never set is a
+// full member of the fake's workspace.
+type User struct {
+	ID string
+	// TeamID is the user's home workspace; "" is the fake's own.
+	TeamID string
+	// Restricted and UltraRestricted make a multi- or single-channel
+	// guest; Stranger someone from another organisation (Slack Connect).
+	Restricted, UltraRestricted, Stranger bool
+}
+
+// SetUser makes users.info answer u for u.ID.
+func (s *Server) SetUser(u User) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.users == nil {
+		s.users = make(map[string]User)
+	}
+	s.users[u.ID] = u
+}
+
+func (s *Server) userInfoLocked(f map[string]string) reply {
+	id := f["user"]
+	if id == "" || !(strings.HasPrefix(id, "U") || strings.HasPrefix(id, "W")) {
+		return reply{code: "user_not_found"}
+	}
+	u, ok := s.users[id]
+	if !ok {
+		u = User{ID: id}
+	}
+	if u.TeamID == "" {
+		u.TeamID = TeamID
+	}
+	return reply{body: map[string]any{"user": map[string]any{
+		"id": u.ID, "team_id": u.TeamID, "name": strings.ToLower(u.ID), "deleted": false,
+		"is_restricted": u.Restricted || u.UltraRestricted, "is_ultra_restricted": u.UltraRestricted,
+		"is_stranger": u.Stranger, "is_bot": false,
+	}}}
 }
 
 func (s *Server) conversationsOpenLocked(f map[string]string) reply {
