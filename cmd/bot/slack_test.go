@@ -314,9 +314,15 @@ func TestSlackBotEndToEnd(t *testing.T) {
 	}
 	push(t, srv, srv.ViewSubmission(slacktest.Submission{User: alice, CallbackID: slackapp.CallbackStepUp, PrivateMetadata: reqID,
 		Values: map[string]map[string]string{slackapp.StepUpBlockID: {slackapp.StepUpActionID: next}}}))
-	eventually(t, "the merge's result in the thread", func() bool {
+	// acme/payments is private: the result goes to the DM, and the thread
+	// is told so.
+	eventually(t, "the merge's result in the DM, and a note in the thread", func() bool {
+		_, inDM := messageWith(srv, dm, "Merged acme/payments#7")
 		for _, m := range threadReplies(srv, e2eChannel, mergeMention.MustEventTS(t)) {
 			if strings.Contains(m.Text, "Merged acme/payments#7") {
+				t.Fatalf("the private merge's result was posted in the channel: %q", m.Text)
+			}
+			if inDM && m.Text == "I sent you the result in a DM." {
 				return true
 			}
 		}
