@@ -11,7 +11,8 @@ const (
 	PolicyDecided       Kind = "policy.decided"
 	ApprovalGranted     Kind = "approval.granted"
 	ApprovalDenied      Kind = "approval.denied"
-	InteractionRejected Kind = "interaction.rejected"
+	InteractionRejected Kind = "interaction.rejected" // someone not allowed to do what they tried
+	RequestRefused      Kind = "request.refused"      // a request that could not be proposed (no plan, unknown action, bad arguments)
 	StepUpPassed        Kind = "stepup.passed"
 	StepUpFailed        Kind = "stepup.failed"
 	TokenIssued         Kind = "token.issued"

@@ -163,9 +163,19 @@ func TestStrangerCannotDecide(t *testing.T) {
 	if got := f.request(a.RequestID).Status; got != StatusPending {
 		t.Errorf("status = %s, want still pending", got)
 	}
+	// The first refusal of each kind is recorded at once, about the
+	// request; the repeated decide is counted, and recorded once its
+	// window is over.
 	rejected := f.count(a.RequestID, func(e audit.Event) bool { return e.Kind == audit.InteractionRejected && e.Actor == bob.String() })
-	if rejected != 3 {
-		t.Errorf("interaction.rejected events by bob = %d, want 3", rejected)
+	if rejected != 2 {
+		t.Errorf("interaction.rejected events about the request by bob = %d, want 2 (decide, stepup)", rejected)
+	}
+	f.clock.Advance(RefusalWindow)
+	if err := f.b.FlushRefusals(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.refusals(bob.String()); got != 3 {
+		t.Errorf("refusals of bob counted in the trail = %d, want 3", got)
 	}
 	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindResult) // the owner still can
 }

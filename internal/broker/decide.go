@@ -338,11 +338,11 @@ func (b *Broker) resourceChanged(ctx context.Context, r Request, act *agent.Acti
 	return now, out, true, b.record(ctx, ev)
 }
 
-// reject refuses someone who may not act on request r, on the record.
+// reject refuses someone who may not act on request r, on the record
+// (counted: see Refuse).
 func (b *Broker) reject(ctx context.Context, actor Principal, r Request, op string) ([]Output, error) {
-	ev := audit.Event{Kind: audit.InteractionRejected, Actor: actor.String(), Agent: agentOf(r.Step.Action), Action: r.Step.Action,
-		Resource: r.Resource.Name, RequestID: r.ID, Result: "not_owner", Detail: map[string]string{"op": op}}
-	err := b.record(ctx, ev)
+	err := b.Refuse(ctx, Refusal{Actor: actor.String(), Kind: audit.InteractionRejected, Reason: "not_owner", Op: op,
+		RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name})
 	return []Output{{Kind: KindError, RequestID: r.ID, Text: "Only the person who asked for this can decide it."}}, err
 }
 

@@ -43,7 +43,8 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 		return []Output{errorOut("I couldn't plan that, so I did nothing.")}, fmt.Errorf("broker: plan: %w", err)
 	}
 	if len(plan.Steps) == 0 {
-		return []Output{message(plan.Reply)}, nil
+		err := b.Refuse(ctx, Refusal{Actor: m.Principal.String(), Kind: audit.RequestRefused, Reason: "no_plan", Op: "message"})
+		return []Output{message(plan.Reply)}, err
 	}
 	steps := make([]Step, 0, len(plan.Steps))
 	for _, s := range plan.Steps {
@@ -96,9 +97,11 @@ func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step) ([]Output, 
 // handleStep takes one step as far as it can go. rest are the plan's steps
 // after it, which a stored request keeps.
 func (b *Broker) handleStep(ctx context.Context, p asker, s Step, rest []Step) ([]Output, stepOutcome, error) {
+	refused := Refusal{Actor: p.String(), Kind: audit.RequestRefused, Op: "message", Action: s.Action}
 	act, ok := b.registry.Lookup(s.Action)
 	if !ok {
-		return []Output{errorOut(fmt.Sprintf("I don't know how to do %s.", s.Action))}, stepStopped, nil
+		refused.Reason, refused.Action = "unknown_action", ""
+		return []Output{errorOut(fmt.Sprintf("I don't know how to do %s.", s.Action))}, stepStopped, b.Refuse(ctx, refused)
 	}
 	raw, err := decodeArgs(s.Args)
 	if err == nil {
@@ -107,10 +110,12 @@ func (b *Broker) handleStep(ctx context.Context, p asker, s Step, rest []Step) (
 			return b.proposeStep(ctx, p, act, args, rest)
 		}
 	}
+	refused.Reason = "invalid_arguments"
+	rerr := b.Refuse(ctx, refused)
 	if ve, ok := errors.AsType[*agent.ValidationError](err); ok {
-		return []Output{errorOut(ve.Error() + ". Nothing was done.")}, stepStopped, nil
+		return []Output{errorOut(ve.Error() + ". Nothing was done.")}, stepStopped, rerr
 	}
-	return []Output{errorOut("Those arguments were refused. Nothing was done.")}, stepStopped, nil
+	return []Output{errorOut("Those arguments were refused. Nothing was done.")}, stepStopped, rerr
 }
 
 // proposeStep records a valid step and takes it on: run it now if the

@@ -31,6 +31,8 @@ type Broker interface {
 	Lookup(ctx context.Context, requestID string) (broker.Request, error)
 	Recover(ctx context.Context, requestID string) ([]broker.Output, error)
 	Connected(ctx context.Context, principal broker.Principal, service string) ([]broker.Output, error)
+	Refuse(ctx context.Context, r broker.Refusal) error
+	FlushRefusals(ctx context.Context) error
 }
 
 // Enroller enrols people in TOTP step-up; *stepup.Service is one.

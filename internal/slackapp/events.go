@@ -12,6 +12,7 @@ import (
 
 	"github.com/slack-go/slack/slackevents"
 
+	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/store"
 )
@@ -30,6 +31,7 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 			return nil
 		}
 		if !a.eventMember(ev, e.UserTeam, e.SourceTeam) {
+			a.refused(ctx, principalOf(cmpOr(e.UserTeam, e.SourceTeam, ev.TeamID), e.User), "not_a_member", "mention", "")
 			a.reply(ctx, thread{Channel: e.Channel, TS: cmpOr(e.ThreadTimeStamp, e.TimeStamp)}, e.User, notAMember)
 			return nil
 		}
@@ -41,6 +43,7 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 			return nil
 		}
 		if !a.eventMember(ev, e.UserTeam, e.SourceTeam) {
+			a.refused(ctx, principalOf(cmpOr(e.UserTeam, e.SourceTeam, ev.TeamID), e.User), "not_a_member", "message", "")
 			return nil
 		}
 		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, e.Channel, e.TimeStamp, e.ThreadTimeStamp, e.Text)
@@ -88,11 +91,24 @@ func (a *App) eventMember(ev slackevents.EventsAPIEvent, userTeam, sourceTeam st
 	return a.member(ev.TeamID, userTeam)
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
+// cmpOr returns the first of its arguments that is not "".
+func cmpOr(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
 	}
-	return b
+	return ""
+}
+
+// refused puts a refusal the app made on the record, through the broker,
+// which counts repeated ones instead of writing each (broker.Refuse).
+func (a *App) refused(ctx context.Context, actor broker.Principal, reason, op, requestID string) {
+	err := a.opts.Broker.Refuse(ctx, broker.Refusal{Actor: actor.String(), Kind: audit.InteractionRejected,
+		Reason: reason, Op: op, RequestID: requestID})
+	if err != nil {
+		a.log.WarnContext(ctx, "refusal not recorded", "slack_user", actor.User, "op", op, "err", err)
+	}
 }
 
 // teamOf prefers the workspace the event came through; member has checked

@@ -50,12 +50,14 @@ func (a *App) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 			c.channel = cb.Channel.ID
 		}
 		if !member {
+			a.refused(ctx, principalOf(cmpOr(cb.User.TeamID, team), cb.User.ID), "not_a_member", "click", c.value)
 			a.tell(ctx, c, notAMember)
 			return nil
 		}
 		return a.handleClick(ctx, c)
 	case slack.InteractionTypeViewSubmission:
 		if !member {
+			a.refused(ctx, principalOf(cmpOr(cb.User.TeamID, team), cb.User.ID), "not_a_member", "view_submission", cb.View.PrivateMetadata)
 			return nil
 		}
 		principal := principalOf(team, cb.User.ID)
@@ -161,6 +163,7 @@ func (a *App) openStepUp(ctx context.Context, c click) {
 		a.tell(ctx, c, "I couldn't read that request just now. Try again in a moment.")
 		return
 	case r.Principal != c.principal:
+		a.refused(ctx, c.principal, "not_owner", "stepup_button", r.ID)
 		a.tell(ctx, c, "Only the person who asked for this can verify it.")
 		return
 	}

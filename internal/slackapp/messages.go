@@ -322,7 +322,9 @@ func (a *App) sweepOnce(ctx context.Context) error {
 	// Enrolments first: a secret left in a DM matters more than a stale
 	// button, and a long request backlog must not use up the pass.
 	enrolErr := a.sweepEnrolments(pctx)
-	return errors.Join(enrolErr, a.sweepRequests(pctx))
+	reqErr := a.sweepRequests(pctx)
+	// Refusal counts whose window is over reach the audit trail.
+	return errors.Join(enrolErr, reqErr, a.opts.Broker.FlushRefusals(pctx))
 }
 
 // sweepEnrolments rewrites the enrolment DMs whose secret must go: those

@@ -146,3 +146,24 @@ func TestGuestsAreVisibleToThePolicy(t *testing.T) {
 		t.Errorf("users.info calls = %d, want one per person (cached)", len(calls))
 	}
 }
+
+// TestStrangersVerifyClickIsRecorded: someone else's click on the owner's
+// "Verify it's you" button opens nothing, and is on the record.
+func TestStrangersVerifyClickIsRecorded(t *testing.T) {
+	f := newFlow(t, flowOptions{demo: true})
+	f.mention(alice, "C1", merge)
+	f.do(f.click(alice, f.lastDM(alice), ActionDecidePrefix+broker.ChoiceOnce))
+	verify := f.lastDM(alice)
+	opened := len(f.srv.Opened())
+	f.do(f.click(bob, verify, ActionStepUp))
+	if got := len(f.srv.Opened()); got != opened {
+		t.Errorf("a stranger's click opened %d modal(s)", got-opened)
+	}
+	var recorded bool
+	for _, e := range f.events(audit.InteractionRejected) {
+		recorded = recorded || e.Actor == testPrincipal(bob).String() && e.Result == "not_owner" && e.Detail["op"] == "stepup_button" && e.RequestID != ""
+	}
+	if !recorded {
+		t.Error("no interaction.rejected for bob's click on alice's Verify button")
+	}
+}

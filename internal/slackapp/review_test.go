@@ -604,6 +604,16 @@ func TestSlackConnectGuestRefused(t *testing.T) {
 	if now := f.message(dm); now.Updates != 0 {
 		t.Errorf("alice's approval DM updated %d times by a guest's click, want 0", now.Updates)
 	}
+	// Refused, but on the record, by the person's own workspace.
+	ops := map[string]bool{}
+	for _, e := range f.events(audit.InteractionRejected) {
+		if e.Result == "not_a_member" && e.Actor == otherTeam+":"+eve {
+			ops[e.Detail["op"]] = true
+		}
+	}
+	if !ops["mention"] || !ops["click"] {
+		t.Errorf("interaction.rejected not_a_member ops for the guest = %v, want mention and click", ops)
+	}
 
 	// And a guest's slash command.
 	cmd := edited(t, f.srv.SlashCommand(slacktest.Command{User: eve, Channel: "C1", Command: Command, Text: "pending"}),

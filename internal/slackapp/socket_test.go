@@ -76,6 +76,8 @@ func (socketBroker) Lookup(context.Context, string) (broker.Request, error) {
 func (socketBroker) Connected(context.Context, broker.Principal, string) ([]broker.Output, error) {
 	return nil, nil
 }
+func (socketBroker) Refuse(context.Context, broker.Refusal) error { return nil }
+func (socketBroker) FlushRefusals(context.Context) error          { return nil }
 func (socketBroker) Recover(context.Context, string) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }
