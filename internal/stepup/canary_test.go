@@ -3,9 +3,12 @@ package stepup
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +33,9 @@ func (f *flakyRecorder) Record(ctx context.Context, e audit.Event) (audit.Event,
 
 // TestSecretNeverLeaks drives every operation, right and wrong, with a
 // real audit trail and JSON logs, and checks that neither the secret, nor
-// its URI, nor any code typed appears in a log line, an audit event, an
-// error text, a printed Enrolment or the store in the clear. Randomness
+// its URI, nor any code typed, nor a sealing key appears in a log line, an
+// audit event, an error text (lockouts and key rotation included), a
+// printed Enrolment or the store in the clear. Randomness
 // and the clock are fixed, so the hashes and nonces in the output are the
 // same every run and a chance match of a code cannot come and go.
 func TestSecretNeverLeaks(t *testing.T) {
@@ -59,10 +63,11 @@ func TestSecretNeverLeaks(t *testing.T) {
 			texts = append(texts, err.Error(), fmt.Sprintf("%+v %#v", err, err))
 		}
 	}
-	verify := func(code string) {
+	verifyWith := func(svc *Service, code string) {
 		codes = append(codes, code)
 		note(svc.Verify(ctx, alice, "req", code))
 	}
+	verify := func(code string) { verifyWith(svc, code) }
 
 	enr, err := svc.Enroll(ctx, alice, "alice@example.com")
 	if err != nil {
@@ -109,8 +114,45 @@ func TestSecretNeverLeaks(t *testing.T) {
 	note(err)
 	codes = append(codes, wrong)
 
+	// The second lockout, a rung up, engaged and then refused.
+	c.Advance(LockoutDuration)
+	for range MaxFailures {
+		verify(wrongCode(t, secret, c.Now()))
+	}
+	verify(codeAt(t, secret, c.Now()))
+
+	// A key rotation: the secret opens under the old key, moves to the new
+	// one, and does not open where neither is held.
+	rotated, err := New(Options{Store: st, Key: newKey, OldKeys: [][]byte{testKey}, Audit: recorder, Logger: logger,
+		Now: c.Now, Rand: rand.NewChaCha8([32]byte{4, 5, 6})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Hour)
+	verifyWith(rotated, codeAt(t, secret, c.Now()))
+	_, err = rotated.Reseal(ctx, alice)
+	note(err)
+	_, err = rotated.ResealAll(ctx, nil)
+	note(err)
+	stranger, err := New(Options{Store: st, Key: strangerKey, Audit: recorder, Logger: logger, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyWith(stranger, codeAt(t, secret, c.Now().Add(Period)))
+	_, err = stranger.Reseal(ctx, alice)
+	note(err)
+	_, err = stranger.ResealAll(ctx, nil)
+	note(err)
+	_, err = New(Options{Store: st, Key: newKey, OldKeys: [][]byte{testKey[:31]}, Audit: recorder})
+	note(err)
+
 	if len(texts) < 5 {
 		t.Fatalf("only %d error texts collected; the scenario did not run", len(texts))
+	}
+	for _, want := range []string{"locked until", "neither Key nor one of OldKeys", "old key 1"} {
+		if !strings.Contains(strings.Join(texts, "\n"), want) {
+			t.Fatalf("no error text says %q; the scenario did not run", want)
+		}
 	}
 	// The chain holds events, so the audit sink really ran.
 	if head, err := st.Head(ctx, audit.DefaultLog); err != nil || head.Seq < 10 {
@@ -122,6 +164,11 @@ func TestSecretNeverLeaks(t *testing.T) {
 		"store":  string(st.Dump()),
 	}
 	canaries := map[string]string{"secret": secret, "uri": uri, "lowercase secret": strings.ToLower(secret)}
+	for name, key := range map[string][]byte{"key": testKey, "new key": newKey, "stranger key": strangerKey} {
+		canaries[name] = string(key)
+		canaries[name+" in base64"] = base64.StdEncoding.EncodeToString(key)
+		canaries[name+" in hex"] = hex.EncodeToString(key)
+	}
 	for i, code := range codes {
 		if len(code) < Digits {
 			t.Fatalf("code %d is empty or short; the scenario is wrong", i)

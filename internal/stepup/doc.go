@@ -41,9 +41,49 @@
 //
 // Six digits are a million possibilities; unlimited guessing would find one
 // in hours. Five failed attempts (wrong or replayed codes) within
-// FailureWindow lock step-up for LockoutDuration. While locked even the
-// right code fails with ErrLocked, so guessing gains nothing; the lock lifts
-// by itself. A success clears the failure count.
+// FailureWindow lock step-up. While locked even the right code fails with
+// ErrLocked, so guessing gains nothing; the lock lifts by itself. A success
+// clears the failure count.
+//
+// A lockout of fixed length would still let someone holding the person's
+// Slack session try five codes every quarter of an hour, day and night. So
+// lockouts in a row grow, along a ladder kept as data (lockoutLadder):
+//
+//	lockout                                        lasts
+//	1st                                            15 minutes (LockoutDuration)
+//	2nd, within a day after the 1st ended          1 hour
+//	3rd and later, within a day after the last one 24 hours
+//
+// "A day" is EscalationWindow, counted from the previous lockout's end: once
+// the top rung is reached it stays there while the guessing goes on, about
+// five guesses a day. A right code (Verify or Confirm), or a whole
+// EscalationWindow without a lockout, puts the ladder back to its first
+// rung. Enrolling again over a pending enrolment keeps the rung, like the
+// failure count and the lockout itself, or re-enrolling would be a way to
+// keep guessing; only Reset, an administrator's action, clears it.
+//
+// The attempt whose failure engages a lockout returns its own error
+// (ErrBadCode or ErrReplay) joined with a *LockedOut, which says until when
+// and at which rung; that is when the adapter tells the owner that someone
+// is failing codes on their account. Attempts refused during a lockout
+// return ErrLocked joined with a *LockedOut too. Both audit events carry
+// locked_until, lock_level and the lockout's length.
+//
+// # Key rotation
+//
+// Options.Key seals every new secret; Options.OldKeys, the keys it
+// replaced, still open the secrets sealed before, so that a rotation does
+// not force anyone to enrol again. Each record names the key it is sealed
+// under. To retire an old key: deploy with the new Key and the old one in
+// OldKeys, run ResealAll until it reports no error (it moves every
+// enrolment to Key), then drop the old key. A record left under a key that
+// is in neither fails to open, and step-up fails closed for its principal
+// until an administrator resets them.
+//
+// The store lists records one scope (principal) at a time, so Enroll also
+// writes a global index record per principal, which ResealAll walks.
+// Principals enrolled before the index existed are not in it until Enroll
+// or Reseal is called for them once.
 //
 // Every attempt, passed or failed, is recorded through Options.Audit before
 // Verify returns, and if the record cannot be stored Verify fails: a

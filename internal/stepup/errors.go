@@ -1,6 +1,10 @@
 package stepup
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // Errors returned by the Service. Their messages are safe to show the
 // person; callers test them with errors.Is. Errors may wrap them with more
@@ -19,8 +23,9 @@ var (
 	// ErrReplay means the code, or a later one, was already used.
 	ErrReplay = errors.New("that code was already used: wait for the next one")
 	// ErrLocked means too many failed attempts; step-up is locked for a
-	// while.
-	ErrLocked = errors.New("too many failed attempts: step-up is locked for 15 minutes")
+	// while. The lockout grows with each one in a row, so the text names no
+	// length: a *LockedOut joined with it says until when.
+	ErrLocked = errors.New("too many failed attempts: step-up is locked for a while")
 	// ErrNotDemo means DemoCode was called on a Service not in demo mode.
 	ErrNotDemo = errors.New("demo codes are only available in the demo")
 )
@@ -28,3 +33,28 @@ var (
 // errCorrupt means a sealed enrolment did not open: altered, sealed under
 // another key, or copied from another principal.
 var errCorrupt = errors.New("stepup: sealed enrolment does not open")
+
+// LockedOut says that step-up is locked for a principal and until when. It
+// comes joined with the sentinel of the attempt it describes: with
+// ErrBadCode or ErrReplay when that attempt's failure engaged the lockout,
+// with ErrLocked when the attempt was refused because a lockout was already
+// running. The first is the moment to tell the owner that someone is typing
+// wrong codes on their account; the adapter finds it with errors.As. Its
+// text, like every error here, is safe to show the person.
+type LockedOut struct {
+	// Until is when the lockout ends.
+	Until time.Time
+	// Failures is how many failed attempts engaged it.
+	Failures int
+	// Level is the lockout's rung on the ladder, from 1: how many lockouts
+	// in a row this one is, as far as the ladder counts (see doc.go).
+	Level int
+}
+
+func (e *LockedOut) Error() string {
+	until := e.Until.UTC().Format("2006-01-02 15:04 UTC")
+	if e.Failures <= 0 {
+		return "step-up is locked until " + until
+	}
+	return fmt.Sprintf("step-up is locked until %s after %d failed attempts", until, e.Failures)
+}

@@ -25,8 +25,13 @@ import (
 // previous and the next step are both one step away.
 var t0 = time.Date(2026, 3, 2, 9, 0, 10, 0, time.UTC)
 
-// testKey is the sealing key of the tests.
-var testKey = []byte("0123456789abcdef0123456789abcdef")
+// testKey is the sealing key of the tests; newKey replaces it in the
+// rotation tests, and strangerKey is neither.
+var (
+	testKey     = []byte("0123456789abcdef0123456789abcdef")
+	newKey      = []byte("fedcba9876543210fedcba9876543210")
+	strangerKey = []byte("the-stranger-key-is-32-bytes-lng")
+)
 
 func newClock() *clocktest.Clock { return clocktest.New(t0) }
 
@@ -116,6 +121,29 @@ func (f *fixture) enrol(tb testing.TB, principal string) string {
 		tb.Fatalf("Confirm: %v", err)
 	}
 	return secret
+}
+
+// keyed returns another service on the fixture's store, clock and audit
+// log that seals under key and also opens under old, as a process deployed
+// after a key rotation would.
+func (f *fixture) keyed(tb testing.TB, key []byte, old ...[]byte) *Service {
+	tb.Helper()
+	svc, err := New(Options{Store: f.store, Key: key, OldKeys: old, Audit: f.audit, Now: f.clock.Now})
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return svc
+}
+
+// lockedOut returns the *LockedOut joined to err, failing the test when
+// there is none.
+func lockedOut(tb testing.TB, err error) *LockedOut {
+	tb.Helper()
+	var lo *LockedOut
+	if !errors.As(err, &lo) {
+		tb.Fatalf("error %v carries no *LockedOut", err)
+	}
+	return lo
 }
 
 // codeAt returns the code for secret at time t.

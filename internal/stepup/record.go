@@ -3,6 +3,7 @@ package stepup
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -45,6 +46,12 @@ type record struct {
 	WindowStart time.Time `json:"window_start,omitzero"`
 	// LockedUntil is when a lockout ends; every attempt before it fails.
 	LockedUntil time.Time `json:"locked_until,omitzero"`
+	// LockLevel is the rung of the lockout ladder the last lockout took,
+	// from 1; 0 means no lockout counts towards the next one (none yet, or
+	// a success since). It outlives the lockout so that the next one, if it
+	// comes within EscalationWindow, lasts longer. Records written before
+	// the ladder lack it and start from the bottom rung.
+	LockLevel int `json:"lock_level,omitempty"`
 }
 
 func (r record) encode() ([]byte, error) {
@@ -80,34 +87,64 @@ func (r record) withFailure(now time.Time) (record, bool) {
 		return r, false
 	}
 	r.Failures, r.WindowStart = 0, time.Time{}
-	r.LockedUntil = now.Add(LockoutDuration)
+	// A lockout that follows the last one within the escalation window
+	// climbs a rung: the person has not typed a right code in between, so
+	// whoever is guessing is still at it.
+	if r.LockLevel > 0 && now.Before(r.LockedUntil.Add(EscalationWindow)) {
+		r.LockLevel = min(r.LockLevel+1, len(lockoutLadder))
+	} else {
+		r.LockLevel = 1
+	}
+	r.LockedUntil = now.Add(lockoutFor(r.LockLevel))
 	return r, true
 }
 
-// withSuccess returns the record after a code for step was accepted.
+// withSuccess returns the record after a code for step was accepted. A
+// right code proves the owner is back, so the ladder starts over.
 func (r record) withSuccess(step uint64) record {
 	r.LastStep = step
 	r.Failures, r.WindowStart = 0, time.Time{}
+	r.LockLevel = 0
 	return r
 }
 
+// lockoutFor returns how long a lockout at level lasts.
+func lockoutFor(level int) time.Duration {
+	return lockoutLadder[min(max(level, 1), len(lockoutLadder))-1]
+}
+
 // sealer seals TOTP secrets with the vault's keyring, bound to the
-// principal.
+// principal: new seals under the current key, opening under it or any old
+// one, so that a key rotation does not lock anyone out.
 type sealer struct {
 	keys *vault.Keyring
 	rand io.Reader
 }
 
-func newSealer(key []byte, rand io.Reader) (sealer, error) {
+// newSealer builds the keyring from raw keys. vault.ParseKeys takes base64,
+// as its keys come from the environment, and skips empty old keys; here an
+// empty or short old key is a wiring mistake and refused.
+func newSealer(key []byte, old [][]byte, rand io.Reader) (sealer, error) {
 	if len(key) != vault.KeySize {
 		return sealer{}, fmt.Errorf("stepup: key must be %d bytes, got %d", vault.KeySize, len(key))
 	}
-	keys, err := vault.ParseKeys(base64.StdEncoding.EncodeToString(key), nil)
+	olds := make([]string, len(old))
+	for i, k := range old {
+		if len(k) != vault.KeySize {
+			// By position, never by value.
+			return sealer{}, fmt.Errorf("stepup: old key %d must be %d bytes, got %d", i+1, vault.KeySize, len(k))
+		}
+		olds[i] = base64.StdEncoding.EncodeToString(k)
+	}
+	keys, err := vault.ParseKeys(base64.StdEncoding.EncodeToString(key), olds)
 	if err != nil {
 		return sealer{}, fmt.Errorf("stepup: key: %w", err)
 	}
 	return sealer{keys: keys, rand: rand}, nil
 }
+
+// current returns the ID of the key new seals use.
+func (s sealer) current() string { return s.keys.CurrentKeyID() }
 
 func (s sealer) seal(principal string, secret []byte) (keyID string, sealed []byte, err error) {
 	keyID, sealed, err = s.keys.Seal(s.rand, secret, []byte(aadPrefix+principal))
@@ -119,9 +156,15 @@ func (s sealer) seal(principal string, secret []byte) (keyID string, sealed []by
 
 func (s sealer) open(principal, keyID string, sealed []byte) ([]byte, error) {
 	secret, err := s.keys.Open(keyID, sealed, []byte(aadPrefix+principal))
+	if errors.Is(err, vault.ErrUnknownKey) {
+		// The one case an operator can fix: an old key dropped from
+		// OldKeys before every record was resealed. The key ID is a hash
+		// prefix, safe to print.
+		return nil, fmt.Errorf("stepup: enrolment sealed under key %s, which is neither Key nor one of OldKeys: %w", keyID, errCorrupt)
+	}
 	if err != nil {
-		// Another key, altered bytes or a record moved between principals:
-		// the sentinel is the whole story.
+		// Altered bytes or a record moved between principals: the sentinel
+		// is the whole story.
 		return nil, errCorrupt
 	}
 	return secret, nil

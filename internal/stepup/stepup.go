@@ -38,9 +38,23 @@ const (
 	// FailureWindow is how long failures count towards a lockout, from the
 	// first of them.
 	FailureWindow = 15 * time.Minute
-	// LockoutDuration is how long step-up stays locked.
+	// LockoutDuration is how long the first lockout lasts, the bottom rung
+	// of the ladder.
 	LockoutDuration = 15 * time.Minute
+	// EscalationWindow is how long after a lockout ends the next one still
+	// counts as following it, and lasts longer. A day without a lockout
+	// (or one right code) puts the ladder back to its bottom rung, so that
+	// an owner who mistypes now and then is not punished for last month.
+	EscalationWindow = 24 * time.Hour
 )
+
+// lockoutLadder is how long each lockout in a row lasts; the last rung
+// repeats. A fixed lockout lets someone holding a Slack session guess
+// MaxFailures codes every LockoutDuration for ever, about 480 a day; the
+// ladder brings that down to about MaxFailures a day once the top rung is
+// reached. The owner, who has the right code, is locked out only as long
+// as the attacker keeps at it.
+var lockoutLadder = []time.Duration{LockoutDuration, time.Hour, 24 * time.Hour}
 
 // Method names this second factor in audit events, beside a future "oidc".
 const Method = "totp"
@@ -91,11 +105,17 @@ type Options struct {
 	// must be 32 bytes.
 	// Required.
 	Key []byte
+	// OldKeys are keys that Key replaced, 32 bytes each. They only open
+	// secrets sealed before the rotation, so that nobody has to enrol again
+	// when the key changes; every new seal uses Key. Once ResealAll has
+	// moved every enrolment to Key, drop them.
+	OldKeys [][]byte
 	// Audit records every attempt and every enrolment change. Required.
 	Audit Recorder
 	// Issuer is shown in authenticator apps. Default: DefaultIssuer.
 	Issuer string
-	// Logger receives lockouts and failed rollbacks. Default: discard.
+	// Logger receives failed rollbacks. Default: discard. (Lockouts reach
+	// the caller as a *LockedOut, and the audit trail as an event.)
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
@@ -164,7 +184,7 @@ func New(opts Options) (*Service, error) {
 		s.rand = rand.Reader
 	}
 	var err error
-	if s.sealer, err = newSealer(opts.Key, s.rand); err != nil {
+	if s.sealer, err = newSealer(opts.Key, opts.OldKeys, s.rand); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -205,6 +225,12 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 	// enrolment made after a Reset still outranks the ones before it.
 	rec := record{Status: statusPending, KeyID: keyID, Sealed: sealed, Created: created, Generation: clockGeneration(created)}
 
+	// Indexed before the record is written, so that no enrolment exists
+	// that ResealAll cannot find; an entry whose enrolment then failed, or
+	// was Reset, is skipped there.
+	if err := s.index(ctx, principal); err != nil {
+		return Enrolment{}, err
+	}
 	var old, written []byte
 	_, err = store.Update(ctx, s.store, key, 0, func(cur []byte) ([]byte, error) {
 		old, written = cur, nil
@@ -217,9 +243,11 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 			if prev.Status == statusActive {
 				return nil, ErrAlreadyEnrolled
 			}
-			// A new pending secret does not wipe the lockout or the replay
-			// state: re-enrolling must not be a way to keep guessing.
+			// A new pending secret does not wipe the lockout, its rung on
+			// the ladder or the replay state: re-enrolling must not be a way
+			// to keep guessing.
 			next.LastStep, next.Failures, next.WindowStart, next.LockedUntil = prev.LastStep, prev.Failures, prev.WindowStart, prev.LockedUntil
+			next.LockLevel = prev.LockLevel
 			next.Generation = max(rec.Generation, prev.Generation+1)
 		}
 		enr.Generation = next.Generation
@@ -255,7 +283,8 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 
 // Confirm activates principal's pending enrolment with a first valid code,
 // proving the authenticator holds the secret. The code is then used up. A
-// wrong code counts towards the lockout like one given to Verify.
+// wrong code counts towards the lockout like one given to Verify, and its
+// errors carry a *LockedOut the same way.
 func (s *Service) Confirm(ctx context.Context, principal, code string) error {
 	key, err := recordKey(principal)
 	if err != nil {
@@ -320,7 +349,9 @@ func (s *Service) Enrolled(ctx context.Context, principal string) (bool, error) 
 //
 // Failures return ErrNotEnrolled, ErrPending, ErrBadCode, ErrReplay or
 // ErrLocked, or a wrapped store or audit error; in every case the step-up
-// did not pass.
+// did not pass. When the attempt's failure engaged a lockout, or found one
+// running (ErrLocked), a *LockedOut is joined to the error: errors.As finds
+// it, and with it when the lockout ends.
 func (s *Service) Verify(ctx context.Context, principal, requestID, code string) error {
 	key, err := recordKey(principal)
 	if err != nil {
@@ -334,10 +365,6 @@ func (s *Service) Verify(ctx context.Context, principal, requestID, code string)
 	}
 	if err != nil {
 		return err
-	}
-	if res.engaged {
-		s.logger.WarnContext(ctx, "stepup locked", "principal", principal, "request_id", requestID,
-			"locked_until", res.lockedUntil)
 	}
 	return res.err()
 }
@@ -406,30 +433,39 @@ type result struct {
 	reason      string    // "" when the code was accepted
 	engaged     bool      // this failure engaged the lockout
 	lockedUntil time.Time // when engaged or locked
+	level       int       // the lockout's rung, when engaged or locked
 	written     []byte    // the record as stored by a success
 }
 
 // err maps the outcome to the error the caller returns.
 func (r result) err() error {
+	var err error
 	switch r.reason {
 	case "":
 		return nil
 	case ReasonBadCode:
-		return ErrBadCode
+		err = ErrBadCode
 	case ReasonReplay:
-		return ErrReplay
+		err = ErrReplay
 	case ReasonLocked:
-		return ErrLocked
+		err = ErrLocked
 	case ReasonNotEnrolled:
-		return ErrNotEnrolled
+		err = ErrNotEnrolled
 	case ReasonPending:
-		return ErrPending
+		err = ErrPending
 	case ReasonAlreadyEnrolled:
-		return ErrAlreadyEnrolled
+		err = ErrAlreadyEnrolled
 	case ReasonExpired:
-		return ErrExpired
+		err = ErrExpired
+	default:
+		return fmt.Errorf("stepup: unknown outcome %q", r.reason)
 	}
-	return fmt.Errorf("stepup: unknown outcome %q", r.reason)
+	if r.engaged || r.reason == ReasonLocked {
+		// Every lockout is engaged by MaxFailures failures; the record
+		// keeps no other count.
+		return errors.Join(err, &LockedOut{Until: r.lockedUntil, Failures: MaxFailures, Level: r.level})
+	}
+	return err
 }
 
 // attempt checks code against principal's record and stores the outcome
@@ -469,7 +505,7 @@ func (s *Service) attempt(ctx context.Context, key store.Key, principal, code st
 		case rec.locked(now):
 			// Checked before the code, so that guessing during a lockout
 			// learns nothing.
-			res.reason, res.lockedUntil = ReasonLocked, rec.LockedUntil
+			res.reason, res.lockedUntil, res.level = ReasonLocked, rec.LockedUntil, max(rec.LockLevel, 1)
 			return nil, store.Keep
 		}
 		secret, err := s.sealer.open(principal, rec.KeyID, rec.Sealed)
@@ -495,7 +531,7 @@ func (s *Service) attempt(ctx context.Context, key store.Key, principal, code st
 			next, res.engaged = rec.withFailure(now)
 		}
 		if res.engaged {
-			res.lockedUntil = next.LockedUntil
+			res.lockedUntil, res.level = next.LockedUntil, next.LockLevel
 		}
 		return next.encode()
 	})
@@ -524,6 +560,8 @@ func (s *Service) event(principal, requestID, op string, res result, err error) 
 	}
 	if res.engaged || reason == ReasonLocked {
 		ev.Detail["locked_until"] = res.lockedUntil.UTC().Format(time.RFC3339)
+		ev.Detail["lock_level"] = strconv.Itoa(res.level)
+		ev.Detail["lockout"] = lockoutFor(res.level).String()
 	}
 	return ev
 }

@@ -315,10 +315,11 @@ func TestAuditEvents(t *testing.T) {
 		return audit.Event{Kind: audit.StepUpPassed, Actor: alice, RequestID: req, Result: "passed",
 			Detail: map[string]string{"method": "totp", "op": op}}
 	}
-	lockEngaged := failed(alice, "req-4", "verify", ReasonBadCode)
-	lockEngaged.Detail["locked_until"] = lockedUntil
-	locked := failed(alice, "req-6", "verify", ReasonLocked)
-	locked.Detail["locked_until"] = lockedUntil
+	// The first lockout: the bottom rung, for LockoutDuration.
+	withLock := func(ev audit.Event) audit.Event {
+		ev.Detail["locked_until"], ev.Detail["lock_level"], ev.Detail["lockout"] = lockedUntil, "1", "15m0s"
+		return ev
+	}
 	want := []audit.Event{
 		failed("T1:UNOBODY", "req-0", "verify", ReasonNotEnrolled),
 		{Kind: KindEnrolled, Actor: alice, Result: "pending", Detail: map[string]string{"method": "totp"}},
@@ -331,12 +332,11 @@ func TestAuditEvents(t *testing.T) {
 		failed(alice, "req-4", "verify", ReasonBadCode),
 		failed(alice, "req-4", "verify", ReasonBadCode),
 		failed(alice, "req-4", "verify", ReasonBadCode),
-		lockEngaged,
-		failed(alice, "req-5", "verify", ReasonLocked),
-		locked,
+		withLock(failed(alice, "req-4", "verify", ReasonBadCode)),
+		withLock(failed(alice, "req-5", "verify", ReasonLocked)),
+		withLock(failed(alice, "req-6", "verify", ReasonLocked)),
 		{Kind: KindReset, Actor: alice, Detail: map[string]string{"method": "totp"}},
 	}
-	want[12].Detail["locked_until"] = lockedUntil
 	if diff := cmp.Diff(want, f.audit.all(), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("audit events (-want +got):\n%s", diff)
 	}
@@ -526,6 +526,8 @@ func TestNewAndInput(t *testing.T) {
 		{"no audit", Options{Store: st, Key: testKey}},
 		{"no key", Options{Store: st, Audit: rec}},
 		{"short key", Options{Store: st, Key: testKey[:16], Audit: rec}},
+		{"short old key", Options{Store: st, Key: newKey, OldKeys: [][]byte{testKey[:16]}, Audit: rec}},
+		{"empty old key", Options{Store: st, Key: newKey, OldKeys: [][]byte{testKey, nil}, Audit: rec}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
