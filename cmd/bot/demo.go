@@ -150,7 +150,10 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprint(bannerTo, demoBanner)
 
 	err = console.Run(ctx, console.Options{
-		Broker: env.broker, Commands: env.broker, Connections: env.vault, Audit: env.rec,
+		Broker: env.broker, Commands: env.broker, Connections: env.vault,
+		History: func(ctx context.Context, principal broker.Principal, n int) ([]audit.Event, error) {
+			return env.rec.TailOf(ctx, principal.String(), n, historyWindow)
+		},
 		Principal: demoPrincipal, Name: demoName, In: stdin, Out: stdout, JSON: *jsonOut,
 		Connect: env.connect,
 		DemoCode: func(ctx context.Context) (string, error) {

@@ -2,71 +2,89 @@ package console
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/command"
 )
 
-// HelpText lists the commands; the Slack app will offer the same words.
-const HelpText = `Commands:
-  /agenthub help               this text
-  /agenthub connect <service>  connect github, google or slack
-  /agenthub grants             what agents may do without asking, until when
-  /agenthub revoke <service>   revoke a service: tokens, grants, pending requests
-  /agenthub revoke all         the panic button: everything
-  /agenthub pending            requests waiting for you
-  /agenthub audit [n]          the last n audit events (default 10)
-  /agenthub whoami             who you are and what you have connected
-Anything else is a message to the bot, such as "list open pull requests in acme/website".`
+// terminal is how the command's help and its answers to mistakes look in
+// a terminal; the words are internal/command's, the Slack app's too.
+var terminal = command.Style{
+	Typed:   strconv.Quote,
+	Example: strconv.Quote,
+	Indent:  "  ",
+	Align:   true,
+}
 
 // timeFormat shows times in commands' answers.
 const timeFormat = "2006-01-02 15:04:05 MST"
 
-func (s *session) command(ctx context.Context, args []string) ([]broker.Output, error) {
+// style is terminal, with the demo's forms when there is a demo
+// authenticator.
+func (s *session) style() command.Style {
+	st := terminal
+	st.Demo = s.opts.DemoCode != nil
+	return st
+}
+
+// command does what text, the words after "/agenthub", asks.
+func (s *session) command(ctx context.Context, text string) ([]broker.Output, error) {
 	p := s.opts.Principal
-	if len(args) == 0 {
-		return []broker.Output{{Kind: broker.KindMessage, Text: HelpText}}, nil
+	c, err := command.Parse(text)
+	if err == nil && c.Verb == command.Code && s.opts.DemoCode == nil {
+		err = command.Unknown(text) // no demo authenticator here
 	}
-	verb, rest := strings.ToLower(args[0]), args[1:]
+	var bad *command.Error
 	switch {
-	case verb == "help" && len(rest) == 0:
-		return []broker.Output{{Kind: broker.KindMessage, Text: HelpText}}, nil
-	case verb == "revoke" && len(rest) == 1 && strings.EqualFold(rest[0], "all"):
+	case errors.As(err, &bad):
+		return []broker.Output{{Kind: broker.KindError, Text: bad.Text(s.style())}}, nil
+	case err != nil:
+		return []broker.Output{{Kind: broker.KindError, Text: s.style().Help()}}, nil
+	}
+	switch c.Verb {
+	case command.Revoke, command.RevokeAll:
 		if s.opts.Commands == nil {
 			return unavailable("revoke")
 		}
-		return s.opts.Commands.RevokeAll(ctx, p)
-	case verb == "revoke" && len(rest) == 1:
-		if s.opts.Commands == nil {
-			return unavailable("revoke")
+		if c.Verb == command.RevokeAll {
+			return s.opts.Commands.RevokeAll(ctx, p)
 		}
-		return s.opts.Commands.Revoke(ctx, p, strings.ToLower(rest[0]))
-	case verb == "grants" && len(rest) == 0:
+		return s.opts.Commands.Revoke(ctx, p, c.Service)
+	case command.Grants:
 		return s.grants(ctx)
-	case verb == "pending" && len(rest) == 0:
+	case command.Pending:
 		return s.pending(ctx)
-	case verb == "audit" && len(rest) <= 1:
-		n := DefaultAuditLines
-		if len(rest) == 1 {
-			v, err := strconv.Atoi(rest[0])
-			if err != nil || v < 1 || v > maxAuditLines {
-				return []broker.Output{{Kind: broker.KindError, Text: fmt.Sprintf("audit takes a number of events from 1 to %d.", maxAuditLines)}}, nil
-			}
-			n = v
-		}
-		return s.audit(ctx, n)
-	case verb == "whoami" && len(rest) == 0:
+	case command.Audit:
+		return s.audit(ctx, c.Count)
+	case command.Whoami:
 		return s.whoami(ctx)
-	case verb == "connect" && len(rest) == 1:
-		return s.connect(ctx, strings.ToLower(rest[0]))
-	case verb == "code" && len(rest) == 0 && s.opts.DemoCode != nil && s.stepUp != "":
-		// The demo's way to see the next code when the last prompt had none.
+	case command.Connect:
+		return s.connect(ctx, c.Service)
+	case command.Code:
+		return s.code(ctx)
+	}
+	return []broker.Output{{Kind: broker.KindMessage, Text: s.style().Help()}}, nil
+}
+
+// code shows the demo authenticator's next code: again for the step-up
+// that waits (the last prompt may have come before a fresh code), or on
+// its own.
+func (s *session) code(ctx context.Context) ([]broker.Output, error) {
+	if s.stepUp != "" {
+		// print adds the code to the prompt.
 		return []broker.Output{{Kind: broker.KindStepUp, RequestID: s.stepUp, Text: "Verify it's you to continue."}}, nil
 	}
-	return []broker.Output{{Kind: broker.KindError, Text: fmt.Sprintf("I don't know %q.\n%s", "/agenthub "+strings.Join(args, " "), HelpText)}}, nil
+	code, err := s.opts.DemoCode(ctx)
+	if err != nil {
+		return []broker.Output{{Kind: broker.KindMessage, Text: "demo: " + noFreshCode}}, nil
+	}
+	return []broker.Output{{Kind: broker.KindMessage, Text: "demo: your authenticator shows " + code + ". No step-up is waiting for it."}}, nil
 }
 
 func unavailable(what string) ([]broker.Output, error) {
@@ -107,8 +125,9 @@ func (s *session) pending(ctx context.Context) ([]broker.Output, error) {
 	var b strings.Builder
 	b.WriteString("Waiting for you:")
 	for _, r := range rs {
-		items = append(items, pendingItem{ID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Status: string(r.Status), Expires: r.Expires})
-		fmt.Fprintf(&b, "\n  %s %s on %s: %s, expires %s", r.ID, r.Step.Action, r.Resource.Name, r.Status, r.Expires.Format(timeFormat))
+		items = append(items, pendingItem{ID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Service: r.Service,
+			Status: string(r.Status), Expires: r.Expires})
+		fmt.Fprintf(&b, "\n  %s %s %s, expires %s", r.ID, r.Step.Action, waitingFor(r), r.Expires.Format(timeFormat))
 	}
 	outs := []broker.Output{{Kind: broker.KindMessage, Text: b.String(), Data: items}}
 	if o, ok := resume(rs[len(rs)-1]); ok {
@@ -137,29 +156,44 @@ func resume(r broker.Request) (broker.Output, bool) {
 	return broker.Output{}, false
 }
 
+// waitingFor says what a pending request waits for: its connection, or a
+// decision about its resource.
+func waitingFor(r broker.Request) string {
+	if r.Status == broker.StatusWaitingConnection {
+		// Such a request has no resource yet: it is known once the service
+		// is connected.
+		return "waiting for the " + r.Service + " connection"
+	}
+	return fmt.Sprintf("on %s: %s", r.Resource.Name, r.Status)
+}
+
 // pendingItem is what the pending command shows of a request: not its
-// arguments, which the approval message already quoted.
+// arguments, which the approval message already quoted. Resource is empty
+// while the request waits for the connection to Service.
 type pendingItem struct {
 	ID       string    `json:"request_id"`
 	Action   string    `json:"action"`
 	Resource string    `json:"resource"`
+	Service  string    `json:"service,omitempty"`
 	Status   string    `json:"status"`
 	Expires  time.Time `json:"expires"`
 }
 
+// audit shows the person's own last n audit events, as the Slack app's
+// "/agenthub audit" does.
 func (s *session) audit(ctx context.Context, n int) ([]broker.Output, error) {
-	if s.opts.Audit == nil {
+	if s.opts.History == nil {
 		return unavailable("audit")
 	}
-	es, err := s.opts.Audit.Tail(ctx, n)
+	es, err := s.opts.History(ctx, s.opts.Principal, n)
 	if err != nil {
 		return []broker.Output{{Kind: broker.KindError, Text: "The audit trail could not be read."}}, err
 	}
 	if len(es) == 0 {
-		return []broker.Output{{Kind: broker.KindMessage, Text: "The audit trail is empty."}}, nil
+		return []broker.Output{{Kind: broker.KindMessage, Text: "The audit trail has nothing about you yet.", Data: []audit.Event{}}}, nil
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "The last %d audit event(s):", len(es))
+	fmt.Fprintf(&b, "Your last %d audit event(s):", len(es))
 	for _, e := range es {
 		fmt.Fprintf(&b, "\n  #%d %s %s", e.Seq, e.Time.Format("15:04:05"), e.Kind)
 		for _, f := range []string{e.Detail["service"], e.Action, e.Resource, e.Decision, e.Rule, e.Result} {

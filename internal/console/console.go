@@ -15,6 +15,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/command"
 	"github.com/agenthub/agenthub/internal/vault"
 )
 
@@ -42,11 +43,6 @@ type Connections interface {
 	Connections(ctx context.Context, principal string) ([]vault.Connection, error)
 }
 
-// AuditTail reads the end of the audit trail; *audit.Recorder is one.
-type AuditTail interface {
-	Tail(ctx context.Context, n int) ([]audit.Event, error)
-}
-
 // Options configure Run.
 type Options struct {
 	Broker    Broker // required
@@ -57,10 +53,12 @@ type Options struct {
 	Out       io.Writer
 	JSON      bool // one JSON object per output line instead of text
 
-	// Connections, Audit and Connect serve whoami, audit and connect; a nil
-	// one makes its command say it is not available here.
+	// Connections, History and Connect serve whoami, audit and connect; a
+	// nil one makes its command say it is not available here.
 	Connections Connections
-	Audit       AuditTail
+	// History returns the principal's own last n audit events, as the
+	// Slack app's Options.History does for its "/agenthub audit".
+	History func(ctx context.Context, principal broker.Principal, n int) ([]audit.Event, error)
 	// Connect links the principal to service again (in the demo: new tokens
 	// from the simulated provider, sealed in the vault).
 	Connect func(ctx context.Context, principal broker.Principal, service string) error
@@ -76,12 +74,6 @@ type Options struct {
 	// the request's owner is refused.
 	Others map[string]broker.Principal
 }
-
-// DefaultAuditLines is how many events "/agenthub audit" shows without n.
-const DefaultAuditLines = 10
-
-// maxAuditLines bounds "/agenthub audit n".
-const maxAuditLines = 1000
 
 // session is the state one Run keeps between lines: the approval whose
 // choices the person may type and the request whose step-up code is awaited.
@@ -217,8 +209,8 @@ func (s *session) dispatch(ctx context.Context, text string) (outs []broker.Outp
 	p := s.opts.Principal
 	if by, rest, ok := s.other(text); ok {
 		p, text, other = by, rest, true
-	} else if cmd, ok := command(text); ok {
-		outs, err = s.command(ctx, cmd)
+	} else if rest, ok := command.Cut(text); ok {
+		outs, err = s.command(ctx, rest)
 		return outs, false, err
 	}
 	offer := s.approval
@@ -292,15 +284,6 @@ func (s *session) track(outs []broker.Output) {
 	}
 }
 
-// command returns the words after "/agenthub", if text is a command.
-func command(text string) ([]string, bool) {
-	f := strings.Fields(text)
-	if len(f) == 0 || !strings.EqualFold(f[0], "/agenthub") {
-		return nil, false
-	}
-	return f[1:], true
-}
-
 // matchChoice finds the choice text names by its number (1-based, as
 // printed), key or label, ignoring case.
 func matchChoice(choices []broker.Choice, text string) (string, bool) {
@@ -346,13 +329,18 @@ type jsonOutput struct {
 	DemoCode  string          `json:"demo_code,omitempty"`
 }
 
+// noFreshCode is what the demo says when its authenticator has no code
+// that is not used already.
+var noFreshCode = "the authenticator has no fresh code yet; wait up to 30 seconds, then type " +
+	command.Command{Verb: command.Code}.String() + "."
+
 // print renders one output.
 func (s *session) print(ctx context.Context, o broker.Output) error {
 	var demoCode, demoNote string
 	if o.Kind == broker.KindStepUp && s.opts.DemoCode != nil {
 		code, err := s.opts.DemoCode(ctx)
 		if err != nil {
-			demoNote = "demo: the authenticator has no fresh code yet; wait up to 30 seconds, then type /agenthub code."
+			demoNote = "demo: " + noFreshCode
 		} else {
 			demoCode = code
 		}
@@ -393,8 +381,8 @@ func (s *session) print(ctx context.Context, o broker.Output) error {
 		}
 		b.WriteString("     Type the 6-digit code from your authenticator.\n")
 	case broker.KindConnect:
-		if o.Service != "" && !strings.Contains(o.Text, "/agenthub connect") {
-			fmt.Fprintf(&b, "     Type /agenthub connect %s\n", o.Service)
+		if hint := (command.Command{Verb: command.Connect, Service: o.Service}).String(); o.Service != "" && !strings.Contains(o.Text, hint) {
+			fmt.Fprintf(&b, "     Type %s\n", hint)
 		}
 	}
 	if _, err := io.WriteString(s.out, b.String()); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/policy"
 )
 
 var me = broker.Principal{Team: "T1", User: "U1"}
@@ -28,9 +29,13 @@ var (
 
 // recordingBroker records every call as one string and answers with the
 // outputs its replies map names for that string (a message otherwise).
+// Pending lists pending, or one request waiting for approval when it is
+// nil; History returns history, or one event when it is nil.
 type recordingBroker struct {
 	calls   []string
 	replies map[string][]broker.Output
+	pending []broker.Request
+	history []audit.Event
 }
 
 func (b *recordingBroker) answer(call string) ([]broker.Output, error) {
@@ -68,6 +73,9 @@ func (b *recordingBroker) Connected(_ context.Context, p broker.Principal, servi
 
 func (b *recordingBroker) Pending(_ context.Context, p broker.Principal) ([]broker.Request, error) {
 	b.calls = append(b.calls, "pending "+p.String())
+	if b.pending != nil {
+		return b.pending, nil
+	}
 	return []broker.Request{{ID: "r9", Step: broker.Step{Action: "github.comment"}, Status: broker.StatusPending}}, nil
 }
 
@@ -76,9 +84,12 @@ func (b *recordingBroker) Grants(_ context.Context, p broker.Principal) ([]broke
 	return nil, nil
 }
 
-func (b *recordingBroker) Tail(_ context.Context, n int) ([]audit.Event, error) {
-	b.calls = append(b.calls, fmt.Sprintf("tail %d", n))
-	return []audit.Event{{Seq: 1, Kind: audit.PolicyDecided, Action: "github.comment"}}, nil
+func (b *recordingBroker) History(_ context.Context, p broker.Principal, n int) ([]audit.Event, error) {
+	b.calls = append(b.calls, fmt.Sprintf("history %s %d", p, n))
+	if b.history != nil {
+		return b.history, nil
+	}
+	return []audit.Event{{Seq: 1, Kind: audit.PolicyDecided, Actor: p.String(), Action: "github.comment"}}, nil
 }
 
 // runSession runs the console in -json mode on input and returns the calls it
@@ -86,11 +97,20 @@ func (b *recordingBroker) Tail(_ context.Context, n int) ([]audit.Event, error) 
 func runSession(t *testing.T, replies map[string][]broker.Output, input string) ([]string, []jsonOutput) {
 	t.Helper()
 	b := &recordingBroker{replies: replies}
+	outs := run(t, b, Options{DemoCode: func(context.Context) (string, error) { return "123456", nil }}, input)
+	return b.calls, outs
+}
+
+// run runs the console in -json mode on input, with b as its broker, its
+// commands and its history on top of opts, and returns the outputs it
+// printed.
+func run(tb testing.TB, b *recordingBroker, opts Options, input string) []jsonOutput {
+	tb.Helper()
 	var out bytes.Buffer
-	err := Run(t.Context(), Options{Broker: b, Commands: b, Audit: b, Principal: me, In: strings.NewReader(input), Out: &out, JSON: true,
-		DemoCode: func(context.Context) (string, error) { return "123456", nil }})
-	if err != nil {
-		t.Fatalf("Run: %v", err)
+	opts.Broker, opts.Commands, opts.History = b, b, b.History
+	opts.Principal, opts.In, opts.Out, opts.JSON = me, strings.NewReader(input), &out, true
+	if err := Run(tb.Context(), opts); err != nil {
+		tb.Fatalf("Run: %v", err)
 	}
 	var outs []jsonOutput
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
@@ -99,11 +119,11 @@ func runSession(t *testing.T, replies map[string][]broker.Output, input string) 
 		}
 		var o jsonOutput
 		if err := json.Unmarshal([]byte(line), &o); err != nil {
-			t.Fatalf("output line %q: %v", line, err)
+			tb.Fatalf("output line %q: %v", line, err)
 		}
 		outs = append(outs, o)
 	}
-	return b.calls, outs
+	return outs
 }
 
 func TestDispatch(t *testing.T) {
@@ -144,10 +164,12 @@ func TestDispatch(t *testing.T) {
 		{"revoke all", nil, "/agenthub revoke all\n", []string{"revoke-all T1:U1"}},
 		{"grants, any case", nil, "/AgentHub grants\n", []string{"grants T1:U1"}},
 		{"pending", nil, "/agenthub pending\n", []string{"pending T1:U1"}},
-		{"audit default", nil, "/agenthub audit\n", []string{"tail 10"}},
-		{"audit n", nil, "/agenthub audit 25\n", []string{"tail 25"}},
+		{"audit default: the person's own", nil, "/agenthub audit\n", []string{"history T1:U1 10"}},
+		{"audit n", nil, "/agenthub audit 25\n", []string{"history T1:U1 25"}},
 		{"audit bad n", nil, "/agenthub audit lots\n/agenthub audit 0\n", nil},
 		{"help and unknown commands call nothing", nil, "/agenthub\n/agenthub help\n/agenthub frobnicate\n/agenthub revoke\n", nil},
+		{"code calls nothing", nil, "/agenthub code\n", nil},
+		{"connect, lower case", nil, "/agenthub connect GitHub\n", nil}, // no Connect here
 		{"a command does not answer an approval", afterApproval, "merge\n/agenthub grants\nonce\n",
 			[]string{"handle T1:U1 merge", "grants T1:U1", "decide T1:U1 r1 once"}},
 		{"pending offers the newest request again", afterApproval, "merge\n/agenthub pending\nonce\n",
@@ -173,10 +195,15 @@ func TestCommandOutputs(t *testing.T) {
 	}{
 		{"/agenthub", broker.KindMessage, "/agenthub revoke all"},
 		{"/agenthub help", broker.KindMessage, "/agenthub audit [n]"},
+		{"/agenthub help", broker.KindMessage, "/agenthub code "}, // DemoCode is set
 		{"/agenthub frobnicate", broker.KindError, `I don't know "/agenthub frobnicate"`},
 		{"/agenthub frobnicate", broker.KindError, "/agenthub help"},
-		{"/agenthub audit lots", broker.KindError, "a number of events"},
+		{"/agenthub frobnicate\x1b[2J", broker.KindError, `I don't know "/agenthub frobnicate?[2J"`},
+		{"/agenthub revoke", broker.KindError, "Try:\n  /agenthub revoke <service>  revoke a service"},
+		{"/agenthub audit lots", broker.KindError, "a number of events from 1 to 1000"},
+		{"/agenthub audit 3", broker.KindMessage, "Your last 1 audit event(s):\n  #1"},
 		{"/agenthub audit 3", broker.KindMessage, "policy.decided github.comment"},
+		{"/agenthub code", broker.KindMessage, "demo: your authenticator shows 123456"},
 		{"/agenthub pending", broker.KindMessage, "r9 github.comment"}, // then the approval for r9
 		{"/agenthub grants", broker.KindMessage, "no grants"},
 		{"/agenthub whoami", broker.KindMessage, "You are T1:U1"},
@@ -188,8 +215,130 @@ func TestCommandOutputs(t *testing.T) {
 			if len(outs) == 0 {
 				t.Fatal("no output")
 			}
+			if len(outs[0].Choices) != 0 || outs[0].RequestID != "" {
+				t.Errorf("output = %+v, want no choices and no request", outs[0])
+			}
 			if got := outs[0]; got.Kind != tt.wantKind || !strings.Contains(got.Text, tt.wantText) {
 				t.Errorf("output = %s %q, want %s containing %q", got.Kind, got.Text, tt.wantKind, tt.wantText)
+			}
+		})
+	}
+}
+
+// TestCodeOutsideTheDemo: without a demo authenticator code is a command
+// like any unknown one, and the help does not offer it.
+func TestCodeOutsideTheDemo(t *testing.T) {
+	b := &recordingBroker{}
+	outs := run(t, b, Options{}, "/agenthub code\n/agenthub help\n")
+	if len(outs) != 2 {
+		t.Fatalf("outputs = %+v, want 2", outs)
+	}
+	if got := outs[0]; got.Kind != broker.KindError || !strings.HasPrefix(got.Text, `I don't know "/agenthub code".`) {
+		t.Errorf("code = %s %q, want it unknown", got.Kind, got.Text)
+	}
+	for _, o := range outs {
+		if strings.Contains(o.Text, "/agenthub code ") {
+			t.Errorf("help %q offers code outside the demo", o.Text)
+		}
+	}
+}
+
+// TestCodeDuringAStepUp: code prompts for the waiting step-up again, which
+// prints the demo authenticator's code.
+func TestCodeDuringAStepUp(t *testing.T) {
+	replies := map[string][]broker.Output{"handle T1:U1 merge": {stepUp}}
+	calls, outs := runSession(t, replies, "merge\n/agenthub code\n123456\n")
+	if len(outs) != 3 {
+		t.Fatalf("outputs = %+v, want 3", outs)
+	}
+	if got := outs[1]; got.Kind != broker.KindStepUp || got.RequestID != "r1" || got.DemoCode != "123456" {
+		t.Errorf("code = %+v, want the step-up for r1 again, with the demo code", got)
+	}
+	if diff := cmp.Diff([]string{"handle T1:U1 merge", "stepup T1:U1 r1 123456"}, calls); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+}
+
+func TestPending(t *testing.T) {
+	expires := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name     string
+		pending  []broker.Request
+		wantText string
+		wantData string
+	}{
+		{"waiting for approval",
+			[]broker.Request{{ID: "r1", Step: broker.Step{Action: "github.comment"}, Service: "github",
+				Resource: policy.Resource{Name: "acme/payments"}, Status: broker.StatusPending, Expires: expires}},
+			"Waiting for you:\n  r1 github.comment on acme/payments: pending, expires 2030-01-02 03:04:05 UTC",
+			`[{"request_id":"r1","action":"github.comment","resource":"acme/payments","service":"github","status":"pending","expires":"2030-01-02T03:04:05Z"}]`},
+		{"waiting for a connection",
+			[]broker.Request{{ID: "r2", Step: broker.Step{Action: "github.list_pull_requests"}, Service: "github",
+				Status: broker.StatusWaitingConnection, Expires: expires}},
+			"Waiting for you:\n  r2 github.list_pull_requests waiting for the github connection, expires 2030-01-02 03:04:05 UTC",
+			`[{"request_id":"r2","action":"github.list_pull_requests","resource":"","service":"github","status":"waiting_connection","expires":"2030-01-02T03:04:05Z"}]`},
+		{"nothing", []broker.Request{}, "Nothing is waiting for you.", `[]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			outs := run(t, &recordingBroker{pending: tt.pending}, Options{}, "/agenthub pending\n")
+			if len(outs) == 0 {
+				t.Fatal("no output")
+			}
+			got := outs[0]
+			if diff := cmp.Diff(tt.wantText, got.Text); diff != "" {
+				t.Errorf("text (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(decode(t, tt.wantData), got.Data); diff != "" {
+				t.Errorf("data (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// decode is JSON as a -json line's data decodes.
+func decode(tb testing.TB, s string) any {
+	tb.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		tb.Fatal(err)
+	}
+	return v
+}
+
+func TestAuditShowsTheTrailAboutYou(t *testing.T) {
+	tests := []struct {
+		name     string
+		history  []audit.Event
+		wantText string
+		wantData string
+	}{
+		{"events", []audit.Event{
+			{Seq: 7, Time: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), Kind: audit.PolicyDecided, Actor: me.String(),
+				Action: "github.comment", Resource: "acme/payments", Decision: "needs_approval", RequestID: "0123456789abcdef"}},
+			"Your last 1 audit event(s):\n  #7 03:04:05 policy.decided github.comment acme/payments needs_approval req=01234567", ""},
+		{"none", []audit.Event{}, "The audit trail has nothing about you yet.", "[]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &recordingBroker{history: tt.history}
+			outs := run(t, b, Options{}, "/agenthub audit 5\n")
+			if len(outs) != 1 {
+				t.Fatalf("outputs = %+v, want 1", outs)
+			}
+			if got, want := outs[0].Kind, broker.KindMessage; got != want {
+				t.Errorf("kind = %s, want %s", got, want)
+			}
+			if diff := cmp.Diff(tt.wantText, outs[0].Text); diff != "" {
+				t.Errorf("text (-want +got):\n%s", diff)
+			}
+			if tt.wantData != "" {
+				if diff := cmp.Diff(decode(t, tt.wantData), outs[0].Data); diff != "" {
+					t.Errorf("data (-want +got):\n%s", diff)
+				}
+			}
+			if diff := cmp.Diff([]string{"history T1:U1 5"}, b.calls); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
 			}
 		})
 	}

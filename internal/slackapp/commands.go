@@ -2,81 +2,45 @@ package slackapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/slack-go/slack"
 
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/command"
 )
 
-// The slash command's words are the terminal demo's (internal/console),
-// so that what people learn in one works in the other.
-const (
-	// defaultAuditLines is how many events "/agenthub audit" shows
-	// without n; maxAuditLines bounds n.
-	defaultAuditLines = 10
-	maxAuditLines     = 1000
-)
+// slashStyle is how the slash command's help and its answers to mistakes
+// look in Slack, in mrkdwn; the words are internal/command's, the terminal
+// demo's too.
+var slashStyle = command.Style{
+	Heading: func(s string) string { return "*" + s + "*" },
+	Usage:   code,
+	Typed:   code,
+	Example: func(s string) string { return "_" + escape(s) + "_" },
+	Reach:   "mention me or DM me",
+}
 
 // helpText lists the commands, in mrkdwn.
-var helpText = strings.Join([]string{
-	"*Commands*",
-	"`/agenthub help`  this text",
-	"`/agenthub connect &lt;service&gt;`  connect github, google or slack",
-	"`/agenthub grants`  what agents may do without asking, until when",
-	"`/agenthub revoke &lt;service&gt;`  revoke a service: tokens, grants, pending requests",
-	"`/agenthub revoke all`  the panic button: everything",
-	"`/agenthub pending`  requests waiting for you",
-	"`/agenthub audit [n]`  your last n audit events (default 10)",
-	"`/agenthub whoami`  who you are and what you have connected",
-	"Anything else is a message to the bot: mention me or DM me, such as _list open pull requests in acme/website_.",
-}, "\n")
-
-// command is a parsed "/agenthub …".
-type command struct {
-	verb string // help, connect, grants, revoke, revoke-all, pending, audit, whoami
-	arg  string // the service, or the grant
-	n    int    // audit's count
-}
+var helpText = slashStyle.Help()
 
 // parseCommand reads the slash command's text. When the command needs no
-// I/O to answer (help, nothing, a typo), answer holds the reply.
-func parseCommand(text string) (c command, answer string) {
-	args := strings.Fields(text)
-	if len(args) == 0 {
-		return command{verb: "help"}, helpText
+// I/O to answer (help, nothing, a mistake), answer holds the reply.
+func parseCommand(text string) (c command.Command, answer string) {
+	c, err := command.Parse(text)
+	if err == nil && c.Verb == command.Code {
+		err = command.Unknown(text) // the Slack app has no demo authenticator
 	}
-	verb, rest := strings.ToLower(args[0]), args[1:]
+	var bad *command.Error
 	switch {
-	case verb == "help" && len(rest) == 0:
-		return command{verb: "help"}, helpText
-	case verb == "revoke" && len(rest) == 1 && strings.EqualFold(rest[0], "all"):
-		return command{verb: "revoke-all"}, ""
-	case verb == "revoke" && len(rest) == 1:
-		return command{verb: "revoke", arg: strings.ToLower(rest[0])}, ""
-	case verb == "connect" && len(rest) == 1:
-		return command{verb: "connect", arg: strings.ToLower(rest[0])}, ""
-	case (verb == "grants" || verb == "pending" || verb == "whoami") && len(rest) == 0:
-		return command{verb: verb}, ""
-	case verb == "audit" && len(rest) <= 1:
-		n := defaultAuditLines
-		if len(rest) == 1 {
-			v, err := strconv.Atoi(rest[0])
-			if err != nil || v < 1 || v > maxAuditLines {
-				return command{}, fmt.Sprintf(":warning: audit takes a number of events from 1 to %d.", maxAuditLines)
-			}
-			n = v
-		}
-		return command{verb: "audit", n: n}, ""
+	case errors.As(err, &bad):
+		return command.Command{}, bad.Text(slashStyle)
+	case err != nil || c.Verb == command.Help:
+		return c, helpText
 	}
-	return command{}, fmt.Sprintf("I don't know `%s`.\n%s", escape(clipCommand("/agenthub "+strings.Join(args, " "))), helpText)
-}
-
-// clipCommand keeps an echoed command short and on one line of code.
-func clipCommand(s string) string {
-	return strings.ReplaceAll(truncate(s, 100), "`", "'")
+	return c, ""
 }
 
 // ackCommand returns the answer a slash command gets in its ack, if it
@@ -94,6 +58,7 @@ func (a *App) handleCommand(ctx context.Context, sc slack.SlashCommand) error {
 		return nil // answered in the ack
 	}
 	if !a.member(sc.TeamID, "") {
+		a.refused(ctx, principalOf(sc.TeamID, sc.UserID), "not_a_member", "command", "")
 		if err := a.respond(ctx, sc.ResponseURL, notAMember); err != nil {
 			a.log.WarnContext(ctx, "slash command answer failed", "slack_user", sc.UserID, "err", err)
 		}
@@ -106,23 +71,23 @@ func (a *App) handleCommand(ctx context.Context, sc slack.SlashCommand) error {
 		a.log.WarnContext(ctx, "slash command answer failed", "slack_user", sc.UserID, "err", err)
 		a.reply(ctx, thread{}, sc.UserID, text)
 	}
-	if connected && c.verb != "connect" && c.verb != "revoke" && c.verb != "revoke-all" {
+	if connected && c.Verb != command.Connect && c.Verb != command.Revoke && c.Verb != command.RevokeAll {
 		a.publishHome(ctx, principal)
 	}
 	return nil
 }
 
 // runCommand does the work of a command and returns the answer, in mrkdwn.
-func (a *App) runCommand(ctx context.Context, principal broker.Principal, c command) string {
+func (a *App) runCommand(ctx context.Context, principal broker.Principal, c command.Command) string {
 	user := principal.User
-	switch c.verb {
-	case "connect":
-		return a.connect(ctx, principal, c.arg)
-	case "revoke", "revoke-all":
+	switch c.Verb {
+	case command.Connect:
+		return a.connect(ctx, principal, c.Service)
+	case command.Revoke, command.RevokeAll:
 		var outs []broker.Output
 		var err error
-		if c.verb == "revoke" {
-			outs, err = a.opts.Broker.Revoke(ctx, principal, c.arg)
+		if c.Verb == command.Revoke {
+			outs, err = a.opts.Broker.Revoke(ctx, principal, c.Service)
 		} else {
 			outs, err = a.opts.Broker.RevokeAll(ctx, principal)
 		}
@@ -133,13 +98,13 @@ func (a *App) runCommand(ctx context.Context, principal broker.Principal, c comm
 			lines[i] = outputText(o)
 		}
 		return strings.Join(lines, "\n")
-	case "grants":
+	case command.Grants:
 		return a.grantsText(ctx, principal)
-	case "pending":
+	case command.Pending:
 		return a.pendingText(ctx, principal)
-	case "audit":
-		return a.auditText(ctx, principal, c.n)
-	case "whoami":
+	case command.Audit:
+		return a.auditText(ctx, principal, c.Count)
+	case command.Whoami:
 		return a.whoamiText(ctx, principal)
 	}
 	return helpText
@@ -174,11 +139,21 @@ func (a *App) pendingText(ctx context.Context, principal broker.Principal) strin
 	var b strings.Builder
 	b.WriteString("*Waiting for you:*")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "\n• *%s* on `%s`: %s, expires %s",
-			escape(r.Step.Action), escape(r.Resource.Name), escape(strings.ReplaceAll(string(r.Status), "_", " ")), when(r.Expires))
+		fmt.Fprintf(&b, "\n• *%s* %s, expires %s", escape(r.Step.Action), waitingFor(r), when(r.Expires))
 	}
 	b.WriteString("\nThe buttons are in your DMs with me.")
 	return b.String()
+}
+
+// waitingFor says what a pending request waits for: its connection, or a
+// decision about its resource.
+func waitingFor(r broker.Request) string {
+	if r.Status == broker.StatusWaitingConnection {
+		// Such a request has no resource yet: it is known once the service
+		// is connected.
+		return "waiting for the " + code(r.Service) + " connection"
+	}
+	return fmt.Sprintf("on %s: %s", code(r.Resource.Name), escape(strings.ReplaceAll(string(r.Status), "_", " ")))
 }
 
 func (a *App) auditText(ctx context.Context, principal broker.Principal, n int) string {

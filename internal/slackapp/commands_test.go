@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/command"
+	"github.com/agenthub/agenthub/internal/sim"
 	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
 )
 
@@ -47,9 +49,12 @@ func TestSlashAnsweredInTheAck(t *testing.T) {
 		{"", "`/agenthub pending`"},
 		{"  HELP ", "`/agenthub whoami`"},
 		{"frobnicate the <!channel>", "I don't know `/agenthub frobnicate the &lt;!channel&gt;`"},
-		{"help me", "I don't know"},
+		{"frobnicate `x`", "I don't know `/agenthub frobnicate \u02cbx\u02cb`"},
+		{"help me", "I don't know `/agenthub help me`. Try:\n`/agenthub help`"},
+		{"revoke", "Try:\n`/agenthub revoke &lt;service&gt;`  revoke a service"},
 		{"audit many", "audit takes a number of events from 1 to 1000"},
 		{"audit 0", "audit takes a number of events from 1 to 1000"},
+		{"code", "I don't know `/agenthub code`.\n*Commands:*"}, // the demo's alone
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
@@ -201,25 +206,63 @@ func TestHomeRevokeButtons(t *testing.T) {
 	}
 }
 
+// The grammar is internal/command's; what is the Slack app's is which
+// commands it answers in the ack, and that it has no demo code.
 func TestParseCommand(t *testing.T) {
 	tests := []struct {
-		text string
-		want command
+		name       string
+		text       string
+		want       command.Command
+		wantAnswer string // "": work to do
 	}{
-		{"revoke GitHub", command{verb: "revoke", arg: "github"}},
-		{"revoke ALL", command{verb: "revoke-all"}},
-		{"connect google", command{verb: "connect", arg: "google"}},
-		{"audit", command{verb: "audit", n: defaultAuditLines}},
-		{"audit 1000", command{verb: "audit", n: 1000}},
-		{"pending", command{verb: "pending"}},
+		{"revoke a service", "revoke GitHub", command.Command{Verb: command.Revoke, Service: "github"}, ""},
+		{"revoke all", "revoke ALL", command.Command{Verb: command.RevokeAll}, ""},
+		{"connect", "connect google", command.Command{Verb: command.Connect, Service: "google"}, ""},
+		{"audit", "audit", command.Command{Verb: command.Audit, Count: command.DefaultCount}, ""},
+		{"audit n", "audit 1000", command.Command{Verb: command.Audit, Count: 1000}, ""},
+		{"pending", "pending", command.Command{Verb: command.Pending}, ""},
+		{"nothing", "", command.Command{Verb: command.Help}, helpText},
+		{"help", "help", command.Command{Verb: command.Help}, helpText},
+		{"no demo code", "code", command.Command{}, "I don't know `/agenthub code`.\n" + helpText},
 	}
 	for _, tt := range tests {
-		got, answer := parseCommand(tt.text)
-		if answer != "" {
-			t.Errorf("parseCommand(%q) answers %q, want work to do", tt.text, answer)
-		}
-		if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(command{})); diff != "" {
-			t.Errorf("parseCommand(%q) (-want +got):\n%s", tt.text, diff)
+		t.Run(tt.name, func(t *testing.T) {
+			got, answer := parseCommand(tt.text)
+			if answer != tt.wantAnswer {
+				t.Errorf("parseCommand(%q) answers %q, want %q", tt.text, answer, tt.wantAnswer)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("parseCommand(%q) (-want +got):\n%s", tt.text, diff)
+			}
+		})
+	}
+	if strings.Contains(helpText, "/agenthub code") {
+		t.Errorf("the Slack help offers the demo's code:\n%s", helpText)
+	}
+}
+
+// TestSlashPendingWaitingForConnection: a request waiting for its
+// connection has no resource yet; pending names the connection it waits
+// for instead.
+func TestSlashPendingWaitingForConnection(t *testing.T) {
+	f := newFlow(t, flowOptions{demo: true})
+	f.mention(alice, "C1", listPulls) // first contact connects everything
+	if _, err := f.env.Broker.Revoke(f.ctx, testPrincipal(alice), sim.ServiceGitHub); err != nil {
+		t.Fatal(err)
+	}
+	f.mention(alice, "C1", listPulls)
+
+	_, env := f.command(alice, "pending")
+	rs := f.responsesTo(env)
+	if len(rs) != 1 {
+		t.Fatalf("responses = %+v, want one", rs)
+	}
+	if want := "waiting for the `github` connection, expires"; !strings.Contains(rs[0].Text, want) {
+		t.Errorf("pending = %q, want it to contain %q", rs[0].Text, want)
+	}
+	for _, bad := range []string{"on ``", "waiting_connection", "waiting connection"} {
+		if strings.Contains(rs[0].Text, bad) {
+			t.Errorf("pending = %q, want no %q", rs[0].Text, bad)
 		}
 	}
 }

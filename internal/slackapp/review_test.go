@@ -626,6 +626,13 @@ func TestSlackConnectGuestRefused(t *testing.T) {
 	if len(texts) != 1 || texts[0] != notAMember {
 		t.Errorf("answers to a guest's slash command = %q, want [%q]", texts, notAMember)
 	}
+	var commandRecorded bool
+	for _, e := range f.events(audit.InteractionRejected) {
+		commandRecorded = commandRecorded || e.Actor == otherTeam+":"+eve && e.Detail["op"] == "command"
+	}
+	if !commandRecorded {
+		t.Error("the guest's refused slash command is not on the record")
+	}
 }
 
 // flakyEnrolmentStore fails enrolment-record writes while down is set.
