@@ -87,18 +87,37 @@ func (b *Broker) StepUp(ctx context.Context, requestID string, actor Principal, 
 	if err := b.stepup.Verify(ctx, r.Principal.String(), r.ID, code); err != nil {
 		o := Output{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name}
 		for _, known := range []error{stepup.ErrBadCode, stepup.ErrReplay, stepup.ErrLocked, stepup.ErrNotEnrolled, stepup.ErrPending} {
-			if errors.Is(err, known) {
-				o.Text = "Not run: " + known.Error() + "."
-				if errors.Is(err, stepup.ErrNotEnrolled) || errors.Is(err, stepup.ErrPending) {
-					o.Kind = KindError
-				}
-				return []Output{o}, nil
+			if !errors.Is(err, known) {
+				continue
 			}
+			o.Text = "Not run: " + known.Error() + "."
+			if errors.Is(err, stepup.ErrNotEnrolled) || errors.Is(err, stepup.ErrPending) {
+				o.Kind = KindError
+			}
+			outs := []Output{o}
+			if lo, ok := errors.AsType[*stepup.LockedOut](err); ok {
+				o.Text = "Not run: " + lo.Error() + "."
+				outs[0] = o
+				if !errors.Is(err, stepup.ErrLocked) {
+					// This attempt locked it: the owner hears of it in
+					// their DM, whoever is typing in their session.
+					outs = append(outs, Output{Kind: KindMessage, Private: true, Text: LockoutNotice(lo)})
+				}
+			}
+			return outs, nil
 		}
 		o.Kind, o.Text = KindError, "Not run: the code could not be checked."
 		return []Output{o}, err
 	}
 	return b.advance(ctx, r, raw, e)
+}
+
+// LockoutNotice is what the owner is told when wrong codes for their
+// account lock step-up: it may not have been them typing.
+func LockoutNotice(lo *stepup.LockedOut) string {
+	return fmt.Sprintf("Someone entered %d wrong codes for your account, so step-up is locked until %s. "+
+		"If that was not you, someone may be using your Slack session: revoke everything with /agenthub revoke all, which works while step-up is locked, and tell your workspace admin.",
+		max(lo.Failures, stepup.MaxFailures), lo.Until.UTC().Format("2006-01-02 15:04 UTC"))
 }
 
 // advance moves request r by event e and does what its new state asks:

@@ -173,6 +173,9 @@ func (a *App) submitEnrol(ctx context.Context, principal broker.Principal, v sla
 			a.log.WarnContext(ctx, "enrolment confirm failed", "slack_user", user, "err", err)
 		}
 		a.reply(ctx, thread{}, user, escape(text))
+		if lo, ok := errors.AsType[*stepup.LockedOut](err); ok && !errors.Is(err, stepup.ErrLocked) {
+			a.reply(ctx, thread{}, user, escape(broker.LockoutNotice(lo)))
+		}
 		return
 	}
 	// The DM the Confirm button was pressed in shows the secret that now
