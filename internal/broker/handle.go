@@ -310,18 +310,18 @@ func (b *Broker) newRequest(ctx context.Context, p asker, id string, act *agent.
 
 // approvalOut asks the owner to approve request r.
 func approvalOut(r Request) Output {
-	text := fmt.Sprintf("Approve %s on %s with %s? %s (policy rule %q, %s risk)",
-		r.Step.Action, r.Resource.Name, r.Step.Args, r.Decision.Reason, r.Decision.Rule, r.Decision.Risk)
+	reason := fmt.Sprintf("%s (policy rule %q, %s risk)", r.Decision.Reason, r.Decision.Rule, r.Decision.Risk)
 	if r.Decision.StepUp {
-		text += " After you approve, you will be asked for a code from your authenticator."
+		reason += " After you approve, you will be asked for a code from your authenticator."
 	}
 	if r.Decision.Effect == policy.SecondApprover {
-		text += " It also needs the approval of one of: " + strings.Join(r.Approvers, ", ") + "."
+		reason += " It also needs the approval of one of: " + strings.Join(r.Approvers, ", ") + "."
 	}
+	text := fmt.Sprintf("Approve %s on %s with %s? %s", r.Step.Action, r.Resource.Name, r.Step.Args, reason)
 	return Output{
-		Kind: KindApproval, Text: text, Choices: choicesFor(r.Decision.Lifetimes, r.Decision.Risk),
+		Kind: KindApproval, Text: text, Reason: reason, Choices: choicesFor(r.Decision.Lifetimes, r.Decision.Risk),
 		RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Rule: r.Decision.Rule, Risk: r.Decision.Risk.String(),
-		Approvers: r.Approvers,
+		Approvers: r.Approvers, Args: r.Step.Args, ArgsHash: r.ArgsHash,
 	}
 }
 

@@ -1,6 +1,10 @@
 package broker
 
-import "github.com/agenthub/agenthub/internal/policy"
+import (
+	"encoding/json"
+
+	"github.com/agenthub/agenthub/internal/policy"
+)
 
 // Kind says what an Output asks of the adapter.
 type Kind string
@@ -48,6 +52,15 @@ type Output struct {
 	// Requests are the IDs of the requests a revoke canceled, so the
 	// adapter can update the approval messages it showed for them.
 	Requests []string `json:"requests,omitempty"`
+	// Reason is an approval's why, in words, with what comes after the
+	// approval (a code, a second approver): its Text without the
+	// arguments, for adapters that show the arguments on their own.
+	Reason string `json:"reason,omitempty"`
+	// Args are an approval's canonical arguments, as they will run, and
+	// ArgsHash their digest (the request's), so an adapter can show them
+	// whole or, when too long to show, say so and offer them elsewhere.
+	Args     json.RawMessage `json:"args,omitempty"`
+	ArgsHash string          `json:"args_sha256,omitempty"`
 	// Private marks a result (or a failure quoting the provider) that
 	// shows something not public: the adapter shows it to the owner alone,
 	// never in a channel others read.

@@ -1,6 +1,8 @@
 package slackapp
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -29,6 +31,7 @@ const (
 	maxHomeBlocks   = 100  // blocks in an App Home view
 	maxReplyText    = 4000 // a threaded reply's text; Slack's own advice
 	maxModalTitle   = 24   // modal title, submit and close (plain_text)
+	maxModalBlocks  = 100  // blocks in a modal
 	maxMetadata     = 3000 // private_metadata
 	maxConfirmTitle = 100  // confirm dialog title
 	maxConfirmText  = 300  // confirm dialog text
@@ -51,6 +54,9 @@ const (
 	ActionRevokeGrant = "agenthub_revoke_grant"
 	// ActionRevokeAll revokes everything the person has; value is "all".
 	ActionRevokeAll = "agenthub_revoke_all"
+	// ActionViewArgs opens a modal with all of a request's arguments;
+	// value is the request ID.
+	ActionViewArgs = "agenthub_view_args"
 
 	// CallbackStepUp is the step-up modal's callback ID; its private
 	// metadata is the request ID and nothing else.
@@ -257,7 +263,7 @@ func limitBlocks(blocks []slack.Block, max int) []slack.Block {
 // by which rule, until when, and one button per choice. Every button's value
 // is the request ID and nothing more.
 func ApprovalMessage(o broker.Output, owner string, expires time.Time) []slack.Block {
-	intro := fmt.Sprintf("%s, an agent asks to run *%s*:\n%s", mention(owner), escape(o.Action), quote(escape(o.Text)))
+	intro := fmt.Sprintf("%s, an agent asks to run *%s* on %s.", mention(owner), escape(o.Action), code(o.Resource))
 	return approvalBlocks("Approval needed", intro, o, owner, expires, o.Choices)
 }
 
@@ -266,17 +272,17 @@ func ApprovalMessage(o broker.Output, owner string, expires time.Time) []slack.B
 // how long a grant lasts is the owner's choice, so their buttons are
 // approve once and deny, the only answers the broker takes from them.
 func SecondApprovalMessage(o broker.Output, owner string, expires time.Time) []slack.Block {
-	intro := fmt.Sprintf("%s asks to run *%s*, and the policy wants a second approval from one of: %s\n%s",
-		mention(owner), escape(o.Action), mentions(o.Approvers), quote(escape(o.Text)))
+	intro := fmt.Sprintf("%s asks to run *%s* on %s, and the policy wants a second approval from one of: %s",
+		mention(owner), escape(o.Action), code(o.Resource), mentions(o.Approvers))
 	o.Approvers = nil // said above
 	return approvalBlocks("Second approval needed", intro, o, owner, expires,
 		[]broker.Choice{{Key: broker.ChoiceOnce, Label: "Approve"}, {Key: broker.ChoiceDeny, Label: "Deny"}})
 }
 
 func approvalBlocks(title, intro string, o broker.Output, owner string, expires time.Time, choices []broker.Choice) []slack.Block {
-	blocks := []slack.Block{
-		header(title),
-		section(intro),
+	blocks := []slack.Block{header(title), section(intro)}
+	blocks = append(blocks, argsBlocks(o)...)
+	blocks = append(blocks, section(quote(escape(cmpOr(o.Reason, o.Text)))),
 		fields(
 			"Action", code(o.Action),
 			"Resource", code(o.Resource),
@@ -285,7 +291,7 @@ func approvalBlocks(title, intro string, o broker.Output, owner string, expires 
 			"Expires", when(expires),
 			"Requested by", mention(owner),
 		),
-	}
+	)
 	if len(o.Approvers) > 0 {
 		blocks = append(blocks, contextLine("Also needs the approval of one of: "+mentions(o.Approvers)))
 	}
@@ -302,6 +308,106 @@ func approvalBlocks(title, intro string, o broker.Output, owner string, expires 
 	}
 	blocks = append(blocks, actions("agenthub_decide", buttons)...)
 	return limitBlocks(blocks, maxMessageBlock)
+}
+
+// maxShownArgs is how long a step's arguments may be, pretty-printed, for
+// an approval card to show them whole. Longer ones are never cut: the card
+// says how long they are, shows their digest, and a button opens them all
+// (ArgsModal).
+const maxShownArgs = 2500
+
+// argsBlocks shows an approval's arguments: whole, as plain text (nothing
+// in them can become formatting, a link or a mention), or, when too long
+// for a message, their size and digest with a View all button.
+func argsBlocks(o broker.Output) []slack.Block {
+	if len(o.Args) == 0 {
+		return nil
+	}
+	pretty := prettyArgs(o.Args)
+	if utf8.RuneCountInString(pretty) <= maxShownArgs {
+		return []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.PlainTextType, pretty, false, false), nil, nil)}
+	}
+	note := fmt.Sprintf("*Arguments:* %d characters, more than a message can show, so none of them is shown here. Digest %s. "+
+		"*View all* shows every one of them before you decide.", utf8.RuneCountInString(pretty), code(shortDigest(o.ArgsHash)))
+	view := button(ActionViewArgs, "View all", o.RequestID)
+	return []slack.Block{slack.NewSectionBlock(mrkdwn(note), nil, slack.NewAccessory(view))}
+}
+
+// prettyArgs indents canonical JSON arguments for people, with <, > and &
+// as themselves rather than the \u003c escapes encoding/json writes: the
+// text is shown as plain text, where nothing has a meaning to escape.
+func prettyArgs(raw []byte) string {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber() // numbers exactly as they will run
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return string(raw)
+	}
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	e.SetIndent("", "  ")
+	if err := e.Encode(v); err != nil {
+		return string(raw)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// shortDigest is the first 16 hex digits of an argument digest, in groups
+// of four: enough to tell two sets of arguments apart at a glance.
+func shortDigest(h string) string {
+	if len(h) > 16 {
+		h = h[:16]
+	}
+	var parts []string
+	for len(h) > 4 {
+		parts, h = append(parts, h[:4]), h[4:]
+	}
+	return strings.Join(append(parts, h), " ")
+}
+
+// ArgsModal shows all of a request's arguments, split into plain-text
+// blocks a modal can hold. What cannot fit in a modal's blocks (arguments
+// far longer than any action's schema allows) is said, never dropped
+// silently.
+func ArgsModal(r broker.Request) slack.ModalViewRequest {
+	pretty := prettyArgs(r.Step.Args)
+	blocks := []slack.Block{
+		section(fmt.Sprintf("*%s* on %s", escape(r.Step.Action), code(r.Resource.Name))),
+		contextLine(fmt.Sprintf("%d characters. Digest %s, as on the approval card.", utf8.RuneCountInString(pretty), code(shortDigest(r.ArgsHash)))),
+	}
+	chunks := splitRunes(pretty, maxSectionText)
+	room := maxModalBlocks - len(blocks) - 1
+	for i, c := range chunks {
+		if i == room {
+			blocks = append(blocks, contextLine(fmt.Sprintf("%d more part(s) do not fit in a Slack window: do not approve what you cannot read.", len(chunks)-room)))
+			break
+		}
+		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.PlainTextType, c, false, false), nil, nil))
+	}
+	return slack.ModalViewRequest{
+		Type:   slack.VTModal,
+		Title:  plain("Arguments", maxModalTitle),
+		Close:  plain("Close", maxModalTitle),
+		Blocks: slack.Blocks{BlockSet: blocks},
+	}
+}
+
+// splitRunes cuts s into pieces of at most max runes, never inside a
+// character.
+func splitRunes(s string, max int) []string {
+	var out []string
+	for s != "" {
+		n, i := 0, 0
+		for i < len(s) && n < max {
+			_, size := utf8.DecodeRuneInString(s[i:])
+			i += size
+			n++
+		}
+		out = append(out, s[:i])
+		s = s[i:]
+	}
+	return out
 }
 
 // quote renders text as a mrkdwn block quote, line by line.
@@ -396,7 +502,7 @@ func StepUpMessage(o broker.Output) []slack.Block {
 // StepUpModal asks for a 6-digit code from the person's authenticator. Its
 // private metadata is the request ID alone: the handler loads everything
 // else from the store.
-func StepUpModal(requestID string) slack.ModalViewRequest {
+func StepUpModal(r broker.Request) slack.ModalViewRequest {
 	input := slack.NewPlainTextInputBlockElement(plain("123456", 150), StepUpActionID).
 		WithMinLength(6).WithMaxLength(6)
 	return slack.ModalViewRequest{
@@ -405,8 +511,9 @@ func StepUpModal(requestID string) slack.ModalViewRequest {
 		Submit:          plain("Verify", maxModalTitle),
 		Close:           plain("Cancel", maxModalTitle),
 		CallbackID:      CallbackStepUp,
-		PrivateMetadata: cut(requestID, maxMetadata),
+		PrivateMetadata: cut(r.ID, maxMetadata),
 		Blocks: slack.Blocks{BlockSet: []slack.Block{
+			section(fmt.Sprintf("You are verifying *%s* on %s.", escape(r.Step.Action), code(r.Resource.Name))),
 			section("This action needs a fresh code from your authenticator app. A click in Slack alone is not enough."),
 			slack.NewInputBlock(StepUpBlockID, plain("6-digit code", 2000),
 				plain("The code is used once, for this request only.", 2000), input),

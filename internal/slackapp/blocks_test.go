@@ -33,6 +33,9 @@ func approvalOutput() broker.Output {
 	return broker.Output{
 		Kind:      broker.KindApproval,
 		Text:      `Approve github.create_issue on acme/payments with {"body":"see <https://x>","title":"Fix & ship"}? private repo writes need approval (policy rule "private-writes", medium risk)`,
+		Reason:    `private repo writes need approval (policy rule "private-writes", medium risk)`,
+		Args:      json.RawMessage(`{"body":"see <https://x>","title":"Fix & ship"}`),
+		ArgsHash:  "3f9a1c0b7e2d4a6f8b1c3e5d7f9a0b2c4d6e8f0a1b3c5d7e9f0a2b4c6d8e0f1a",
 		Choices:   []broker.Choice{{Key: broker.ChoiceOnce, Label: "Approve once"}, {Key: broker.ChoiceHour, Label: "Approve for 1 hour"}, {Key: broker.ChoiceStanding, Label: "Approve until revoked"}, {Key: broker.ChoiceDeny, Label: "Deny"}},
 		RequestID: reqID,
 		Action:    "github.create_issue",
@@ -46,6 +49,9 @@ func highRiskOutput() broker.Output {
 	return broker.Output{
 		Kind:      broker.KindApproval,
 		Text:      `Approve github.merge_pull_request on acme/payments:main with {"number":42}? merges to protected branches are high risk (policy rule "protected-merge", high risk) After you approve, you will be asked for a code from your authenticator. It also needs the approval of one of: U0LEAD001, U0LEAD002.`,
+		Reason:    `merges to protected branches are high risk (policy rule "protected-merge", high risk) After you approve, you will be asked for a code from your authenticator. It also needs the approval of one of: U0LEAD001, U0LEAD002.`,
+		Args:      json.RawMessage(`{"number":42}`),
+		ArgsHash:  "aa11bb22cc33dd44ee55ff6600112233445566778899aabbccddeeff00112233",
 		Choices:   []broker.Choice{{Key: broker.ChoiceOnce, Label: "Approve once"}, {Key: broker.ChoiceDeny, Label: "Deny"}},
 		RequestID: reqID,
 		Action:    "github.merge_pull_request",
@@ -141,7 +147,9 @@ func TestGolden(t *testing.T) {
 		{"stepup_message", StepUpMessage(broker.Output{Kind: broker.KindStepUp, RequestID: reqID, Action: "github.merge_pull_request",
 			Resource: "acme/payments:main", Rule: "protected-merge", Risk: "high",
 			Text: "Approved. github.merge_pull_request on acme/payments:main also needs a fresh code from your authenticator: enter it to run it."}), maxMessageBlock},
-		{"stepup_modal", StepUpModal(reqID), maxMessageBlock},
+		{"stepup_modal", StepUpModal(request()), maxMessageBlock},
+		{"approval_long_args", ApprovalMessage(longArgsOutput(5000), owner, t0.Add(15*time.Minute)), maxMessageBlock},
+		{"args_modal", ArgsModal(longArgsRequest(5000)), maxModalBlocks},
 		{"connect", ConnectMessage(broker.Output{Kind: broker.KindConnect, Service: "github", Action: "github.create_issue",
 			Text: "github.create_issue needs your github account. Connect it (/agenthub connect github), then ask again."}), maxMessageBlock},
 		{"result", map[string]string{"text": ResultText(broker.Output{Kind: broker.KindResult, Text: "Opened issue #17 <https://github.com/acme/payments/issues/17> & assigned it."})}, 0},
@@ -405,7 +413,7 @@ func TestLimits(t *testing.T) {
 		{"decided args", DecidedMessage(broker.Request{Step: broker.Step{Args: json.RawMessage(long)}}, owner, t0, OutcomeDenied), maxMessageBlock, "_(truncated)_"},
 		{"step-up text", StepUpMessage(broker.Output{Text: long, RequestID: reqID}), maxMessageBlock, "_(truncated)_"},
 		{"connect text", ConnectMessage(broker.Output{Text: long, Service: strings.Repeat("s", 3000)}), maxMessageBlock, "_(truncated)_"},
-		{"modal metadata", StepUpModal(strings.Repeat("r", 4000)), maxMessageBlock, ""},
+		{"modal metadata", StepUpModal(broker.Request{ID: strings.Repeat("r", 4000)}), maxMessageBlock, ""},
 		{"reply text", map[string]string{"text": ResultText(broker.Output{Text: long})}, 0, "_(truncated)_"},
 		{"home grants", HomeView(conns, manyGrants(300), pending, events), maxHomeBlocks, "and 255 more grants"},
 		{"home everything", HomeView(manyConns(40), manyGrants(300), manyPending(90), events), maxHomeBlocks, "more pending requests"},
@@ -571,20 +579,42 @@ func TestMention(t *testing.T) {
 }
 
 // TestHostileTextStaysText proves that text quoted into a message cannot
-// become a broadcast, a link or a mention, and that a token-shaped string
-// (which the broker never puts there) renders as inert text.
+// become a broadcast, a link or a mention: in mrkdwn it is escaped, and the
+// arguments are shown as plain text, which Slack never reads as markup. A
+// token-shaped string (which the broker never puts there) renders as inert
+// text.
 func TestHostileTextStaysText(t *testing.T) {
+	const hostile = `title "<!channel> <https://evil.example|login> <@U0BOSS> xoxb-0000-FAKE-not-a-token"`
 	o := approvalOutput()
-	o.Text = `title "<!channel> <https://evil.example|login> <@U0BOSS> xoxb-0000-FAKE-not-a-token"`
-	raw := string(mustJSON(t, ApprovalMessage(o, owner, t0)))
+	o.Text, o.Reason = hostile, hostile
+	o.Args = json.RawMessage(`{"title":` + strconvQuote(hostile) + `}`)
+	raw := mustJSON(t, ApprovalMessage(o, owner, t0))
+	var mrkdwnText, plainText strings.Builder
+	walkObjects(raw, func(x map[string]any) {
+		text, _ := x["text"].(string)
+		switch x["type"] {
+		case "mrkdwn":
+			mrkdwnText.WriteString(text)
+		case "plain_text":
+			plainText.WriteString(text)
+		}
+	})
 	for _, bad := range []string{"<!channel>", "<https://evil", "<@U0BOSS>"} {
-		if strings.Contains(raw, bad) {
-			t.Errorf("output holds live markup %q", bad)
+		if strings.Contains(mrkdwnText.String(), bad) {
+			t.Errorf("mrkdwn holds live markup %q", bad)
+		}
+		if !strings.Contains(plainText.String(), bad) {
+			t.Errorf("the arguments' plain text does not show %q as it is", bad)
 		}
 	}
-	if !strings.Contains(raw, "&lt;!channel&gt;") || !strings.Contains(raw, "xoxb-0000-FAKE-not-a-token") {
-		t.Errorf("quoted text not rendered escaped: %s", raw)
+	if !strings.Contains(mrkdwnText.String(), "&lt;!channel&gt;") || !strings.Contains(mrkdwnText.String(), "xoxb-0000-FAKE-not-a-token") {
+		t.Errorf("quoted text not rendered escaped: %s", mrkdwnText.String())
 	}
+}
+
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 func TestAuditChannelLineMentionsNobody(t *testing.T) {
@@ -599,10 +629,69 @@ func TestAuditChannelLineMentionsNobody(t *testing.T) {
 	}
 }
 
+// longArgsOutput is an approval whose comment body is n characters long:
+// too long to show on a card.
+func longArgsOutput(n int) broker.Output {
+	o := approvalOutput()
+	o.Action, o.Args = "github.comment", longArgs(n)
+	return o
+}
+
+func longArgs(n int) json.RawMessage {
+	body := strings.Repeat("All good here. <@U0EVE> & friends ", n/34+1)[:n]
+	raw, _ := json.Marshal(map[string]any{"body": body, "number": 12, "repo": "acme/website"})
+	return raw
+}
+
+func longArgsRequest(n int) broker.Request {
+	r := request()
+	r.Step = broker.Step{Action: "github.comment", Args: longArgs(n)}
+	r.ArgsHash = "3f9a1c0b7e2d4a6f8b1c3e5d7f9a0b2c4d6e8f0a1b3c5d7e9f0a2b4c6d8e0f1a"
+	return r
+}
+
+// TestLongArgumentsAreNeverCutSilently: arguments too long for a card are
+// not shown cut: the card says how long they are, shows their digest, and
+// offers View all, whose modal holds every character of them, as plain
+// text; arguments too long even for a modal say so.
+func TestLongArgumentsAreNeverCutSilently(t *testing.T) {
+	for _, n := range []int{3000, 65536} {
+		o := longArgsOutput(n)
+		card := string(mustJSON(t, ApprovalMessage(o, owner, t0)))
+		if strings.Contains(card, "All good here") {
+			t.Errorf("%d: the card shows part of the arguments", n)
+		}
+		if !strings.Contains(card, ActionViewArgs) || !strings.Contains(card, "3f9a 1c0b 7e2d 4a6f") {
+			t.Errorf("%d: the card has no View all or no digest", n)
+		}
+		modal := ArgsModal(longArgsRequest(n))
+		checkLimits(t, modal, maxModalBlocks)
+		var got strings.Builder
+		for _, b := range modal.Blocks.BlockSet {
+			if s, ok := b.(*slack.SectionBlock); ok && s.Text != nil && s.Text.Type == slack.PlainTextType {
+				got.WriteString(s.Text.Text)
+			}
+		}
+		if want := prettyArgs(longArgs(n)); got.String() != want {
+			t.Errorf("%d: the modal's text (%d runes) is not the whole arguments (%d runes)", n, utf8.RuneCountInString(got.String()), utf8.RuneCountInString(want))
+		}
+	}
+	short := string(mustJSON(t, ApprovalMessage(approvalOutput(), owner, t0)))
+	if strings.Contains(short, ActionViewArgs) || !strings.Contains(short, "Fix \u0026 ship") {
+		t.Error("short arguments are not shown on the card itself")
+	}
+	huge := ArgsModal(broker.Request{Step: broker.Step{Args: longArgs(400_000)}})
+	checkLimits(t, huge, maxModalBlocks)
+	if !strings.Contains(string(mustJSON(t, huge)), "do not fit in a Slack window") {
+		t.Error("arguments too long for a modal are cut without a word")
+	}
+}
+
 func secondOutput() broker.Output {
 	o := highRiskOutput()
 	o.Action, o.Resource, o.Rule, o.Risk = "github.dispatch_workflow", "acme/payments:production", "prod-deploy-second-approver", "critical"
-	o.Text = "deploy acme/payments to production"
+	o.Text, o.Reason = "deploy acme/payments to production", "deploy acme/payments to production"
+	o.Args = json.RawMessage(`{"environment":"production","repo":"acme/payments"}`)
 	o.Approvers = []string{"U0BOB123", "U0CAROL1"}
 	return o
 }

@@ -85,6 +85,8 @@ func (a *App) handleClick(ctx context.Context, c click) error {
 		a.openEnrolConfirm(ctx, c)
 	case c.actionID == ActionConnect:
 		a.connectClick(ctx, c)
+	case c.actionID == ActionViewArgs:
+		a.viewArgs(ctx, c)
 	case c.actionID == ActionRevokeService, c.actionID == ActionRevokeGrant, c.actionID == ActionRevokeAll:
 		a.revokeClick(ctx, c)
 	}
@@ -179,7 +181,7 @@ func (a *App) openStepUp(ctx context.Context, c click) {
 			return
 		}
 	}
-	if _, err := a.opts.API.OpenViewContext(ctx, c.trigger, StepUpModal(c.value)); err != nil {
+	if _, err := a.opts.API.OpenViewContext(ctx, c.trigger, StepUpModal(r)); err != nil {
 		a.noteAuth(err)
 		a.log.WarnContext(ctx, "step-up modal not opened", "request_id", c.value, "slack_user", c.user, "err", err)
 		a.tell(ctx, c, "The code window didn't open in time. Click \"Verify it's you\" again.")
@@ -213,6 +215,30 @@ func (a *App) submitStepUp(ctx context.Context, principal broker.Principal, v sl
 	a.updateMessages(ctx, id, user)
 	a.publishHome(ctx, principal)
 	return err
+}
+
+// viewArgs answers View all on an approval card: the request's whole
+// arguments in a modal, for the people who may decide it alone.
+func (a *App) viewArgs(ctx context.Context, c click) {
+	r, err := a.opts.Broker.Lookup(ctx, c.value)
+	switch {
+	case errors.Is(err, broker.ErrNoRequest):
+		a.tell(ctx, c, "That request no longer exists: it may have expired.")
+		return
+	case err != nil:
+		a.log.WarnContext(ctx, "request lookup failed", "request_id", c.value, "slack_user", c.user, "err", err)
+		a.tell(ctx, c, "I couldn't read that request just now. Try again in a moment.")
+		return
+	case !r.MayDecide(c.principal):
+		a.refused(ctx, c.principal, "not_owner", "view_args", r.ID)
+		a.tell(ctx, c, "Only the people who may decide this request can see its arguments.")
+		return
+	}
+	if _, err := a.opts.API.OpenViewContext(ctx, c.trigger, ArgsModal(r)); err != nil {
+		a.noteAuth(err)
+		a.log.WarnContext(ctx, "arguments modal not opened", "request_id", r.ID, "slack_user", c.user, "err", err)
+		a.tell(ctx, c, "The window didn't open in time. Click View all again.")
+	}
 }
 
 // connectClick answers a Connect button.

@@ -167,3 +167,43 @@ func TestStrangersVerifyClickIsRecorded(t *testing.T) {
 		t.Error("no interaction.rejected for bob's click on alice's Verify button")
 	}
 }
+
+// TestViewAllShowsLongArgumentsToDeciders: a comment too long for a card
+// is approved after reading it whole in the View all modal; someone who
+// may not decide the request is refused the modal, on the record.
+func TestViewAllShowsLongArgumentsToDeciders(t *testing.T) {
+	f := newFlow(t, flowOptions{demo: true})
+	body := strings.Repeat("This changes the refund rounding. ", 120)
+	f.mention(alice, "C1", "comment '"+body+"' on PR 12 in acme/website")
+	card := f.lastDM(alice)
+	if strings.Contains(string(card.Blocks), "refund rounding") {
+		t.Fatal("the card shows part of a long body")
+	}
+	opened := len(f.srv.Opened())
+	f.do(f.click(bob, card, ActionViewArgs))
+	if len(f.srv.Opened()) != opened {
+		t.Error("bob, who may not decide the request, was shown its arguments")
+	}
+	var refused bool
+	for _, e := range f.events(audit.InteractionRejected) {
+		refused = refused || e.Actor == testPrincipal(bob).String() && e.Detail["op"] == "view_args"
+	}
+	if !refused {
+		t.Error("bob's View all click is not on the record")
+	}
+	f.do(f.click(alice, card, ActionViewArgs))
+	views := f.srv.Opened()
+	if len(views) != opened+1 {
+		t.Fatalf("View all opened %d modal(s), want 1", len(views)-opened)
+	}
+	var shown strings.Builder
+	walkObjects(views[len(views)-1].JSON, func(x map[string]any) {
+		if x["type"] == "plain_text" {
+			s, _ := x["text"].(string)
+			shown.WriteString(s)
+		}
+	})
+	if !strings.Contains(shown.String(), strings.TrimSpace(body)) {
+		t.Errorf("the modal does not show the whole body (%d characters shown)", shown.Len())
+	}
+}
