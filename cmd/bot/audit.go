@@ -46,13 +46,17 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 func auditExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	settings, err := loadStoreSettings(getenv)
+	if err != nil {
+		return err
+	}
 	fs := flag.NewFlagSet("audit export", flag.ContinueOnError)
-	storeURL := storeFlag(fs, getenv)
+	fs.StringVar(&settings.URL, "store", settings.URL, storeFlagUsage)
 	since := fs.Uint64("since", 1, "first sequence number to export")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	s, err := openStore(ctx, *storeURL, getenv, false)
+	s, err := openStore(ctx, settings, false, nil)
 	if err != nil {
 		return err
 	}
@@ -70,8 +74,12 @@ func auditExport(ctx context.Context, args []string, getenv func(string) string,
 }
 
 func auditVerify(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	settings, err := loadStoreSettings(getenv)
+	if err != nil {
+		return err
+	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	storeURL := storeFlag(fs, getenv)
+	fs.StringVar(&settings.URL, "store", settings.URL, storeFlagUsage)
 	file := fs.String("file", "", "verify an export (JSON Lines; - for stdin) instead of the store")
 	since := fs.Uint64("since", 1, "with -file: the sequence number the export must start at")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -83,10 +91,7 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 		return usageError("audit verify: use -store or -file, not both")
 	}
 
-	var (
-		sum audit.Summary
-		err error
-	)
+	var sum audit.Summary
 	if *file != "" {
 		var r io.Reader = stdin
 		if *file != "-" {
@@ -99,7 +104,7 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 		}
 		sum, err = audit.Verify(r)
 	} else {
-		s, oerr := openStore(ctx, *storeURL, getenv, false)
+		s, oerr := openStore(ctx, settings, false, nil)
 		if oerr != nil {
 			return oerr
 		}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/console"
@@ -77,6 +79,9 @@ type demoEnv struct {
 	stepup  *stepup.Service
 	broker  *broker.Broker
 	tempDir string
+	// stopStore ends the store's background work (runStore) and waits for
+	// it; nil until it runs.
+	stopStore func() error
 }
 
 // demoStarted and demoStopping, when set (by tests), see the demo's parts
@@ -150,7 +155,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprint(bannerTo, demoBanner)
 
 	err = console.Run(ctx, console.Options{
-		Broker: env.broker, Commands: env.broker, Connections: env.vault,
+		Broker: env.broker, Commands: env.broker, Connections: env.connections,
 		History: func(ctx context.Context, principal broker.Principal, n int) ([]audit.Event, error) {
 			return env.rec.TailOf(ctx, principal.String(), n, historyWindow)
 		},
@@ -196,10 +201,24 @@ func startDemo(ctx context.Context, storeURL string, pol *policy.Engine, getenv 
 		}
 		storeURL = "bolt:" + filepath.Join(env.tempDir, "demo.db")
 	}
-	env.st, err = openStore(ctx, storeURL, getenv, true)
+	// The Redis prefix, as every command reads it; the URL is the demo's
+	// own (-store, else a temporary file), never $AGENTHUB_STORE.
+	settings, err := loadStoreSettings(getenv)
 	if err != nil {
 		return nil, err
 	}
+	settings.URL = storeURL
+	env.st, err = openStore(ctx, settings, true, logger)
+	if err != nil {
+		return nil, err
+	}
+	// The embedded store sweeps its expired records (dedupe keys, leases,
+	// lapsed requests) while the demo runs, as the bot's does.
+	sctx, cancel := context.WithCancel(ctx)
+	var g errgroup.Group
+	st := env.st
+	g.Go(func() error { return runStore(sctx, st) })
+	env.stopStore = func() error { cancel(); return g.Wait() }
 	if demoWrapStore != nil {
 		env.st = demoWrapStore(env.st)
 	}
@@ -217,17 +236,34 @@ func startDemo(ctx context.Context, storeURL string, pol *policy.Engine, getenv 
 	return env, nil
 }
 
+// connections lists principal's connections for whoami, in the console's
+// view of them.
+func (env *demoEnv) connections(ctx context.Context, principal broker.Principal) ([]console.Connection, error) {
+	cs, err := env.vault.Connections(ctx, principal.String())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]console.Connection, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, console.Connection{Service: c.Service, Status: string(c.Status), Scopes: c.Scopes})
+	}
+	return out, nil
+}
+
 // connect reconnects a service, as "/agenthub connect" asks.
 func (env *demoEnv) connect(ctx context.Context, principal broker.Principal, service string) error {
 	return env.sim.Connect(ctx, principal, service)
 }
 
-// close stops the simulated services, closes the store and removes a
-// temporary store.
+// close stops the simulated services and the store's sweeper, closes the
+// store and removes a temporary store.
 func (env *demoEnv) close() error {
 	var errs []error
 	if env.sim != nil {
 		errs = append(errs, env.sim.Close())
+	}
+	if env.stopStore != nil {
+		errs = append(errs, env.stopStore())
 	}
 	if env.st != nil {
 		errs = append(errs, env.st.Close())

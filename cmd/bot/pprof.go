@@ -9,7 +9,7 @@ import (
 	"net/http/pprof"
 	"os"
 
-	"github.com/agenthub/agenthub/internal/vault"
+	"github.com/agenthub/agenthub/internal/loopback"
 )
 
 // A build with -tags pprof (cmd/slackload -cpuprofile makes one) serves Go's
@@ -21,7 +21,7 @@ func init() {
 	if addr == "" {
 		return
 	}
-	if host, _, err := net.SplitHostPort(addr); err != nil || !vault.IsLoopback(host) {
+	if host, _, err := net.SplitHostPort(addr); err != nil || !loopback.Is(host) {
 		log.Printf("AGENTHUB_PPROF_ADDR %q: profiles are served on a loopback address only, such as 127.0.0.1:6060; not serving them", addr)
 		return
 	}

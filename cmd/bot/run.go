@@ -8,8 +8,6 @@ import (
 	"io"
 	"runtime/debug"
 	"strings"
-
-	"github.com/agenthub/agenthub/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -28,6 +26,9 @@ Usage:
   bot version            print the version
   bot audit export       write the audit trail as JSON Lines
   bot audit verify       check the audit trail's hash chain
+  bot rekey              reseal every connection and step-up enrolment under
+                         AGENTHUB_VAULT_KEY, after which AGENTHUB_VAULT_OLD_KEYS
+                         can be dropped (key rotation: docs/INSTALL.md); flag: -store
   bot help               this text
 
 Commands that touch state take -store URL: bolt:PATH (embedded, the default
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runDemo(ctx, rest, getenv, stdin, stdout, stderr)
 	case "sim":
 		return runSim(ctx, rest, stdout, stderr)
+	case "rekey":
+		return runRekey(ctx, rest, getenv, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return usageError("unknown command %q", cmd)
@@ -71,14 +74,10 @@ func versionString() string {
 	return v
 }
 
-// storeFlag registers the common -store flag, defaulting to AGENTHUB_STORE.
-func storeFlag(fs *flag.FlagSet, getenv func(string) string) *string {
-	def := getenv("AGENTHUB_STORE")
-	if def == "" {
-		def = config.DefaultStore
-	}
-	return fs.String("store", def, "state store: bolt:PATH, redis://… or rediss://…")
-}
+// storeFlagUsage describes the common -store flag, which overrides the URL
+// of the config.StoreSettings a command loaded (AGENTHUB_STORE, else
+// config.DefaultStore).
+const storeFlagUsage = "state store: bolt:PATH, redis://… or rediss://… (default: $AGENTHUB_STORE)"
 
 // parseFlags parses a subcommand's flags; -h prints its usage and succeeds.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {

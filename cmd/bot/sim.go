@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/agenthub/agenthub/internal/loopback"
 	"github.com/agenthub/agenthub/internal/sim"
-	"github.com/agenthub/agenthub/internal/vault"
 )
 
 // runSim serves the simulated providers (GitHub, Calendar, Slack and their
@@ -30,7 +30,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageError("sim: -addr %q: %v", *addr, err)
 	}
-	if !vault.IsLoopback(host) {
+	if !loopback.Is(host) {
 		return usageError("sim: -addr %q: the simulated providers listen on loopback only, such as 127.0.0.1:8090", *addr)
 	}
 	l, err := net.Listen("tcp", *addr)
@@ -68,7 +68,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func loopbackHost(port string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, p, err := net.SplitHostPort(r.Host)
-		if err != nil || p != port || !vault.IsLoopback(host) {
+		if err != nil || p != port || !loopback.Is(host) {
 			http.Error(w, "this server answers only to a loopback address", http.StatusMisdirectedRequest)
 			return
 		}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"github.com/agenthub/agenthub/internal/simenv"
 	"github.com/agenthub/agenthub/internal/slackapp"
 	"github.com/agenthub/agenthub/internal/slackapp/auditchannel"
+	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/web"
 )
 
@@ -38,6 +37,7 @@ var botProviders *simenv.Providers
 // botEnv is a running Slack bot's parts.
 type botEnv struct {
 	cfg *config.Config
+	st  store.Store
 	sim *simenv.Env
 	app *slackapp.App
 	web *web.Server
@@ -71,25 +71,19 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 			return err
 		}
 	}
-	st, err := openStore(ctx, cfg.Store, getenv, true)
+	st, err := openStore(ctx, cfg.StoreSettings(), true, logger)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	auditKey, err := config.KeyBytes(cfg.AuditKey)
+	k, err := loadKeys(cfg)
 	if err != nil {
-		return fmt.Errorf("AGENTHUB_AUDIT_KEY: %w", err)
+		return err
 	}
-	vaultKey, err := config.KeyBytes(cfg.VaultKey)
+	keyring, err := k.vaultKeyring()
 	if err != nil {
-		return fmt.Errorf("AGENTHUB_VAULT_KEY: %w", err)
-	}
-	// Step-up secrets are sealed under a key of their own, derived from
-	// the vault key, so neither key can open the other's records.
-	stepupKey, err := hkdf.Key(sha256.New, vaultKey, nil, "agenthub step-up totp v1", 32)
-	if err != nil {
-		return fmt.Errorf("derive the step-up key: %w", err)
+		return err
 	}
 
 	registry := web.NewRegistry()
@@ -97,10 +91,11 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	env := &botEnv{cfg: cfg}
+	env := &botEnv{cfg: cfg, st: st}
 	env.sim, err = simenv.Start(ctx, simenv.Options{
 		Store: st, Policy: pol, Logger: logger, OnRecord: onRecord, Rand: demoRandom,
-		AuditKey: auditKey, VaultKey: vaultKey, StepUpKey: stepupKey, Providers: botProviders,
+		AuditKey: k.audit, VaultKey: k.vault, StepUpKey: k.stepUp, Providers: botProviders,
+		VaultOldKeys: k.vaultOld, StepUpOldKeys: k.stepUpOld,
 		ProvidersURL: cfg.SimURL,
 	})
 	if err != nil {
@@ -142,6 +137,15 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return env.app.Run(gctx) })
+	g.Go(func() error { return runStore(gctx, st) })
+	g.Go(func() error {
+		// A report for the operator, not a condition of running: people
+		// whose connections open keep working either way.
+		if err := checkSealingKeys(gctx, env.sim.Vault, keyring, logger); err != nil && gctx.Err() == nil {
+			logger.WarnContext(gctx, "sealing keys not checked", "error", err)
+		}
+		return nil
+	})
 	if cfg.AuditChannel != "" {
 		poster, err := auditchannel.New(auditchannel.Options{
 			Store: st, Channel: cfg.AuditChannel, Poster: api, Logger: logger, Registerer: registry,

@@ -171,11 +171,3 @@ func TestLookup(t *testing.T) {
 		t.Errorf("Policy() = %+v, want %+v", got, want)
 	}
 }
-
-func TestEndpoints(t *testing.T) {
-	got := agent.SimEndpoints("http://127.0.0.1:1234/")
-	want := agent.Endpoints{GitHub: "http://127.0.0.1:1234/github/", Calendar: "http://127.0.0.1:1234/calendar/v3/", Slack: "http://127.0.0.1:1234/slack/api/"}
-	if got != want {
-		t.Errorf("SimEndpoints = %+v, want %+v", got, want)
-	}
-}

@@ -29,6 +29,8 @@ const (
 	ConnectionRevoked   Kind = "connection.revoked"
 	ConnectionExpired   Kind = "connection.expired"
 	LeaseIssued         Kind = "lease.issued"
+	VaultRekeyStarted   Kind = "vault.rekey_started" // "bot rekey" began resealing under the current key
+	VaultRekeyed        Kind = "vault.rekeyed"       // "bot rekey" ended; Detail holds its counts and Result whether anything failed
 )
 
 // Event is one record of the audit trail. Callers fill in what happened

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/agenthub/agenthub/internal/agent"
+	"github.com/agenthub/agenthub/internal/agent/agenttest"
 	"github.com/agenthub/agenthub/internal/agent/calendaragent"
 	"github.com/agenthub/agenthub/internal/agent/githubagent"
 	"github.com/agenthub/agenthub/internal/agent/slackagent"
@@ -24,6 +25,7 @@ import (
 	"github.com/agenthub/agenthub/internal/clocktest"
 	"github.com/agenthub/agenthub/internal/planner"
 	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/sim"
 	"github.com/agenthub/agenthub/internal/stepup"
 	"github.com/agenthub/agenthub/internal/store"
@@ -108,7 +110,7 @@ func newFixtureWith(t testing.TB, st store.Store, inProcess bool) *fixture {
 	}
 	f.rec, f.audit = rec, rec
 	f.registry = agent.NewRegistry()
-	ends := agent.SimEndpoints(f.simURL)
+	ends := agenttest.EndpointsAt(f.simURL)
 	for _, reg := range []func(*agent.Registry, agent.Endpoints) error{githubagent.Register, calendaragent.Register, slackagent.Register} {
 		if err := reg(f.registry, ends); err != nil {
 			t.Fatalf("register agents: %v", err)
@@ -139,7 +141,7 @@ func newFixtureWith(t testing.TB, st store.Store, inProcess bool) *fixture {
 // another process.
 func (f *fixture) newVault() *vault.Vault {
 	f.t.Helper()
-	keys, err := vault.ParseKeys(base64.StdEncoding.EncodeToString([]byte(strings.Repeat("v", 32))), nil)
+	keys, err := secret.ParseKeys(base64.StdEncoding.EncodeToString([]byte(strings.Repeat("v", 32))), nil)
 	if err != nil {
 		f.t.Fatalf("vault keys: %v", err)
 	}

@@ -15,12 +15,17 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/agenthub/agenthub/internal/loopback"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/store"
-	"github.com/agenthub/agenthub/internal/vault"
 )
 
 // DefaultStore is the embedded store used when AGENTHUB_STORE is unset.
 const DefaultStore = "bolt:agenthub.db"
+
+// DefaultRedisPrefix starts every Redis key when AGENTHUB_REDIS_PREFIX is
+// unset.
+const DefaultRedisPrefix = "agenthub"
 
 // Need says which groups of settings a command requires; settings outside
 // them are still checked when present, but may be missing.
@@ -36,19 +41,19 @@ const (
 // Config is every setting AgentHub reads.
 type Config struct {
 	// Slack (Socket Mode).
-	SlackAppToken vault.Secret // SLACK_APP_TOKEN, xapp-…
-	SlackBotToken vault.Secret // SLACK_BOT_TOKEN, xoxb-…
-	SlackAPIURL   string       // SLACK_API_URL, for tests against a fake Slack
-	AuditChannel  string       // AGENTHUB_AUDIT_CHANNEL
+	SlackAppToken secret.Secret // SLACK_APP_TOKEN, xapp-…
+	SlackBotToken secret.Secret // SLACK_BOT_TOKEN, xoxb-…
+	SlackAPIURL   string        // SLACK_API_URL, for tests against a fake Slack
+	AuditChannel  string        // AGENTHUB_AUDIT_CHANNEL
 
 	// State.
 	Store       string // AGENTHUB_STORE: bolt:PATH, redis://…, rediss://…
 	RedisPrefix string // AGENTHUB_REDIS_PREFIX
 
 	// Keys.
-	VaultKey     vault.Secret   // AGENTHUB_VAULT_KEY: base64 of 32 bytes
-	VaultOldKeys []vault.Secret // AGENTHUB_VAULT_OLD_KEYS: comma-separated, for rotation
-	AuditKey     vault.Secret   // AGENTHUB_AUDIT_KEY: base64 of at least 32 bytes
+	VaultKey     secret.Secret   // AGENTHUB_VAULT_KEY: base64 of 32 bytes
+	VaultOldKeys []secret.Secret // AGENTHUB_VAULT_OLD_KEYS: comma-separated, for rotation
+	AuditKey     secret.Secret   // AGENTHUB_AUDIT_KEY: base64 of at least 32 bytes
 
 	// Demo runs the Slack app against the simulated providers of
 	// internal/sim (AGENTHUB_DEMO=1), so a team can try it in a real
@@ -137,6 +142,31 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 	return c, nil
 }
 
+// StoreSettings say where AgentHub's state lives. Load reads them with
+// everything else; commands that open a store without needing the rest
+// (audit export and verify, the demo's -store) read them alone with
+// LoadStore, so that each setting is parsed in one place.
+type StoreSettings struct {
+	URL         string // AGENTHUB_STORE; DefaultStore when unset
+	RedisPrefix string // AGENTHUB_REDIS_PREFIX; DefaultRedisPrefix when unset
+}
+
+// StoreSettings returns the store settings Load read.
+func (c *Config) StoreSettings() StoreSettings {
+	return StoreSettings{URL: c.Store, RedisPrefix: c.RedisPrefix}
+}
+
+// LoadStore reads AGENTHUB_STORE and AGENTHUB_REDIS_PREFIX alone, checked
+// as Load checks them. The error, when not nil, is an *Error.
+func LoadStore(getenv func(string) string) (StoreSettings, error) {
+	l := loader{getenv: getenv}
+	s := StoreSettings{URL: l.store("AGENTHUB_STORE"), RedisPrefix: l.prefix("AGENTHUB_REDIS_PREFIX")}
+	if len(l.problems) > 0 {
+		return StoreSettings{}, &Error{Problems: l.problems}
+	}
+	return s, nil
+}
+
 type loader struct {
 	getenv   func(string) string
 	readFile func(string) ([]byte, error)
@@ -174,15 +204,15 @@ func (l *loader) raw(name string) (string, bool) {
 	return "", false
 }
 
-func (l *loader) secret(name string, required bool) vault.Secret {
+func (l *loader) secret(name string, required bool) secret.Secret {
 	v, ok := l.raw(name)
 	if !ok {
 		if required && !l.reported(name) {
 			l.problems = append(l.problems, Problem{Name: name, Missing: true, Message: "required but not set (set it or " + name + "_FILE)"})
 		}
-		return vault.Secret{}
+		return secret.Secret{}
 	}
-	return vault.NewSecret(v)
+	return secret.New(v)
 }
 
 func (l *loader) reported(name string) bool {
@@ -195,7 +225,7 @@ func (l *loader) reported(name string) bool {
 }
 
 // key reads a base64-encoded key of min to max bytes.
-func (l *loader) key(name string, required bool, min, max int) vault.Secret {
+func (l *loader) key(name string, required bool, min, max int) secret.Secret {
 	s := l.secret(name, required)
 	if s.IsZero() {
 		return s
@@ -204,24 +234,24 @@ func (l *loader) key(name string, required bool, min, max int) vault.Secret {
 	switch {
 	case err != nil:
 		l.bad(name, "is not valid base64 (generate one with: openssl rand -base64 32)")
-		return vault.Secret{}
+		return secret.Secret{}
 	case len(b) < min || len(b) > max:
 		if min == max {
 			l.bad(name, fmt.Sprintf("must decode to exactly %d bytes, got %d (generate one with: openssl rand -base64 32)", min, len(b)))
 		} else {
 			l.bad(name, fmt.Sprintf("must decode to at least %d bytes, got %d (generate one with: openssl rand -base64 32)", min, len(b)))
 		}
-		return vault.Secret{}
+		return secret.Secret{}
 	}
 	return s
 }
 
-func (l *loader) keyList(name string) []vault.Secret {
+func (l *loader) keyList(name string) []secret.Secret {
 	s := l.secret(name, false)
 	if s.IsZero() {
 		return nil
 	}
-	var out []vault.Secret
+	var out []secret.Secret
 	for i, part := range strings.Split(s.Reveal(), ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -231,14 +261,14 @@ func (l *loader) keyList(name string) []vault.Secret {
 			l.bad(name, fmt.Sprintf("key %d of the list is not base64 of 32 bytes", i+1))
 			continue
 		}
-		out = append(out, vault.NewSecret(part))
+		out = append(out, secret.New(part))
 	}
 	return out
 }
 
 // KeyBytes decodes a key setting that Load has checked (standard or URL
 // base64, padded or not).
-func KeyBytes(s vault.Secret) ([]byte, error) { return decodeKey(s.Reveal()) }
+func KeyBytes(s secret.Secret) ([]byte, error) { return decodeKey(s.Reveal()) }
 
 func decodeKey(s string) ([]byte, error) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
@@ -270,7 +300,7 @@ func (l *loader) simURL(name string) string {
 		return ""
 	}
 	u, err := url.Parse(v)
-	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || !vault.IsLoopback(u.Hostname()) {
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || !loopback.Is(u.Hostname()) {
 		l.bad(name, "must be the http:// address of 'bot sim' on a loopback interface, such as http://127.0.0.1:8090")
 		return ""
 	}
@@ -310,7 +340,7 @@ func CheckStoreURL(v string) error {
 func (l *loader) prefix(name string) string {
 	v := l.getenv(name)
 	if v == "" {
-		return "agenthub"
+		return DefaultRedisPrefix
 	}
 	if strings.ContainsAny(v, "{}: \t\r\n") {
 		l.bad(name, "must not contain braces, colons or spaces")

@@ -205,3 +205,58 @@ func TestConfigPrintsNoSecret(t *testing.T) {
 		t.Fatalf("log line lacks the redacted store: %s", buf.String())
 	}
 }
+
+// TestLoadStore: the commands that open a store without the rest of the
+// configuration read the same two settings the same way Load does.
+func TestLoadStore(t *testing.T) {
+	const pw = "CANARY-store-pw"
+	tests := []struct {
+		name      string
+		env       map[string]string
+		want      StoreSettings
+		wantProbs []string
+	}{
+		{"defaults", nil, StoreSettings{URL: DefaultStore, RedisPrefix: DefaultRedisPrefix}, nil},
+		{"both set", map[string]string{"AGENTHUB_STORE": "redis://127.0.0.1:6379/3", "AGENTHUB_REDIS_PREFIX": "team-a"},
+			StoreSettings{URL: "redis://127.0.0.1:6379/3", RedisPrefix: "team-a"}, nil},
+		{"the rest is not read", map[string]string{"AGENTHUB_VAULT_KEY": "not a key", "AGENTHUB_LOG_LEVEL": "loud"},
+			StoreSettings{URL: DefaultStore, RedisPrefix: DefaultRedisPrefix}, nil},
+		{"bad prefix and store", map[string]string{"AGENTHUB_STORE": "mysql://u:" + pw + "@h/db", "AGENTHUB_REDIS_PREFIX": "a:b"},
+			StoreSettings{}, []string{"AGENTHUB_STORE", "AGENTHUB_REDIS_PREFIX"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := LoadStore(env(tt.env))
+			var probs []string
+			if ce, ok := errors.AsType[*Error](err); ok {
+				for _, p := range ce.Problems {
+					probs = append(probs, p.Name)
+				}
+				if strings.Contains(err.Error(), pw) {
+					t.Error("the error shows the store's password")
+				}
+			} else if err != nil {
+				t.Fatalf("LoadStore error = %v, want an *Error", err)
+			}
+			if diff := cmp.Diff(tt.wantProbs, probs); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("LoadStore (-want +got):\n%s", diff)
+			}
+			if tt.wantProbs != nil {
+				return
+			}
+			// Load agrees.
+			c, err := Load(env(tt.env), os.ReadFile, 0)
+			if err != nil && tt.name != "the rest is not read" {
+				t.Fatal(err)
+			}
+			if err == nil {
+				if diff := cmp.Diff(got, c.StoreSettings()); diff != "" {
+					t.Errorf("Load's store settings differ from LoadStore's (-LoadStore +Load):\n%s", diff)
+				}
+			}
+		})
+	}
+}

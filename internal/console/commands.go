@@ -214,7 +214,7 @@ func (s *session) whoami(ctx context.Context) ([]broker.Output, error) {
 	if s.opts.Connections == nil {
 		return []broker.Output{{Kind: broker.KindMessage, Text: text}}, nil
 	}
-	cs, err := s.opts.Connections.Connections(ctx, s.opts.Principal.String())
+	cs, err := s.opts.Connections(ctx, s.opts.Principal)
 	if err != nil {
 		return []broker.Output{{Kind: broker.KindError, Text: text + " Your connections could not be read."}}, err
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/command"
-	"github.com/agenthub/agenthub/internal/vault"
 )
 
 // Broker is what the console asks of the broker for messages, approvals
@@ -37,10 +36,13 @@ type Commands interface {
 	Connected(ctx context.Context, principal broker.Principal, service string) ([]broker.Output, error)
 }
 
-// Connections lists a principal's connections, for whoami; *vault.Vault is
-// one.
-type Connections interface {
-	Connections(ctx context.Context, principal string) ([]vault.Connection, error)
+// Connection is what whoami shows of one of the person's connections, as
+// the Slack app's HomeConnection is what App Home shows: the console's own
+// view, so that it needs nothing of the vault.
+type Connection struct {
+	Service string
+	Status  string // active, expired or revoked
+	Scopes  []string
 }
 
 // Options configure Run.
@@ -55,7 +57,8 @@ type Options struct {
 
 	// Connections, History and Connect serve whoami, audit and connect; a
 	// nil one makes its command say it is not available here.
-	Connections Connections
+	// Connections lists the principal's connections.
+	Connections func(ctx context.Context, principal broker.Principal) ([]Connection, error)
 	// History returns the principal's own last n audit events, as the
 	// Slack app's Options.History does for its "/agenthub audit".
 	History func(ctx context.Context, principal broker.Principal, n int) ([]audit.Event, error)

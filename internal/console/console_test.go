@@ -422,3 +422,35 @@ func TestReadError(t *testing.T) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestWhoamiListsConnections: whoami shows the person's connections
+// through the console's own view of them, asked for the person typing.
+func TestWhoamiListsConnections(t *testing.T) {
+	tests := []struct {
+		name  string
+		conns []Connection
+		err   error
+		kind  broker.Kind
+		want  string
+	}{
+		{"two services", []Connection{{Service: "github", Status: "active", Scopes: []string{"repo"}}, {Service: "google", Status: "expired", Scopes: []string{"calendar", "openid"}}},
+			nil, broker.KindMessage, "You are T1:U1 (T1:U1).\n  github: active, scopes repo\n  google: expired, scopes calendar openid"},
+		{"none", nil, nil, broker.KindMessage, "You are T1:U1 (T1:U1). You have connected no service."},
+		{"unreadable", nil, errors.New("store down"), broker.KindError, "You are T1:U1 (T1:U1). Your connections could not be read."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var asked []broker.Principal
+			outs := run(t, &recordingBroker{}, Options{Connections: func(_ context.Context, p broker.Principal) ([]Connection, error) {
+				asked = append(asked, p)
+				return tt.conns, tt.err
+			}}, "/agenthub whoami\n")
+			if len(outs) != 1 || outs[0].Kind != tt.kind || outs[0].Text != tt.want {
+				t.Fatalf("whoami = %+v, want one %s %q", outs, tt.kind, tt.want)
+			}
+			if diff := cmp.Diff([]broker.Principal{me}, asked); diff != "" {
+				t.Errorf("principals asked for (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

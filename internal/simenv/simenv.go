@@ -6,9 +6,11 @@
 // tests all start the same stack through Start, so they show the same
 // behaviour.
 //
-// Keys are drawn fresh for every Start from Options.Rand: a simulated
-// stack keeps nothing across restarts that a new key could not re-create
-// (connections and enrolments are made again).
+// Keys the caller does not give are drawn fresh for every Start from
+// Options.Rand: the terminal demo keeps nothing across restarts that a new
+// key could not re-create (connections and enrolments are made again). The
+// Slack bot gives its configured keys, and the ones they replaced, so that
+// what it sealed survives a restart and a key rotation.
 package simenv
 
 import (
@@ -33,8 +35,10 @@ import (
 	"github.com/agenthub/agenthub/internal/agent/slackagent"
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/loopback"
 	"github.com/agenthub/agenthub/internal/planner"
 	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/sim"
 	"github.com/agenthub/agenthub/internal/stepup"
 	"github.com/agenthub/agenthub/internal/store"
@@ -68,6 +72,11 @@ type Options struct {
 	// each one nil is drawn from Rand. Processes that share a store must
 	// share them.
 	AuditKey, VaultKey, StepUpKey []byte
+	// VaultOldKeys and StepUpOldKeys are the keys VaultKey and StepUpKey
+	// replaced, 32 bytes each: they open what was sealed before a rotation
+	// and seal nothing, until "bot rekey" has moved every record to the
+	// current keys.
+	VaultOldKeys, StepUpOldKeys [][]byte
 	// Providers are simulated providers to share with other stacks (two
 	// bot processes on one store must call the same simulated GitHub);
 	// nil starts new ones, which Close stops.
@@ -142,7 +151,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, errors.New("simenv: Providers and ProvidersURL are exclusive")
 		}
 		u, err := url.Parse(opts.ProvidersURL)
-		if err != nil || u.Scheme != "http" || u.Host == "" || !vault.IsLoopback(u.Hostname()) {
+		if err != nil || u.Scheme != "http" || u.Host == "" || !loopback.Is(u.Hostname()) {
 			return nil, fmt.Errorf("simenv: providers URL must be http:// on a loopback address, like http://127.0.0.1:8090")
 		}
 		env.URL = strings.TrimSuffix(u.String(), "/")
@@ -167,7 +176,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("simenv: audit: %w", err)
 	}
-	keys, err := vault.ParseKeys(base64.StdEncoding.EncodeToString(vaultKey), nil)
+	keys, err := secret.NewKeyring(vaultKey, opts.VaultOldKeys)
 	if err != nil {
 		return nil, fmt.Errorf("simenv: vault keys: %w", err)
 	}
@@ -199,12 +208,12 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("simenv: vault: %w", err)
 	}
-	env.StepUp, err = stepup.New(stepup.Options{Store: opts.Store, Key: stepupKey, Audit: env.Audit, Logger: opts.Logger, Demo: true})
+	env.StepUp, err = stepup.New(stepup.Options{Store: opts.Store, Key: stepupKey, OldKeys: opts.StepUpOldKeys, Audit: env.Audit, Logger: opts.Logger, Demo: true})
 	if err != nil {
 		return nil, fmt.Errorf("simenv: step-up: %w", err)
 	}
 	env.Registry = agent.NewRegistry()
-	ends := agent.SimEndpoints(env.URL)
+	ends := Endpoints(env.URL)
 	for _, reg := range []func(*agent.Registry, agent.Endpoints) error{githubagent.Register, calendaragent.Register, slackagent.Register} {
 		if err := reg(env.Registry, ends); err != nil {
 			return nil, fmt.Errorf("simenv: agents: %w", err)
@@ -218,6 +227,17 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, fmt.Errorf("simenv: broker: %w", err)
 	}
 	return env, nil
+}
+
+// Endpoints returns the agents' endpoints for the simulated providers
+// served at base, an httptest.Server URL or the address of "bot sim".
+func Endpoints(base string) agent.Endpoints {
+	base = strings.TrimSuffix(base, "/")
+	return agent.Endpoints{
+		GitHub:   base + sim.GitHubPrefix,
+		Calendar: base + sim.CalendarPrefix,
+		Slack:    base + sim.SlackPrefix,
+	}
 }
 
 // Connect connects principal to service: the simulated provider issues
@@ -356,9 +376,9 @@ func (env *Env) Close() error {
 // with the client's credentials in the form. Revoking the refresh token
 // revokes its whole family; the access token is sent too in case there is
 // no refresh token.
-func revoker(client *http.Client, endpoint string, c sim.Client) func(ctx context.Context, access, refresh vault.Secret) error {
-	return func(ctx context.Context, access, refresh vault.Secret) error {
-		for _, tok := range []vault.Secret{refresh, access} {
+func revoker(client *http.Client, endpoint string, c sim.Client) func(ctx context.Context, access, refresh secret.Secret) error {
+	return func(ctx context.Context, access, refresh secret.Secret) error {
+		for _, tok := range []secret.Secret{refresh, access} {
 			if tok.IsZero() {
 				continue
 			}

@@ -6,6 +6,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agenthub/agenthub/internal/agent"
+	"github.com/agenthub/agenthub/internal/agent/agenttest"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/sim"
 	"github.com/agenthub/agenthub/internal/store/memstore"
@@ -124,5 +128,18 @@ func TestStacksShareProvidersServedElsewhere(t *testing.T) {
 			env.Close()
 			t.Errorf("Start with providers at %q succeeded, want refused (loopback http only)", bad)
 		}
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	got := Endpoints("http://127.0.0.1:1234/")
+	want := agent.Endpoints{GitHub: "http://127.0.0.1:1234/github/", Calendar: "http://127.0.0.1:1234/calendar/v3/", Slack: "http://127.0.0.1:1234/slack/api/"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Endpoints (-want +got):\n%s", diff)
+	}
+	// The agents' tests reach the simulated providers the way the wiring
+	// does.
+	if diff := cmp.Diff(got, agenttest.EndpointsAt("http://127.0.0.1:1234")); diff != "" {
+		t.Errorf("agenttest.EndpointsAt differs from Endpoints (-Endpoints +agenttest):\n%s", diff)
 	}
 }

@@ -10,9 +10,9 @@ import (
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
 	"github.com/agenthub/agenthub/internal/stepup"
-	"github.com/agenthub/agenthub/internal/vault"
 )
 
 // askMerge has alice (connected, not enrolled) ask for a merge, approve it
@@ -141,8 +141,8 @@ func TestStepUpWithoutEnroller(t *testing.T) {
 
 func TestEnrolmentGolden(t *testing.T) {
 	enr := stepup.Enrolment{
-		Secret: vault.NewSecret("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
-		URI:    vault.NewSecret("otpauth://totp/AgentHub:T1%3AU1?algorithm=SHA1&digits=6&issuer=AgentHub&period=30&secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
+		Secret: secret.New("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
+		URI:    secret.New("otpauth://totp/AgentHub:T1%3AU1?algorithm=SHA1&digits=6&issuer=AgentHub&period=30&secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
 	}
 	golden(t, "enrolment_message", EnrolmentMessage(enr, "0123456789abcdef0123456789abcdef"))
 	golden(t, "enrolment_modal", EnrolModal(enrolmentDM{Channel: "D0ALICE01", TS: "1764252180.000042", RequestID: "0123456789abcdef0123456789abcdef"}))

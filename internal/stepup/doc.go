@@ -16,9 +16,9 @@
 // # Enrolment
 //
 // Enroll creates a pending enrolment and hands out the TOTP secret exactly
-// once (as a vault.Secret, together with the otpauth:// URI that an
+// once (as a secret.Secret, together with the otpauth:// URI that an
 // authenticator app scans). The secret is stored only sealed with
-// AES-256-GCM under Options.Key (through the vault's keyring, so each record
+// AES-256-GCM under Options.Key (through a secret.Keyring, so each record
 // names its key ID), bound to the principal. Confirm activates
 // the enrolment with the first valid code, which proves the app really holds
 // the secret; until then step-up refuses the principal (ErrPending). A

@@ -8,7 +8,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/agenthub/agenthub/internal/vault"
+	"github.com/agenthub/agenthub/internal/secret"
 )
 
 // The record kind and ID of a principal's TOTP enrolment. The scope is the
@@ -33,7 +33,7 @@ const aadPrefix = "agenthub/stepup/totp/v1\x00"
 // one store record so that every change is one compare-and-swap.
 type record struct {
 	Status  string    `json:"status"`
-	KeyID   string    `json:"key_id"` // the vault key the secret is sealed under
+	KeyID   string    `json:"key_id"` // the key the secret is sealed under
 	Sealed  []byte    `json:"sealed"` // nonce || AES-256-GCM(secret)
 	Created time.Time `json:"created"`
 	// Generation grows with every Enroll (see Enrolment.Generation).
@@ -113,30 +113,30 @@ func lockoutFor(level int) time.Duration {
 	return lockoutLadder[min(max(level, 1), len(lockoutLadder))-1]
 }
 
-// sealer seals TOTP secrets with the vault's keyring, bound to the
+// sealer seals TOTP secrets with a secret.Keyring, bound to the
 // principal: new seals under the current key, opening under it or any old
 // one, so that a key rotation does not lock anyone out.
 type sealer struct {
-	keys *vault.Keyring
+	keys *secret.Keyring
 	rand io.Reader
 }
 
-// newSealer builds the keyring from raw keys. vault.ParseKeys takes base64,
+// newSealer builds the keyring from raw keys. secret.ParseKeys takes base64,
 // as its keys come from the environment, and skips empty old keys; here an
 // empty or short old key is a wiring mistake and refused.
 func newSealer(key []byte, old [][]byte, rand io.Reader) (sealer, error) {
-	if len(key) != vault.KeySize {
-		return sealer{}, fmt.Errorf("stepup: key must be %d bytes, got %d", vault.KeySize, len(key))
+	if len(key) != secret.KeySize {
+		return sealer{}, fmt.Errorf("stepup: key must be %d bytes, got %d", secret.KeySize, len(key))
 	}
 	olds := make([]string, len(old))
 	for i, k := range old {
-		if len(k) != vault.KeySize {
+		if len(k) != secret.KeySize {
 			// By position, never by value.
-			return sealer{}, fmt.Errorf("stepup: old key %d must be %d bytes, got %d", i+1, vault.KeySize, len(k))
+			return sealer{}, fmt.Errorf("stepup: old key %d must be %d bytes, got %d", i+1, secret.KeySize, len(k))
 		}
 		olds[i] = base64.StdEncoding.EncodeToString(k)
 	}
-	keys, err := vault.ParseKeys(base64.StdEncoding.EncodeToString(key), olds)
+	keys, err := secret.ParseKeys(base64.StdEncoding.EncodeToString(key), olds)
 	if err != nil {
 		return sealer{}, fmt.Errorf("stepup: key: %w", err)
 	}
@@ -146,8 +146,8 @@ func newSealer(key []byte, old [][]byte, rand io.Reader) (sealer, error) {
 // current returns the ID of the key new seals use.
 func (s sealer) current() string { return s.keys.CurrentKeyID() }
 
-func (s sealer) seal(principal string, secret []byte) (keyID string, sealed []byte, err error) {
-	keyID, sealed, err = s.keys.Seal(s.rand, secret, []byte(aadPrefix+principal))
+func (s sealer) seal(principal string, plain []byte) (keyID string, sealed []byte, err error) {
+	keyID, sealed, err = s.keys.Seal(s.rand, plain, []byte(aadPrefix+principal))
 	if err != nil {
 		return "", nil, fmt.Errorf("stepup: %w", err)
 	}
@@ -155,8 +155,8 @@ func (s sealer) seal(principal string, secret []byte) (keyID string, sealed []by
 }
 
 func (s sealer) open(principal, keyID string, sealed []byte) ([]byte, error) {
-	secret, err := s.keys.Open(keyID, sealed, []byte(aadPrefix+principal))
-	if errors.Is(err, vault.ErrUnknownKey) {
+	plain, err := s.keys.Open(keyID, sealed, []byte(aadPrefix+principal))
+	if errors.Is(err, secret.ErrUnknownKey) {
 		// The one case an operator can fix: an old key dropped from
 		// OldKeys before every record was resealed. The key ID is a hash
 		// prefix, safe to print.
@@ -167,5 +167,5 @@ func (s sealer) open(principal, keyID string, sealed []byte) ([]byte, error) {
 		// is the whole story.
 		return nil, errCorrupt
 	}
-	return secret, nil
+	return plain, nil
 }

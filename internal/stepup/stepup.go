@@ -15,8 +15,8 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/store"
-	"github.com/agenthub/agenthub/internal/vault"
 )
 
 // The TOTP parameters. They are the ones every authenticator app supports
@@ -101,7 +101,7 @@ type Recorder interface {
 type Options struct {
 	// Store holds enrolments and their replay and lockout state. Required.
 	Store store.Store
-	// Key seals TOTP secrets with AES-256-GCM through a vault.Keyring; it
+	// Key seals TOTP secrets with AES-256-GCM through a secret.Keyring; it
 	// must be 32 bytes.
 	// Required.
 	Key []byte
@@ -130,8 +130,8 @@ type Options struct {
 // otpauth:// URI that carries it (for a QR code or a manual entry). Both are
 // secrets; every printed form of them is REDACTED.
 type Enrolment struct {
-	Secret vault.Secret // base32, as typed into an authenticator app
-	URI    vault.Secret // otpauth://totp/…
+	Secret secret.Secret // base32, as typed into an authenticator app
+	URI    secret.Secret // otpauth://totp/…
 	// Generation tells which of two racing enrolments is live.
 	Generation Generation
 }
@@ -215,7 +215,7 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 	if err != nil {
 		return Enrolment{}, fmt.Errorf("stepup: generating a secret: %w", err)
 	}
-	enr := Enrolment{Secret: vault.NewSecret(otpKey.Secret()), URI: vault.NewSecret(otpKey.URL())}
+	enr := Enrolment{Secret: secret.New(otpKey.Secret()), URI: secret.New(otpKey.URL())}
 	keyID, sealed, err := s.sealer.seal(principal, []byte(otpKey.Secret()))
 	if err != nil {
 		return Enrolment{}, err

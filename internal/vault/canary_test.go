@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/boltstore"
 	"github.com/agenthub/agenthub/internal/store/memstore"
@@ -83,7 +84,7 @@ func runCanary(t *testing.T, open func(t *testing.T) (store.Store, func() []byte
 	v := f.vault(t, st, rec, mustKeys(t, testKey('a')), func(o *Options) {
 		o.Logger = logger
 		for i := range o.Services {
-			o.Services[i].Revoke = func(ctx context.Context, access, refresh Secret) error {
+			o.Services[i].Revoke = func(ctx context.Context, access, refresh secret.Secret) error {
 				hookMu.Lock()
 				hookSaw = append(hookSaw, [2]string{access.Reveal(), refresh.Reveal()})
 				hookMu.Unlock()
@@ -171,6 +172,23 @@ func runCanary(t *testing.T, open func(t *testing.T) (store.Store, func() []byte
 	expect("after revocation", err, ErrLeaseRevoked)
 	_, err = v.Lease(ctx, LeaseRequest{Principal: alice, Service: "github"})
 	expect("lease after revocation", err, ErrNotConnected)
+
+	// A key rotation: RekeyAll under a new key with the old one listed,
+	// then under a keyring that lacks the key the records now name (its
+	// errors are checked with the others below).
+	mustConnect(t, v, bob, "github", f.tokens.fresh())
+	withLogger := func(o *Options) { o.Logger = logger }
+	if n, err := f.vault(t, st, rec, mustKeys(t, testKey('b'), testKey('a')), withLogger).RekeyAll(ctx, nil); err != nil || n == 0 {
+		t.Fatalf("RekeyAll under a new key = %d, %q; want records resealed", n, maskCanaries(fmt.Sprint(err)))
+	}
+	lost := f.vault(t, st, rec, mustKeys(t, testKey('c')), withLogger)
+	_, err = lost.RekeyAll(ctx, nil)
+	expect("RekeyAll without the key", err, ErrUnknownKey)
+	sealedBy, err := lost.SealedByKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger.Info("sealed by key", "counts", sealedBy)
 
 	// Metadata, printed every way a careless caller might.
 	conns, err := v.Connections(ctx, alice)

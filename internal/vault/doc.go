@@ -10,9 +10,9 @@
 // *http.Client from it. The client's transport adds the token to each
 // request on the way out. No exported method returns a token: Connection
 // and Connections return metadata only, errors never quote token material or
-// keys, and Secret — the type that carries a token to the one place it must
-// go, the provider — prints and encodes as REDACTED whichever way it is
-// formatted, marshalled or logged. A Service, and so the Options and the
+// keys, and secret.Secret — the type that carries a token to the one place
+// it must go, the provider — prints and encodes as REDACTED whichever way it
+// is formatted, marshalled or logged. A Service, and so the Options and the
 // Vault, print their names and hosts only, never the OAuth client secret.
 //
 // # Sealing
@@ -24,13 +24,18 @@
 // is "agenthub.connection.v1", the principal and the service, taken from
 // where the record is found, so a ciphertext copied to another principal or
 // service does not open. Each record names the ID of the key that sealed it
-// (the first 16 hex digits of the key's SHA-256). A Keyring holds the
-// current key and old ones: records sealed under an old key open with it and
-// are resealed under the current key by the next write of their token (a
-// refresh, a reconnect) or by Rekey (one principal) and RekeyAll (everyone),
-// after which the old key can be dropped. RekeyAll finds the principals in
-// a global index, ("", "vault-principal", principal), that Connect writes
-// before the connection itself, so it never scans the keyspace.
+// (the first 16 hex digits of the key's SHA-256). A secret.Keyring holds
+// the current key and old ones: records sealed under an old key open with it
+// and are resealed under the current key by the next write of their token (a
+// refresh, a reconnect) or by Rekey (one principal) and RekeyAll (everyone,
+// with progress; "bot rekey" runs it), after which the old key can be
+// dropped. Both skip records already under the current key, so an
+// interrupted run is finished by running it again. SealedByKey counts the
+// records under each key, so that a bot can say at start that some need a
+// key it lacks (they are refused: ErrUnknownKey) or an old key it still
+// needs. Both find the principals in a global index, ("", "vault-principal",
+// principal), that Connect writes before the connection itself, so neither
+// scans the keyspace.
 //
 // # Leases
 //

@@ -1,6 +1,10 @@
 package vault
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/agenthub/agenthub/internal/secret"
+)
 
 // Sentinel errors. The vault wraps them with context; callers test them
 // with errors.Is and map them to user-facing error kinds. No error the vault
@@ -26,14 +30,16 @@ var (
 	// ErrUnknownService means no service of that name is configured.
 	ErrUnknownService = errors.New("unknown service")
 	// ErrUnknownKey means a record was sealed under a key the keyring does
-	// not hold (add it to AGENTHUB_VAULT_OLD_KEYS).
-	ErrUnknownKey = errors.New("unknown vault key")
+	// not hold (add it to AGENTHUB_VAULT_OLD_KEYS). It is the keyring's
+	// secret.ErrUnknownKey, so either name matches.
+	ErrUnknownKey = secret.ErrUnknownKey
 	// ErrProviderRevoke means Revoke revoked the connection locally, but
 	// the service's Revoke hook failed, so the tokens may still be live at
 	// the provider until they expire.
 	ErrProviderRevoke = errors.New("provider did not revoke the tokens")
 	// ErrCorrupt means a sealed record failed to open: altered, sealed under
 	// a different key with the same ID, or moved to another principal or
-	// service.
-	ErrCorrupt = errors.New("sealed record does not open")
+	// service. It is the keyring's secret.ErrCorrupt, which the vault also
+	// returns for a record that opens but does not decode.
+	ErrCorrupt = secret.ErrCorrupt
 )

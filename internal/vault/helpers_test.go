@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/boltstore"
 	"github.com/agenthub/agenthub/internal/store/redisstore/redistest"
@@ -26,16 +27,22 @@ const (
 
 // testKey returns a base64 vault key made of one repeated byte.
 func testKey(b byte) string {
-	return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, KeySize))
+	return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, secret.KeySize))
 }
 
-func mustKeys(tb testing.TB, current string, old ...string) *Keyring {
+func mustKeys(tb testing.TB, current string, old ...string) *secret.Keyring {
 	tb.Helper()
-	kr, err := ParseKeys(current, old)
+	kr, err := secret.ParseKeys(current, old)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return kr
+}
+
+// keyID returns the ID of the base64 key k.
+func keyID(tb testing.TB, k string) string {
+	tb.Helper()
+	return mustKeys(tb, k).CurrentKeyID()
 }
 
 // testHTTPClient bounds connections so a thousand goroutines share a pool
@@ -63,7 +70,7 @@ func newFixture(tb testing.TB, prefix string) *fixture {
 
 // services are "github" and "google", both served by the fixture's fake
 // endpoints (two services let tests move ciphertexts between them).
-func (f *fixture) services(revoke func(ctx context.Context, access, refresh Secret) error) []Service {
+func (f *fixture) services(revoke func(ctx context.Context, access, refresh secret.Secret) error) []Service {
 	return []Service{
 		{Name: "github", APIHosts: []string{f.api.host()}, OAuth: f.tokens.oauthConfig(), Revoke: revoke},
 		{Name: "google", APIHosts: []string{f.api.host()}, OAuth: f.tokens.oauthConfig(), Revoke: revoke},
@@ -71,11 +78,14 @@ func (f *fixture) services(revoke func(ctx context.Context, access, refresh Secr
 }
 
 // vault returns a vault on st; mod may adjust the options.
-func (f *fixture) vault(tb testing.TB, st store.Store, rec Recorder, keys *Keyring, mod ...func(*Options)) *Vault {
+func (f *fixture) vault(tb testing.TB, st store.Store, rec Recorder, keys *secret.Keyring, mod ...func(*Options)) *Vault {
 	tb.Helper()
 	opts := Options{
 		Store: st, Keys: keys, Audit: rec, HTTPClient: f.client,
-		Services: f.services(func(ctx context.Context, _, refresh Secret) error { f.tokens.revoke(refresh.Reveal()); return nil }),
+		Services: f.services(func(ctx context.Context, _, refresh secret.Secret) error {
+			f.tokens.revoke(refresh.Reveal())
+			return nil
+		}),
 	}
 	for _, m := range mod {
 		m(&opts)

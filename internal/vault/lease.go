@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/loopback"
 	"github.com/agenthub/agenthub/internal/store"
 )
 
@@ -421,7 +421,7 @@ func (s *Service) allow(req *http.Request) error {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !IsLoopback(u.Hostname()) {
+		if !loopback.Is(u.Hostname()) {
 			return fmt.Errorf("vault: %s: plain http to %s: %w", s.Name, u.Host, ErrHostNotAllowed)
 		}
 	default:
@@ -449,17 +449,6 @@ func normalizeHost(scheme, host string) string {
 		return strings.TrimSuffix(host, ":80")
 	}
 	return host
-}
-
-// IsLoopback reports whether host names this machine ("localhost" or a
-// loopback address): the only place the vault sends a token over plain
-// HTTP, and so the only place simulated providers may listen.
-func IsLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // authScheme normalises the token type as oauth2 does: "bearer" and an

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/store"
 )
 
@@ -17,7 +18,7 @@ import (
 // no store read, no unsealing and no token endpoint call.
 type cachedToken struct {
 	connID    string // the connection it belongs to; a reconnect makes it stale
-	access    Secret
+	access    secret.Secret
 	tokenType string
 	expiry    time.Time
 }
@@ -321,7 +322,7 @@ func (v *Vault) revokeOrphan(ctx context.Context, svc *Service, principal string
 	}
 	ctx, cancel := context.WithTimeout(ctx, rotatedWriteTimeout)
 	defer cancel()
-	access, refresh := NewSecret(m.AccessToken), NewSecret(m.RefreshToken)
+	access, refresh := secret.New(m.AccessToken), secret.New(m.RefreshToken)
 	if err := svc.Revoke(ctx, access, refresh); err != nil {
 		v.log.WarnContext(ctx, "vault: tokens refreshed for a revoked connection could not be revoked at the provider",
 			"principal", principal, "service", svc.Name, "failure", scrub(hookFailure(err), access, refresh))
@@ -329,7 +330,7 @@ func (v *Vault) revokeOrphan(ctx context.Context, svc *Service, principal string
 }
 
 func (v *Vault) cacheMaterial(principal, service, connID string, m material) cachedToken {
-	c := cachedToken{connID: connID, access: NewSecret(m.AccessToken), tokenType: m.TokenType, expiry: m.Expiry}
+	c := cachedToken{connID: connID, access: secret.New(m.AccessToken), tokenType: m.TokenType, expiry: m.Expiry}
 	v.setCache(principal, service, c)
 	return c
 }

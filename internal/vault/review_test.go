@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/memstore"
 )
@@ -365,7 +366,7 @@ func TestRefreshRacingRevokeRevokesNewTokens(t *testing.T) {
 		revoked [][2]string
 	)
 	hook := func(o *Options) {
-		o.Services[0].Revoke = func(_ context.Context, access, refresh Secret) error {
+		o.Services[0].Revoke = func(_ context.Context, access, refresh secret.Secret) error {
 			mu.Lock()
 			defer mu.Unlock()
 			revoked = append(revoked, [2]string{access.Reveal(), refresh.Reveal()})
@@ -455,7 +456,7 @@ func TestRevokeHookErrorIsNeverQuoted(t *testing.T) {
 			rec := &fakeRecorder{}
 			v := f.vault(t, memstore.New(memstore.Options{}), rec, mustKeys(t, testKey('a')), func(o *Options) {
 				o.Logger = logger
-				o.Services[0].Revoke = func(_ context.Context, access, refresh Secret) error {
+				o.Services[0].Revoke = func(_ context.Context, access, refresh secret.Secret) error {
 					return tt.hookErr(access.Reveal(), refresh.Reveal())
 				}
 			})
@@ -513,7 +514,7 @@ func TestRevokeHookGetsWhateverTokensExist(t *testing.T) {
 			var got [][2]string
 			rec := &fakeRecorder{}
 			v := f.vault(t, memstore.New(memstore.Options{}), rec, mustKeys(t, testKey('a')), func(o *Options) {
-				o.Services[0].Revoke = func(_ context.Context, access, refresh Secret) error {
+				o.Services[0].Revoke = func(_ context.Context, access, refresh secret.Secret) error {
 					got = append(got, [2]string{access.Reveal(), refresh.Reveal()})
 					return nil
 				}
@@ -706,11 +707,11 @@ func TestRekeyAll(t *testing.T) {
 	}
 
 	vBA := f.vault(t, st, &fakeRecorder{}, mustKeys(t, b, a))
-	n, err := vBA.RekeyAll(ctx)
+	n, err := vBA.RekeyAll(ctx, nil)
 	if err != nil || n != len(conns) {
 		t.Fatalf("RekeyAll = %d, %v; want %d records resealed", n, err, len(conns))
 	}
-	if n, err := vBA.RekeyAll(ctx); err != nil || n != 0 {
+	if n, err := vBA.RekeyAll(ctx, nil); err != nil || n != 0 {
 		t.Errorf("second RekeyAll = %d, %v; want 0", n, err)
 	}
 

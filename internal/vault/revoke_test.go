@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/memstore"
 )
@@ -38,7 +39,7 @@ func TestRevokeStopsLiveLeases(t *testing.T) {
 			)
 			revokeHook := func(o *Options) {
 				for i := range o.Services {
-					o.Services[i].Revoke = func(ctx context.Context, access, refresh Secret) error {
+					o.Services[i].Revoke = func(ctx context.Context, access, refresh secret.Secret) error {
 						mu.Lock()
 						defer mu.Unlock()
 						revoked = append(revoked, [2]string{access.Reveal(), refresh.Reveal()})
@@ -118,7 +119,7 @@ func TestRevokeHookFailureKeepsLocalRevocation(t *testing.T) {
 	rec := &fakeRecorder{}
 	hookErr := errors.New("provider unavailable")
 	v := f.vault(t, memstore.New(memstore.Options{}), rec, mustKeys(t, testKey('a')), func(o *Options) {
-		o.Services[0].Revoke = func(context.Context, Secret, Secret) error { return hookErr }
+		o.Services[0].Revoke = func(context.Context, secret.Secret, secret.Secret) error { return hookErr }
 	})
 	mustConnect(t, v, alice, "github", f.tokens.fresh())
 	l := mustLease(t, v, alice, "github")

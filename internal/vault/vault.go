@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/store"
 )
 
@@ -100,7 +101,7 @@ type Service struct {
 	// have no refresh token); Revoke is called when at least one is not.
 	// The vault never shows its error, only the error's type or HTTP
 	// status, because an error may quote a URL that carried a token.
-	Revoke func(ctx context.Context, access, refresh Secret) error
+	Revoke func(ctx context.Context, access, refresh secret.Secret) error
 }
 
 // String names the service and its API hosts only: the OAuth
@@ -131,9 +132,9 @@ func (s Service) MarshalJSON() ([]byte, error) {
 
 // Options configure a Vault.
 type Options struct {
-	Store    store.Store // required
-	Keys     *Keyring    // required
-	Audit    Recorder    // required
+	Store    store.Store     // required
+	Keys     *secret.Keyring // required
+	Audit    Recorder        // required
 	Services []Service
 	Logger   *slog.Logger // default: discard
 	// Now is the clock; default time.Now.
@@ -150,7 +151,7 @@ type Options struct {
 // Vault holds connections and issues leases; see the package documentation.
 type Vault struct {
 	store    store.Store
-	keys     *Keyring
+	keys     *secret.Keyring
 	audit    Recorder
 	services map[string]*Service
 	log      *slog.Logger
@@ -505,7 +506,7 @@ func (v *Vault) Connect(ctx context.Context, principal, service string, scopes [
 		return fmt.Errorf("vault: store %s connection of %s: %w", service, principal, err)
 	}
 	if m.AccessToken != "" && v.fresh(m.Expiry) {
-		v.setCache(principal, service, cachedToken{connID: id, access: NewSecret(m.AccessToken), tokenType: m.TokenType, expiry: m.Expiry})
+		v.setCache(principal, service, cachedToken{connID: id, access: secret.New(m.AccessToken), tokenType: m.TokenType, expiry: m.Expiry})
 	} else {
 		v.dropCache(principal, service)
 	}
@@ -579,13 +580,13 @@ func (v *Vault) Revoke(ctx context.Context, principal, service string) error {
 	}
 	var (
 		errs            []error
-		access, refresh Secret
+		access, refresh secret.Secret
 		openErr         error
 	)
 	item, _, err := v.load(ctx, principal, service)
 	if err == nil {
 		_, err = v.update(ctx, principal, service, item, func(rec *connRecord) error {
-			access, refresh, openErr = Secret{}, Secret{}, nil
+			access, refresh, openErr = secret.Secret{}, secret.Secret{}, nil
 			if rec.Status == StatusRevoked && len(rec.Sealed) == 0 {
 				return errUnchanged
 			}
@@ -594,7 +595,7 @@ func (v *Vault) Revoke(ctx context.Context, principal, service string) error {
 				if err != nil {
 					openErr = err // revoke locally all the same
 				}
-				access, refresh = NewSecret(m.AccessToken), NewSecret(m.RefreshToken)
+				access, refresh = secret.New(m.AccessToken), secret.New(m.RefreshToken)
 			}
 			rec.Status, rec.KeyID, rec.Sealed, rec.Updated = StatusRevoked, "", nil, v.now().UTC()
 			return nil
@@ -677,10 +678,10 @@ func hookFailure(err error) string {
 
 // scrub replaces every occurrence of the secrets in s, as a last line of
 // defence behind messages that are built from safe parts only.
-func scrub(s string, secrets ...Secret) string {
+func scrub(s string, secrets ...secret.Secret) string {
 	for _, sec := range secrets {
 		if !sec.IsZero() {
-			s = strings.ReplaceAll(s, sec.Reveal(), redacted)
+			s = strings.ReplaceAll(s, sec.Reveal(), secret.Redacted)
 		}
 	}
 	return s
@@ -713,13 +714,18 @@ func (v *Vault) RevokeAll(ctx context.Context, principal string) error {
 // Rekey reseals every connection of principal that is sealed under an old
 // key with the current key, and returns how many it rewrote. Every token
 // write (connect, refresh) reseals too; Rekey lets an operator finish a
-// rotation before dropping the old key.
+// rotation before dropping the old key. A record under the current key
+// already, or holding no token (revoked), is not written, so running Rekey
+// again after an interruption rewrites only what is left. It goes on past
+// a connection that fails and returns every failure, joined, each naming
+// the principal and the service.
 func (v *Vault) Rekey(ctx context.Context, principal string) (int, error) {
 	items, err := v.store.List(ctx, principal, ConnectionKind)
 	if err != nil {
-		return 0, fmt.Errorf("vault: list connections of %s: %w", principal, err)
+		return 0, fmt.Errorf("vault: rekey: list connections of %s: %w", principal, err)
 	}
 	n := 0
+	var errs []error
 	for _, it := range items {
 		service := it.Key.ID
 		_, err := v.update(ctx, principal, service, it, func(rec *connRecord) error {
@@ -735,31 +741,85 @@ func (v *Vault) Rekey(ctx context.Context, principal string) (int, error) {
 		switch {
 		case errors.Is(err, errUnchanged):
 		case err != nil:
-			return n, fmt.Errorf("vault: rekey: %w", err)
+			errs = append(errs, fmt.Errorf("vault: rekey %s connection of %s: %w", service, principal, err))
 		default:
 			n++
 		}
 	}
-	return n, nil
+	return n, errors.Join(errs...)
+}
+
+// Principals returns every principal in the principal index, in order:
+// everyone who ever connected a service (Connect adds them before it
+// stores the connection), including some whose connections are revoked
+// or gone. It is what RekeyAll walks.
+func (v *Vault) Principals(ctx context.Context) ([]string, error) {
+	items, err := v.store.List(ctx, "", PrincipalKind)
+	if err != nil {
+		return nil, fmt.Errorf("vault: list principals: %w", err)
+	}
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.Key.ID
+	}
+	return out, nil
+}
+
+// SealedByKey counts the connections that hold a sealed token, of every
+// principal in the principal index, by the ID of the key that sealed them,
+// so that an operator can be told, before anyone is refused, that some are
+// sealed under a key the keyring lacks (an old key dropped too early) or
+// under old keys that RekeyAll would move. It opens nothing.
+func (v *Vault) SealedByKey(ctx context.Context) (map[string]int, error) {
+	principals, err := v.Principals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	counts := make(map[string]int)
+	for _, p := range principals {
+		items, err := v.store.List(ctx, p, ConnectionKind)
+		if err != nil {
+			return nil, fmt.Errorf("vault: list connections of %s: %w", p, err)
+		}
+		for _, it := range items {
+			rec, err := decodeConn(p, it.Key.ID, it.Value)
+			if err != nil {
+				return nil, err
+			}
+			if len(rec.Sealed) > 0 {
+				counts[rec.KeyID]++
+			}
+		}
+	}
+	return counts, nil
 }
 
 // RekeyAll reseals, under the current key, every connection of every
-// principal in the principal index (Connect adds each principal to it), and
-// returns how many records it rewrote. It goes on past a principal that
-// fails and returns every failure, joined. When it returns nil no record
-// needs an old key any more, and the old keys can be dropped.
-func (v *Vault) RekeyAll(ctx context.Context) (int, error) {
-	items, err := v.store.List(ctx, "", PrincipalKind)
+// principal in the principal index (see Rekey), and returns how many
+// records it rewrote. It goes on past a principal that fails and returns
+// every failure, joined; it stops when ctx ends. progress, when not nil,
+// is called after each principal with how many are done of how many there
+// are. When it returns nil no record needs an old key any more, and the
+// old keys can be dropped.
+func (v *Vault) RekeyAll(ctx context.Context, progress func(done, total int)) (int, error) {
+	principals, err := v.Principals(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("vault: list principals: %w", err)
+		return 0, err
 	}
 	n := 0
 	var errs []error
-	for _, it := range items {
-		k, err := v.Rekey(ctx, it.Key.ID)
+	for i, p := range principals {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("vault: rekey stopped after %d of %d principals: %w", i, len(principals), err))
+			break
+		}
+		k, err := v.Rekey(ctx, p)
 		n += k
 		if err != nil {
 			errs = append(errs, err)
+		}
+		if progress != nil {
+			progress(i+1, len(principals))
 		}
 	}
 	return n, errors.Join(errs...)

@@ -3,9 +3,11 @@
 package agenttest
 
 import (
-	"github.com/google/go-cmp/cmp"
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/agenthub/agenthub/internal/agent"
 	"github.com/agenthub/agenthub/internal/policy"
@@ -19,7 +21,19 @@ const Principal = "T1:U1"
 const Base = "http://sim.invalid"
 
 // Endpoints are the agents' endpoints for the in-process sim.
-func Endpoints() agent.Endpoints { return agent.SimEndpoints(Base) }
+func Endpoints() agent.Endpoints { return EndpointsAt(Base) }
+
+// EndpointsAt returns the agents' endpoints for simulated providers served
+// at base (an httptest.Server URL, or any URL when the client's transport
+// is sim.World.Transport), as simenv.Endpoints does for the wiring.
+func EndpointsAt(base string) agent.Endpoints {
+	base = strings.TrimSuffix(base, "/")
+	return agent.Endpoints{
+		GitHub:   base + sim.GitHubPrefix,
+		Calendar: base + sim.CalendarPrefix,
+		Slack:    base + sim.SlackPrefix,
+	}
+}
 
 // Client returns a client that calls w in-process with a fresh access token for service with
 // scopes, issued to Principal.

@@ -1,4 +1,4 @@
-package vault
+package secret
 
 import (
 	"bytes"
@@ -73,7 +73,7 @@ func TestKeyringPrintsNoKey(t *testing.T) {
 	kr := mustKeys(t, testKey('a'), testKey('b'))
 	for _, format := range []string{"%v", "%+v", "%#v", "%s", "%x"} {
 		got := fmt.Sprintf(format, kr)
-		want := "vault.Keyring{current: " + kr.CurrentKeyID() + ", keys: 2}"
+		want := "secret.Keyring{current: " + kr.CurrentKeyID() + ", keys: 2}"
 		if got != want {
 			t.Errorf("Sprintf(%q) = %q, want %q", format, got, want)
 		}
@@ -83,7 +83,7 @@ func TestKeyringPrintsNoKey(t *testing.T) {
 func TestSealOpen(t *testing.T) {
 	kr := mustKeys(t, testKey('a'), testKey('b'))
 	other := mustKeys(t, testKey('c'))
-	ad := additionalData(alice, "github")
+	ad := []byte("principal alice, service github")
 	id, sealed, err := kr.Seal(rand.Reader, []byte("plain"), ad)
 	if err != nil {
 		t.Fatal(err)
@@ -105,8 +105,8 @@ func TestSealOpen(t *testing.T) {
 		wantErr error
 	}{
 		{"opens", kr, id, sealed, ad, nil},
-		{"other principal", kr, id, sealed, additionalData(bob, "github"), ErrCorrupt},
-		{"other service", kr, id, sealed, additionalData(alice, "google"), ErrCorrupt},
+		{"other principal", kr, id, sealed, []byte("principal bob, service github"), ErrCorrupt},
+		{"other service", kr, id, sealed, []byte("principal alice, service google"), ErrCorrupt},
 		{"altered", kr, id, flipped, ad, ErrCorrupt},
 		{"truncated", kr, id, sealed[:10], ad, ErrCorrupt},
 		{"named key missing", other, id, sealed, ad, ErrUnknownKey},
@@ -140,5 +140,67 @@ func TestSealUsesFreshNonces(t *testing.T) {
 	}
 	if _, _, err := kr.Seal(bytes.NewReader(nil), []byte("x"), nil); err == nil {
 		t.Error("seal with an exhausted random source succeeded")
+	}
+}
+
+// testKey returns a base64 key made of one repeated byte.
+func testKey(b byte) string {
+	return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, KeySize))
+}
+
+func mustKeys(tb testing.TB, current string, old ...string) *Keyring {
+	tb.Helper()
+	kr, err := ParseKeys(current, old)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kr
+}
+
+// TestNewKeyring: raw keys make the keyring their base64 forms make, and a
+// key of the wrong length is refused by position.
+func TestNewKeyring(t *testing.T) {
+	raw := func(b byte) []byte { return bytes.Repeat([]byte{b}, KeySize) }
+	tests := []struct {
+		name    string
+		current []byte
+		old     [][]byte
+		wantIDs []string
+		wantErr string
+	}{
+		{"current only", raw('a'), nil, []string{keyID(t, testKey('a'))}, ""},
+		{"old keys, duplicate skipped", raw('b'), [][]byte{raw('a'), raw('b'), raw('a')},
+			[]string{keyID(t, testKey('b')), keyID(t, testKey('a'))}, ""},
+		{"short current", raw('a')[:16], nil, nil, "current key: is 16 bytes, want 32"},
+		{"empty old", raw('a'), [][]byte{raw('b'), nil}, nil, "old key 2: is 0 bytes, want 32"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kr, err := NewKeyring(tt.current, tt.old)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("NewKeyring error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.wantIDs, kr.KeyIDs()); diff != "" {
+				t.Errorf("KeyIDs (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// What one seals the other opens.
+	a, err := NewKeyring(raw('a'), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, sealed, err := a.Seal(rand.Reader, []byte("plain"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := mustKeys(t, testKey('c'), testKey('a')).Open(id, sealed, nil); err != nil || string(got) != "plain" {
+		t.Errorf("open with the base64 keyring = %q, %v; want plain", got, err)
 	}
 }

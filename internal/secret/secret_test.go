@@ -1,4 +1,4 @@
-package vault
+package secret
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 
 func TestSecretRedacts(t *testing.T) {
 	const value = "hunter2-very-secret"
-	s := NewSecret(value)
+	s := New(value)
 	type wrapper struct {
 		Token Secret
 		Ptr   *Secret
@@ -69,7 +69,7 @@ func TestSecretRedacts(t *testing.T) {
 }
 
 func TestSecretFormatExact(t *testing.T) {
-	s := NewSecret("x")
+	s := New("x")
 	tests := []struct{ format, want string }{
 		{"%v", "REDACTED"},
 		{"%s", "REDACTED"},
@@ -100,8 +100,8 @@ func TestSecretRevealAndIsZero(t *testing.T) {
 		wantZero bool
 	}{
 		{"zero value", Secret{}, "", true},
-		{"empty", NewSecret(""), "", true},
-		{"set", NewSecret("abc"), "abc", false},
+		{"empty", New(""), "", true},
+		{"set", New("abc"), "abc", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,12 +1,12 @@
-package vault
+package secret
 
 import (
 	"fmt"
 	"log/slog"
 )
 
-// redacted is what every printed or encoded form of a Secret shows.
-const redacted = "REDACTED"
+// Redacted is what every printed or encoded form of a Secret shows.
+const Redacted = "REDACTED"
 
 // Secret holds a credential (an access token, a refresh token) so that it
 // cannot leak by accident: every way Go prints or encodes a value — fmt with
@@ -22,8 +22,8 @@ type Secret struct {
 	v *string
 }
 
-// NewSecret wraps s.
-func NewSecret(s string) Secret {
+// New wraps s.
+func New(s string) Secret {
 	if s == "" {
 		return Secret{}
 	}
@@ -44,26 +44,26 @@ func (s Secret) Reveal() string {
 func (s Secret) IsZero() bool { return s.v == nil || *s.v == "" }
 
 // String returns REDACTED.
-func (s Secret) String() string { return redacted }
+func (s Secret) String() string { return Redacted }
 
 // GoString returns REDACTED, for %#v.
-func (s Secret) GoString() string { return redacted }
+func (s Secret) GoString() string { return Redacted }
 
 // Format prints REDACTED for every verb (%q quotes it), so no fmt verb,
 // width or flag can reach the secret.
 func (s Secret) Format(f fmt.State, verb rune) {
 	if verb == 'q' {
-		fmt.Fprintf(f, "%q", redacted)
+		fmt.Fprintf(f, "%q", Redacted)
 		return
 	}
-	fmt.Fprint(f, redacted)
+	fmt.Fprint(f, Redacted)
 }
 
 // MarshalJSON encodes the secret as the JSON string "REDACTED".
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `"`), nil }
 
 // MarshalText encodes the secret as REDACTED.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
 
 // LogValue makes log/slog record REDACTED.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+func (s Secret) LogValue() slog.Value { return slog.StringValue(Redacted) }

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/config"
+	"github.com/agenthub/agenthub/internal/stepup"
+	"github.com/agenthub/agenthub/internal/vault"
+)
+
+const rekeyUsage = `Usage:
+  bot rekey [-store URL]
+
+Reseals every vault connection and every step-up enrolment under the current
+key, AGENTHUB_VAULT_KEY, so that the keys listed in AGENTHUB_VAULT_OLD_KEYS
+can be dropped. It reads AGENTHUB_VAULT_KEY, AGENTHUB_VAULT_OLD_KEYS,
+AGENTHUB_AUDIT_KEY (or their _FILE forms), AGENTHUB_STORE and
+AGENTHUB_REDIS_PREFIX as the bot does, and refuses to run without old keys:
+then there is nothing to do.
+
+It prints its progress (counts only) on stdout and records a vault.rekey_started
+and a vault.rekeyed audit event. Records already under the current key are not
+rewritten, so a run that was interrupted is finished by running it again. On
+Redis it may run beside the bot (each record is rewritten with compare-and-swap);
+the embedded store's file is the bot's alone, so stop the bot first.
+
+Exit status: 0 when nothing needs an old key any more; 1 when a record could
+not be resealed (each is named by principal and service) or the run was
+interrupted; 2 for a usage or settings mistake, or no old keys.
+`
+
+// rekeyActor is the audit actor of a rekey run: an operator at a terminal,
+// not a Slack user.
+const rekeyActor = "operator:bot-rekey"
+
+// runRekey is "bot rekey": see rekeyUsage.
+func runRekey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rekey", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), rekeyUsage) }
+	storeURL := fs.String("store", "", storeFlagUsage)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	cfg, err := config.Load(getenv, os.ReadFile, config.NeedVault|config.NeedAudit)
+	if ce, ok := errors.AsType[*config.Error](err); ok {
+		fmt.Fprintln(stderr, "bot rekey needs these settings, as the bot has them:")
+		for _, p := range ce.Problems {
+			fmt.Fprintf(stderr, "  %-26s %s\n", p.Name, p.Message)
+		}
+		return &exitError{code: 2}
+	}
+	if err != nil {
+		return err
+	}
+	settings := cfg.StoreSettings()
+	if *storeURL != "" {
+		settings.URL = *storeURL
+	}
+	k, err := loadKeys(cfg)
+	if err != nil {
+		return err
+	}
+	keyring, err := k.vaultKeyring()
+	if err != nil {
+		return fmt.Errorf("rekey: %w", err)
+	}
+	// Listing the current key among the old ones lists nothing.
+	oldKeys := len(keyring.KeyIDs()) - 1
+	if oldKeys == 0 {
+		return &exitError{code: 2, msg: "rekey: AGENTHUB_VAULT_OLD_KEYS lists no old key, so there is nothing to do: " +
+			"every record this process can open is sealed under AGENTHUB_VAULT_KEY already. " +
+			"To rotate the key, set the new one as AGENTHUB_VAULT_KEY and list the old one in AGENTHUB_VAULT_OLD_KEYS (docs/INSTALL.md)"}
+	}
+	logger := newLogger(cfg, stderr)
+
+	st, err := openStore(ctx, settings, false, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rec, err := audit.NewRecorder(st, k.audit, audit.Options{Logger: logger})
+	if err != nil {
+		return fmt.Errorf("rekey: %w", err)
+	}
+	// No services: resealing opens and seals records, and never calls a
+	// provider.
+	v, err := vault.New(vault.Options{Store: st, Keys: keyring, Audit: rec, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("rekey: %w", err)
+	}
+	su, err := stepup.New(stepup.Options{Store: st, Key: k.stepUp, OldKeys: k.stepUpOld, Audit: rec, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("rekey: %w", err)
+	}
+
+	fmt.Fprintf(stdout, "rekey: resealing under the current key %s; %d old %s listed\n", keyring.CurrentKeyID(), oldKeys, plural(oldKeys, "key", "keys"))
+	// The start is on the record before anything is rewritten: if it
+	// cannot be stored, nothing is.
+	if _, err := rec.Record(ctx, audit.Event{
+		Kind: audit.VaultRekeyStarted, Actor: rekeyActor, Result: "started",
+		Detail: map[string]string{"key": keyring.CurrentKeyID(), "old_keys": fmt.Sprint(oldKeys)},
+	}); err != nil {
+		return fmt.Errorf("rekey: nothing was resealed: %w", err)
+	}
+
+	var r rekeyRun
+	r.connections, r.connErrs = rekeyConnections(ctx, v, stdout)
+	if ctx.Err() == nil {
+		r.enrolments, r.enrolErrs = resealEnrolments(ctx, v, su, stdout)
+	}
+	if ctx.Err() != nil {
+		// What the interruption stopped is not a failure of its own: the
+		// next run does it.
+		r.interrupted = true
+		r.connErrs, r.enrolErrs = notCanceled(r.connErrs), notCanceled(r.enrolErrs)
+	}
+
+	// The end is recorded even when the run was interrupted, with what it
+	// did by then.
+	_, auditErr := rec.Record(context.WithoutCancel(ctx), audit.Event{
+		Kind: audit.VaultRekeyed, Actor: rekeyActor, Result: r.result(),
+		Detail: map[string]string{
+			"key":                  keyring.CurrentKeyID(),
+			"connections_resealed": fmt.Sprint(r.connections),
+			"connections_failed":   fmt.Sprint(len(r.connErrs)),
+			"enrolments_resealed":  fmt.Sprint(r.enrolments),
+			"enrolments_failed":    fmt.Sprint(len(r.enrolErrs)),
+		},
+	})
+	fmt.Fprintf(stdout, "rekey: %d %s and %d step-up %s resealed\n",
+		r.connections, plural(r.connections, "connection", "connections"), r.enrolments, plural(r.enrolments, "enrolment", "enrolments"))
+	if auditErr != nil {
+		r.auditErr = fmt.Errorf("the end of the run is not on the audit record: %w", auditErr)
+	}
+	if err := r.err(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "rekey: done: nothing needs an old key any more; remove AGENTHUB_VAULT_OLD_KEYS and restart the bot")
+	return nil
+}
+
+// rekeyRun is what one run did.
+type rekeyRun struct {
+	connections, enrolments int
+	connErrs, enrolErrs     []error // one per record, each naming principal and service
+	interrupted             bool
+	auditErr                error
+}
+
+func (r rekeyRun) result() string {
+	switch {
+	case r.interrupted:
+		return "interrupted"
+	case len(r.connErrs)+len(r.enrolErrs) > 0:
+		return "failed"
+	}
+	return "ok"
+}
+
+// err says what failed, by principal and service, or nil.
+func (r rekeyRun) err() error {
+	failed := len(r.connErrs) + len(r.enrolErrs)
+	if !r.interrupted && failed == 0 && r.auditErr == nil {
+		return nil
+	}
+	var lines []string
+	if r.interrupted {
+		lines = append(lines, "rekey: interrupted: run it again to finish (what is done is not done again); keep AGENTHUB_VAULT_OLD_KEYS until then")
+	}
+	if failed > 0 {
+		lines = append(lines, fmt.Sprintf("rekey: %d %s and %d step-up %s could not be resealed; keep AGENTHUB_VAULT_OLD_KEYS until they are:",
+			len(r.connErrs), plural(len(r.connErrs), "connection", "connections"), len(r.enrolErrs), plural(len(r.enrolErrs), "enrolment", "enrolments")))
+		for _, err := range slices.Concat(r.connErrs, r.enrolErrs) {
+			lines = append(lines, "  "+err.Error())
+		}
+	}
+	if r.auditErr != nil {
+		lines = append(lines, "rekey: "+r.auditErr.Error())
+	}
+	return &exitError{code: 1, msg: strings.Join(lines, "\n")}
+}
+
+// rekeyConnections reseals every vault connection, printing progress.
+func rekeyConnections(ctx context.Context, v *vault.Vault, stdout io.Writer) (int, []error) {
+	n, err := v.RekeyAll(ctx, progress(stdout, "connections"))
+	fmt.Fprintf(stdout, "connections: %d resealed\n", n)
+	return n, leaves(err)
+}
+
+// resealEnrolments reseals every step-up enrolment: the principals in the
+// step-up index (ResealAll), then those in the vault's principal index that
+// it lacks, since enrolments made before the step-up index existed are not
+// in it (and Reseal indexes them, for the next rotation).
+func resealEnrolments(ctx context.Context, v *vault.Vault, su *stepup.Service, stdout io.Writer) (int, []error) {
+	n, err := su.ResealAll(ctx, progress(stdout, "enrolments"))
+	errs := leaves(err)
+	if ctx.Err() != nil {
+		return n, errs
+	}
+	indexed, err := su.Principals(ctx)
+	if err != nil {
+		return n, append(errs, err)
+	}
+	connected, err := v.Principals(ctx)
+	if err != nil {
+		return n, append(errs, err)
+	}
+	inIndex := make(map[string]bool, len(indexed))
+	for _, p := range indexed {
+		inIndex[p] = true
+	}
+	var rest []string
+	for _, p := range connected {
+		if !inIndex[p] {
+			rest = append(rest, p)
+		}
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(stdout, "enrolments: %d more %s from the vault's index\n", len(rest), plural(len(rest), "principal", "principals"))
+		show := progress(stdout, "enrolments (vault's index)")
+		for i, p := range rest {
+			if err := ctx.Err(); err != nil {
+				errs = append(errs, err)
+				break
+			}
+			ok, err := su.Reseal(ctx, p)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("principal %s: %w", p, err))
+			}
+			if ok {
+				n++
+			}
+			show(i+1, len(rest))
+		}
+	}
+	fmt.Fprintf(stdout, "enrolments: %d resealed\n", n)
+	return n, errs
+}
+
+// notCanceled drops the errors an interruption caused.
+func notCanceled(errs []error) []error {
+	return slices.DeleteFunc(errs, func(err error) bool {
+		return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	})
+}
+
+// progress prints "what: done of total principals" about twenty times in
+// a run, and at its end.
+func progress(w io.Writer, what string) func(done, total int) {
+	return func(done, total int) {
+		if done == total || done%max(1, total/20) == 0 {
+			fmt.Fprintf(w, "%s: %d of %d %s\n", what, done, total, plural(total, "principal", "principals"))
+		}
+	}
+}
+
+// leaves splits what errors.Join joined into the errors it joined, each of
+// which names one principal, or one principal and service.
+func leaves(err error) []error {
+	if err == nil {
+		return nil
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, leaves(e)...)
+	}
+	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
