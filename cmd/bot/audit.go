@@ -27,16 +27,16 @@ cut from its end: compare the printed head hash with one recorded elsewhere
 (an earlier verify, the audit channel) to know the trail is complete.
 `
 
-func runAudit(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func (h hooks) runAudit(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, auditUsage)
 		return usageError("audit: missing subcommand")
 	}
 	switch args[0] {
 	case "export":
-		return auditExport(ctx, args[1:], getenv, stdout, stderr)
+		return h.auditExport(ctx, args[1:], getenv, stdout, stderr)
 	case "verify":
-		return auditVerify(ctx, args[1:], getenv, stdin, stdout, stderr)
+		return h.auditVerify(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, auditUsage)
 		return nil
@@ -45,7 +45,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	return usageError("audit: unknown subcommand %q", args[0])
 }
 
-func auditExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func (h hooks) auditExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	settings, err := loadStoreSettings(getenv)
 	if err != nil {
 		return err
@@ -56,7 +56,7 @@ func auditExport(ctx context.Context, args []string, getenv func(string) string,
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	s, err := openStore(ctx, settings, false, nil)
+	s, err := h.openStore(ctx, settings, false, nil)
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func auditExport(ctx context.Context, args []string, getenv func(string) string,
 	return nil
 }
 
-func auditVerify(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func (h hooks) auditVerify(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	settings, err := loadStoreSettings(getenv)
 	if err != nil {
 		return err
@@ -104,7 +104,7 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 		}
 		sum, err = audit.Verify(r)
 	} else {
-		s, oerr := openStore(ctx, settings, false, nil)
+		s, oerr := h.openStore(ctx, settings, false, nil)
 		if oerr != nil {
 			return oerr
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -71,7 +70,7 @@ End with Ctrl-D.
 
 // demoEnv is a running demo's parts.
 type demoEnv struct {
-	sim     *simenv.Env
+	core    *core
 	world   *sim.World
 	st      store.Store
 	rec     *audit.Recorder
@@ -84,21 +83,7 @@ type demoEnv struct {
 	stopStore func() error
 }
 
-// demoStarted and demoStopping, when set (by tests), see the demo's parts
-// before the console starts and before they are closed, so a test can check
-// what the simulated services and the audit trail recorded.
-var demoStarted, demoStopping func(*demoEnv)
-
-// demoWrapStore, when set (by tests), wraps the demo's store before
-// anything uses it, so a test can make its writes fail.
-var demoWrapStore func(store.Store) store.Store
-
-// demoRandom is the source of the demo's keys and of the simulated
-// providers' tokens; tests replace it to learn every secret the demo made
-// and check that none is ever shown.
-var demoRandom io.Reader = rand.Reader
-
-func runDemo(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func (h hooks) runDemo(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), demoUsage) }
 	storeURL := fs.String("store", "", "state store: bolt:PATH, redis://… or rediss://… (default: a temporary file)")
@@ -132,20 +117,20 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		}
 	}
 
-	env, err := startDemo(ctx, *storeURL, pol, getenv, logger)
+	env, err := h.startDemo(ctx, *storeURL, pol, getenv, logger)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if demoStopping != nil {
-			demoStopping(env)
+		if h.demoStopping != nil {
+			h.demoStopping(env)
 		}
 		if cerr := env.close(); cerr != nil {
 			logger.Warn("demo: cleaning up", "err", cerr)
 		}
 	}()
-	if demoStarted != nil {
-		demoStarted(env)
+	if h.demoStarted != nil {
+		h.demoStarted(env)
 	}
 
 	bannerTo := stdout
@@ -187,7 +172,7 @@ func demoPolicy() (*policy.Engine, error) {
 }
 
 // startDemo builds the demo's world; the caller closes it.
-func startDemo(ctx context.Context, storeURL string, pol *policy.Engine, getenv func(string) string, logger *slog.Logger) (_ *demoEnv, err error) {
+func (h hooks) startDemo(ctx context.Context, storeURL string, pol *policy.Engine, getenv func(string) string, logger *slog.Logger) (_ *demoEnv, err error) {
 	env := &demoEnv{}
 	defer func() {
 		if err != nil {
@@ -208,7 +193,7 @@ func startDemo(ctx context.Context, storeURL string, pol *policy.Engine, getenv 
 		return nil, err
 	}
 	settings.URL = storeURL
-	env.st, err = openStore(ctx, settings, true, logger)
+	env.st, err = h.openStore(ctx, settings, true, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -219,18 +204,32 @@ func startDemo(ctx context.Context, storeURL string, pol *policy.Engine, getenv 
 	st := env.st
 	g.Go(func() error { return runStore(sctx, st) })
 	env.stopStore = func() error { cancel(); return g.Wait() }
-	if demoWrapStore != nil {
-		env.st = demoWrapStore(env.st)
+	if h.wrapStore != nil {
+		env.st = h.wrapStore(env.st)
 	}
-	env.sim, err = simenv.Start(ctx, simenv.Options{Store: env.st, Policy: pol, Logger: logger, Rand: demoRandom})
+	// The demo's own simulated providers and fresh keys, wired as the bot
+	// wires its own.
+	provs, err := simulated(simenv.SimOptions{Logger: logger, Rand: h.rand()})
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	env.world, env.rec, env.vault, env.stepup, env.broker = env.sim.World, env.sim.Audit, env.sim.Vault, env.sim.StepUp, env.sim.Broker
-	if err := env.sim.ConnectAll(ctx, demoPrincipal); err != nil {
+	keys, err := drawKeys(h.rand())
+	if err != nil {
+		provs.close()
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	if err := env.sim.EnrollDemo(ctx, demoPrincipal, demoName); err != nil {
+	env.core, err = wire(provs, wiring{store: env.st, keys: keys, policy: pol, logger: logger})
+	if err != nil {
+		provs.close()
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	env.world, env.rec, env.vault, env.stepup, env.broker = provs.sim.World, env.core.Audit, env.core.Vault, env.core.StepUp, env.core.Broker
+	for _, svc := range provs.names {
+		if err := env.core.connect(ctx, demoPrincipal, svc); err != nil {
+			return nil, fmt.Errorf("demo: %w", err)
+		}
+	}
+	if err := simenv.EnrollDemo(ctx, env.stepup, demoPrincipal, demoName); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
 	return env, nil
@@ -252,15 +251,15 @@ func (env *demoEnv) connections(ctx context.Context, principal broker.Principal)
 
 // connect reconnects a service, as "/agenthub connect" asks.
 func (env *demoEnv) connect(ctx context.Context, principal broker.Principal, service string) error {
-	return env.sim.Connect(ctx, principal, service)
+	return env.core.connect(ctx, principal, service)
 }
 
 // close stops the simulated services and the store's sweeper, closes the
 // store and removes a temporary store.
 func (env *demoEnv) close() error {
 	var errs []error
-	if env.sim != nil {
-		errs = append(errs, env.sim.Close())
+	if env.core != nil {
+		errs = append(errs, env.core.providers.close())
 	}
 	if env.stopStore != nil {
 		errs = append(errs, env.stopStore())

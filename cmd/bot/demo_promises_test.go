@@ -95,10 +95,9 @@ rules:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			started := false
-			demoStarted = func(*demoEnv) { started = true }
-			t.Cleanup(func() { demoStarted = nil })
+			h := hooks{demoStarted: func(*demoEnv) { started = true }}
 			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), tt.args, tt.getenv, strings.NewReader(commentPR7+"\n"), &stdout, &stderr)
+			err := h.run(context.Background(), tt.args, tt.getenv, strings.NewReader(commentPR7+"\n"), &stdout, &stderr)
 			if code := exitCode(err, &stderr); code == 0 {
 				t.Errorf("exit code 0 with a bad policy file")
 			}
@@ -300,12 +299,8 @@ func (r *recordingRand) Read(p []byte) (int, error) {
 // careless log line would use.
 func TestDemoCanary(t *testing.T) {
 	rr := &recordingRand{}
-	old := demoRandom
-	demoRandom = rr
-	t.Cleanup(func() { demoRandom = old })
-
 	var shown string
-	r := runDemoWith(t, demoOpts{env: map[string]string{"AGENTHUB_LOG_LEVEL": "debug"}},
+	r := runDemoWith(t, demoOpts{random: rr, env: map[string]string{"AGENTHUB_LOG_LEVEL": "debug"}},
 		say(listWebsite), say(commentPR7), say("1h"), say("/agenthub grants"),
 		say(mergePR7), say("once"),
 		func(prev []jsonLine) string {

@@ -104,7 +104,7 @@ type demoRun struct {
 }
 
 // runDemoScript runs `bot demo -json` on a temporary store with script as
-// stdin. Not parallel: demoStarted is a package variable.
+// stdin.
 func runDemoScript(t *testing.T, script ...input) demoRun {
 	t.Helper()
 	return runDemoArgs(t, nil, script...)
@@ -121,7 +121,8 @@ type demoOpts struct {
 	flags     []string                      // more flags for `bot demo -json`
 	env       map[string]string             // the environment; empty otherwise
 	started   func(*demoEnv)                // called once the demo is up
-	wrapStore func(store.Store) store.Store // see demoWrapStore
+	wrapStore func(store.Store) store.Store // see hooks.wrapStore
+	random    io.Reader                     // see hooks.random
 	allowWarn bool                          // the run may log warnings and errors
 }
 
@@ -130,26 +131,25 @@ func runDemoWith(t *testing.T, opts demoOpts, script ...input) demoRun {
 	t.Helper()
 	var env *demoEnv
 	var events []audit.Event
-	demoStarted = func(e *demoEnv) {
+	h := hooks{random: opts.random, wrapStore: opts.wrapStore}
+	h.demoStarted = func(e *demoEnv) {
 		env = e
 		if opts.started != nil {
 			opts.started(e)
 		}
 	}
-	demoWrapStore = opts.wrapStore
-	demoStopping = func(e *demoEnv) {
+	h.demoStopping = func(e *demoEnv) {
 		var err error
 		if events, err = e.rec.Tail(context.Background(), 10000); err != nil {
 			t.Errorf("audit tail: %v", err)
 		}
 	}
-	t.Cleanup(func() { demoStarted, demoStopping, demoWrapStore = nil, nil, nil })
 
 	out := new(lockedBuffer)
 	in := &scripted{script: script, out: out}
 	var stderr bytes.Buffer
 	getenv := func(name string) string { return opts.env[name] }
-	err := run(context.Background(), append([]string{"bot", "demo", "-json"}, opts.flags...), getenv, in, out, &stderr)
+	err := h.run(context.Background(), append([]string{"bot", "demo", "-json"}, opts.flags...), getenv, in, out, &stderr)
 	r := demoRun{code: exitCode(err, &stderr), stderr: stderr.String(), env: env, events: events}
 	if env == nil {
 		t.Fatalf("the demo did not start: exit %d, stderr %s", r.code, r.stderr)

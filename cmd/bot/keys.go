@@ -11,6 +11,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/secret"
+	"github.com/agenthub/agenthub/internal/stack"
 )
 
 // stepUpKeyInfo is the HKDF info that derives the step-up key from a vault
@@ -68,6 +69,11 @@ func stepUpKey(vaultKey []byte) ([]byte, error) {
 		return nil, fmt.Errorf("derive the step-up key: %w", err)
 	}
 	return k, nil
+}
+
+// stack returns k as the core takes them.
+func (k keys) stack() stack.Keys {
+	return stack.Keys{Audit: k.audit, Vault: k.vault, StepUp: k.stepUp, VaultOld: k.vaultOld, StepUpOld: k.stepUpOld}
 }
 
 // vaultKeyring is the vault's keyring of k.

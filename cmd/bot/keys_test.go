@@ -87,8 +87,6 @@ func TestVaultOldKeysReachTheVaultAndStepUp(t *testing.T) {
 	// the tokens it issued stay valid.
 	providers := simenv.StartProviders(nil, nil)
 	defer providers.Server.Close()
-	botProviders = providers
-	defer func() { botProviders = nil }()
 	vars := e2eEnv(t, srv, "bolt:"+filepath.Join(t.TempDir(), "bot.db"), "")
 	oldKey := vars["AGENTHUB_VAULT_KEY"]
 	oldKeyring, err := secret.ParseKeys(oldKey, nil)
@@ -117,11 +115,11 @@ func TestVaultOldKeysReachTheVaultAndStepUp(t *testing.T) {
 
 	// Alice's first message connects her to every simulated service (the
 	// demo's first contact); then she enrols in step-up.
-	bot := startBot(t, srv, vars)
+	bot := startBot(t, srv, vars, hooks{providers: providers})
 	if got := read(t); !strings.Contains(got, result) {
 		t.Fatalf("the read before the rotation answered %q, want its result", got)
 	}
-	enr, err := bot.env.sim.StepUp.Enroll(ctx, p.String(), "alice")
+	enr, err := bot.env.core.StepUp.Enroll(ctx, p.String(), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +132,7 @@ func TestVaultOldKeysReachTheVaultAndStepUp(t *testing.T) {
 		}
 		return c
 	}
-	if err := bot.env.sim.StepUp.Confirm(ctx, p.String(), code(now)); err != nil {
+	if err := bot.env.core.StepUp.Confirm(ctx, p.String(), code(now)); err != nil {
 		t.Fatal(err)
 	}
 	bot.stop(t)
@@ -144,17 +142,17 @@ func TestVaultOldKeysReachTheVaultAndStepUp(t *testing.T) {
 	t.Run("a new key with the old one listed", func(t *testing.T) {
 		vars := maps.Clone(newKeyVars)
 		vars["AGENTHUB_VAULT_OLD_KEYS"] = oldKey
-		bot := startBot(t, srv, vars)
+		bot := startBot(t, srv, vars, hooks{providers: providers})
 		defer bot.stop(t)
 		for _, service := range simenv.Services {
-			if err := callProvider(ctx, bot.env.sim.Vault, bot.env.sim.URL, p.String(), service); err != nil {
+			if err := callProvider(ctx, bot.env.core.Vault, bot.env.core.providers.sim.URL, p.String(), service); err != nil {
 				t.Errorf("%s connection after the rotation: %v", service, err)
 			}
 		}
 		if got := read(t); !strings.Contains(got, result) {
 			t.Errorf("the read after the rotation answered %q, want its result", got)
 		}
-		if err := bot.env.sim.StepUp.Verify(ctx, p.String(), "req-rotated", code(now.Add(30*time.Second))); err != nil {
+		if err := bot.env.core.StepUp.Verify(ctx, p.String(), "req-rotated", code(now.Add(30*time.Second))); err != nil {
 			t.Errorf("TOTP code after the rotation: %v", err)
 		}
 		eventually(t, "the start-up report on sealing keys", func() bool {
@@ -163,10 +161,10 @@ func TestVaultOldKeysReachTheVaultAndStepUp(t *testing.T) {
 	})
 
 	t.Run("a new key without the old one", func(t *testing.T) {
-		bot := startBot(t, srv, newKeyVars)
+		bot := startBot(t, srv, newKeyVars, hooks{providers: providers})
 		eventually(t, "the start-up report on sealing keys", func() bool { return strings.Contains(bot.stderr.String(), `"key_id":"`+oldID+`"`) })
 		for _, service := range simenv.Services {
-			err := callProvider(ctx, bot.env.sim.Vault, bot.env.sim.URL, p.String(), service)
+			err := callProvider(ctx, bot.env.core.Vault, bot.env.core.providers.sim.URL, p.String(), service)
 			if !errors.Is(err, vault.ErrUnknownKey) || !strings.Contains(err.Error(), "neither the current key nor an old key") {
 				t.Errorf("%s connection without the old key: error %v, want ErrUnknownKey saying the key is neither current nor old", service, err)
 			}
@@ -175,7 +173,7 @@ func TestVaultOldKeysReachTheVaultAndStepUp(t *testing.T) {
 		if strings.Contains(reply, result) {
 			t.Errorf("the read without the old key answered %q, want no result", reply)
 		}
-		err := bot.env.sim.StepUp.Verify(ctx, p.String(), "req-unkeyed", code(now.Add(60*time.Second)))
+		err := bot.env.core.StepUp.Verify(ctx, p.String(), "req-unkeyed", code(now.Add(60*time.Second)))
 		if err == nil || !strings.Contains(err.Error(), "neither Key nor one of OldKeys") {
 			t.Errorf("TOTP code without the old key: error %v, want a refusal naming the missing key", err)
 		}

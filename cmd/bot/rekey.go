@@ -42,7 +42,7 @@ interrupted; 2 for a usage or settings mistake, or no old keys.
 const rekeyActor = "operator:bot-rekey"
 
 // runRekey is "bot rekey": see rekeyUsage.
-func runRekey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func (h hooks) runRekey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rekey", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), rekeyUsage) }
 	storeURL := fs.String("store", "", storeFlagUsage)
@@ -81,25 +81,18 @@ func runRekey(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger := newLogger(cfg, stderr)
 
-	st, err := openStore(ctx, settings, false, logger)
+	st, err := h.openStore(ctx, settings, false, logger)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	rec, err := audit.NewRecorder(st, k.audit, audit.Options{Logger: logger})
+	// The core the bot wires, on no providers: resealing opens and seals
+	// records, and never calls a provider.
+	c, err := wire(&providers{close: func() error { return nil }}, wiring{store: st, keys: k.stack(), logger: logger})
 	if err != nil {
 		return fmt.Errorf("rekey: %w", err)
 	}
-	// No services: resealing opens and seals records, and never calls a
-	// provider.
-	v, err := vault.New(vault.Options{Store: st, Keys: keyring, Audit: rec, Logger: logger})
-	if err != nil {
-		return fmt.Errorf("rekey: %w", err)
-	}
-	su, err := stepup.New(stepup.Options{Store: st, Key: k.stepUp, OldKeys: k.stepUpOld, Audit: rec, Logger: logger})
-	if err != nil {
-		return fmt.Errorf("rekey: %w", err)
-	}
+	rec, v, su := c.Audit, c.Vault, c.StepUp
 
 	fmt.Fprintf(stdout, "rekey: resealing under the current key %s; %d old %s listed\n", keyring.CurrentKeyID(), oldKeys, plural(oldKeys, "key", "keys"))
 	// The start is on the record before anything is rewritten: if it

@@ -35,10 +35,15 @@ Commands that touch state take -store URL: bolt:PATH (embedded, the default
 bolt:agenthub.db, or $AGENTHUB_STORE), redis://HOST:PORT/DB or rediss://… (TLS).
 `
 
-// run is the whole program; main and the tests call it.
+// run is the whole program; main calls it, and the tests call it with
+// their hooks (hooks.run).
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return hooks{}.run(ctx, args, getenv, stdin, stdout, stderr)
+}
+
+func (h hooks) run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
-		return runBot(ctx, getenv, stdout, stderr)
+		return h.runBot(ctx, getenv, stdout, stderr)
 	}
 	switch cmd, rest := args[1], args[2:]; cmd {
 	case "version", "-version", "--version":
@@ -48,13 +53,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "audit":
-		return runAudit(ctx, rest, getenv, stdin, stdout, stderr)
+		return h.runAudit(ctx, rest, getenv, stdin, stdout, stderr)
 	case "demo":
-		return runDemo(ctx, rest, getenv, stdin, stdout, stderr)
+		return h.runDemo(ctx, rest, getenv, stdin, stdout, stderr)
 	case "sim":
 		return runSim(ctx, rest, stdout, stderr)
 	case "rekey":
-		return runRekey(ctx, rest, getenv, stdout, stderr)
+		return h.runRekey(ctx, rest, getenv, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return usageError("unknown command %q", cmd)

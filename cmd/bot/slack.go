@@ -15,7 +15,6 @@ import (
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/policy"
-	"github.com/agenthub/agenthub/internal/simenv"
 	"github.com/agenthub/agenthub/internal/slackapp"
 	"github.com/agenthub/agenthub/internal/slackapp/auditchannel"
 	"github.com/agenthub/agenthub/internal/store"
@@ -26,25 +25,17 @@ import (
 // person's own events.
 const historyWindow = 1000
 
-// botStarted, when set (by tests), sees the running bot's parts.
-var botStarted func(*botEnv)
-
-// botProviders, when set (by tests), are the simulated providers the bot
-// uses instead of its own: two bot processes on one store must call the
-// same simulated GitHub, as real replicas call the real one.
-var botProviders *simenv.Providers
-
 // botEnv is a running Slack bot's parts.
 type botEnv struct {
-	cfg *config.Config
-	st  store.Store
-	sim *simenv.Env
-	app *slackapp.App
-	web *web.Server
+	cfg  *config.Config
+	st   store.Store
+	core *core
+	app  *slackapp.App
+	web  *web.Server
 }
 
 // runBot runs the Slack bot until ctx ends or Slack refuses its tokens.
-func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(getenv, os.ReadFile, config.NeedSlack|config.NeedVault|config.NeedAudit)
 	if ce, ok := errors.AsType[*config.Error](err); ok {
 		fmt.Fprintln(stderr, "AgentHub needs these settings before it can connect to Slack:")
@@ -59,11 +50,12 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	if !cfg.Demo {
-		return &exitError{code: 2, msg: "connecting real GitHub, Google and Slack accounts needs the OAuth flow, which is not built yet: " +
-			"set AGENTHUB_DEMO=1 to run the Slack app against simulated providers (see docs/INSTALL.md)"}
-	}
 	logger := newLogger(cfg, stderr)
+	provs, err := providersFor(cfg, h, logger)
+	if err != nil {
+		return err
+	}
+	defer provs.close()
 
 	pol := policy.Default()
 	if cfg.Policy != "" {
@@ -71,7 +63,7 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 			return err
 		}
 	}
-	st, err := openStore(ctx, cfg.StoreSettings(), true, logger)
+	st, err := h.openStore(ctx, cfg.StoreSettings(), true, logger)
 	if err != nil {
 		return err
 	}
@@ -92,16 +84,10 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 		return err
 	}
 	env := &botEnv{cfg: cfg, st: st}
-	env.sim, err = simenv.Start(ctx, simenv.Options{
-		Store: st, Policy: pol, Logger: logger, OnRecord: onRecord, Rand: demoRandom,
-		AuditKey: k.audit, VaultKey: k.vault, StepUpKey: k.stepUp, Providers: botProviders,
-		VaultOldKeys: k.vaultOld, StepUpOldKeys: k.stepUpOld,
-		ProvidersURL: cfg.SimURL,
-	})
+	env.core, err = wire(provs, wiring{store: st, keys: k.stack(), policy: pol, logger: logger, onRecord: onRecord})
 	if err != nil {
 		return err
 	}
-	defer env.sim.Close()
 
 	apiOpts := []slack.Option{slack.OptionAppLevelToken(cfg.SlackAppToken.Reveal()),
 		slack.OptionHTTPClient(slackapp.HTTPClient())}
@@ -111,9 +97,9 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	api := slack.New(cfg.SlackBotToken.Reveal(), apiOpts...)
 
 	env.app, err = slackapp.New(slackapp.Options{
-		Broker: env.sim.Broker, Store: st, API: api, Enroller: env.sim.StepUp,
+		Broker: env.core.Broker, Store: st, API: api, Enroller: env.core.StepUp,
 		Connections: func(ctx context.Context, principal broker.Principal) ([]slackapp.HomeConnection, error) {
-			cs, err := env.sim.Vault.Connections(ctx, principal.String())
+			cs, err := env.core.Vault.Connections(ctx, principal.String())
 			if err != nil {
 				return nil, err
 			}
@@ -124,11 +110,11 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 			return out, nil
 		},
 		History: func(ctx context.Context, principal broker.Principal, n int) ([]audit.Event, error) {
-			return env.sim.Audit.TailOf(ctx, principal.String(), n, historyWindow)
+			return env.core.Audit.TailOf(ctx, principal.String(), n, historyWindow)
 		},
-		Connect:  env.sim.Connect,
-		Demo:     true,
-		Services: simenv.Services,
+		Connect:  env.core.connect,
+		Demo:     provs.sim != nil,
+		Services: provs.names,
 		Logger:   logger, Registerer: registry,
 	})
 	if err != nil {
@@ -141,7 +127,7 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 	g.Go(func() error {
 		// A report for the operator, not a condition of running: people
 		// whose connections open keep working either way.
-		if err := checkSealingKeys(gctx, env.sim.Vault, keyring, logger); err != nil && gctx.Err() == nil {
+		if err := checkSealingKeys(gctx, env.core.Vault, keyring, logger); err != nil && gctx.Err() == nil {
 			logger.WarnContext(gctx, "sealing keys not checked", "error", err)
 		}
 		return nil
@@ -174,8 +160,8 @@ func runBot(ctx context.Context, getenv func(string) string, stdout, stderr io.W
 		g.Go(func() error { return env.web.Run(gctx) })
 	}
 	logger.Info("agenthub starting", "version", version, "demo", cfg.Demo, "config", cfg)
-	if botStarted != nil {
-		botStarted(env)
+	if h.botStarted != nil {
+		h.botStarted(env)
 	}
 	err = g.Wait()
 	if errors.Is(err, slackapp.ErrFatalAuth) {

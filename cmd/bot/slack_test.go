@@ -75,17 +75,17 @@ type runningBot struct {
 	done   chan error
 }
 
-// startBot runs the bot and waits until it is connected. Bots of one test
-// start one after the other (botStarted is a package variable).
-func startBot(t *testing.T, srv *slacktest.Server, vars map[string]string) *runningBot {
+// startBot runs the bot with hooks h (its botStarted is startBot's) and
+// waits until it is connected.
+func startBot(t *testing.T, srv *slacktest.Server, vars map[string]string, h hooks) *runningBot {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &runningBot{stderr: new(lockedBuffer), stdout: new(lockedBuffer), cancel: cancel, done: make(chan error, 1)}
 	started := make(chan *botEnv, 1)
-	botStarted = func(e *botEnv) { started <- e }
+	h.botStarted = func(e *botEnv) { started <- e }
 	hellos := srv.Hellos()
 	go func() {
-		b.done <- run(ctx, []string{"bot"}, func(k string) string { return vars[k] }, strings.NewReader(""), b.stdout, b.stderr)
+		b.done <- h.run(ctx, []string{"bot"}, func(k string) string { return vars[k] }, strings.NewReader(""), b.stdout, b.stderr)
 	}()
 	select {
 	case b.env = <-started:
@@ -94,7 +94,6 @@ func startBot(t *testing.T, srv *slacktest.Server, vars map[string]string) *runn
 	case <-time.After(30 * time.Second):
 		t.Fatal("bot did not start")
 	}
-	botStarted = nil
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer wcancel()
 	if err := srv.WaitHellos(wctx, hellos+1); err != nil {
@@ -191,12 +190,9 @@ func hasButtons(m slacktest.Message) bool {
 
 func TestSlackBotEndToEnd(t *testing.T) {
 	rr := &recordingRand{}
-	old := demoRandom
-	demoRandom = rr
-	t.Cleanup(func() { demoRandom = old })
 	srv := slacktest.New(t)
 	vars := e2eEnv(t, srv, "bolt:"+filepath.Join(t.TempDir(), "bot.db"), "")
-	bot := startBot(t, srv, vars)
+	bot := startBot(t, srv, vars, hooks{random: rr})
 	dm := srv.DMChannel(alice)
 
 	// A slash command: help is answered ephemerally within the ack.
@@ -255,7 +251,7 @@ func TestSlackBotEndToEnd(t *testing.T) {
 		}
 		return false
 	})
-	if r, err := bot.env.sim.Broker.Lookup(context.Background(), reqID); err != nil || r.Status != broker.StatusPending {
+	if r, err := bot.env.core.Broker.Lookup(context.Background(), reqID); err != nil || r.Status != broker.StatusPending {
 		t.Fatalf("after the stranger's click the request is %s (%v), want pending", r.Status, err)
 	}
 
@@ -328,7 +324,7 @@ func TestSlackBotEndToEnd(t *testing.T) {
 		}
 		return false
 	})
-	if pr, ok := bot.env.sim.World.GitHub().PullRequest("acme/payments", 7); !ok || !pr.Merged {
+	if pr, ok := bot.env.core.providers.sim.World.GitHub().PullRequest("acme/payments", 7); !ok || !pr.Merged {
 		t.Fatal("the result says merged, the simulated GitHub does not")
 	}
 	eventually(t, "the approval DM updated", func() bool {
@@ -380,7 +376,7 @@ func TestSlackBotEndToEnd(t *testing.T) {
 	if lastSeq == "" {
 		t.Fatal("no chain head line in the audit channel")
 	}
-	tail, err := bot.env.sim.Audit.Tail(context.Background(), 10_000)
+	tail, err := bot.env.core.Audit.Tail(context.Background(), 10_000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,10 +466,8 @@ func TestTwoBotsShareOneRedis(t *testing.T) {
 	vars := e2eEnv(t, srv, rs.URL(), rs.Prefix())
 	providers := simenv.StartProviders(nil, nil)
 	defer providers.Server.Close()
-	botProviders = providers
-	defer func() { botProviders = nil }()
-	a := startBot(t, srv, vars)
-	b := startBot(t, srv, vars)
+	a := startBot(t, srv, vars, hooks{providers: providers})
+	b := startBot(t, srv, vars, hooks{providers: providers})
 	dm := srv.DMChannel(alice)
 
 	// Alice's first contact connects her (demo mode); the comment needs
@@ -513,7 +507,7 @@ func TestTwoBotsShareOneRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the request to finish", func() bool {
-		r, err := a.env.sim.Broker.Lookup(context.Background(), reqID)
+		r, err := a.env.core.Broker.Lookup(context.Background(), reqID)
 		return err == nil && (r.Status == broker.StatusSucceeded || r.Status == broker.StatusFailed)
 	})
 	// The clicks reached both processes, and each knew the other had
@@ -539,7 +533,7 @@ func TestTwoBotsShareOneRedis(t *testing.T) {
 	if x, y := counts(); x == 0 || y == 0 || x+y != 199 {
 		t.Errorf("duplicate clicks = %d + %d, want 199 with some on each bot", x, y)
 	}
-	r, _ := b.env.sim.Broker.Lookup(context.Background(), reqID)
+	r, _ := b.env.core.Broker.Lookup(context.Background(), reqID)
 	if r.Status != broker.StatusSucceeded {
 		t.Fatalf("request status = %s (%s), want succeeded", r.Status, r.Result)
 	}
@@ -553,7 +547,7 @@ func TestTwoBotsShareOneRedis(t *testing.T) {
 		t.Errorf("comments posted = %d, want 1", comments)
 	}
 	executed := 0
-	events, err := a.env.sim.Audit.Tail(context.Background(), 10_000)
+	events, err := a.env.core.Audit.Tail(context.Background(), 10_000)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/store"
@@ -15,17 +14,13 @@ import (
 	"github.com/agenthub/agenthub/internal/store/redisstore"
 )
 
-// storeSweepInterval, when set (by tests), is how often the embedded
-// store sweeps expired records instead of boltstore.DefaultSweepInterval.
-var storeSweepInterval time.Duration
-
 // openStore opens the store the settings name; config.Load or
 // config.LoadStore produced them, so AGENTHUB_STORE and
 // AGENTHUB_REDIS_PREFIX are read in one place. Commands that only read
 // (create false) refuse to create a new, empty bolt file where a typo in
 // the path would otherwise make an empty audit trail look intact. logger
 // receives the embedded store's sweep failures (nil: discarded).
-func openStore(ctx context.Context, settings config.StoreSettings, create bool, logger *slog.Logger) (store.Store, error) {
+func (h hooks) openStore(ctx context.Context, settings config.StoreSettings, create bool, logger *slog.Logger) (store.Store, error) {
 	raw := settings.URL
 	if err := config.CheckStoreURL(raw); err != nil {
 		return nil, err
@@ -36,7 +31,7 @@ func openStore(ctx context.Context, settings config.StoreSettings, create bool, 
 				return nil, fmt.Errorf("open store %s: %w", raw, err)
 			}
 		}
-		s, err := boltstore.Open(path, boltstore.Options{Logger: logger, SweepInterval: storeSweepInterval})
+		s, err := boltstore.Open(path, boltstore.Options{Logger: logger, SweepInterval: h.sweepEvery})
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", raw, err)
 		}

@@ -104,12 +104,9 @@ func nothingToSweep(tb testing.TB, path string) {
 const sweptLine = `"msg":"swept expired records"`
 
 func TestBotSweepsExpiredRecords(t *testing.T) {
-	old := storeSweepInterval
-	storeSweepInterval = 20 * time.Millisecond
-	t.Cleanup(func() { storeSweepInterval = old })
 	srv := slacktest.New(t)
 	path := filepath.Join(t.TempDir(), "bot.db")
-	bot := startBot(t, srv, e2eEnv(t, srv, "bolt:"+path, ""))
+	bot := startBot(t, srv, e2eEnv(t, srv, "bolt:"+path, ""), hooks{sweepEvery: 20 * time.Millisecond})
 	expiredRecord(t, bot.env.st)
 	eventually(t, "a sweep of the expired record", func() bool { return strings.Contains(bot.stderr.String(), sweptLine) })
 	bot.stop(t) // which also checks that the sweeper ended with the bot
@@ -117,13 +114,10 @@ func TestBotSweepsExpiredRecords(t *testing.T) {
 }
 
 func TestDemoSweepsExpiredRecords(t *testing.T) {
-	old := storeSweepInterval
-	storeSweepInterval = 20 * time.Millisecond
-	t.Cleanup(func() { storeSweepInterval = old })
 	path := filepath.Join(t.TempDir(), "demo.db")
 	logs := new(lockedBuffer)
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	env, err := startDemo(context.Background(), "bolt:"+path, nil, func(string) string { return "" }, logger)
+	env, err := hooks{sweepEvery: 20 * time.Millisecond}.startDemo(context.Background(), "bolt:"+path, nil, func(string) string { return "" }, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -164,9 +164,9 @@ var rules = []rule{
 		// carry a secret (config), seal one (stepup) or show what a
 		// connection is (console, through its own view type) use
 		// internal/secret and internal/loopback instead; the broker leases
-		// and revokes; simenv and cmd/bot wire.
+		// and revokes; stack assembles the core; simenv and cmd/bot wire.
 		name:  "only the packages that use the vault's operations import it",
-		check: onlyImportedBy("internal/vault", "cmd/bot", "internal/simenv", "internal/broker"),
+		check: onlyImportedBy("internal/vault", "cmd/bot", "internal/simenv", "internal/broker", "internal/stack"),
 		bite:  pkg{ImportPath: module + "/internal/config", Imports: []string{"strings", module + "/internal/vault"}},
 	},
 	{
@@ -205,6 +205,24 @@ var rules = []rule{
 		name:  "only cmd/bot wires: nothing internal imports a command",
 		check: banDeps("internal", nil, func(d string) bool { return under(d, "cmd") }),
 		bite:  pkg{ImportPath: module + "/internal/broker", Deps: []string{module + "/cmd/bot"}},
+	},
+	{
+		// The core is assembled in one place, the same for real providers
+		// and simulated ones: the composition root and the simulated
+		// stack of the tests build it, nothing else does.
+		name:  "only cmd/bot and the simulated stack assemble the core",
+		check: onlyImportedBy("internal/stack", "cmd/bot", "internal/simenv"),
+		bite:  pkg{ImportPath: module + "/internal/slackapp", Imports: []string{module + "/internal/stack"}},
+	},
+	{
+		// A stack does not know which providers it talks to, nor who
+		// talks to it.
+		name: "the core's assembly knows no providers and no adapter",
+		check: banDeps("internal/stack", nil, func(d string) bool {
+			return under(d, "internal/sim") || under(d, "internal/simenv") || under(d, "internal/slackapp") ||
+				under(d, "internal/console") || under(d, "internal/web") || under(d, "internal/config")
+		}),
+		bite: pkg{ImportPath: module + "/internal/stack", Deps: []string{module + "/internal/sim"}},
 	},
 	{
 		name:  "the simulated stack is for the demo and tests: no internal package builds on it",

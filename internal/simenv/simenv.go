@@ -1,16 +1,15 @@
-// Package simenv assembles AgentHub's whole core against the simulated
-// providers of internal/sim: the sim on a loopback port, the audit
-// recorder, the vault with one service per simulated provider, TOTP
-// step-up, the agents, the rules planner and the broker. The terminal demo,
-// the Slack app's demo mode (AGENTHUB_DEMO=1) and the adapters' end-to-end
-// tests all start the same stack through Start, so they show the same
+// Package simenv is AgentHub on the simulated providers of internal/sim:
+// Simulate starts them on a loopback port (or reaches the ones "bot sim"
+// serves) and hands them to a stack as vault services and agent endpoints,
+// with a way to connect people to them; Start also builds the core on
+// them, with stack.Build, the assembly the bot uses for every kind of
+// provider. The terminal demo and the Slack app's demo mode
+// (AGENTHUB_DEMO=1) use the simulated providers through cmd/bot's wiring,
+// and the adapters' end-to-end tests use Start, so all show the same
 // behaviour.
 //
-// Keys the caller does not give are drawn fresh for every Start from
-// Options.Rand: the terminal demo keeps nothing across restarts that a new
-// key could not re-create (connections and enrolments are made again). The
-// Slack bot gives its configured keys, and the ones they replaced, so that
-// what it sealed survives a restart and a key rotation.
+// Keys the caller does not give Start are drawn fresh from Options.Rand: a
+// test keeps nothing across restarts that a new key could not re-create.
 package simenv
 
 import (
@@ -36,10 +35,10 @@ import (
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/loopback"
-	"github.com/agenthub/agenthub/internal/planner"
 	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/sim"
+	"github.com/agenthub/agenthub/internal/stack"
 	"github.com/agenthub/agenthub/internal/stepup"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/vault"
@@ -109,40 +108,49 @@ func StartProviders(logger *slog.Logger, random io.Reader) *Providers {
 	return &Providers{World: w, Server: sim.NewServer(w)}
 }
 
-// Env is a running simulated stack.
-type Env struct {
-	World    *sim.World       // nil when the providers are another process's (Options.ProvidersURL)
-	Server   *httptest.Server // the simulated providers, loopback only; nil likewise
-	URL      string           // the simulated providers' base URL
-	Audit    *audit.Recorder
-	Vault    *vault.Vault
-	StepUp   *stepup.Service
-	Registry *agent.Registry
-	Broker   *broker.Broker
+// SimOptions configure Simulate.
+type SimOptions struct {
+	Logger *slog.Logger // default: discard
+	// Rand is the source of the simulated providers' tokens (default
+	// crypto/rand).
+	Rand io.Reader
+	// Providers are simulated providers to share with other stacks (two
+	// bot processes on one store must call the same simulated GitHub);
+	// nil starts new ones, which Close stops.
+	Providers *Providers
+	// ProvidersURL, instead of Providers, is the base URL of simulated
+	// providers another process serves (bot sim): replicas of the Slack
+	// bot share one simulated world that way. It must be a loopback
+	// address, since the vault sends tokens over plain HTTP only there.
+	// People are then connected through the providers' OAuth flow
+	// (authorize with PKCE, then the token endpoint), as a real person
+	// would be.
+	ProvidersURL string
+}
+
+// Sim is simulated providers as the core sees them: vault services and
+// agent endpoints for a stack (Stack), and a way to connect people to them.
+type Sim struct {
+	World  *sim.World       // nil when the providers are another process's (SimOptions.ProvidersURL)
+	Server *httptest.Server // the simulated providers, loopback only; nil likewise
+	URL    string           // the simulated providers' base URL
 
 	ownServer bool
 	client    *http.Client // the vault's, to the simulated providers
 	oauth     map[string]*oauth2.Config
+	services  []vault.Service
 }
 
-// Start builds the stack; Close stops it.
-func Start(ctx context.Context, opts Options) (_ *Env, err error) {
-	if opts.Store == nil {
-		return nil, errors.New("simenv: Store is required")
-	}
+// Simulate starts simulated providers, or reaches the ones opts names; Close
+// stops what it started.
+func Simulate(opts SimOptions) (_ *Sim, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Rand == nil {
-		opts.Rand = rand.Reader
-	}
-	if opts.Policy == nil {
-		opts.Policy = policy.Default()
-	}
-	env := &Env{}
+	s := &Sim{}
 	defer func() {
 		if err != nil {
-			env.Close()
+			s.Close()
 		}
 	}()
 	switch {
@@ -154,16 +162,75 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		if err != nil || u.Scheme != "http" || u.Host == "" || !loopback.Is(u.Hostname()) {
 			return nil, fmt.Errorf("simenv: providers URL must be http:// on a loopback address, like http://127.0.0.1:8090")
 		}
-		env.URL = strings.TrimSuffix(u.String(), "/")
+		s.URL = strings.TrimSuffix(u.String(), "/")
 	case opts.Providers == nil:
-		opts.Providers, env.ownServer = StartProviders(opts.Logger, opts.Rand), true
+		opts.Providers, s.ownServer = StartProviders(opts.Logger, opts.Rand), true
 		fallthrough
 	default:
-		env.World, env.Server, env.URL = opts.Providers.World, opts.Providers.Server, opts.Providers.Server.URL
+		s.World, s.Server, s.URL = opts.Providers.World, opts.Providers.Server, opts.Providers.Server.URL
 	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return nil, fmt.Errorf("simenv: sim url: %w", err)
+	}
+	// A pool that keeps as many idle connections as a busy bot has calls
+	// in flight (the default two would make the rest dial anew each time),
+	// and no redirects: a token exchange or revocation answered with a 307
+	// would resend the client secret and tokens wherever it points.
+	s.client = &http.Client{
+		Timeout:       30 * time.Second,
+		Transport:     &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	s.oauth = make(map[string]*oauth2.Config)
+	for name, c := range sim.DefaultClients() {
+		s.oauth[name] = &oauth2.Config{ClientID: c.ID, ClientSecret: c.Secret, Scopes: scopes[name],
+			RedirectURL: demoRedirect, Endpoint: oauth2.Endpoint{
+				AuthURL: s.URL + sim.AuthorizePath(name), TokenURL: s.URL + sim.TokenPath(name), AuthStyle: oauth2.AuthStyleInParams}}
+		s.services = append(s.services, vault.Service{
+			Name: name, APIHosts: []string{u.Host}, OAuth: s.oauth[name],
+			Revoke: revoker(s.client, s.URL+sim.RevokePath(name), c),
+		})
+	}
+	return s, nil
+}
 
-	auditKey, vaultKey, stepupKey := opts.AuditKey, opts.VaultKey, opts.StepUpKey
-	for _, k := range []*[]byte{&auditKey, &vaultKey, &stepupKey} {
+// Stack returns the simulated providers as a stack takes them.
+func (s *Sim) Stack() stack.Providers {
+	return stack.Providers{Services: s.services, Endpoints: Endpoints(s.URL), Client: s.client}
+}
+
+// Env is a running simulated stack: the simulated providers and the core
+// stack.Build assembles on them, as the bot does.
+type Env struct {
+	*Sim
+	Audit    *audit.Recorder
+	Vault    *vault.Vault
+	StepUp   *stepup.Service
+	Registry *agent.Registry
+	Broker   *broker.Broker
+}
+
+// Start builds the stack; Close stops it.
+func Start(ctx context.Context, opts Options) (_ *Env, err error) {
+	if opts.Store == nil {
+		return nil, errors.New("simenv: Store is required")
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	s, err := Simulate(SimOptions{Logger: opts.Logger, Rand: opts.Rand, Providers: opts.Providers, ProvidersURL: opts.ProvidersURL})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	keys := stack.Keys{Audit: opts.AuditKey, Vault: opts.VaultKey, StepUp: opts.StepUpKey,
+		VaultOld: opts.VaultOldKeys, StepUpOld: opts.StepUpOldKeys}
+	for _, k := range []*[]byte{&keys.Audit, &keys.Vault, &keys.StepUp} {
 		if *k != nil {
 			continue
 		}
@@ -172,61 +239,12 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, fmt.Errorf("simenv: keys: %w", err)
 		}
 	}
-	env.Audit, err = audit.NewRecorder(opts.Store, auditKey, audit.Options{OnRecord: opts.OnRecord})
+	core, err := stack.Build(stack.Options{Store: opts.Store, Providers: s.Stack(), Keys: keys, Policy: opts.Policy,
+		Logger: opts.Logger, OnRecord: opts.OnRecord, DemoStepUp: true})
 	if err != nil {
-		return nil, fmt.Errorf("simenv: audit: %w", err)
+		return nil, fmt.Errorf("simenv: %w", err)
 	}
-	keys, err := secret.NewKeyring(vaultKey, opts.VaultOldKeys)
-	if err != nil {
-		return nil, fmt.Errorf("simenv: vault keys: %w", err)
-	}
-	u, err := url.Parse(env.URL)
-	if err != nil {
-		return nil, fmt.Errorf("simenv: sim url: %w", err)
-	}
-	// A pool that keeps as many idle connections as a busy bot has calls
-	// in flight (the default two would make the rest dial anew each time),
-	// and no redirects: a token exchange or revocation answered with a 307
-	// would resend the client secret and tokens wherever it points.
-	env.client = &http.Client{
-		Timeout:       30 * time.Second,
-		Transport:     &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	env.oauth = make(map[string]*oauth2.Config)
-	var services []vault.Service
-	for name, c := range sim.DefaultClients() {
-		env.oauth[name] = &oauth2.Config{ClientID: c.ID, ClientSecret: c.Secret, Scopes: scopes[name],
-			RedirectURL: demoRedirect, Endpoint: oauth2.Endpoint{
-				AuthURL: env.URL + sim.AuthorizePath(name), TokenURL: env.URL + sim.TokenPath(name), AuthStyle: oauth2.AuthStyleInParams}}
-		services = append(services, vault.Service{
-			Name: name, APIHosts: []string{u.Host}, OAuth: env.oauth[name],
-			Revoke: revoker(env.client, env.URL+sim.RevokePath(name), c),
-		})
-	}
-	env.Vault, err = vault.New(vault.Options{Store: opts.Store, Keys: keys, Audit: env.Audit, Services: services, Logger: opts.Logger, HTTPClient: env.client})
-	if err != nil {
-		return nil, fmt.Errorf("simenv: vault: %w", err)
-	}
-	env.StepUp, err = stepup.New(stepup.Options{Store: opts.Store, Key: stepupKey, OldKeys: opts.StepUpOldKeys, Audit: env.Audit, Logger: opts.Logger, Demo: true})
-	if err != nil {
-		return nil, fmt.Errorf("simenv: step-up: %w", err)
-	}
-	env.Registry = agent.NewRegistry()
-	ends := Endpoints(env.URL)
-	for _, reg := range []func(*agent.Registry, agent.Endpoints) error{githubagent.Register, calendaragent.Register, slackagent.Register} {
-		if err := reg(env.Registry, ends); err != nil {
-			return nil, fmt.Errorf("simenv: agents: %w", err)
-		}
-	}
-	env.Broker, err = broker.New(broker.Options{
-		Store: opts.Store, Vault: env.Vault, Audit: env.Audit, Policy: opts.Policy, Registry: env.Registry,
-		Planner: planner.NewRules(), StepUp: env.StepUp, Logger: opts.Logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("simenv: broker: %w", err)
-	}
-	return env, nil
+	return &Env{Sim: s, Audit: core.Audit, Vault: core.Vault, StepUp: core.StepUp, Registry: core.Registry, Broker: core.Broker}, nil
 }
 
 // Endpoints returns the agents' endpoints for the simulated providers
@@ -245,26 +263,26 @@ func Endpoints(base string) agent.Endpoints {
 // world issues them directly, as after a completed OAuth flow; with the
 // providers in another process (Options.ProvidersURL) Connect goes through
 // the flow itself.
-func (env *Env) Connect(ctx context.Context, p broker.Principal, service string) error {
+func (s *Sim) Connect(ctx context.Context, v *vault.Vault, p broker.Principal, service string) error {
 	principal := p.String()
 	sc, ok := scopes[service]
 	if !ok {
 		return fmt.Errorf("simenv: connect: unknown service %q", service)
 	}
 	var tok *oauth2.Token
-	if env.World != nil {
-		access, refresh, err := env.World.IssueTokens(service, principal, sc)
+	if s.World != nil {
+		access, refresh, err := s.World.IssueTokens(service, principal, sc)
 		if err != nil {
 			return fmt.Errorf("simenv: connect %s: %w", service, err)
 		}
 		tok = &oauth2.Token{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", Expiry: time.Now().Add(sim.DefaultAccessTTL)}
 	} else {
 		var err error
-		if tok, err = env.authorize(ctx, principal, service); err != nil {
+		if tok, err = s.authorize(ctx, principal, service); err != nil {
 			return fmt.Errorf("simenv: connect %s: %w", service, err)
 		}
 	}
-	if err := env.Vault.Connect(ctx, principal, service, sc, tok); err != nil {
+	if err := v.Connect(ctx, principal, service, sc, tok); err != nil {
 		return fmt.Errorf("simenv: connect %s: %w", service, err)
 	}
 	return nil
@@ -279,8 +297,8 @@ const demoRedirect = "http://127.0.0.1/agenthub/oauth/callback"
 // simulated provider: its consent page consents at once for the person
 // named in login_hint and redirects with a code, which the token endpoint
 // exchanges for tokens. The state and the verifier are fresh each time.
-func (env *Env) authorize(ctx context.Context, principal, service string) (*oauth2.Token, error) {
-	conf := env.oauth[service]
+func (s *Sim) authorize(ctx context.Context, principal, service string) (*oauth2.Token, error) {
+	conf := s.oauth[service]
 	var raw [16]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return nil, err
@@ -292,7 +310,7 @@ func (env *Env) authorize(ctx context.Context, principal, service string) (*oaut
 	if err != nil {
 		return nil, err
 	}
-	resp, err := env.client.Do(req) // which does not follow the redirect
+	resp, err := s.client.Do(req) // which does not follow the redirect
 
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
@@ -314,7 +332,7 @@ func (env *Env) authorize(ctx context.Context, principal, service string) (*oaut
 	if q.Get("code") == "" {
 		return nil, errors.New("authorize: no code in the redirect")
 	}
-	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, env.client), q.Get("code"), oauth2.VerifierOption(verifier))
+	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, s.client), q.Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
 		// oauth2's errors carry the provider's response body; say only
 		// what failed.
@@ -327,47 +345,61 @@ func (env *Env) authorize(ctx context.Context, principal, service string) (*oaut
 }
 
 // ConnectAll connects principal to every simulated service.
-func (env *Env) ConnectAll(ctx context.Context, principal broker.Principal) error {
-	for _, s := range Services {
-		if err := env.Connect(ctx, principal, s); err != nil {
+func (s *Sim) ConnectAll(ctx context.Context, v *vault.Vault, principal broker.Principal) error {
+	for _, svc := range Services {
+		if err := s.Connect(ctx, v, principal, svc); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// EnrollDemo enrols principal in TOTP step-up and confirms it with the
-// demo authenticator's code, replacing an enrolment an earlier run left in
-// a persistent store (its key is gone).
+// Close stops the simulated providers Simulate started.
+func (s *Sim) Close() error {
+	if s.client != nil {
+		s.client.CloseIdleConnections()
+	}
+	if s.ownServer && s.Server != nil {
+		s.Server.Close()
+	}
+	return nil
+}
+
+// Connect connects principal to service, sealing the tokens in env's vault.
+func (env *Env) Connect(ctx context.Context, p broker.Principal, service string) error {
+	return env.Sim.Connect(ctx, env.Vault, p, service)
+}
+
+// ConnectAll connects principal to every simulated service.
+func (env *Env) ConnectAll(ctx context.Context, p broker.Principal) error {
+	return env.Sim.ConnectAll(ctx, env.Vault, p)
+}
+
+// EnrollDemo enrols principal in env's step-up: see the function EnrollDemo.
 func (env *Env) EnrollDemo(ctx context.Context, p broker.Principal, name string) error {
+	return EnrollDemo(ctx, env.StepUp, p, name)
+}
+
+// EnrollDemo enrols principal in TOTP step-up and confirms it with the
+// demo authenticator's code (su must be in demo mode), replacing an
+// enrolment an earlier run left in a persistent store (its key is gone).
+func EnrollDemo(ctx context.Context, su *stepup.Service, p broker.Principal, name string) error {
 	principal := p.String()
-	_, err := env.StepUp.Enroll(ctx, principal, name)
+	_, err := su.Enroll(ctx, principal, name)
 	if errors.Is(err, stepup.ErrAlreadyEnrolled) {
-		if err = env.StepUp.Reset(ctx, principal); err == nil {
-			_, err = env.StepUp.Enroll(ctx, principal, name)
+		if err = su.Reset(ctx, principal); err == nil {
+			_, err = su.Enroll(ctx, principal, name)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("simenv: step-up enrolment: %w", err)
 	}
-	code, err := env.StepUp.DemoCode(ctx, principal)
+	code, err := su.DemoCode(ctx, principal)
 	if err != nil {
 		return fmt.Errorf("simenv: step-up enrolment: %w", err)
 	}
-	if err := env.StepUp.Confirm(ctx, principal, code); err != nil {
+	if err := su.Confirm(ctx, principal, code); err != nil {
 		return fmt.Errorf("simenv: step-up enrolment: %w", err)
-	}
-	return nil
-}
-
-// Close stops the simulated providers Start started. The store is the
-// caller's.
-func (env *Env) Close() error {
-	if env.client != nil {
-		env.client.CloseIdleConnections()
-	}
-	if env.ownServer && env.Server != nil {
-		env.Server.Close()
 	}
 	return nil
 }

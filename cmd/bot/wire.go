@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/config"
+	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/simenv"
+	"github.com/agenthub/agenthub/internal/stack"
+	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/vault"
+)
+
+// hooks let a test see into and steer one run of the program; main passes
+// none. They are passed in rather than kept in package variables, so that
+// what one test sets cannot reach another.
+type hooks struct {
+	// random is the source of the demo's keys and the simulated providers'
+	// tokens (default crypto/rand): a test that records it knows every
+	// secret the run made, and checks that none is ever shown.
+	random io.Reader
+	// providers are simulated providers for the bot to share with another
+	// run in the same test, as real replicas share the real GitHub.
+	providers *simenv.Providers
+	// wrapStore wraps the demo's store before anything uses it (to make
+	// its writes fail).
+	wrapStore func(store.Store) store.Store
+	// sweepEvery is how often the embedded store sweeps expired records;
+	// zero is boltstore's default.
+	sweepEvery time.Duration
+	// botStarted sees the Slack bot's parts once it runs; demoStarted and
+	// demoStopping the demo's, before the console starts and before they
+	// are closed.
+	botStarted                func(*botEnv)
+	demoStarted, demoStopping func(*demoEnv)
+}
+
+func (h hooks) rand() io.Reader {
+	if h.random != nil {
+		return h.random
+	}
+	return rand.Reader
+}
+
+// providers are what the core talks to, and how people get connected to
+// them.
+type providers struct {
+	stack stack.Providers
+	// names are the services people may connect, in order.
+	names []string
+	// connect links a person to a service at once, sealing the tokens in
+	// v (the simulated providers issue them on request); nil where people
+	// connect through the providers' OAuth flow.
+	connect func(ctx context.Context, v *vault.Vault, p broker.Principal, service string) error
+	// sim is the simulated world, for the demo and the tests; nil for
+	// real providers.
+	sim   *simenv.Sim
+	close func() error
+}
+
+// providersFor returns the providers the configuration names. With
+// AGENTHUB_DEMO=1 they are the simulated ones: this process's own, the
+// ones a test shares (hooks.providers), or those "bot sim" serves at
+// AGENTHUB_SIM_URL. Real GitHub, Google and Slack accounts are connected
+// through OAuth, which the identity issue builds: until then a bot without
+// AGENTHUB_DEMO says so.
+func providersFor(cfg *config.Config, h hooks, logger *slog.Logger) (*providers, error) {
+	if !cfg.Demo {
+		return nil, &exitError{code: 2, msg: "connecting real GitHub, Google and Slack accounts needs the OAuth flow, which is not built yet: " +
+			"set AGENTHUB_DEMO=1 to run the Slack app against simulated providers (see docs/INSTALL.md)"}
+	}
+	return simulated(simenv.SimOptions{Logger: logger, Rand: h.rand(), Providers: h.providers, ProvidersURL: cfg.SimURL})
+}
+
+// simulated are internal/sim's providers, as opts says where to find them.
+func simulated(opts simenv.SimOptions) (*providers, error) {
+	s, err := simenv.Simulate(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &providers{stack: s.Stack(), names: simenv.Services, connect: s.Connect, sim: s, close: s.Close}, nil
+}
+
+// core is AgentHub's core on its providers, as wire assembled it.
+type core struct {
+	*stack.Stack
+	providers *providers
+}
+
+// wiring is what wire needs besides the providers.
+type wiring struct {
+	store    store.Store
+	keys     stack.Keys
+	policy   *policy.Engine
+	logger   *slog.Logger
+	onRecord func(audit.Event) // the metrics hook; nil: none
+}
+
+// wire assembles the core on the providers: the one assembly of the Slack
+// bot and the terminal demo, for real providers and simulated ones alike.
+// It is stack.Build, which the end-to-end tests' simulated stack uses too.
+// The demo's step-up has a demo authenticator (the demo plays the person's
+// phone); a bot on real providers never does.
+func wire(p *providers, w wiring) (*core, error) {
+	s, err := stack.Build(stack.Options{
+		Store: w.store, Providers: p.stack, Keys: w.keys, Policy: w.policy,
+		Logger: w.logger, OnRecord: w.onRecord, DemoStepUp: p.sim != nil,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &core{Stack: s, providers: p}, nil
+}
+
+// connect links principal to service where the providers can do it at
+// once (the simulated ones).
+func (c *core) connect(ctx context.Context, principal broker.Principal, service string) error {
+	if c.providers.connect == nil {
+		return fmt.Errorf("%s is connected through its OAuth flow", service)
+	}
+	return c.providers.connect(ctx, c.Vault, principal, service)
+}
+
+// drawKeys draws fresh keys, for a demo that keeps nothing across
+// restarts that a new key could not make again.
+func drawKeys(random io.Reader) (stack.Keys, error) {
+	var k stack.Keys
+	for _, dst := range []*[]byte{&k.Audit, &k.Vault, &k.StepUp} {
+		*dst = make([]byte, 32)
+		if _, err := io.ReadFull(random, *dst); err != nil {
+			return stack.Keys{}, fmt.Errorf("draw keys: %w", err)
+		}
+	}
+	return k, nil
+}
