@@ -33,6 +33,17 @@ const (
 	VaultRekeyed        Kind = "vault.rekeyed"       // "bot rekey" ended; Detail holds its counts and Result whether anything failed
 )
 
+// Kinds returns every kind above, in their order (the metrics label them;
+// a test keeps the list whole).
+func Kinds() []Kind {
+	return []Kind{
+		StepProposed, PolicyDecided, ApprovalGranted, ApprovalDenied, InteractionRejected, RequestRefused,
+		StepUpPassed, StepUpFailed, TokenIssued, TokenRefreshed, ProviderRequested, ProviderCalled,
+		ActionSucceeded, ActionFailed, RequestExpired, RequestCanceled, GrantCreated, GrantRevoked,
+		ConnectionCreated, ConnectionRevoked, ConnectionExpired, LeaseIssued, VaultRekeyStarted, VaultRekeyed,
+	}
+}
+
 // Event is one record of the audit trail. Callers fill in what happened
 // (Kind, Actor, …, and Args); Record fills in Seq, Time, ArgsDigest,
 // ArgsSummary, Prev and Hash.

@@ -84,7 +84,7 @@ func AuditMetrics(reg prometheus.Registerer) (func(audit.Event), error) {
 	}
 	// The values known in advance start at zero, so that rate() and
 	// alerts work before the first such event.
-	for _, k := range knownKinds {
+	for _, k := range audit.Kinds() {
 		m.kinds.admit(string(k))
 		m.events.WithLabelValues(string(k))
 	}
@@ -98,15 +98,6 @@ func AuditMetrics(reg prometheus.Registerer) (func(audit.Event), error) {
 		m.stepups.WithLabelValues(r)
 	}
 	return m.count, nil
-}
-
-// knownKinds are the audit kinds defined by the audit package.
-var knownKinds = []audit.Kind{
-	audit.StepProposed, audit.PolicyDecided, audit.ApprovalGranted, audit.ApprovalDenied,
-	audit.InteractionRejected, audit.StepUpPassed, audit.StepUpFailed, audit.TokenIssued,
-	audit.TokenRefreshed, audit.ProviderRequested, audit.ProviderCalled, audit.ActionSucceeded,
-	audit.ActionFailed, audit.GrantCreated, audit.GrantRevoked, audit.ConnectionCreated,
-	audit.ConnectionRevoked, audit.ConnectionExpired, audit.LeaseIssued,
 }
 
 // auditMetrics holds the counters AuditMetrics registers.
