@@ -178,13 +178,7 @@ func TestVaultOldKeysReachTheVaultAndStepUp(t *testing.T) {
 			t.Errorf("TOTP code without the old key: error %v, want a refusal naming the missing key", err)
 		}
 		bot.stop(t)
-		var posted strings.Builder
-		for _, c := range srv.Calls("") {
-			for _, v := range c.Fields {
-				posted.WriteString(v + "\n")
-			}
-		}
-		surfaces := map[string]string{"stderr": bot.stderr.String(), "stdout": bot.stdout.String(), "slack": posted.String()}
+		surfaces := map[string]string{"stderr": bot.stderr.String(), "stdout": bot.stdout.String(), "slack": sentToSlack(srv)}
 		if !strings.Contains(surfaces["stderr"], `"level":"ERROR","msg":"connections are sealed under a key that is neither AGENTHUB_VAULT_KEY nor in AGENTHUB_VAULT_OLD_KEYS`) ||
 			!strings.Contains(surfaces["stderr"], `"key_id":"`+oldID+`","connections":3`) {
 			t.Error("the log does not say that three connections are sealed under a key the bot lacks, naming its ID")

@@ -411,11 +411,7 @@ func TestSlackBotEndToEnd(t *testing.T) {
 	// in anything sent to Slack. (The TOTP secret is shown once, in the
 	// enrolment DM, by design, and removed once confirmed.)
 	var posted strings.Builder
-	for _, c := range srv.Calls("") {
-		for _, v := range c.Fields {
-			posted.WriteString(v + "\n")
-		}
-	}
+	posted.WriteString(sentToSlack(srv))
 	for _, r := range srv.Responses() {
 		posted.WriteString(r.Text + "\n" + string(r.Blocks) + "\n")
 	}
@@ -560,4 +556,16 @@ func TestTwoBotsShareOneRedis(t *testing.T) {
 		t.Errorf("action.succeeded events = %d, want 1", executed)
 	}
 
+}
+
+// sentToSlack is every field of every Web API call the fake Slack took,
+// one per line: what a secret must never be in.
+func sentToSlack(srv *slacktest.Server) string {
+	var b strings.Builder
+	for _, c := range srv.Calls("") {
+		for _, v := range c.Fields {
+			b.WriteString(v + "\n")
+		}
+	}
+	return b.String()
 }
