@@ -46,16 +46,36 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 		err := b.Refuse(ctx, Refusal{Actor: m.Principal.String(), Kind: audit.RequestRefused, Reason: "no_plan", Op: "message"})
 		return []Output{message(plan.Reply)}, err
 	}
+	refusal := Refusal{Actor: m.Principal.String(), Kind: audit.RequestRefused, Reason: "plan_too_big", Op: "message"}
+	if len(plan.Steps) > MaxPlanSteps {
+		return []Output{errorOut(fmt.Sprintf("That is %d steps; I take at most %d at a time. Nothing was done.", len(plan.Steps), MaxPlanSteps))},
+			b.Refuse(ctx, refusal)
+	}
 	steps := make([]Step, 0, len(plan.Steps))
+	size := 0
 	for _, s := range plan.Steps {
 		raw, err := json.Marshal(s.Args)
 		if err != nil {
 			return []Output{errorOut("I couldn't plan that, so I did nothing.")}, fmt.Errorf("broker: encode planned args: %w", err)
 		}
+		size += len(s.Action) + len(raw)
 		steps = append(steps, Step{Action: s.Action, Args: raw})
+	}
+	if size > maxPlanBytes {
+		// The rest of a plan is stored with its request: a plan is kept
+		// small enough that no record of it strains the store.
+		return []Output{errorOut("That plan is too long to keep while it waits for you. Nothing was done.")}, b.Refuse(ctx, refusal)
 	}
 	return b.runPlan(ctx, asker{m.Principal, m.Traits}, steps)
 }
+
+// Bounds of a plan. A plan is a person's request, and its steps after the
+// first are stored with the request that waits: so many steps, or so much
+// in them, is more than a person asks at once, and is refused whole.
+const (
+	MaxPlanSteps = 10
+	maxPlanBytes = 256 << 10
+)
 
 // stepOutcome is how far handleStep took a step.
 type stepOutcome int

@@ -66,6 +66,7 @@ type fixture struct {
 	logs     *bytes.Buffer // everything the broker, vault and recorder logged
 	logger   *slog.Logger
 	policy   *policy.Engine // default: policy.Default()
+	planner  Planner        // default: the rules planner
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -172,12 +173,21 @@ func (f *fixture) newBroker() *Broker {
 		Store: f.st, Vault: f.newVault(), Audit: auditFunc(func(ctx context.Context, e audit.Event) (audit.Event, error) {
 			return f.audit.Record(ctx, e)
 		}),
-		Policy: f.policy, Registry: f.registry, Planner: planner.NewRules(), StepUp: f.stepup, Now: f.clock.Now, Logger: f.logger,
+		Policy: f.policy, Registry: f.registry, Planner: f.plannerOrRules(), StepUp: f.stepup, Now: f.clock.Now, Logger: f.logger,
 	})
 	if err != nil {
 		f.t.Fatalf("broker: %v", err)
 	}
 	return b
+}
+
+// plannerOrRules is the fixture's planner: the rules planner unless a test
+// set its own.
+func (f *fixture) plannerOrRules() Planner {
+	if f.planner != nil {
+		return f.planner
+	}
+	return planner.NewRules()
 }
 
 // auditFunc lets a test swap the recorder after the broker is built.

@@ -1,13 +1,16 @@
 package broker
 
 import (
+	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agenthub/agenthub/internal/agent/githubagent"
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/planner"
 	"github.com/agenthub/agenthub/internal/sim"
 )
 
@@ -258,5 +261,60 @@ func TestRevocationCancelsOnTheRecord(t *testing.T) {
 	f.connect(alice, sim.ServiceGitHub, githubagent.Scope)
 	if outs, err := f.b.Connected(f.ctx, alice, sim.ServiceGitHub); err != nil || len(outs) != 0 {
 		t.Errorf("Connected after the cancel = %s, %v; want nothing", dump(outs), err)
+	}
+}
+
+// scriptedPlanner proposes the steps it was given, whatever it is asked.
+type scriptedPlanner []planner.Step
+
+func (p scriptedPlanner) Plan(context.Context, planner.Request) (planner.Plan, error) {
+	return planner.Plan{Steps: p}, nil
+}
+
+// TestPlansAreBounded: a plan of more steps than MaxPlanSteps, or too big
+// to keep with a waiting request, is refused whole, on the record, and
+// runs nothing.
+func TestPlansAreBounded(t *testing.T) {
+	list := planner.Step{Action: "github.list_pull_requests", Args: map[string]any{"repo": "acme/website"}}
+	huge := planner.Step{Action: "github.comment", Args: map[string]any{"repo": "acme/website", "number": 12, "body": strings.Repeat("x", 60_000)}}
+	tests := []struct {
+		name  string
+		steps []planner.Step
+	}{
+		{"too many steps", slices.Repeat([]planner.Step{list}, MaxPlanSteps+1)},
+		{"too much to keep", slices.Repeat([]planner.Step{huge}, 5)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.planner = scriptedPlanner(tt.steps)
+			f.b = f.newBroker()
+			o := only(t, f.handle(alice, "anything"), KindError)
+			if !strings.Contains(o.Text, "Nothing was done") {
+				t.Errorf("output = %q", o.Text)
+			}
+			if n := len(f.world.Calls()); n != 0 {
+				t.Errorf("sim calls = %d, want 0", n)
+			}
+			all, _ := f.rec.Tail(f.ctx, 1000)
+			refused := 0
+			for _, e := range all {
+				if e.Kind == audit.StepProposed {
+					t.Errorf("a step of a refused plan was proposed")
+				}
+				if e.Kind == audit.RequestRefused && e.Result == "plan_too_big" {
+					refused++
+				}
+			}
+			if refused != 1 {
+				t.Errorf("request.refused plan_too_big = %d, want 1", refused)
+			}
+		})
+	}
+	f := newFixture(t)
+	f.planner = scriptedPlanner(slices.Repeat([]planner.Step{list}, MaxPlanSteps))
+	f.b = f.newBroker()
+	if outs := f.handle(alice, "anything"); len(outs) != MaxPlanSteps {
+		t.Errorf("a plan of %d steps gave %d outputs, want one result each", MaxPlanSteps, len(outs))
 	}
 }
