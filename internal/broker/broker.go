@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agenthub/agenthub/internal/agent"
@@ -110,6 +111,11 @@ type Broker struct {
 	requestTTL time.Duration
 	standing   time.Duration
 	loc        *time.Location
+
+	// instance names this Broker in the keys it counts refusals on, and
+	// refusing serializes its counting (refuse.go).
+	instance string
+	refusing sync.Mutex
 }
 
 // New returns a Broker.
@@ -157,6 +163,11 @@ func New(opts Options) (*Broker, error) {
 	if b.loc == nil {
 		b.loc = time.UTC
 	}
+	id, err := b.newID()
+	if err != nil {
+		return nil, err
+	}
+	b.instance = id[:12]
 	return b, nil
 }
 

@@ -414,12 +414,22 @@ func (b *Broker) createGrant(ctx context.Context, r Request, act *agent.Action, 
 	now := b.now()
 	g := Grant{V: 1, ID: grantID(act.Name, r.Resource.Name), Principal: r.Principal, Action: act.Name, Agent: act.Agent,
 		Service: act.Service, Resource: r.Resource.Name, Lifetime: l, RequestID: r.ID, Created: now, Expires: now.Add(ttl)}
+	// On the record first: a grant stands in for approvals, so it may not
+	// exist unrecorded, even for a process that dies right after writing
+	// it.
+	ev := b.event(audit.GrantCreated, r, nil)
+	ev.Decision, ev.Detail = l.String(), map[string]string{"grant": g.ID, "expires": g.Expires.UTC().Format("2006-01-02T15:04:05Z")}
+	if err := b.record(ctx, ev); err != nil {
+		b.log.ErrorContext(ctx, "record grant", "request_id", r.ID, "err", err)
+		return
+	}
 	value, err := json.Marshal(g)
 	if err == nil {
 		err = b.store.Put(ctx, grantKey(r.Principal, g.ID), value, ttl)
 	}
 	if err != nil {
-		b.log.ErrorContext(ctx, "store grant", "request_id", r.ID, "err", err)
+		// The trail says created; nothing stands in for anything.
+		b.log.ErrorContext(ctx, "store grant", "request_id", r.ID, "grant", g.ID, "err", err)
 		return
 	}
 	// A revoke cancels requests first and deletes grants second. Reading
@@ -429,17 +439,13 @@ func (b *Broker) createGrant(ctx context.Context, r Request, act *agent.Action, 
 	if cur, _, lerr := b.loadOwned(ctx, r.Principal, r.ID); lerr != nil || cur.Status == StatusCanceled {
 		if derr := b.store.Delete(ctx, grantKey(r.Principal, g.ID)); derr != nil {
 			b.log.ErrorContext(ctx, "delete grant of a canceled request", "grant", g.ID, "err", derr)
+			return
 		}
-		return
-	}
-	ev := b.event(audit.GrantCreated, r, nil)
-	ev.Decision, ev.Detail = l.String(), map[string]string{"grant": g.ID, "expires": g.Expires.UTC().Format("2006-01-02T15:04:05Z")}
-	if err := b.record(ctx, ev); err != nil {
-		// A grant that is not on record must not authorize anything.
-		if derr := b.store.Delete(ctx, grantKey(r.Principal, g.ID)); derr != nil {
-			b.log.ErrorContext(ctx, "delete unrecorded grant", "grant", g.ID, "err", derr)
+		back := b.event(audit.GrantRevoked, r, nil)
+		back.Result, back.Detail = "request_canceled", map[string]string{"grant": g.ID}
+		if err := b.record(ctx, back); err != nil {
+			b.log.ErrorContext(ctx, "record grant taken back", "grant", g.ID, "err", err)
 		}
-		b.log.ErrorContext(ctx, "record grant", "request_id", r.ID, "err", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/agenthub/agenthub/internal/agent"
@@ -69,6 +70,9 @@ type Request struct {
 	Decided time.Time `json:"decided,omitzero"`
 	Updated time.Time `json:"updated,omitzero"` // the last change of state (zero in records from before it was kept)
 	Result  string    `json:"result,omitempty"` // summary or safe error, once finished
+	// Unrecorded are audit events of a move that are not in the trail yet:
+	// the request's outbox (see move).
+	Unrecorded []audit.Event `json:"unrecorded,omitempty"`
 }
 
 // Grant is a principal's consent that one action may run on one resource
@@ -189,21 +193,66 @@ func decodeRequest(principal Principal, id string, raw []byte) (Request, error) 
 // failed the request if it could still go on.
 var errUnrecorded = errors.New("broker: the move could not be recorded")
 
+// errOutbox stops a move that would take a request on while audit events
+// of an earlier move are still waiting in its outbox.
+var errOutbox = errors.New("broker: the request's last move is not recorded yet")
+
 // move is how a stored request changes: it applies event e to r (raw: the
 // bytes r was read from) and stores the result by compare-and-swap. When
 // another writer changed the request first, e is applied again to the
 // request as it is now, so that of any number of concurrent deciders, in
 // any number of processes, exactly one moves a request out of a state (a
 // second approver recording their approval does not void the owner's
-// click; the owner's decision voids a second one). Then the transition's
-// audit events are recorded, with args; if that fails the request is
-// failed, if it could still go on, and the error wraps errUnrecorded. It
-// returns the request as stored and its bytes.
+// click; the owner's decision voids a second one).
+//
+// The audit events the move asks for are stored with the request, in the
+// same write (its outbox, Request.Unrecorded), then recorded with args,
+// then cleared. So a process that dies between the move and the trail
+// leaves them in the request, and no later move takes the request on (to
+// step-up, to a start, to a run) before they are recorded: move records
+// them first (flush). A move that ends the request carries them along, and
+// Recover records them. If recording fails, the request is failed, if it
+// could still go on, and the error wraps errUnrecorded. It returns the
+// request as stored and its bytes.
 func (b *Broker) move(ctx context.Context, r Request, raw []byte, e Event, args agent.Args) (Request, []byte, error) {
+	for flushes := 0; ; flushes++ {
+		moved, next, err := b.moveOnce(ctx, r, raw, e)
+		if errors.Is(err, errOutbox) && flushes == 0 {
+			// A move that did not reach the trail: record it, then go on.
+			if r, raw, err = b.flush(ctx, moved, next); err != nil {
+				return r, raw, fmt.Errorf("%w: %w", errUnrecorded, err)
+			}
+			continue
+		}
+		if err != nil {
+			return r, raw, err
+		}
+		if len(moved.Unrecorded) == 0 {
+			return moved, next, nil
+		}
+		flushed, fnext, ferr := b.flushWith(ctx, moved, next, args)
+		if ferr == nil {
+			return flushed, fnext, nil
+		}
+		if !moved.Status.Terminal() && moved.Status != StatusExecuting {
+			// Unrecorded, the move authorizes nothing: end the request.
+			_, _, xerr := b.moveOnce(ctx, moved, next, Event{Type: EventFail, Result: "the approval could not be recorded"})
+			if xerr != nil {
+				b.log.ErrorContext(ctx, "could not fail an unrecorded request", "request_id", r.ID, "err", xerr)
+			}
+		}
+		return moved, next, fmt.Errorf("%w: %w", errUnrecorded, ferr)
+	}
+}
+
+// moveOnce applies e and stores the result with its audit events in the
+// outbox. A move into a state that is not an end refuses, with errOutbox
+// and the request as read, while the outbox holds an earlier move's events.
+func (b *Broker) moveOnce(ctx context.Context, r Request, raw []byte, e Event) (Request, []byte, error) {
 	var (
-		moved    Request
-		evs      []audit.Event
-		applyErr error
+		moved, read Request
+		readRaw     []byte
+		applyErr    error
 	)
 	next, err := store.UpdateFrom(ctx, b.store, requestKey(r.Principal, r.ID), raw, store.KeepTTL, func(cur []byte) ([]byte, error) {
 		if cur == nil {
@@ -215,30 +264,74 @@ func (b *Broker) move(ctx context.Context, r Request, raw []byte, e Event, args 
 			applyErr = err
 			return nil, err
 		}
+		var evs []audit.Event
 		moved, evs, applyErr = c.apply(e, b.now())
 		if applyErr != nil {
 			return nil, applyErr
 		}
+		if len(c.Unrecorded) > 0 && !moved.Status.Terminal() {
+			read, readRaw, applyErr = c, cur, errOutbox
+			return nil, applyErr
+		}
+		moved.Unrecorded = append(slices.Clone(c.Unrecorded), evs...)
 		return json.Marshal(moved)
 	})
 	switch {
+	case errors.Is(applyErr, errOutbox):
+		return read, readRaw, applyErr
 	case applyErr != nil:
 		return r, raw, applyErr
 	case err != nil:
 		return r, raw, fmt.Errorf("broker: request %s: %s: %w", r.ID, e.Type, err)
 	}
-	for _, ev := range evs {
+	return moved, next, nil
+}
+
+// flush records what r's outbox holds, with the step's arguments when they
+// still validate, and clears it.
+func (b *Broker) flush(ctx context.Context, r Request, raw []byte) (Request, []byte, error) {
+	var args agent.Args
+	if _, a, err := b.stepOf(r); err == nil {
+		args = a
+	}
+	return b.flushWith(ctx, r, raw, args)
+}
+
+// flushWith records r's outbox with args, then takes the recorded events
+// out of the request by compare-and-swap (a later move may have added
+// more). A process that dies between the two records them once more when
+// the outbox is next flushed: a trail with an event twice beats one without
+// it.
+func (b *Broker) flushWith(ctx context.Context, r Request, raw []byte, args agent.Args) (Request, []byte, error) {
+	n := len(r.Unrecorded)
+	for _, ev := range r.Unrecorded {
 		ev.Args = args
 		if err := b.record(ctx, ev); err != nil {
-			if !moved.Status.Terminal() && moved.Status != StatusExecuting {
-				// Unrecorded, the move authorizes nothing: end the request.
-				_, _, ferr := b.move(ctx, moved, next, Event{Type: EventFail, Result: "the approval could not be recorded"}, nil)
-				if ferr != nil && !errors.Is(ferr, errUnrecorded) {
-					b.log.ErrorContext(ctx, "could not fail an unrecorded request", "request_id", r.ID, "err", ferr)
-				}
-			}
-			return moved, next, fmt.Errorf("%w: %w", errUnrecorded, err)
+			return r, raw, err
 		}
 	}
-	return moved, next, nil
+	var cleared Request
+	next, err := store.UpdateFrom(ctx, b.store, requestKey(r.Principal, r.ID), raw, store.KeepTTL, func(cur []byte) ([]byte, error) {
+		if cur == nil {
+			return nil, ErrNoRequest
+		}
+		c, err := decodeRequest(r.Principal, r.ID, cur)
+		if err != nil {
+			return nil, err
+		}
+		if len(c.Unrecorded) < n {
+			cleared = c
+			return nil, store.Keep // flushed meanwhile
+		}
+		c.Unrecorded = slices.Clone(c.Unrecorded[n:])
+		if len(c.Unrecorded) == 0 {
+			c.Unrecorded = nil
+		}
+		cleared = c
+		return json.Marshal(c)
+	})
+	if err != nil {
+		return r, raw, fmt.Errorf("broker: clear the outbox of %s: %w", r.ID, err)
+	}
+	return cleared, next, nil
 }

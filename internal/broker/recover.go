@@ -33,6 +33,9 @@ const (
 //     have reached the provider, so it is not made again; the request ends
 //     interrupted and the person is told to check.
 //
+// First, audit events a process stored with the request but did not get
+// into the trail before it stopped (the request's outbox) are recorded.
+//
 // Interrupted requests are audited as action.failed with result
 // "interrupted". Any other request, and any record from before requests
 // kept Request.Updated, is left as it is, and Recover returns no outputs;
@@ -46,6 +49,12 @@ func (b *Broker) Recover(ctx context.Context, id string) ([]Output, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(r.Unrecorded) > 0 {
+		// A move whose process died before the trail had it: record it.
+		if r, raw, err = b.flush(ctx, r, raw); err != nil {
+			return nil, fmt.Errorf("broker: recover %s: %w", id, err)
+		}
 	}
 	e := Event{Type: EventInterrupt}
 	if r.Status.Waiting() {

@@ -39,3 +39,37 @@ func TestRedisDoubleApprovalAndRestart(t *testing.T) {
 		t.Errorf("comments = %d, want 2", got)
 	}
 }
+
+// TestRedisRefusalFloodIsCountedExactly: a flood of refusals from one
+// actor, on 64 workers of each of two replicas sharing one Redis, costs the
+// trail at most two events per replica and window, and the counts in it add
+// up to every refusal.
+func TestRedisRefusalFloodIsCountedExactly(t *testing.T) {
+	open := redistest.Open(t)
+	f := newFixtureOn(t, open())
+	replicas := []*Broker{f.b, f.newBroker()}
+	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+	before := f.trailLen()
+	const workers, each = 64, 10
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for range each {
+				if _, err := replicas[w%2].Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: bob, Choice: ChoiceOnce}); err != nil {
+					t.Errorf("Decide: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	f.clock.Advance(RefusalWindow)
+	if err := f.b.FlushRefusals(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.refusals(bob.String()); got != workers*each {
+		t.Errorf("refusals counted = %d, want %d", got, workers*each)
+	}
+	if got := f.trailLen() - before; got > 2*len(replicas) {
+		t.Errorf("%d refusals made %d events, want at most %d", workers*each, got, 2*len(replicas))
+	}
+}

@@ -39,7 +39,11 @@ type Refusal struct {
 // session then costs the audit trail two events per window.
 const RefusalWindow = 10 * time.Minute
 
-// refusalKind holds the counters (scope "", ID actor|kind|reason|op).
+// refusalKind holds the counters (scope "", ID actor|kind|reason|op|the
+// broker instance): each process counts on keys of its own, one refusal
+// at a time, so a flood arriving on many workers and replicas at once
+// meets no compare-and-swap contention and is counted exactly; the trail
+// then gets at most two events per window and process.
 // A counter is kept for refusalKeep, long after its window, so that a
 // count waiting for FlushRefusals (or a store that held nothing else to
 // sweep) is not lost to an expiry.
@@ -59,8 +63,8 @@ type refusalCount struct {
 	Recorded int        `json:"recorded"` // of which the trail has counted
 }
 
-func refusalKey(r Refusal) store.Key {
-	return store.Key{Kind: refusalKind, ID: strings.Join([]string{r.Actor, string(r.Kind), r.Reason, r.Op}, "|")}
+func (b *Broker) refusalKey(r Refusal) store.Key {
+	return store.Key{Kind: refusalKind, ID: strings.Join([]string{r.Actor, string(r.Kind), r.Reason, r.Op, b.instance}, "|")}
 }
 
 // Refuse puts a refusal on the record: the first of its actor, kind,
@@ -75,7 +79,9 @@ func (b *Broker) Refuse(ctx context.Context, r Refusal) error {
 	if r.Kind == "" {
 		r.Kind = audit.InteractionRejected
 	}
-	key := refusalKey(r)
+	key := b.refusalKey(r)
+	b.refusing.Lock()
+	defer b.refusing.Unlock()
 	now := b.now()
 	var ended *refusalCount // a window this refusal closed with refusals not yet counted
 	first := false

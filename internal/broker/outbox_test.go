@@ -1,0 +1,134 @@
+package broker
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/sim"
+)
+
+// dieOn is a recorder that stands for a process killed just before it
+// records the first event of kind: the goroutine recording it ends there,
+// nothing after it runs.
+type dieOn struct {
+	kind audit.Kind
+	next Recorder
+	mu   sync.Mutex
+	died bool
+}
+
+func (d *dieOn) Record(ctx context.Context, e audit.Event) (audit.Event, error) {
+	d.mu.Lock()
+	die := e.Kind == d.kind && !d.died
+	d.died = d.died || die
+	d.mu.Unlock()
+	if die {
+		runtime.Goexit()
+	}
+	return d.next.Record(ctx, e)
+}
+
+// killedWhile runs fn as a process that dies on recording kind.
+func (f *fixture) killedWhile(kind audit.Kind, fn func()) {
+	f.t.Helper()
+	d := &dieOn{kind: kind, next: f.rec}
+	f.audit = d
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
+	f.audit = f.rec
+	if !d.died {
+		f.t.Fatalf("nothing recorded %s", kind)
+	}
+}
+
+// TestAMoveIsRecordedBeforeAnythingBuildsOnIt: a process that dies after
+// storing a move but before the trail has it leaves the move's events in
+// the request; the next move records them before it takes the request on,
+// so an approval is in the trail before the step it approved runs.
+func TestAMoveIsRecordedBeforeAnythingBuildsOnIt(t *testing.T) {
+	t.Run("the owner's approval", func(t *testing.T) {
+		f := newFixture(t)
+		a := f.approval("merge PR 7 in acme/payments")
+		f.killedWhile(audit.ApprovalGranted, func() { f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceOnce}) })
+		r := f.request(a.RequestID)
+		if r.Status != StatusAwaitingStepUp || len(r.Unrecorded) != 1 {
+			t.Fatalf("after the crash: %s with %d unrecorded, want awaiting_stepup with the approval", r.Status, len(r.Unrecorded))
+		}
+		only(t, f.stepUp(a.RequestID, alice), KindResult)
+		kinds := kindsOf(f.events(a.RequestID))
+		if i, j := indexOfKind(kinds, audit.ApprovalGranted), lastIndexOfKind(kinds, audit.ProviderRequested); i < 0 || j < 0 || i > j {
+			t.Errorf("trail %v: want approval.granted before the merge was sent", kinds)
+		}
+		if got := f.request(a.RequestID); len(got.Unrecorded) != 0 {
+			t.Errorf("outbox after the run = %v, want empty", got.Unrecorded)
+		}
+	})
+	t.Run("a second approval", func(t *testing.T) {
+		f := newFixture(t)
+		withReleaseManager(t, f)
+		a := f.approval("deploy acme/website to production")
+		f.killedWhile(audit.ApprovalGranted, func() { f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: bob, Choice: ChoiceOnce}) })
+		only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindStepUp)
+		only(t, f.stepUp(a.RequestID, alice), KindResult)
+		var bobs int
+		for _, e := range f.events(a.RequestID) {
+			if e.Kind == audit.ApprovalGranted && e.Actor == bob.String() {
+				bobs++
+			}
+		}
+		if bobs != 1 {
+			t.Errorf("bob's approval.granted = %d, want 1 before the deploy", bobs)
+		}
+	})
+	t.Run("a request nobody moves again", func(t *testing.T) {
+		f := newFixture(t)
+		a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+		f.killedWhile(audit.ApprovalDenied, func() { f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceDeny}) })
+		f.recover(a.RequestID)
+		if got := f.count(a.RequestID, ofKind(audit.ApprovalDenied)); got != 1 {
+			t.Errorf("approval.denied after Recover = %d, want 1", got)
+		}
+	})
+	t.Run("a grant", func(t *testing.T) {
+		f := newFixture(t)
+		f.connect(alice, sim.ServiceGitHub, "repo")
+		a := f.approval("comment 'one' on PR 12 in acme/website")
+		f.killedWhile(audit.GrantCreated, func() { f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceHour}) })
+		if gs, err := f.b.Grants(f.ctx, alice); err != nil || len(gs) != 0 {
+			t.Fatalf("grants after a crash before grant.created = %+v, %v; want none", gs, err)
+		}
+	})
+}
+
+func kindsOf(evs []audit.Event) []audit.Kind {
+	out := make([]audit.Kind, len(evs))
+	for i, e := range evs {
+		out[i] = e.Kind
+	}
+	return out
+}
+
+func indexOfKind(kinds []audit.Kind, k audit.Kind) int {
+	for i, x := range kinds {
+		if x == k {
+			return i
+		}
+	}
+	return -1
+}
+
+func lastIndexOfKind(kinds []audit.Kind, k audit.Kind) int {
+	for i := len(kinds) - 1; i >= 0; i-- {
+		if kinds[i] == k {
+			return i
+		}
+	}
+	return -1
+}
