@@ -209,6 +209,7 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 	fctx, cancel := finishing(ctx)
 	defer cancel()
 	if out, stop, err := b.recheck(ctx, r, act, args); stop || err != nil {
+		out.Private = private(r.Resource, r.Decision)
 		_, _, ferr := b.move(fctx, r, raw, Event{Type: EventFail, Result: out.Text}, nil)
 		return append([]Output{out}, planDropped(r)...), errors.Join(err, ferr)
 	}
@@ -220,13 +221,25 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 	if ok {
 		e.Type = EventSucceed
 	}
-	_, _, merr := b.move(fctx, r, raw, e, nil)
+	done, _, merr := b.move(fctx, r, raw, e, nil)
+	if errors.Is(merr, ErrIllegal) {
+		// Another process settled the request while the step ran (the
+		// sweeper took it for interrupted, and told the owner): the
+		// outcome is in the trail (run recorded it), the request stays
+		// as that process left it, and the rest of the plan does not run.
+		b.log.WarnContext(ctx, "a request was settled by another process while its step ran", "request_id", r.ID, "err", merr)
+		outs := []Output{out}
+		return outs, runErr
+	}
 	outs := []Output{out}
 	if !ok {
 		return append(outs, planDropped(r)...), errors.Join(runErr, merr)
 	}
-	if len(r.Rest) > 0 {
-		more, perr := b.runPlan(ctx, asker{r.Principal, r.Traits}, r.Rest)
+	// The rest of the plan goes on only from the request as it now stands:
+	// a revocation while the step ran took it away, and a request another
+	// process settled meanwhile (Recover, which told the owner) keeps it.
+	if merr == nil && len(done.Rest) > 0 {
+		more, perr := b.runPlan(ctx, asker{done.Principal, done.Traits}, done.Rest)
 		outs = append(outs, more...)
 		runErr = errors.Join(runErr, perr)
 	}

@@ -173,6 +173,7 @@ func (b *Broker) proposeStep(ctx context.Context, p asker, act *agent.Action, ar
 		}
 		return []Output{o}, stepDone, err
 	case d.Effect.NeedsApproval():
+		onceForPlan(&ans, rest)
 		r, err := b.newRequest(ctx, p, id, act, args, Event{Type: EventAskApproval, Answer: &ans}, rest)
 		if err != nil {
 			return []Output{errorOut("Nothing was done: the request could not be stored.")}, stepStopped, err
@@ -217,7 +218,11 @@ func (b *Broker) evaluate(ctx context.Context, p asker, id string, act *agent.Ac
 			return Answer{}, policy.Decision{}, []Output{o}, errNeedsConnection
 		}
 		if pe, ok := errors.AsType[*agent.ProviderError](err); ok {
-			return Answer{}, policy.Decision{}, []Output{errorOut(pe.Error() + ". Nothing was done.")}, errTold
+			// What the provider said may be about something private, and
+			// whether it is was never found out.
+			o := errorOut(pe.Error() + ". Nothing was done.")
+			o.Private = true
+			return Answer{}, policy.Decision{}, []Output{o}, errTold
 		}
 		return Answer{}, policy.Decision{}, []Output{errorOut("Nothing was done: I could not look up what this step touches.")},
 			fmt.Errorf("broker: find resource of %s: %w", act.Name, err)
@@ -290,6 +295,16 @@ func refusalOut(id, action, resource string, d policy.Decision) Output {
 	return o
 }
 
+// onceForPlan keeps an approval from outliving the step it was asked for
+// when later steps of the plan follow it: a grant made by approving this
+// step "for 1 hour" would let a later step of the same action and
+// resource, which the person has not seen, run without a word.
+func onceForPlan(ans *Answer, rest []Step) {
+	if len(rest) > 0 {
+		ans.Decision.Lifetimes = []policy.Lifetime{policy.Once}
+	}
+}
+
 // requestGrace is how long a request's record outlives its expiry, so
 // that whoever finds it late (a click, the Slack app's sweeper) settles it
 // as expired, on the record, rather than finding nothing.
@@ -336,6 +351,13 @@ func approvalOut(r Request) Output {
 	}
 	if r.Decision.Effect == policy.SecondApprover {
 		reason += " It also needs the approval of one of: " + strings.Join(r.Approvers, ", ") + "."
+	}
+	if len(r.Rest) > 0 {
+		later := make([]string, len(r.Rest))
+		for i, s := range r.Rest {
+			later[i] = s.Action
+		}
+		reason += " Once it has run, this request goes on with " + strings.Join(later, ", ") + ", each decided on its own."
 	}
 	text := fmt.Sprintf("Approve %s on %s with %s? %s", r.Step.Action, r.Resource.Name, r.Step.Args, reason)
 	return Output{
@@ -400,11 +422,13 @@ func (b *Broker) resume(ctx context.Context, r Request, raw []byte) ([]Output, e
 		outs[0].RequestID = r.ID
 		return outs, nil // it still waits
 	case errors.Is(err, errTold):
-		_, _, ferr := b.move(ctx, r, raw, Event{Type: EventFail, Result: clipResult(outs[0].Text)}, nil)
+		// A short code on the record: the provider's words may be private.
+		_, _, ferr := b.move(ctx, r, raw, Event{Type: EventFail, Result: "lookup_failed"}, nil)
 		return append(outs, planDropped(r)...), ferr
 	case err != nil:
 		return outs, err // it still waits; the next connection tries again
 	}
+	onceForPlan(&ans, r.Rest)
 	moved, next, err := b.move(ctx, r, raw, Event{Type: EventConnected, Answer: &ans}, args)
 	if err != nil {
 		if errors.Is(err, ErrIllegal) {

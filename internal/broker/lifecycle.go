@@ -257,6 +257,9 @@ var transitions = []transition{
 	{StatusAwaitingStepUp, EventCancel, nil, StatusCanceled, audit.RequestCanceled},
 	{StatusAwaitingSecond, EventCancel, nil, StatusCanceled, audit.RequestCanceled},
 	{StatusApproved, EventCancel, nil, StatusCanceled, audit.RequestCanceled},
+	// A step already running is stopped by the vault (its lease is
+	// revoked); what revocation cancels of it is the rest of its plan.
+	{StatusExecuting, EventCancel, nil, StatusExecuting, audit.RequestCanceled},
 
 	// Whether an approval reached the trail, or a call the provider, cannot
 	// be known for a request its process left: it is never run again.
@@ -328,6 +331,8 @@ func (r Request) moved(t transition, e Event, now time.Time) (Request, []audit.E
 		}
 	case EventInterrupt:
 		r.Result = "interrupted while " + string(was)
+	case EventCancel:
+		r.Rest = nil
 	}
 	if e.Result != "" {
 		r.Result = e.Result

@@ -204,7 +204,7 @@ func TestLifecycle(t *testing.T) {
 		{"an approved request does not expire", plain, StatusApproved, Event{Type: EventExpire}, late, "", ErrIllegal},
 		{"revocation cancels a waiting request", plain, StatusWaitingConnection, Event{Type: EventCancel}, t0, StatusCanceled, nil},
 		{"revocation cancels an approved request", plain, StatusApproved, Event{Type: EventCancel}, t0, StatusCanceled, nil},
-		{"revocation does not cancel a running step", plain, StatusExecuting, Event{Type: EventCancel}, t0, "", ErrIllegal},
+		{"revocation cancels the rest of a running step's plan", plain, StatusExecuting, Event{Type: EventCancel}, t0, StatusExecuting, nil},
 		{"a stale approval is interrupted", plain, StatusApproved, Event{Type: EventInterrupt}, t0.Add(ApprovedStaleAfter), StatusInterrupted, nil},
 		{"a fresh approval is not", plain, StatusApproved, Event{Type: EventInterrupt}, t0.Add(ApprovedStaleAfter - time.Second), "", ErrIllegal},
 		{"a stale execution is interrupted", plain, StatusExecuting, Event{Type: EventInterrupt}, t0.Add(ExecutingStaleAfter), StatusInterrupted, nil},

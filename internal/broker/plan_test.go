@@ -318,3 +318,77 @@ func TestPlansAreBounded(t *testing.T) {
 		t.Errorf("a plan of %d steps gave %d outputs, want one result each", MaxPlanSteps, len(outs))
 	}
 }
+
+// onPost is a transport that calls hook once, just before it forwards the
+// first POST whose path ends with suffix: something that happens while a
+// step's provider call is on its way.
+type onPost struct {
+	next   http.RoundTripper
+	suffix string
+	hook   func()
+	done   bool
+}
+
+func (o *onPost) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, o.suffix) && !o.done {
+		o.done = true
+		o.hook()
+	}
+	return o.next.RoundTrip(r)
+}
+
+// TestThePlanEndsWhenItsRequestIsSettledMeanwhile: while a plan's step
+// runs, a revocation of everything, or another process settling the
+// request as interrupted (which tells the owner the rest will not run),
+// ends the plan: its later steps do not run, nor wait for a connection.
+func TestThePlanEndsWhenItsRequestIsSettledMeanwhile(t *testing.T) {
+	const text = "comment 'LGTM' on PR 12 in acme/website and then list open pull requests in acme/website"
+	for _, tt := range []struct {
+		name string
+		hook func(f *fixture, other *Broker, id string)
+	}{
+		{"revoke all", func(f *fixture, other *Broker, _ string) {
+			if _, err := other.RevokeAll(f.ctx, alice); err != nil {
+				t.Errorf("revoke all: %v", err)
+			}
+		}},
+		{"settled as interrupted", func(f *fixture, other *Broker, id string) {
+			f.clock.Advance(ExecutingStaleAfter)
+			if outs, err := other.Recover(f.ctx, id); err != nil || len(outs) == 0 {
+				t.Errorf("Recover = %s, %v; want the request settled", dump(outs), err)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixtureWith(t, nil, true)
+			other := f.newBroker()
+			a := f.handle(alice, text)[0]
+			f.simTime.next = &onPost{next: f.simTime.next, suffix: commentPath, hook: func() { tt.hook(f, other, a.RequestID) }}
+			f.decide(alice, a.RequestID, ChoiceOnce)
+			if got := f.calls(http.MethodGet, "/repos/acme/website/pulls"); got != 0 {
+				t.Errorf("the later step ran %d time(s)", got)
+			}
+			if pending, err := f.b.Pending(f.ctx, alice); err != nil || len(pending) != 0 {
+				t.Errorf("pending after the plan ended = %d, %v; want none", len(pending), err)
+			}
+		})
+	}
+}
+
+// TestAPlanApprovalIsOnceOnly: approving a step that later steps follow
+// offers no grant, and the card names the steps that follow.
+func TestAPlanApprovalIsOnceOnly(t *testing.T) {
+	f := newFixture(t)
+	outs := f.handle(alice, "comment 'one' on PR 12 in acme/website and then comment 'two' on PR 13 in acme/website")
+	a := outs[0]
+	if got := len(a.Choices); got != 2 || a.Choices[0].Key != ChoiceOnce || a.Choices[1].Key != ChoiceDeny {
+		t.Errorf("choices = %+v, want once and deny", a.Choices)
+	}
+	if !strings.Contains(a.Reason, "goes on with github.comment") {
+		t.Errorf("reason = %q, want the later step named", a.Reason)
+	}
+	only(t, f.decide(alice, a.RequestID, ChoiceHour), KindError)
+	if gs, _ := f.b.Grants(f.ctx, alice); len(gs) != 0 {
+		t.Errorf("grants = %+v, want none", gs)
+	}
+}
