@@ -83,18 +83,19 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 	if err != nil {
 		return err
 	}
-	env := &botEnv{cfg: cfg, st: st}
-	env.core, err = wire(provs, wiring{store: st, keys: k.stack(), policy: pol, logger: logger, onRecord: onRecord})
-	if err != nil {
-		return err
-	}
-
 	apiOpts := []slack.Option{slack.OptionAppLevelToken(cfg.SlackAppToken.Reveal()),
 		slack.OptionHTTPClient(slackapp.HTTPClient())}
 	if cfg.SlackAPIURL != "" {
 		apiOpts = append(apiOpts, slack.OptionAPIURL(cfg.SlackAPIURL))
 	}
 	api := slack.New(cfg.SlackBotToken.Reveal(), apiOpts...)
+
+	env := &botEnv{cfg: cfg, st: st}
+	env.core, err = wire(provs, wiring{store: st, keys: k.stack(), policy: pol, logger: logger, onRecord: onRecord,
+		directory: slackapp.NewDirectory(api, nil)})
+	if err != nil {
+		return err
+	}
 
 	env.app, err = slackapp.New(slackapp.Options{
 		Broker: env.core.Broker, Store: st, API: api, Enroller: env.core.StepUp,

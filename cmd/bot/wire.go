@@ -101,6 +101,9 @@ type wiring struct {
 	policy   *policy.Engine
 	logger   *slog.Logger
 	onRecord func(audit.Event) // the metrics hook; nil: none
+	// directory says what people are (Slack's users.info) each time the
+	// policy decides; nil where only the person at the terminal asks.
+	directory broker.Directory
 }
 
 // wire assembles the core on the providers: the one assembly of the Slack
@@ -111,7 +114,7 @@ type wiring struct {
 func wire(p *providers, w wiring) (*core, error) {
 	s, err := stack.Build(stack.Options{
 		Store: w.store, Providers: p.stack, Keys: w.keys, Policy: w.policy,
-		Logger: w.logger, OnRecord: w.onRecord, DemoStepUp: p.sim != nil,
+		Logger: w.logger, OnRecord: w.onRecord, DemoStepUp: p.sim != nil, Directory: w.directory,
 	})
 	if err != nil {
 		return nil, err

@@ -92,6 +92,11 @@ type Options struct {
 	StandingGrantTTL time.Duration
 	// Location is the people's time zone for the planner; nil means UTC.
 	Location *time.Location
+	// Directory, when set, is asked what a principal is (a guest, from
+	// another workspace) each time the policy decides for them: when a step
+	// is proposed, when a waiting one resumes, and just before a stored one
+	// runs. Nil: only what the adapter said with the message counts.
+	Directory Directory
 }
 
 // Broker is the state machine described in the package documentation. It
@@ -111,6 +116,7 @@ type Broker struct {
 	requestTTL time.Duration
 	standing   time.Duration
 	loc        *time.Location
+	dir        Directory
 
 	// instance names this Broker in the keys it counts refusals on, and
 	// refusing serializes its counting (refuse.go).
@@ -143,7 +149,7 @@ func New(opts Options) (*Broker, error) {
 		store: opts.Store, vault: opts.Vault, audit: opts.Audit, policy: opts.Policy,
 		registry: opts.Registry, planner: opts.Planner, stepup: opts.StepUp,
 		now: opts.Now, rand: opts.Rand, log: opts.Logger,
-		requestTTL: opts.RequestTTL, standing: opts.StandingGrantTTL, loc: opts.Location,
+		requestTTL: opts.RequestTTL, standing: opts.StandingGrantTTL, loc: opts.Location, dir: opts.Directory,
 	}
 	if b.now == nil {
 		b.now = time.Now
@@ -186,6 +192,21 @@ func (b *Broker) record(ctx context.Context, e audit.Event) error {
 		return fmt.Errorf("broker: audit %s: %w", e.Kind, err)
 	}
 	return nil
+}
+
+// traitsOf is what the policy may know of p now: what was known when they
+// asked, and what the directory says now, whichever is stricter. A
+// directory that cannot answer fails the decision: nobody is taken for a
+// member unchecked.
+func (b *Broker) traitsOf(ctx context.Context, p asker) (Traits, error) {
+	if b.dir == nil {
+		return p.traits, nil
+	}
+	now, err := b.dir.Traits(ctx, p.Principal)
+	if err != nil {
+		return Traits{}, fmt.Errorf("broker: who %s is: %w", p.Principal, err)
+	}
+	return p.traits.or(now), nil
 }
 
 // validPrincipal refuses principals that cannot be a store scope.

@@ -771,3 +771,50 @@ func TestGuestsAndOutsidersMayNotWrite(t *testing.T) {
 		t.Errorf("stored traits = %+v, want the guest's", r.Traits)
 	}
 }
+
+// directory is a Directory whose answers a test sets.
+type directory struct {
+	mu     sync.Mutex
+	traits map[Principal]Traits
+	err    error
+}
+
+func (d *directory) Traits(_ context.Context, p Principal) (Traits, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.traits[p], d.err
+}
+
+func (d *directory) set(p Principal, t Traits, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.traits == nil {
+		d.traits = map[Principal]Traits{}
+	}
+	d.traits[p], d.err = t, err
+}
+
+// TestTheDirectoryIsAskedAtEveryDecision: someone made a guest after
+// asking cannot have their earlier write run (the policy, deciding again
+// just before it runs, sees them as they are now), and when the directory
+// cannot say who someone is, nothing runs.
+func TestTheDirectoryIsAskedAtEveryDecision(t *testing.T) {
+	f := newFixture(t)
+	dir := &directory{}
+	f.dir = dir
+	f.b = f.newBroker()
+	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+	dir.set(alice, Traits{Guest: true}, nil)
+	o := only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindError)
+	if !strings.Contains(o.Text, "guests-and-outsiders-do-not-write") {
+		t.Errorf("a write approved by someone now a guest = %q, want the guests rule's refusal", o.Text)
+	}
+	if got := f.calls(http.MethodPost, commentPath); got != 0 {
+		t.Errorf("comments = %d, want 0", got)
+	}
+	dir.set(alice, Traits{}, errors.New("users.info unavailable"))
+	outs, err := f.b.Handle(f.ctx, Message{Principal: alice, Text: "list open pull requests in acme/website"})
+	if err == nil || len(outs) != 1 || outs[0].Kind != KindError || f.calls(http.MethodGet, "/repos/acme/website/pulls") != 0 {
+		t.Errorf("with no answer from the directory: %s, %v; want nothing run and the error", dump(outs), err)
+	}
+}

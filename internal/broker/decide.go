@@ -294,8 +294,14 @@ func (b *Broker) recheck(ctx context.Context, r Request, act *agent.Action, args
 // been taken off a list. The answer is recorded like the first one, and the
 // step runs only if what the request went through still covers it.
 func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resource, act *agent.Action, args agent.Args) (Output, bool, error) {
+	traits, err := b.traitsOf(ctx, asker{r.Principal, r.Traits})
+	if err != nil {
+		o := Output{Kind: KindError, RequestID: r.ID, Action: act.Name, Resource: r.Resource.Name,
+			Text: "Nothing was done: I couldn't check who asked for this just now. Ask again in a moment."}
+		return o, true, err
+	}
 	d := b.policy.Evaluate(policy.Input{
-		Principal: r.Principal.policy(r.Traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
+		Principal: r.Principal.policy(traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
 	})
 	if d.Err != nil {
 		b.log.WarnContext(ctx, "policy condition failed", "request_id", r.ID, "rule", d.Rule, "err", d.Err)

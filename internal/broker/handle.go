@@ -227,8 +227,12 @@ func (b *Broker) evaluate(ctx context.Context, p asker, id string, act *agent.Ac
 		return Answer{}, policy.Decision{}, []Output{errorOut("Nothing was done: I could not look up what this step touches.")},
 			fmt.Errorf("broker: find resource of %s: %w", act.Name, err)
 	}
+	traits, err := b.traitsOf(ctx, p)
+	if err != nil {
+		return Answer{}, policy.Decision{}, []Output{errorOut("Nothing was done: I couldn't check who you are just now. Try again in a moment.")}, err
+	}
 	d := b.policy.Evaluate(policy.Input{
-		Principal: p.policy(p.traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
+		Principal: p.policy(traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
 	})
 	if d.Err != nil {
 		b.log.WarnContext(ctx, "policy condition failed", "request_id", id, "rule", d.Rule, "err", d.Err)

@@ -67,6 +67,7 @@ type fixture struct {
 	logger   *slog.Logger
 	policy   *policy.Engine // default: policy.Default()
 	planner  Planner        // default: the rules planner
+	dir      Directory      // default: none
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -173,7 +174,7 @@ func (f *fixture) newBroker() *Broker {
 		Store: f.st, Vault: f.newVault(), Audit: auditFunc(func(ctx context.Context, e audit.Event) (audit.Event, error) {
 			return f.audit.Record(ctx, e)
 		}),
-		Policy: f.policy, Registry: f.registry, Planner: f.plannerOrRules(), StepUp: f.stepup, Now: f.clock.Now, Logger: f.logger,
+		Policy: f.policy, Registry: f.registry, Planner: f.plannerOrRules(), StepUp: f.stepup, Directory: f.dir, Now: f.clock.Now, Logger: f.logger,
 	})
 	if err != nil {
 		f.t.Fatalf("broker: %v", err)

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -81,6 +82,17 @@ func (p Principal) SameTeam(q Principal) bool { return p.Team == q.Team }
 type Traits struct {
 	Guest    bool `json:"guest,omitempty"`
 	External bool `json:"external,omitempty"`
+}
+
+// or returns the traits that either t or u has: the stricter of two views.
+func (t Traits) or(u Traits) Traits {
+	return Traits{Guest: t.Guest || u.Guest, External: t.External || u.External}
+}
+
+// Directory says what a principal is now (Slack's users.info behind a
+// short cache); the Slack app provides one.
+type Directory interface {
+	Traits(ctx context.Context, p Principal) (Traits, error)
 }
 
 // policy returns the principal as the policy engine sees it.

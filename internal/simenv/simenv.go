@@ -88,6 +88,9 @@ type Options struct {
 	// (authorize with PKCE, then the token endpoint), as a real person
 	// would be.
 	ProvidersURL string
+	// Directory says what people are, for the policy (nil: everyone is a
+	// member).
+	Directory broker.Directory
 }
 
 // Providers are the simulated providers on a loopback port.
@@ -240,7 +243,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 	}
 	core, err := stack.Build(stack.Options{Store: opts.Store, Providers: s.Stack(), Keys: keys, Policy: opts.Policy,
-		Logger: opts.Logger, OnRecord: opts.OnRecord, DemoStepUp: true})
+		Logger: opts.Logger, OnRecord: opts.OnRecord, DemoStepUp: true, Directory: opts.Directory})
 	if err != nil {
 		return nil, fmt.Errorf("simenv: %w", err)
 	}

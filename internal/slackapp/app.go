@@ -115,7 +115,6 @@ type App struct {
 	tr transport // socket.go
 
 	contacted contactCache // events.go
-	people    traitsCache  // traits.go
 }
 
 // New checks opts and builds an App; Run connects it.

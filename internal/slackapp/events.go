@@ -134,14 +134,8 @@ func (a *App) handleMessage(ctx context.Context, team, user, channel, ts, thread
 		a.reply(ctx, t, user, "Hi! Tell me what to do, for example _list open pull requests in acme/website_, or try `/agenthub help`.")
 		return
 	}
-	traits, err := a.traits(ctx, principal)
-	if err != nil {
-		a.log.WarnContext(ctx, "who is asking could not be checked", "slack_user", user, "err", err)
-		a.reply(ctx, t, user, "I couldn't look you up in Slack just now, so I did nothing. Try again in a moment.")
-		return
-	}
 	connected := a.firstContact(ctx, principal)
-	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Traits: traits, Text: text})
+	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Text: text})
 	a.logBroker(ctx, "handle", requestIDOf(outs), user, err)
 	a.deliverAsked(ctx, principal, t, outs)
 	if connected || changesHome(outs) {

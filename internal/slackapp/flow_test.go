@@ -74,16 +74,18 @@ func newFlow(t testing.TB, fo flowOptions) *flow {
 	if fo.stackStore != nil {
 		stackSt = fo.stackStore(st)
 	}
-	env, err := simenv.Start(ctx, simenv.Options{Store: stackSt, Logger: stackLogger, Rand: f.random, Policy: fo.policy})
+	f.srv = slacktest.New(t)
+	api := slack.New(flowBotToken, slack.OptionAPIURL(f.srv.APIURL()))
+	env, err := simenv.Start(ctx, simenv.Options{Store: stackSt, Logger: stackLogger, Rand: f.random, Policy: fo.policy,
+		Directory: NewDirectory(api, f.clock.Now)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { env.Close() })
 	f.env = env
-	f.srv = slacktest.New(t)
 	opts := Options{
 		Broker: env.Broker, Store: st,
-		API: slack.New(flowBotToken, slack.OptionAPIURL(f.srv.APIURL())),
+		API: api,
 		Connections: func(ctx context.Context, principal broker.Principal) ([]HomeConnection, error) {
 			cs, err := env.Vault.Connections(ctx, principal.String())
 			out := make([]HomeConnection, len(cs))

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slack-go/slack"
+
 	"github.com/agenthub/agenthub/internal/broker"
 )
 
@@ -18,8 +20,15 @@ const (
 	maxTraits = 50_000
 )
 
-// traitsCache remembers users.info answers briefly.
-type traitsCache struct {
+// Directory tells the broker what a Slack user is: a guest of the
+// workspace (users.info's is_restricted, is_ultra_restricted) or someone
+// from another one (is_stranger, or a home workspace other than the one
+// they write from). It remembers each answer for traitsTTL. It is a
+// broker.Directory: the broker asks it whenever the policy decides.
+type Directory struct {
+	api *slack.Client
+	now func() time.Time
+
 	mu   sync.Mutex
 	seen map[broker.Principal]cachedTraits
 }
@@ -29,33 +38,38 @@ type cachedTraits struct {
 	expires time.Time
 }
 
-// traits says what the policy may know of p: whether they are a guest of
-// the workspace (Slack's is_restricted, is_ultra_restricted) or come from
-// another one (is_stranger, or a home workspace that is not the app's). It
-// asks users.info, and remembers the answer for traitsTTL. When Slack
-// cannot say, it fails: nobody is taken for a member unchecked.
-func (a *App) traits(ctx context.Context, p broker.Principal) (broker.Traits, error) {
-	now := a.now()
-	a.people.mu.Lock()
-	c, ok := a.people.seen[p]
-	a.people.mu.Unlock()
+// NewDirectory returns a Directory on api (the bot token's client, which
+// needs users:read); now is the clock (nil: time.Now).
+func NewDirectory(api *slack.Client, now func() time.Time) *Directory {
+	if now == nil {
+		now = time.Now
+	}
+	return &Directory{api: api, now: now}
+}
+
+// Traits asks users.info, or remembers its answer. When Slack cannot say,
+// it fails: nobody is taken for a member unchecked.
+func (d *Directory) Traits(ctx context.Context, p broker.Principal) (broker.Traits, error) {
+	now := d.now()
+	d.mu.Lock()
+	c, ok := d.seen[p]
+	d.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		return c.traits, nil
 	}
-	u, err := a.opts.API.GetUserInfoContext(ctx, p.User)
-	a.noteAuth(err)
+	u, err := d.api.GetUserInfoContext(ctx, p.User)
 	if err != nil {
 		return broker.Traits{}, fmt.Errorf("slackapp: users.info: %w", err)
 	}
 	t := broker.Traits{
 		Guest:    u.IsRestricted || u.IsUltraRestricted,
-		External: u.IsStranger || u.TeamID != "" && u.TeamID != p.Team || a.botTeam != "" && p.Team != a.botTeam,
+		External: u.IsStranger || u.TeamID != "" && u.TeamID != p.Team,
 	}
-	a.people.mu.Lock()
-	if a.people.seen == nil || len(a.people.seen) >= maxTraits {
-		a.people.seen = make(map[broker.Principal]cachedTraits)
+	d.mu.Lock()
+	if d.seen == nil || len(d.seen) >= maxTraits {
+		d.seen = make(map[broker.Principal]cachedTraits)
 	}
-	a.people.seen[p] = cachedTraits{traits: t, expires: now.Add(traitsTTL)}
-	a.people.mu.Unlock()
+	d.seen[p] = cachedTraits{traits: t, expires: now.Add(traitsTTL)}
+	d.mu.Unlock()
 	return t, nil
 }

@@ -65,6 +65,9 @@ type Options struct {
 	// DemoStepUp turns on step-up's demo authenticator, with which the
 	// terminal demo plays the person's phone. Simulated stacks only.
 	DemoStepUp bool
+	// Directory says what people are (guests, from other workspaces) each
+	// time the policy decides; nil where only members ask (the terminal).
+	Directory broker.Directory
 }
 
 // Stack is the assembled core.
@@ -119,7 +122,7 @@ func Build(opts Options) (*Stack, error) {
 	}
 	s.Broker, err = broker.New(broker.Options{
 		Store: opts.Store, Vault: s.Vault, Audit: s.Audit, Policy: opts.Policy, Registry: s.Registry,
-		Planner: opts.Planner, StepUp: s.StepUp, Logger: opts.Logger,
+		Planner: opts.Planner, StepUp: s.StepUp, Logger: opts.Logger, Directory: opts.Directory,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stack: broker: %w", err)
