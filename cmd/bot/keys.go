@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -12,6 +13,7 @@ import (
 	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/stack"
+	"github.com/agenthub/agenthub/internal/store"
 )
 
 // stepUpKeyInfo is the HKDF info that derives the step-up key from a vault
@@ -83,6 +85,35 @@ func (k keys) vaultKeyring() (*secret.Keyring, error) {
 		return nil, fmt.Errorf("vault keys: %w", err)
 	}
 	return kr, nil
+}
+
+// The key the bot seals under is on record in the store (scope "", kind
+// vaultKeyKind, ID "current"): its ID only, which names no secret. bot
+// rekey reads it, so that it never reseals everything under a key the bot
+// does not hold.
+const vaultKeyKind = "vault-key"
+
+func vaultKeyRecord() store.Key { return store.Key{Kind: vaultKeyKind, ID: "current"} }
+
+// noteSealingKey records the ID of the key this process seals under.
+func noteSealingKey(ctx context.Context, st store.Store, keyring *secret.Keyring) error {
+	if err := st.Put(ctx, vaultKeyRecord(), []byte(keyring.CurrentKeyID()), 0); err != nil {
+		return fmt.Errorf("record the sealing key's ID: %w", err)
+	}
+	return nil
+}
+
+// botSealingKey returns the ID of the key the bot last started sealing
+// under, or "" when none is on record.
+func botSealingKey(ctx context.Context, st store.Store) (string, error) {
+	it, err := st.Get(ctx, vaultKeyRecord())
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the bot's sealing key ID: %w", err)
+	}
+	return string(it.Value), nil
 }
 
 // sealedByKey is what checkSealingKeys asks of the vault.

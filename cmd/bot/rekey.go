@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -93,6 +94,17 @@ func (h hooks) runRekey(ctx context.Context, args []string, getenv func(string) 
 		return fmt.Errorf("rekey: %w", err)
 	}
 	rec, v, su := c.Audit, c.Vault, c.StepUp
+	// Never reseal under a key the bot does not hold: everything would be
+	// sealed where the bot cannot open it.
+	botKey, err := botSealingKey(ctx, st)
+	if err != nil {
+		return fmt.Errorf("rekey: %w", err)
+	}
+	if botKey != "" && botKey != keyring.CurrentKeyID() {
+		return &exitError{code: 2, msg: fmt.Sprintf("rekey: the bot last started sealing under key %s, but this rekey would reseal under key %s, "+
+			"which the bot does not hold: nothing was resealed. Run it with the AGENTHUB_VAULT_KEY the bot runs with (and the old keys "+
+			"in AGENTHUB_VAULT_OLD_KEYS), or restart the bot with the new key first", botKey, keyring.CurrentKeyID())}
+	}
 
 	fmt.Fprintf(stdout, "rekey: resealing under the current key %s; %d old %s listed\n", keyring.CurrentKeyID(), oldKeys, plural(oldKeys, "key", "keys"))
 	// The start is on the record before anything is rewritten: if it
@@ -114,6 +126,10 @@ func (h hooks) runRekey(ctx context.Context, args []string, getenv func(string) 
 		// next run does it.
 		r.interrupted = true
 		r.connErrs, r.enrolErrs = notCanceled(r.connErrs), notCanceled(r.enrolErrs)
+	}
+
+	if !r.interrupted {
+		r.leftOver = leftOver(ctx, v, keyring.CurrentKeyID())
 	}
 
 	// The end is recorded even when the run was interrupted, with what it
@@ -146,13 +162,36 @@ type rekeyRun struct {
 	connErrs, enrolErrs     []error // one per record, each naming principal and service
 	interrupted             bool
 	auditErr                error
+	// leftOver says what the last look found still sealed under another
+	// key (a replica still running with the old key wrote it meanwhile).
+	leftOver error
+}
+
+// leftOver looks again, after the run, for connections sealed under a key
+// other than current.
+func leftOver(ctx context.Context, v *vault.Vault, current string) error {
+	counts, err := v.SealedByKey(ctx)
+	if err != nil {
+		return fmt.Errorf("the last look could not count the connections by key: %w", err)
+	}
+	var left []string
+	for _, id := range slices.Sorted(maps.Keys(counts)) {
+		if id != current && counts[id] > 0 {
+			left = append(left, fmt.Sprintf("%d under key %s", counts[id], id))
+		}
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	return fmt.Errorf("connections are still sealed under another key (%s): a process still running with it wrote them meanwhile; "+
+		"run bot rekey again once every replica runs with the current key", strings.Join(left, ", "))
 }
 
 func (r rekeyRun) result() string {
 	switch {
 	case r.interrupted:
 		return "interrupted"
-	case len(r.connErrs)+len(r.enrolErrs) > 0:
+	case len(r.connErrs)+len(r.enrolErrs) > 0 || r.leftOver != nil:
 		return "failed"
 	}
 	return "ok"
@@ -161,7 +200,7 @@ func (r rekeyRun) result() string {
 // err says what failed, by principal and service, or nil.
 func (r rekeyRun) err() error {
 	failed := len(r.connErrs) + len(r.enrolErrs)
-	if !r.interrupted && failed == 0 && r.auditErr == nil {
+	if !r.interrupted && failed == 0 && r.auditErr == nil && r.leftOver == nil {
 		return nil
 	}
 	var lines []string
@@ -174,6 +213,9 @@ func (r rekeyRun) err() error {
 		for _, err := range slices.Concat(r.connErrs, r.enrolErrs) {
 			lines = append(lines, "  "+err.Error())
 		}
+	}
+	if r.leftOver != nil {
+		lines = append(lines, "rekey: "+r.leftOver.Error())
 	}
 	if r.auditErr != nil {
 		lines = append(lines, "rekey: "+r.auditErr.Error())

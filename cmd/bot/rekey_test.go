@@ -521,3 +521,78 @@ func mustConfig(tb testing.TB, env map[string]string) *config.Config {
 	}
 	return cfg
 }
+
+// TestRekeyNeverSealsUnderAKeyTheBotLacks: the bot records which key it
+// seals under; a rekey run with another key (a typo, the wrong secret
+// file) refuses before it reseals anything, naming both key IDs.
+func TestRekeyNeverSealsUnderAKeyTheBotLacks(t *testing.T) {
+	rs := boltRekeyStore(t)
+	botKey, wrongKey := newKey(t), newKey(t)
+	s := seal(t, rs, botKey, 2)
+	rs.with(t, func(st store.Store) {
+		keyring, err := secret.ParseKeys(botKey, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := noteSealingKey(context.Background(), st, keyring); err != nil {
+			t.Fatal(err)
+		}
+	})
+	before := snapshot(t, rs, s.people)
+	env := rekeyEnv(rs, s, wrongKey, botKey)
+	var stdout, stderr bytes.Buffer
+	code := exitCode(run(context.Background(), []string{"bot", "rekey"}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr), &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), keyIDsOf(t, botKey).vault) || !strings.Contains(stderr.String(), keyIDsOf(t, wrongKey).vault) {
+		t.Fatalf("rekey under a key the bot lacks: exit %d, stderr %q; want 2 naming both key IDs", code, stderr.String())
+	}
+	if diff := cmp.Diff(before, snapshot(t, rs, s.people), cmp.AllowUnexported(storedRecord{})); diff != "" {
+		t.Errorf("records changed (-before +after):\n%s", diff)
+	}
+}
+
+// onLine is stdout that calls fn once, when a line containing marker has
+// been written.
+type onLine struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	fn     func()
+	done   bool
+}
+
+func (w *onLine) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if !w.done && strings.Contains(w.buf.String(), w.marker) {
+		w.done = true
+		w.fn()
+	}
+	return n, err
+}
+
+// TestRekeyLooksAgainBeforeItSaysDone: a replica still running with the old
+// key that connects someone while rekey runs leaves a record rekey did not
+// see; its last look finds it, and it does not say the old key can go.
+func TestRekeyLooksAgainBeforeItSaysDone(t *testing.T) {
+	rs := redisRekeyStore(t)
+	oldKey, newKey := newKey(t), newKey(t)
+	s := seal(t, rs, oldKey, 2)
+	env := rekeyEnv(rs, s, newKey, oldKey)
+	out := &onLine{marker: "connections: 6 resealed", fn: func() {
+		rs.with(t, func(st store.Store) {
+			old := s.stackOn(t, st, oldKey)
+			if err := old.Connect(context.Background(), broker.Principal{Team: "T0REKEY", User: "ULATE"}, simenv.Services[0]); err != nil {
+				t.Error(err)
+			}
+		})
+	}}
+	var stderr bytes.Buffer
+	code := exitCode(run(context.Background(), []string{"bot", "rekey"}, func(k string) string { return env[k] }, strings.NewReader(""), out, &stderr), &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "still sealed under another key (1 under key "+keyIDsOf(t, oldKey).vault) {
+		t.Fatalf("exit %d, stderr %q; want 1 and the connection left under the old key", code, stderr.String())
+	}
+	if strings.Contains(out.buf.String(), "remove AGENTHUB_VAULT_OLD_KEYS") {
+		t.Error("rekey said the old key can go")
+	}
+}

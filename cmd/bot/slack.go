@@ -90,6 +90,9 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 	}
 	api := slack.New(cfg.SlackBotToken.Reveal(), apiOpts...)
 
+	if err := noteSealingKey(ctx, st, keyring); err != nil {
+		return err
+	}
 	env := &botEnv{cfg: cfg, st: st}
 	env.core, err = wire(provs, wiring{store: st, keys: k.stack(), policy: pol, logger: logger, onRecord: onRecord,
 		directory: slackapp.NewDirectory(api, nil)})
