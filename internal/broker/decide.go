@@ -85,7 +85,7 @@ func (b *Broker) StepUp(ctx context.Context, requestID string, actor Principal, 
 		return b.notMoved(ctx, r, raw, err)
 	}
 	if err := b.stepup.Verify(ctx, r.Principal.String(), r.ID, code); err != nil {
-		o := Output{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name}
+		o := Output{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Args: r.Step.Args, ArgsHash: r.ArgsHash}
 		for _, known := range []error{stepup.ErrBadCode, stepup.ErrReplay, stepup.ErrLocked, stepup.ErrNotEnrolled, stepup.ErrPending} {
 			if !errors.Is(err, known) {
 				continue
@@ -149,6 +149,7 @@ func (b *Broker) advance(ctx context.Context, r Request, raw []byte, e Event) ([
 	case StatusAwaitingStepUp:
 		if e.Type == EventApprove {
 			return []Output{{Kind: KindStepUp, RequestID: moved.ID, Action: moved.Step.Action, Resource: moved.Resource.Name,
+				Args: moved.Step.Args, ArgsHash: moved.ArgsHash,
 				Rule: moved.Decision.Rule, Risk: moved.Decision.Risk.String(), Approvers: moved.Approvers, Text: stepUpText(moved)}}, nil
 		}
 		base.Text = "Your approval is recorded. It runs once " + moved.Principal.User + " has approved it and verified with a code."

@@ -333,6 +333,19 @@ func argsBlocks(o broker.Output) []slack.Block {
 	return []slack.Block{slack.NewSectionBlock(mrkdwn(note), nil, slack.NewAccessory(view))}
 }
 
+// modalArgs shows a request's arguments in the step-up modal, so that the
+// person verifies this request and not a look-alike: whole when they fit,
+// else their digest, the one on the approval card, whose View all shows
+// them.
+func modalArgs(r broker.Request) slack.Block {
+	pretty := prettyArgs(r.Step.Args)
+	if utf8.RuneCountInString(pretty) <= maxShownArgs {
+		return slack.NewSectionBlock(slack.NewTextBlockObject(slack.PlainTextType, pretty, false, false), nil, nil)
+	}
+	return contextLine(fmt.Sprintf("Arguments: %d characters, digest %s: *View all* on the approval card shows them.",
+		utf8.RuneCountInString(pretty), code(shortDigest(r.ArgsHash))))
+}
+
 // prettyArgs indents canonical JSON arguments for people, with <, > and &
 // as themselves rather than the \u003c escapes encoding/json writes: the
 // text is shown as plain text, where nothing has a meaning to escape.
@@ -484,13 +497,18 @@ func StepUpMessage(o broker.Output) []slack.Block {
 	blocks := []slack.Block{
 		header("Verify it's you"),
 		section(escape(o.Text)),
+	}
+	// Two requests of one action on one resource (a merge of PR 7 and one
+	// of PR 8) must not look alike: the arguments say which this is.
+	blocks = append(blocks, argsBlocks(o)...)
+	blocks = append(blocks,
 		fields(
 			"Action", code(o.Action),
 			"Resource", code(o.Resource),
 			"Risk", riskLabel(o.Risk),
 			"Policy rule", code(o.Rule),
 		),
-	}
+	)
 	if len(o.Approvers) > 0 {
 		blocks = append(blocks, contextLine("Also needs the approval of one of: "+mentions(o.Approvers)))
 	}
@@ -513,7 +531,8 @@ func StepUpModal(r broker.Request) slack.ModalViewRequest {
 		CallbackID:      CallbackStepUp,
 		PrivateMetadata: cut(r.ID, maxMetadata),
 		Blocks: slack.Blocks{BlockSet: []slack.Block{
-			section(fmt.Sprintf("You are verifying *%s* on %s.", escape(r.Step.Action), code(r.Resource.Name))),
+			section(fmt.Sprintf("You are verifying *%s* on %s, asked %s.", escape(r.Step.Action), code(r.Resource.Name), when(r.Created))),
+			modalArgs(r),
 			section("This action needs a fresh code from your authenticator app. A click in Slack alone is not enough."),
 			slack.NewInputBlock(StepUpBlockID, plain("6-digit code", 2000),
 				plain("The code is used once, for this request only.", 2000), input),

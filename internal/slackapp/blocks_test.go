@@ -145,7 +145,7 @@ func TestGolden(t *testing.T) {
 		{"decided_expired", DecidedMessage(request(), "", t0, OutcomeExpired), maxMessageBlock},
 		{"decided_canceled", DecidedMessage(request(), "", t0, OutcomeCanceled), maxMessageBlock},
 		{"stepup_message", StepUpMessage(broker.Output{Kind: broker.KindStepUp, RequestID: reqID, Action: "github.merge_pull_request",
-			Resource: "acme/payments:main", Rule: "protected-merge", Risk: "high",
+			Resource: "acme/payments:main", Rule: "protected-merge", Risk: "high", Args: json.RawMessage(`{"method":"merge","number":42,"repo":"acme/payments"}`),
 			Text: "Approved. github.merge_pull_request on acme/payments:main also needs a fresh code from your authenticator: enter it to run it."}), maxMessageBlock},
 		{"stepup_modal", StepUpModal(request()), maxMessageBlock},
 		{"approval_long_args", ApprovalMessage(longArgsOutput(5000), owner, t0.Add(15*time.Minute)), maxMessageBlock},
@@ -720,5 +720,27 @@ func TestCodeSpanCannotBeClosedEarly(t *testing.T) {
 	}
 	if strings.Contains(got, "<!channel>") {
 		t.Errorf("code(...) = %q: <!channel> left live", got)
+	}
+}
+
+// TestStepUpPromptsTellRequestsApart: the step-up prompts of two merges
+// into one branch differ by their arguments, so a look-alike queued by
+// someone holding the session is not verified by mistake.
+func TestStepUpPromptsTellRequestsApart(t *testing.T) {
+	pr := func(n int) broker.Request {
+		r := request()
+		r.Step.Args = json.RawMessage(fmt.Sprintf(`{"number":%d,"repo":"acme/payments"}`, n))
+		return r
+	}
+	a, b := string(mustJSON(t, StepUpModal(pr(7)))), string(mustJSON(t, StepUpModal(pr(8))))
+	if a == b || !strings.Contains(a, `\"number\": 7`) {
+		t.Errorf("the step-up modals of PR 7 and PR 8 do not tell them apart:\n%s", a)
+	}
+	msg := func(n int) string {
+		return string(mustJSON(t, StepUpMessage(broker.Output{Kind: broker.KindStepUp, RequestID: reqID, Action: "github.merge_pull_request",
+			Resource: "acme/payments:main", Args: pr(n).Step.Args})))
+	}
+	if msg(7) == msg(8) {
+		t.Error("the step-up messages of PR 7 and PR 8 are the same")
 	}
 }

@@ -208,6 +208,7 @@ func (a *App) submitEnrol(ctx context.Context, principal broker.Principal, v sla
 		return
 	}
 	o := broker.Output{Kind: broker.KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name,
+		Args: r.Step.Args, ArgsHash: r.ArgsHash,
 		Rule: r.Decision.Rule, Risk: r.Decision.Risk.String(),
 		Text: fmt.Sprintf("You're set up. Now verify it's you to run %s on %s.", r.Step.Action, r.Resource.Name)}
 	if r.SecondBy.IsZero() {
