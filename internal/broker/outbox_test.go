@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"net/http"
 	"runtime"
 	"sync"
 	"testing"
@@ -31,7 +32,9 @@ func (d *dieOn) Record(ctx context.Context, e audit.Event) (audit.Event, error) 
 	return d.next.Record(ctx, e)
 }
 
-// killedWhile runs fn as a process that dies on recording kind.
+// killedWhile runs fn as a process that dies on recording kind; the clock
+// then moves past outboxGrace, as it does before anyone finds what a
+// process that died left.
 func (f *fixture) killedWhile(kind audit.Kind, fn func()) {
 	f.t.Helper()
 	d := &dieOn{kind: kind, next: f.rec}
@@ -46,6 +49,7 @@ func (f *fixture) killedWhile(kind audit.Kind, fn func()) {
 	if !d.died {
 		f.t.Fatalf("nothing recorded %s", kind)
 	}
+	f.clock.Advance(outboxGrace)
 }
 
 // TestAMoveIsRecordedBeforeAnythingBuildsOnIt: a process that dies after
@@ -131,4 +135,31 @@ func lastIndexOfKind(kinds []audit.Kind, k audit.Kind) int {
 		}
 	}
 	return -1
+}
+
+// TestAFreshOutboxIsLeftToItsProcess: a move that finds the outbox of a
+// move made a moment ago (its process is recording it) does not record it
+// a second time: it waits, and gives up rather than duplicate it.
+func TestAFreshOutboxIsLeftToItsProcess(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("merge PR 7 in acme/payments")
+	d := &dieOn{kind: audit.ApprovalGranted, next: f.rec}
+	f.audit = d
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceOnce})
+	}()
+	<-done
+	f.audit = f.rec
+	outs, err := f.b.StepUp(f.ctx, a.RequestID, alice, f.code())
+	if err == nil || len(outs) != 1 || outs[0].Kind != KindError {
+		t.Fatalf("step-up on a fresh outbox = %s, %v; want it refused for now", dump(outs), err)
+	}
+	if got := f.count(a.RequestID, ofKind(audit.ApprovalGranted)); got != 0 {
+		t.Errorf("approval.granted = %d, want 0: the fresh outbox is its process's to record", got)
+	}
+	if got := f.calls(http.MethodPut, mergePath); got != 0 {
+		t.Errorf("merges = %d, want 0", got)
+	}
 }

@@ -215,13 +215,27 @@ var errOutbox = errors.New("broker: the request's last move is not recorded yet"
 // could still go on, and the error wraps errUnrecorded. It returns the
 // request as stored and its bytes.
 func (b *Broker) move(ctx context.Context, r Request, raw []byte, e Event, args agent.Args) (Request, []byte, error) {
-	for flushes := 0; ; flushes++ {
+	for attempt, flushed := 1, false; ; attempt++ {
 		moved, next, err := b.moveOnce(ctx, r, raw, e)
-		if errors.Is(err, errOutbox) && flushes == 0 {
-			// A move that did not reach the trail: record it, then go on.
+		if errors.Is(err, errOutbox) && !flushed {
+			if !b.outboxStale(moved) {
+				// The process that made the move is recording it now:
+				// wait for it, rather than record it a second time.
+				if attempt >= outboxWaits {
+					return r, raw, fmt.Errorf("broker: request %s: %w", r.ID, err)
+				}
+				if err := store.Pause(ctx, attempt); err != nil {
+					return r, raw, err
+				}
+				r, raw = moved, next
+				continue
+			}
+			// A move whose process stopped before the trail had it:
+			// record it, then go on.
 			if r, raw, err = b.flush(ctx, moved, next); err != nil {
 				return r, raw, fmt.Errorf("%w: %w", errUnrecorded, err)
 			}
+			flushed = true
 			continue
 		}
 		if err != nil {
@@ -285,6 +299,21 @@ func (b *Broker) moveOnce(ctx context.Context, r Request, raw []byte, e Event) (
 		return r, raw, fmt.Errorf("broker: request %s: %s: %w", r.ID, e.Type, err)
 	}
 	return moved, next, nil
+}
+
+// A move's own process records its outbox within moments of the move; one
+// older than outboxGrace was left by a process that stopped, and whoever
+// finds it records it. A move that finds a fresh one waits for it, up to
+// outboxWaits tries (about a tenth of a second), then gives up.
+const (
+	outboxGrace = 30 * time.Second
+	outboxWaits = 40
+)
+
+// outboxStale reports whether r's outbox was left by a process that
+// stopped.
+func (b *Broker) outboxStale(r Request) bool {
+	return len(r.Unrecorded) > 0 && b.now().Sub(r.Updated) >= outboxGrace
 }
 
 // flush records what r's outbox holds, with the step's arguments when they

@@ -50,7 +50,7 @@ func (b *Broker) Recover(ctx context.Context, id string) ([]Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(r.Unrecorded) > 0 {
+	if b.outboxStale(r) {
 		// A move whose process died before the trail had it: record it.
 		if r, raw, err = b.flush(ctx, r, raw); err != nil {
 			return nil, fmt.Errorf("broker: recover %s: %w", id, err)
