@@ -381,7 +381,9 @@ func (a *App) sweepRequests(ctx context.Context) error {
 		}
 		if err == nil {
 			left := r.Status == broker.StatusApproved || r.Status == broker.StatusExecuting
-			if left || r.Status.Waiting() && !now.Before(r.Expires) {
+			// A move whose process stopped before the audit trail had it
+			// (its outbox) is recorded by Recover too.
+			if left || r.Status.Waiting() && !now.Before(r.Expires) || len(r.Unrecorded) > 0 {
 				a.recover(ctx, r)
 				continue
 			}
