@@ -210,12 +210,12 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 	fctx, cancel := finishing(ctx)
 	defer cancel()
 	if out, stop, err := b.recheck(ctx, r, act, args); stop || err != nil {
-		out.Private = private(r.Resource, r.Decision)
+		visibility(&out, r.Resource, r.Decision)
 		_, _, ferr := b.move(fctx, r, raw, Event{Type: EventFail, Result: out.Text}, nil)
 		return append([]Output{out}, planDropped(r)...), errors.Join(err, ferr)
 	}
 	out, ok, runErr := b.run(ctx, r.Principal, r.ID, act, args, r.Resource)
-	out.Private = private(r.Resource, r.Decision)
+	visibility(&out, r.Resource, r.Decision)
 	// Once the provider has answered, the outcome must reach the request
 	// whatever became of the caller's context (finishing).
 	e := Event{Type: EventFail, Result: clipResult(out.Text)}

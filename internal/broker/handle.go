@@ -167,7 +167,7 @@ func (b *Broker) proposeStep(ctx context.Context, p asker, act *agent.Action, ar
 	switch {
 	case d.Effect == policy.Allow, ans.Grant != "":
 		o, ok, err := b.run(ctx, p.Principal, id, act, args, ans.Resource)
-		o.Private = private(ans.Resource, ans.Decision)
+		visibility(&o, ans.Resource, ans.Decision)
 		if !ok {
 			return []Output{o}, stepStopped, err
 		}
@@ -274,19 +274,22 @@ func storedDecision(d policy.Decision) StoredDecision {
 		GrantOK: d.GrantOK, Lifetimes: d.Lifetimes, ResultsInChannel: d.ResultsInChannel}
 }
 
-// private reports whether what a step on res shows is for its owner alone:
-// anything but a resource that says it is public to the world, unless the
-// policy's rule lets the asking channel see it. A resource is public to
-// the world when it says it is not private and names no narrower audience
-// (a Slack workspace's public channels are not public in a channel shared
-// with another company, or with guests).
-func private(res policy.Resource, d StoredDecision) bool {
-	if d.ResultsInChannel {
-		return false
-	}
+// visibility marks what output o, about a step on res, shows as its
+// owner's alone (Private): anything but a resource that says it is public
+// to the world. A resource is public to the world when it says it is not
+// private and names no narrower audience (a Slack workspace's public
+// channels are not public in a channel shared with another company, or
+// with guests). When the policy's rule lets the asking channel see it
+// anyway, o is not private but ByRule: an adapter still keeps it out of a
+// channel shared with another company, which the rule's author may not
+// have thought of.
+func visibility(o *Output, res policy.Resource, d StoredDecision) {
 	priv, known := res.Attrs["private"].(bool)
 	audience, _ := res.Attrs["audience"].(string)
-	return !known || priv || (audience != "" && audience != "world")
+	o.Private = !known || priv || (audience != "" && audience != "world")
+	if o.Private && d.ResultsInChannel {
+		o.Private, o.ByRule = false, true
+	}
 }
 
 func refusalOut(id, action, resource string, d policy.Decision) Output {

@@ -65,6 +65,11 @@ type Output struct {
 	// shows something not public: the adapter shows it to the owner alone,
 	// never in a channel others read.
 	Private bool `json:"private,omitempty"`
+	// ByRule marks an output that is not private only because the
+	// deciding policy rule lets the asking channel see results (results:
+	// channel): an adapter keeps it out of channels shared with another
+	// company all the same.
+	ByRule bool `json:"by_rule,omitempty"`
 }
 
 func choicesFor(lifetimes []policy.Lifetime, risk policy.Risk) []Choice {

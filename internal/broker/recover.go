@@ -78,7 +78,7 @@ func (b *Broker) Recover(ctx context.Context, id string) ([]Output, error) {
 		text = fmt.Sprintf("%s on %s was interrupted while it ran, so I can't tell whether it happened. Check %s before asking again.",
 			r.Step.Action, r.Resource.Name, r.Resource.Name)
 	}
-	outs := []Output{{Kind: KindError, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Text: text,
-		Private: private(r.Resource, r.Decision)}}
+	outs := []Output{{Kind: KindError, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Text: text}}
+	visibility(&outs[0], r.Resource, r.Decision)
 	return append(outs, planDropped(moved)...), err
 }

@@ -35,7 +35,8 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 			a.reply(ctx, thread{Channel: e.Channel, TS: cmpOr(e.ThreadTimeStamp, e.TimeStamp)}, e.User, notAMember)
 			return nil
 		}
-		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, e.Channel, e.TimeStamp, e.ThreadTimeStamp, e.Text)
+		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, thread{Channel: e.Channel, TS: cmpOr(e.ThreadTimeStamp, e.TimeStamp),
+			External: ev.IsExtSharedChannel}, e.Text)
 	case *slackevents.MessageEvent:
 		// Edits, deletions, joins and bot posts (our own replies included)
 		// come as messages too; only a person's new message is a request.
@@ -46,7 +47,7 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 			a.refused(ctx, principalOf(cmpOr(e.UserTeam, e.SourceTeam, ev.TeamID), e.User), "not_a_member", "message", "")
 			return nil
 		}
-		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, e.Channel, e.TimeStamp, e.ThreadTimeStamp, e.Text)
+		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, thread{Channel: e.Channel, TS: cmpOr(e.ThreadTimeStamp, e.TimeStamp)}, e.Text)
 	case *slackevents.AppHomeOpenedEvent:
 		if e.Tab != "home" || e.User == "" || !a.member(ev.TeamID, "") {
 			return nil
@@ -123,12 +124,8 @@ func teamOf(team, userTeam string) string {
 // handleMessage hands what a person said to the broker and renders the
 // answer: replies in the thread of their message, anything with buttons in
 // their DM.
-func (a *App) handleMessage(ctx context.Context, team, user, channel, ts, threadTS, text string) {
+func (a *App) handleMessage(ctx context.Context, team, user string, t thread, text string) {
 	principal := principalOf(team, user)
-	t := thread{Channel: channel, TS: threadTS}
-	if t.TS == "" {
-		t.TS = ts
-	}
 	text = strings.TrimSpace(a.stripMention(text))
 	if text == "" {
 		a.reply(ctx, t, user, "Hi! Tell me what to do, for example _list open pull requests in acme/website_, or try `/agenthub help`.")
@@ -193,7 +190,7 @@ func (a *App) deliverAsked(ctx context.Context, principal broker.Principal, t th
 			a.sendStepUp(ctx, principal, t, o)
 		case o.Kind == broker.KindConnect:
 			a.sendConnect(ctx, principal, t, o)
-		case o.Private && !isDM(t.Channel):
+		case (o.Private || o.ByRule && t.External) && !isDM(t.Channel):
 			if _, _, err := a.dm(ctx, user, outputText(o), nil); err != nil {
 				a.log.WarnContext(ctx, "private result dm failed", "slack_user", user, "request_id", o.RequestID, "err", err)
 				a.reply(ctx, t, user, "I couldn't send you the result in a DM, and it is not for this channel. Ask me again in a DM.")

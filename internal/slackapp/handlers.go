@@ -70,6 +70,10 @@ func principalOf(team, user string) broker.Principal { return broker.Principal{T
 type thread struct {
 	Channel string `json:"channel"`
 	TS      string `json:"ts"`
+	// External is set for a channel shared with another company (Slack
+	// Connect), where even what a policy rule lets a channel see stays
+	// out.
+	External bool `json:"external,omitempty"`
 }
 
 // openDM returns the bot's DM channel with user.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
 )
 
@@ -205,5 +206,37 @@ func TestViewAllShowsLongArgumentsToDeciders(t *testing.T) {
 	})
 	if !strings.Contains(shown.String(), strings.TrimSpace(body)) {
 		t.Errorf("the modal does not show the whole body (%d characters shown)", shown.Len())
+	}
+}
+
+// TestAResultsChannelRuleStopsAtSharedChannels: a policy rule may let the
+// asking channel see a private repository's pull requests, but not a
+// channel shared with another company.
+func TestAResultsChannelRuleStopsAtSharedChannels(t *testing.T) {
+	p, err := policy.Parse("test", []byte(`version: 1
+rules:
+  - name: team-repos
+    action: github.list_pull_requests
+    effect: allow
+    results: channel
+  - name: default
+    effect: deny
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFlow(t, flowOptions{demo: true, policy: p})
+	ts := f.mention(alice, "C1", "list open pull requests in acme/payments")
+	if got := f.replies("C1", ts); len(got) != 1 || !strings.Contains(got[0], privateTitles[0]) {
+		t.Errorf("in the team's channel: %q, want the result there, as the rule says", got)
+	}
+	shared := edited(t, f.srv.AppMention(slacktest.Msg{User: alice, Channel: "C2", Text: "<@" + slacktest.BotUserID + "> list open pull requests in acme/payments"}),
+		func(p map[string]any) { p["is_ext_shared_channel"] = true })
+	f.do(shared)
+	if got := f.replies("C2", shared.MustEventTS(t)); len(got) != 1 || got[0] != "I sent you the result in a DM." {
+		t.Errorf("in a channel shared with another company: %q, want only the DM note", got)
+	}
+	if leaks := f.channelLeaks("C2"); len(leaks) > 0 {
+		t.Errorf("private pull requests shown in the shared channel: %q", leaks)
 	}
 }
