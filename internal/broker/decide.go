@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/agenthub/agenthub/internal/agent"
 	"github.com/agenthub/agenthub/internal/audit"
@@ -84,6 +85,15 @@ func (b *Broker) StepUp(ctx context.Context, requestID string, actor Principal, 
 	if _, _, err := r.apply(e, b.now()); err != nil {
 		return b.notMoved(ctx, r, raw, err)
 	}
+	// A move of a moment ago still being recorded (a second approval,
+	// say) would make this one wait, and give up: wait first, so that a
+	// code is not spent on a move that gives up.
+	if len(r.Unrecorded) > 0 && !b.outboxStale(r) {
+		if r, raw, err = b.awaitOutbox(ctx, r, raw); err != nil {
+			return []Output{{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Args: r.Step.Args, ArgsHash: r.ArgsHash,
+				Text: "Not run yet: this request's last change is still being recorded. Enter a code again in a moment."}}, err
+		}
+	}
 	if err := b.stepup.Verify(ctx, r.Principal.String(), r.ID, code); err != nil {
 		o := Output{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Args: r.Step.Args, ArgsHash: r.ArgsHash}
 		for _, known := range []error{stepup.ErrBadCode, stepup.ErrReplay, stepup.ErrLocked, stepup.ErrNotEnrolled, stepup.ErrPending} {
@@ -118,6 +128,28 @@ func LockoutNotice(lo *stepup.LockedOut) string {
 	return fmt.Sprintf("Someone entered %d wrong codes for your account, so step-up is locked until %s. "+
 		"If that was not you, someone may be using your Slack session: revoke everything with /agenthub revoke all, which works while step-up is locked, and tell your workspace admin.",
 		max(lo.Failures, stepup.MaxFailures), lo.Until.UTC().Format("2006-01-02 15:04 UTC"))
+}
+
+// awaitOutbox waits, up to about two seconds, for the process that made
+// r's last move to record it, and returns the request as it then is.
+func (b *Broker) awaitOutbox(ctx context.Context, r Request, raw []byte) (Request, []byte, error) {
+	for range 40 {
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return r, raw, ctx.Err()
+		case <-t.C:
+		}
+		cur, curRaw, err := b.loadOwned(ctx, r.Principal, r.ID)
+		if err != nil {
+			return r, raw, err
+		}
+		if r, raw = cur, curRaw; len(r.Unrecorded) == 0 || b.outboxStale(r) {
+			return r, raw, nil
+		}
+	}
+	return r, raw, fmt.Errorf("broker: request %s: %w", r.ID, errOutbox)
 }
 
 // advance moves request r by event e and does what its new state asks:

@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -139,7 +141,8 @@ func lastIndexOfKind(kinds []audit.Kind, k audit.Kind) int {
 
 // TestAFreshOutboxIsLeftToItsProcess: a move that finds the outbox of a
 // move made a moment ago (its process is recording it) does not record it
-// a second time: it waits, and gives up rather than duplicate it.
+// a second time: it waits, and gives up rather than duplicate it; a
+// step-up waits before it checks the code, so the code is not spent.
 func TestAFreshOutboxIsLeftToItsProcess(t *testing.T) {
 	f := newFixture(t)
 	a := f.approval("merge PR 7 in acme/payments")
@@ -152,9 +155,10 @@ func TestAFreshOutboxIsLeftToItsProcess(t *testing.T) {
 	}()
 	<-done
 	f.audit = f.rec
-	outs, err := f.b.StepUp(f.ctx, a.RequestID, alice, f.code())
-	if err == nil || len(outs) != 1 || outs[0].Kind != KindError {
-		t.Fatalf("step-up on a fresh outbox = %s, %v; want it refused for now", dump(outs), err)
+	code := f.code()
+	outs, err := f.b.StepUp(f.ctx, a.RequestID, alice, code)
+	if err == nil || len(outs) != 1 || outs[0].Kind != KindStepUp || !strings.Contains(outs[0].Text, "still being recorded") {
+		t.Fatalf("step-up on a fresh outbox = %s, %v; want to be asked again in a moment", dump(outs), err)
 	}
 	if got := f.count(a.RequestID, ofKind(audit.ApprovalGranted)); got != 0 {
 		t.Errorf("approval.granted = %d, want 0: the fresh outbox is its process's to record", got)
@@ -162,4 +166,95 @@ func TestAFreshOutboxIsLeftToItsProcess(t *testing.T) {
 	if got := f.calls(http.MethodPut, mergePath); got != 0 {
 		t.Errorf("merges = %d, want 0", got)
 	}
+	// The code was not spent on it: once the outbox is stale, the same
+	// code goes through, and the approval is recorded first.
+	f.clock.Advance(outboxGrace)
+	only(t, mustStepUp(t, f, a.RequestID, code), KindResult)
+	if got := f.count(a.RequestID, ofKind(audit.ApprovalGranted)); got != 1 {
+		t.Errorf("approval.granted after the step-up = %d, want 1", got)
+	}
+}
+
+// hookOn is a recorder that, the first time it is asked to record kind,
+// runs fn (what happens meanwhile, elsewhere) and then fails that record
+// if fail is set, or passes it on.
+type hookOn struct {
+	kind audit.Kind
+	fn   func()
+	fail bool
+	next Recorder
+	mu   sync.Mutex
+	done bool
+}
+
+func (h *hookOn) Record(ctx context.Context, e audit.Event) (audit.Event, error) {
+	h.mu.Lock()
+	first := e.Kind == h.kind && !h.done
+	h.done = h.done || first
+	h.mu.Unlock()
+	if first {
+		h.fn()
+		if h.fail {
+			return audit.Event{}, errors.New("audit store unavailable")
+		}
+	}
+	return h.next.Record(ctx, e)
+}
+
+// TestOutboxesAreRecordedOnceAndFailedOnlyWhileTheirs: a revocation that
+// lands while the approval is being recorded records only its own events
+// (the approval is recorded once); and an approval whose recording hangs,
+// then fails, after another process found it stale, recorded it and ran
+// the step, does not fail the request that ran.
+func TestOutboxesAreRecordedOnceAndFailedOnlyWhileTheirs(t *testing.T) {
+	t.Run("revoked while recording", func(t *testing.T) {
+		f := newFixture(t)
+		other := f.newBroker()
+		a := f.approval("merge PR 7 in acme/payments")
+		f.audit = &hookOn{kind: audit.ApprovalGranted, next: f.rec, fn: func() {
+			if _, err := other.RevokeAll(f.ctx, alice); err != nil {
+				t.Errorf("revoke all: %v", err)
+			}
+		}}
+		f.decide(alice, a.RequestID, ChoiceOnce)
+		f.audit = f.rec
+		if got := f.count(a.RequestID, ofKind(audit.ApprovalGranted)); got != 1 {
+			t.Errorf("approval.granted = %d, want 1", got)
+		}
+		if got := f.count(a.RequestID, ofKind(audit.RequestCanceled)); got != 1 {
+			t.Errorf("request.canceled = %d, want 1", got)
+		}
+		if r := f.request(a.RequestID); r.Status != StatusCanceled || len(r.Unrecorded) != 0 {
+			t.Errorf("request = %s with outbox %v, want canceled and empty", r.Status, r.Unrecorded)
+		}
+	})
+	t.Run("taken on by another process while recording hung", func(t *testing.T) {
+		f := newFixture(t)
+		other := f.newBroker()
+		a := f.approval("merge PR 7 in acme/payments")
+		code := f.code()
+		f.audit = &hookOn{kind: audit.ApprovalGranted, next: f.rec, fail: true, fn: func() {
+			f.clock.Advance(outboxGrace)
+			outs, err := other.StepUp(f.ctx, a.RequestID, alice, code)
+			if err != nil || len(outs) != 1 || outs[0].Kind != KindResult {
+				t.Errorf("the other process's step-up = %s, %v; want the merge", dump(outs), err)
+			}
+		}}
+		outs, _ := f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceOnce})
+		f.audit = f.rec
+		for _, o := range outs {
+			if strings.Contains(o.Text, "Nothing was done") {
+				t.Errorf("the owner was told %q after the merge ran", o.Text)
+			}
+		}
+		if r := f.request(a.RequestID); r.Status != StatusSucceeded {
+			t.Errorf("status = %s (%s), want succeeded", r.Status, r.Result)
+		}
+		if got := f.calls(http.MethodPut, mergePath); got != 1 {
+			t.Errorf("merges = %d, want 1", got)
+		}
+		if got := f.count(a.RequestID, ofKind(audit.ApprovalGranted)); got != 1 {
+			t.Errorf("approval.granted = %d, want 1", got)
+		}
+	})
 }

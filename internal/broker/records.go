@@ -72,7 +72,14 @@ type Request struct {
 	Result  string    `json:"result,omitempty"` // summary or safe error, once finished
 	// Unrecorded are audit events of a move that are not in the trail yet:
 	// the request's outbox (see move).
-	Unrecorded []audit.Event `json:"unrecorded,omitempty"`
+	Unrecorded []pending `json:"unrecorded,omitempty"`
+}
+
+// pending is an audit event in a request's outbox, named so that whoever
+// records it takes out exactly it, and no other process's.
+type pending struct {
+	ID    string      `json:"id"`
+	Event audit.Event `json:"event"`
 }
 
 // Grant is a principal's consent that one action may run on one resource
@@ -206,17 +213,21 @@ var errOutbox = errors.New("broker: the request's last move is not recorded yet"
 // click; the owner's decision voids a second one).
 //
 // The audit events the move asks for are stored with the request, in the
-// same write (its outbox, Request.Unrecorded), then recorded with args,
-// then cleared. So a process that dies between the move and the trail
-// leaves them in the request, and no later move takes the request on (to
-// step-up, to a start, to a run) before they are recorded: move records
-// them first (flush). A move that ends the request carries them along, and
-// Recover records them. If recording fails, the request is failed, if it
-// could still go on, and the error wraps errUnrecorded. It returns the
-// request as stored and its bytes.
+// same write (its outbox, Request.Unrecorded, each event named), then
+// recorded with args, then taken out by name. So a process that dies
+// between the move and the trail leaves them in the request, and no later
+// move takes the request on (to step-up, to a start, to a run) before they
+// are recorded: a move that finds them stale records them first (flush); a
+// fresh outbox is its own process's to record, and is waited for. A move
+// that ends the request carries an outbox along and records only its own
+// events; Recover records stale ones. If this move's events cannot be
+// recorded, the request is failed, unless another process has recorded
+// them meanwhile (then the move stands, and the request as it now is comes
+// back), and the error wraps errUnrecorded. It returns the request as
+// stored and its bytes.
 func (b *Broker) move(ctx context.Context, r Request, raw []byte, e Event, args agent.Args) (Request, []byte, error) {
 	for attempt, flushed := 1, false; ; attempt++ {
-		moved, next, err := b.moveOnce(ctx, r, raw, e)
+		moved, next, own, err := b.moveOnce(ctx, r, raw, e)
 		if errors.Is(err, errOutbox) && !flushed {
 			if !b.outboxStale(moved) {
 				// The process that made the move is recording it now:
@@ -241,34 +252,43 @@ func (b *Broker) move(ctx context.Context, r Request, raw []byte, e Event, args 
 		if err != nil {
 			return r, raw, err
 		}
-		if len(moved.Unrecorded) == 0 {
+		if len(own) == 0 {
 			return moved, next, nil
 		}
-		flushed, fnext, ferr := b.flushWith(ctx, moved, next, args)
+		done, dnext, ferr := b.flushWith(ctx, moved, next, args, own)
 		if ferr == nil {
-			return flushed, fnext, nil
+			return done, dnext, nil
 		}
-		if !moved.Status.Terminal() && moved.Status != StatusExecuting {
-			// Unrecorded, the move authorizes nothing: end the request.
-			_, _, xerr := b.moveOnce(ctx, moved, next, Event{Type: EventFail, Result: "the approval could not be recorded"})
-			if xerr != nil {
-				b.log.ErrorContext(ctx, "could not fail an unrecorded request", "request_id", r.ID, "err", xerr)
-			}
+		if moved.Status.Terminal() || moved.Status == StatusExecuting {
+			return moved, next, fmt.Errorf("%w: %w", errUnrecorded, ferr)
+		}
+		// Unrecorded, the move authorizes nothing: end the request, as it
+		// stands, while this move's events are still waiting in it.
+		cur, cnext, failed, xerr := b.failUnrecorded(ctx, moved, next, own)
+		switch {
+		case xerr != nil:
+			b.log.ErrorContext(ctx, "could not fail an unrecorded request", "request_id", r.ID, "err", xerr)
+		case !failed:
+			// Another process recorded this move meanwhile: it stands.
+			return cur, cnext, nil
 		}
 		return moved, next, fmt.Errorf("%w: %w", errUnrecorded, ferr)
 	}
 }
 
-// moveOnce applies e and stores the result with its audit events in the
-// outbox. A move into a state that is not an end refuses, with errOutbox
-// and the request as read, while the outbox holds an earlier move's events.
-func (b *Broker) moveOnce(ctx context.Context, r Request, raw []byte, e Event) (Request, []byte, error) {
+// moveOnce applies e and stores the result with its audit events, named,
+// in the outbox; own are their names. A move into a state that is not an
+// end refuses, with errOutbox and the request as read, while the outbox
+// holds an earlier move's events.
+func (b *Broker) moveOnce(ctx context.Context, r Request, raw []byte, e Event) (Request, []byte, []string, error) {
 	var (
 		moved, read Request
 		readRaw     []byte
+		own         []string
 		applyErr    error
 	)
 	next, err := store.UpdateFrom(ctx, b.store, requestKey(r.Principal, r.ID), raw, store.KeepTTL, func(cur []byte) ([]byte, error) {
+		own = nil
 		if cur == nil {
 			applyErr = ErrNoRequest
 			return nil, applyErr
@@ -287,18 +307,67 @@ func (b *Broker) moveOnce(ctx context.Context, r Request, raw []byte, e Event) (
 			read, readRaw, applyErr = c, cur, errOutbox
 			return nil, applyErr
 		}
-		moved.Unrecorded = append(slices.Clone(c.Unrecorded), evs...)
+		moved.Unrecorded = slices.Clone(c.Unrecorded)
+		for _, ev := range evs {
+			id, err := b.newID()
+			if err != nil {
+				applyErr = err
+				return nil, err
+			}
+			own = append(own, id)
+			moved.Unrecorded = append(moved.Unrecorded, pending{ID: id, Event: ev})
+		}
 		return json.Marshal(moved)
 	})
 	switch {
 	case errors.Is(applyErr, errOutbox):
-		return read, readRaw, applyErr
+		return read, readRaw, nil, applyErr
 	case applyErr != nil:
-		return r, raw, applyErr
+		return r, raw, nil, applyErr
 	case err != nil:
-		return r, raw, fmt.Errorf("broker: request %s: %s: %w", r.ID, e.Type, err)
+		return r, raw, nil, fmt.Errorf("broker: request %s: %s: %w", r.ID, e.Type, err)
 	}
-	return moved, next, nil
+	return moved, next, own, nil
+}
+
+// failUnrecorded ends request r, whose move's events own could not be
+// recorded, if they are still waiting in it: then nothing has built on the
+// move. When they are not (another process recorded them, and may have
+// taken the request on), it leaves the request alone and returns it as it
+// is, with failed false.
+func (b *Broker) failUnrecorded(ctx context.Context, r Request, raw []byte, own []string) (Request, []byte, bool, error) {
+	var (
+		cur    Request
+		failed bool
+	)
+	next, err := store.UpdateFrom(ctx, b.store, requestKey(r.Principal, r.ID), raw, store.KeepTTL, func(raw []byte) ([]byte, error) {
+		failed = false
+		if raw == nil {
+			return nil, ErrNoRequest
+		}
+		c, err := decodeRequest(r.Principal, r.ID, raw)
+		if err != nil {
+			return nil, err
+		}
+		cur = c
+		if !slices.ContainsFunc(c.Unrecorded, func(p pending) bool { return slices.Contains(own, p.ID) }) {
+			return nil, store.Keep
+		}
+		moved, evs, err := c.apply(Event{Type: EventFail, Result: "the approval could not be recorded"}, b.now())
+		if err != nil {
+			return nil, store.Keep
+		}
+		for _, ev := range evs {
+			id, err := b.newID()
+			if err != nil {
+				return nil, err
+			}
+			moved.Unrecorded = append(moved.Unrecorded, pending{ID: id, Event: ev})
+		}
+		cur, failed = moved, true
+		return json.Marshal(moved)
+	})
+	return cur, next, failed, err
 }
 
 // A move's own process records its outbox within moments of the move; one
@@ -316,28 +385,34 @@ func (b *Broker) outboxStale(r Request) bool {
 	return len(r.Unrecorded) > 0 && b.now().Sub(r.Updated) >= outboxGrace
 }
 
-// flush records what r's outbox holds, with the step's arguments when they
-// still validate, and clears it.
+// flush records all that r's outbox holds, with the step's arguments when
+// they still validate, and takes it out.
 func (b *Broker) flush(ctx context.Context, r Request, raw []byte) (Request, []byte, error) {
 	var args agent.Args
 	if _, a, err := b.stepOf(r); err == nil {
 		args = a
 	}
-	return b.flushWith(ctx, r, raw, args)
+	return b.flushWith(ctx, r, raw, args, nil)
 }
 
-// flushWith records r's outbox with args, then takes the recorded events
-// out of the request by compare-and-swap (a later move may have added
-// more). A process that dies between the two records them once more when
-// the outbox is next flushed: a trail with an event twice beats one without
+// flushWith records the events of r's outbox named in only (nil: all of
+// them) with args, then takes those out of the request by name, by
+// compare-and-swap (a later move may have added more). A process that
+// dies between the two leaves them to be recorded once more when the
+// outbox is next flushed: a trail with an event twice beats one without
 // it.
-func (b *Broker) flushWith(ctx context.Context, r Request, raw []byte, args agent.Args) (Request, []byte, error) {
-	n := len(r.Unrecorded)
-	for _, ev := range r.Unrecorded {
+func (b *Broker) flushWith(ctx context.Context, r Request, raw []byte, args agent.Args, only []string) (Request, []byte, error) {
+	var done []string
+	for _, p := range r.Unrecorded {
+		if only != nil && !slices.Contains(only, p.ID) {
+			continue
+		}
+		ev := p.Event
 		ev.Args = args
 		if err := b.record(ctx, ev); err != nil {
 			return r, raw, err
 		}
+		done = append(done, p.ID)
 	}
 	var cleared Request
 	next, err := store.UpdateFrom(ctx, b.store, requestKey(r.Principal, r.ID), raw, store.KeepTTL, func(cur []byte) ([]byte, error) {
@@ -348,16 +423,16 @@ func (b *Broker) flushWith(ctx context.Context, r Request, raw []byte, args agen
 		if err != nil {
 			return nil, err
 		}
-		if len(c.Unrecorded) < n {
-			cleared = c
-			return nil, store.Keep // flushed meanwhile
-		}
-		c.Unrecorded = slices.Clone(c.Unrecorded[n:])
-		if len(c.Unrecorded) == 0 {
-			c.Unrecorded = nil
-		}
 		cleared = c
-		return json.Marshal(c)
+		kept := slices.DeleteFunc(slices.Clone(c.Unrecorded), func(p pending) bool { return slices.Contains(done, p.ID) })
+		if len(kept) == len(c.Unrecorded) {
+			return nil, store.Keep // taken out meanwhile
+		}
+		if len(kept) == 0 {
+			kept = nil
+		}
+		cleared.Unrecorded = kept
+		return json.Marshal(cleared)
 	})
 	if err != nil {
 		return r, raw, fmt.Errorf("broker: clear the outbox of %s: %w", r.ID, err)
