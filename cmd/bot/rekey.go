@@ -129,7 +129,7 @@ func (h hooks) runRekey(ctx context.Context, args []string, getenv func(string) 
 	}
 
 	if !r.interrupted {
-		r.leftOver = leftOver(ctx, v, keyring.CurrentKeyID())
+		r.leftOver = leftOver(ctx, v, su, keyring.CurrentKeyID())
 	}
 
 	// The end is recorded even when the run was interrupted, with what it
@@ -168,8 +168,8 @@ type rekeyRun struct {
 }
 
 // leftOver looks again, after the run, for connections sealed under a key
-// other than current.
-func leftOver(ctx context.Context, v *vault.Vault, current string) error {
+// other than current, and step-up enrolments under one other than step-up's.
+func leftOver(ctx context.Context, v *vault.Vault, su *stepup.Service, current string) error {
 	counts, err := v.SealedByKey(ctx)
 	if err != nil {
 		return fmt.Errorf("the last look could not count the connections by key: %w", err)
@@ -177,14 +177,68 @@ func leftOver(ctx context.Context, v *vault.Vault, current string) error {
 	var left []string
 	for _, id := range slices.Sorted(maps.Keys(counts)) {
 		if id != current && counts[id] > 0 {
-			left = append(left, fmt.Sprintf("%d under key %s", counts[id], id))
+			left = append(left, fmt.Sprintf("%d %s under key %s", counts[id], plural(counts[id], "connection", "connections"), id))
+		}
+	}
+	enrolled, err := enrolmentsByKey(ctx, v, su)
+	if err != nil {
+		return fmt.Errorf("the last look could not count the step-up enrolments by key: %w", err)
+	}
+	// Step-up seals under a key of its own, drawn from the same secret.
+	for _, id := range slices.Sorted(maps.Keys(enrolled)) {
+		if id != su.CurrentKeyID() {
+			left = append(left, fmt.Sprintf("%d step-up %s under key %s", enrolled[id], plural(enrolled[id], "enrolment", "enrolments"), id))
 		}
 	}
 	if len(left) == 0 {
 		return nil
 	}
-	return fmt.Errorf("connections are still sealed under another key (%s): a process still running with it wrote them meanwhile; "+
+	return fmt.Errorf("records are still sealed under another key (%s): a process still running with it wrote them meanwhile; "+
 		"run bot rekey again once every replica runs with the current key", strings.Join(left, ", "))
+}
+
+// enrollable is everyone who may have a step-up enrolment: those the
+// step-up index names, and the rest the vault's index names (they enrolled
+// before the step-up index existed).
+func enrollable(ctx context.Context, v *vault.Vault, su *stepup.Service) (indexed, rest []string, err error) {
+	indexed, err = su.Principals(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	connected, err := v.Principals(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	inIndex := make(map[string]bool, len(indexed))
+	for _, p := range indexed {
+		inIndex[p] = true
+	}
+	for _, p := range connected {
+		if !inIndex[p] {
+			rest = append(rest, p)
+		}
+	}
+	return indexed, rest, nil
+}
+
+// enrolmentsByKey counts step-up enrolments by the key they are sealed
+// under, over everyone either index names.
+func enrolmentsByKey(ctx context.Context, v *vault.Vault, su *stepup.Service) (map[string]int, error) {
+	indexed, rest, err := enrollable(ctx, v, su)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for _, p := range append(indexed, rest...) {
+		id, ok, err := su.SealedUnder(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("principal %s: %w", p, err)
+		}
+		if ok {
+			counts[id]++
+		}
+	}
+	return counts, nil
 }
 
 func (r rekeyRun) result() string {
@@ -240,23 +294,9 @@ func resealEnrolments(ctx context.Context, v *vault.Vault, su *stepup.Service, s
 	if ctx.Err() != nil {
 		return n, errs
 	}
-	indexed, err := su.Principals(ctx)
+	_, rest, err := enrollable(ctx, v, su)
 	if err != nil {
 		return n, append(errs, err)
-	}
-	connected, err := v.Principals(ctx)
-	if err != nil {
-		return n, append(errs, err)
-	}
-	inIndex := make(map[string]bool, len(indexed))
-	for _, p := range indexed {
-		inIndex[p] = true
-	}
-	var rest []string
-	for _, p := range connected {
-		if !inIndex[p] {
-			rest = append(rest, p)
-		}
 	}
 	if len(rest) > 0 {
 		fmt.Fprintf(stdout, "enrolments: %d more %s from the vault's index\n", len(rest), plural(len(rest), "principal", "principals"))

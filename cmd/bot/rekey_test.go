@@ -589,8 +589,38 @@ func TestRekeyLooksAgainBeforeItSaysDone(t *testing.T) {
 	}}
 	var stderr bytes.Buffer
 	code := exitCode(run(context.Background(), []string{"bot", "rekey"}, func(k string) string { return env[k] }, strings.NewReader(""), out, &stderr), &stderr)
-	if code != 1 || !strings.Contains(stderr.String(), "still sealed under another key (1 under key "+keyIDsOf(t, oldKey).vault) {
+	if code != 1 || !strings.Contains(stderr.String(), "still sealed under another key (1 connection under key "+keyIDsOf(t, oldKey).vault) {
 		t.Fatalf("exit %d, stderr %q; want 1 and the connection left under the old key", code, stderr.String())
+	}
+	if strings.Contains(out.buf.String(), "remove AGENTHUB_VAULT_OLD_KEYS") {
+		t.Error("rekey said the old key can go")
+	}
+}
+
+// TestRekeyLooksAgainAtEnrolments: a replica still running with the old key
+// that enrols someone in step-up after rekey resealed the enrolments leaves
+// an enrolment only the old key opens; the last look finds that too.
+func TestRekeyLooksAgainAtEnrolments(t *testing.T) {
+	rs := redisRekeyStore(t)
+	oldKey, newKey := newKey(t), newKey(t)
+	s := seal(t, rs, oldKey, 2)
+	env := rekeyEnv(rs, s, newKey, oldKey)
+	late := s.people[0] // connected, so the vault's index names them
+	out := &onLine{marker: "enrolments: 2 resealed", fn: func() {
+		rs.with(t, func(st store.Store) {
+			old := s.stackOn(t, st, oldKey)
+			if err := old.StepUp.Reset(context.Background(), late.String()); err != nil {
+				t.Error(err)
+			}
+			if _, err := old.StepUp.Enroll(context.Background(), late.String(), late.User); err != nil {
+				t.Error(err)
+			}
+		})
+	}}
+	var stderr bytes.Buffer
+	code := exitCode(run(context.Background(), []string{"bot", "rekey"}, func(k string) string { return env[k] }, strings.NewReader(""), out, &stderr), &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "1 step-up enrolment under key "+keyIDsOf(t, oldKey).stepUp) {
+		t.Fatalf("exit %d, stderr %q; want 1 and the enrolment left under the old key", code, stderr.String())
 	}
 	if strings.Contains(out.buf.String(), "remove AGENTHUB_VAULT_OLD_KEYS") {
 		t.Error("rekey said the old key can go")

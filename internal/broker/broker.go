@@ -119,9 +119,9 @@ type Broker struct {
 	dir        Directory
 
 	// instance names this Broker in the keys it counts refusals on, and
-	// refusing serializes its counting (refuse.go).
+	// refusing serializes the counting of each key (refuse.go).
 	instance string
-	refusing sync.Mutex
+	refusing [refusalStripes]sync.Mutex
 }
 
 // New returns a Broker.

@@ -818,3 +818,29 @@ func TestTheDirectoryIsAskedAtEveryDecision(t *testing.T) {
 		t.Errorf("with no answer from the directory: %s, %v; want nothing run and the error", dump(outs), err)
 	}
 }
+
+// TestDirectoryDownAtExecutionFailsTheRequestOnTheRecord: an approved step
+// whose asker the directory cannot look up just before it runs does not
+// run, and the trail says why; the request ends failed rather than hang.
+func TestDirectoryDownAtExecutionFailsTheRequestOnTheRecord(t *testing.T) {
+	f := newFixture(t)
+	dir := &directory{}
+	f.dir = dir
+	f.b = f.newBroker()
+	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+	dir.set(alice, Traits{}, errors.New("users.info unavailable"))
+	outs, err := f.b.Decide(f.ctx, Decision{RequestID: a.RequestID, Actor: alice, Choice: ChoiceOnce})
+	if err == nil {
+		t.Errorf("approval with the directory down: no error")
+	}
+	only(t, outs, KindError)
+	if got := f.calls(http.MethodPost, commentPath); got != 0 {
+		t.Errorf("comments = %d, want 0", got)
+	}
+	if got := f.count(a.RequestID, failedWith("directory_unavailable")); got != 1 {
+		t.Errorf("action.failed directory_unavailable = %d, want 1", got)
+	}
+	if got := f.request(a.RequestID).Status; got != StatusFailed {
+		t.Errorf("status = %s, want failed", got)
+	}
+}

@@ -57,6 +57,17 @@ func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 		e.Type, e.Lifetime = EventApprove, lifetime
 	case d.Choice == ChoiceOnce:
 		e.Type = EventSecondApprove
+		// A second approval is a person vouching for someone else's step:
+		// not a guest's, nor a stranger's, whatever list names them.
+		traits, err := b.traitsOf(ctx, asker{Principal: d.Actor})
+		if err != nil {
+			return []Output{{Kind: KindError, RequestID: r.ID, Text: "Nothing was done: I couldn't check who you are just now. Try again in a moment."}}, err
+		}
+		if traits.Guest || traits.External {
+			rerr := b.Refuse(ctx, Refusal{Actor: d.Actor.String(), Kind: audit.InteractionRejected, Reason: "approver_not_a_member", Op: "decide",
+				RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name})
+			return []Output{{Kind: KindError, RequestID: r.ID, Text: "Guests and people from other workspaces cannot give a second approval."}}, rerr
+		}
 	default:
 		return []Output{{Kind: KindError, RequestID: r.ID, Text: fmt.Sprintf("%q is not one of this request's choices.", d.Choice),
 			Choices: choicesFor(nil, policy.Critical)}}, nil
@@ -331,7 +342,9 @@ func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resour
 	if err != nil {
 		o := Output{Kind: KindError, RequestID: r.ID, Action: act.Name, Resource: r.Resource.Name,
 			Text: "Nothing was done: I couldn't check who asked for this just now. Ask again in a moment."}
-		return o, true, err
+		fail := b.event(audit.ActionFailed, r, args)
+		fail.Result = "directory_unavailable"
+		return o, true, errors.Join(err, b.record(ctx, fail))
 	}
 	d := b.policy.Evaluate(policy.Input{
 		Principal: r.Principal.policy(traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),

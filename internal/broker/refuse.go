@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,8 @@ const RefusalWindow = 10 * time.Minute
 const (
 	refusalKind = "refusal-count"
 	refusalKeep = 24 * time.Hour
+	// refusalStripes is how many locks a broker's refusal counters share.
+	refusalStripes = 64
 )
 
 // refusalCount is one actor's refusals for one reason in one window.
@@ -80,10 +83,36 @@ func (b *Broker) Refuse(ctx context.Context, r Refusal) error {
 		r.Kind = audit.InteractionRejected
 	}
 	key := b.refusalKey(r)
-	b.refusing.Lock()
-	defer b.refusing.Unlock()
+	ended, first, err := b.count(ctx, key, r)
+	if err != nil {
+		// Uncounted, the refusal is recorded on its own: a trail with one
+		// event too many beats one with a refusal missing.
+		return errors.Join(fmt.Errorf("broker: count refusal: %w", err), b.record(ctx, refusalEvent(r, 1)))
+	}
+	var errs []error
+	if ended != nil {
+		errs = append(errs, b.record(ctx, countEvent(*ended, ended.Count-ended.Recorded)))
+	}
+	if first {
+		errs = append(errs, b.record(ctx, refusalEvent(r, 1)))
+	}
+	return errors.Join(errs...)
+}
+
+// count adds one refusal to its counter. It returns the window this
+// refusal closed, if any refusals in it were not recorded yet, and whether
+// this refusal opened a window (and is to be recorded on its own). Only
+// this broker writes the key (the instance is in it), and one refusal of a
+// key at a time, under one of refusalStripes locks: no compare-and-swap
+// ever loses, and refusals of other keys do not wait.
+func (b *Broker) count(ctx context.Context, key store.Key, r Refusal) (*refusalCount, bool, error) {
+	h := fnv.New32a()
+	h.Write([]byte(key.ID))
+	mu := &b.refusing[h.Sum32()%refusalStripes]
+	mu.Lock()
+	defer mu.Unlock()
 	now := b.now()
-	var ended *refusalCount // a window this refusal closed with refusals not yet counted
+	var ended *refusalCount
 	first := false
 	_, err := store.Update(ctx, b.store, key, refusalKeep, func(cur []byte) ([]byte, error) {
 		ended, first = nil, false
@@ -105,19 +134,7 @@ func (b *Broker) Refuse(ctx context.Context, r Refusal) error {
 		}
 		return json.Marshal(c)
 	})
-	if err != nil {
-		// Uncounted, the refusal is recorded on its own: a trail with one
-		// event too many beats one with a refusal missing.
-		return errors.Join(fmt.Errorf("broker: count refusal: %w", err), b.record(ctx, refusalEvent(r, 1)))
-	}
-	var errs []error
-	if ended != nil {
-		errs = append(errs, b.record(ctx, countEvent(*ended, ended.Count-ended.Recorded)))
-	}
-	if first {
-		errs = append(errs, b.record(ctx, refusalEvent(r, 1)))
-	}
-	return errors.Join(errs...)
+	return ended, first, err
 }
 
 func refusalEvent(r Refusal, n int) audit.Event {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -124,5 +125,42 @@ func TestSecondApprovalIsAudited(t *testing.T) {
 	want := []string{"interaction.rejected by " + carol.String(), "approval.granted by " + bob.String()}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+// TestAGuestIsNoSecondApprover: a release manager the directory now says
+// is a guest (or from another workspace) cannot second a production
+// deploy, whatever list still names them; the refusal is counted and the
+// request still waits for a member's second approval.
+func TestAGuestIsNoSecondApprover(t *testing.T) {
+	for _, traits := range []Traits{{Guest: true}, {External: true}} {
+		t.Run(fmt.Sprintf("%+v", traits), func(t *testing.T) {
+			f := newFixture(t)
+			dir := &directory{}
+			f.dir = dir
+			withReleaseManagers(t, f, "U2", "U3")
+			a := f.approval("deploy acme/website to production")
+			only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindStepUp)
+			only(t, f.stepUp(a.RequestID, alice), KindMessage)
+			dir.set(bob, traits, nil)
+			before := f.refusals(bob.String())
+			o := only(t, f.decide(bob, a.RequestID, ChoiceOnce), KindError)
+			if !strings.Contains(o.Text, "second approval") {
+				t.Errorf("refusal = %q, want it to say why", o.Text)
+			}
+			if got := f.refusals(bob.String()) - before; got != 1 {
+				t.Errorf("refusals counted = %d, want 1", got)
+			}
+			if got := f.calls(http.MethodPost, deployPath); got != 0 {
+				t.Fatalf("deploys = %d, want 0", got)
+			}
+			if got := f.request(a.RequestID).Status; got != StatusAwaitingSecond {
+				t.Fatalf("status = %s, want still awaiting_second", got)
+			}
+			only(t, f.decide(carol, a.RequestID, ChoiceOnce), KindResult)
+			if got := f.calls(http.MethodPost, deployPath); got != 1 {
+				t.Errorf("deploys after a member's second approval = %d, want 1", got)
+			}
+		})
 	}
 }

@@ -45,6 +45,30 @@ func (s *Service) Principals(ctx context.Context) ([]string, error) {
 	return principals, nil
 }
 
+// SealedUnder returns the ID of the key principal's enrolment is sealed
+// under, and false when they have none: what a rotation's last look checks.
+func (s *Service) SealedUnder(ctx context.Context, principal string) (string, bool, error) {
+	key, err := recordKey(principal)
+	if err != nil {
+		return "", false, err
+	}
+	it, err := s.store.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("stepup: reading enrolment: %w", err)
+	}
+	rec, err := decode(it.Value)
+	if err != nil {
+		return "", false, err
+	}
+	return rec.KeyID, true, nil
+}
+
+// CurrentKeyID is the ID of the key new enrolments are sealed under.
+func (s *Service) CurrentKeyID() string { return s.sealer.current() }
+
 // Reseal seals principal's TOTP secret again under the current Key, so that
 // the old key it was sealed under can be dropped from OldKeys. It reports
 // whether it rewrote the enrolment: false when there is none or it is
