@@ -257,6 +257,9 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 		_, _, ferr := b.move(fctx, r, raw, Event{Type: EventFail, Result: out.Text}, nil)
 		return append([]Output{out}, planDropped(r)...), errors.Join(err, ferr)
 	}
+	// The rest of a plan stops at a revocation from here on; one before
+	// it canceled this request.
+	mark, markErr := b.revocationMark(ctx, r.Principal)
 	out, ok, runErr := b.run(ctx, r.Principal, r.ID, act, args, r.Resource)
 	visibility(&out, r.Resource, r.Decision)
 	// Once the provider has answered, the outcome must reach the request
@@ -283,7 +286,10 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 	// a revocation while the step ran took it away, and a request another
 	// process settled meanwhile (Recover, which told the owner) keeps it.
 	if merr == nil && len(done.Rest) > 0 {
-		more, perr := b.runPlan(ctx, asker{done.Principal, done.Traits}, done.Rest)
+		if markErr != nil {
+			return append(outs, planDropped(done)...), errors.Join(runErr, markErr)
+		}
+		more, perr := b.runPlan(ctx, asker{done.Principal, done.Traits}, done.Rest, mark)
 		outs = append(outs, more...)
 		runErr = errors.Join(runErr, perr)
 	}

@@ -38,6 +38,12 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 	if err := validPrincipal(m.Principal); err != nil {
 		return []Output{errorOut("I can't tell who you are, so I did nothing.")}, err
 	}
+	// Read before planning, which may take a model seconds: a revocation
+	// meanwhile stops the plan too.
+	mark, err := b.revocationMark(ctx, m.Principal)
+	if err != nil {
+		return []Output{errorOut("Nothing was done: an internal error occurred.")}, err
+	}
 	plan, err := b.planner.Plan(ctx, planner.Request{Principal: m.Principal.String(), Text: m.Text, Now: b.now(), Location: b.loc})
 	if err != nil {
 		return []Output{errorOut("I couldn't plan that, so I did nothing.")}, fmt.Errorf("broker: plan: %w", err)
@@ -66,7 +72,7 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 		// small enough that no record of it strains the store.
 		return []Output{errorOut("That plan is too long to keep while it waits for you. Nothing was done.")}, b.Refuse(ctx, refusal)
 	}
-	return b.runPlan(ctx, asker{m.Principal, m.Traits}, steps)
+	return b.runPlan(ctx, asker{m.Principal, m.Traits}, steps, mark)
 }
 
 // Bounds of a plan. A plan is a person's request, and its steps after the
@@ -92,11 +98,27 @@ type asker struct {
 	traits Traits
 }
 
-// runPlan takes steps in order until one does not finish now.
-func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step) ([]Output, error) {
+// runPlan takes steps in order until one does not finish now. mark is the
+// principal's revocation mark from before the plan began: a revocation
+// since then stops it before its next step, and cancels the request a step
+// stored while the revocation ran.
+func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step, mark string) ([]Output, error) {
 	var outs []Output
 	for i, s := range steps {
+		if revoked, err := b.revokedSince(ctx, p.Principal, mark); revoked || err != nil {
+			text := fmt.Sprintf("You revoked access while I worked on this, so I did not start the %d step(s) left.", len(steps)-i)
+			if err != nil {
+				text = fmt.Sprintf("I could not check that you have not revoked access meanwhile, so I did not start the %d step(s) left.", len(steps)-i)
+			}
+			return append(outs, message(text)), err
+		}
 		o, outcome, err := b.handleStep(ctx, p, s, steps[i+1:])
+		if err == nil && outcome == stepWaiting {
+			var canceled bool
+			if o, canceled, err = b.keepUnlessRevoked(ctx, p.Principal, mark, o); canceled {
+				outcome = stepStopped
+			}
+		}
 		outs = append(outs, o...)
 		if err != nil {
 			return outs, err
