@@ -175,21 +175,22 @@ func TestAFreshOutboxIsLeftToItsProcess(t *testing.T) {
 	}
 }
 
-// hookOn is a recorder that, the first time it is asked to record kind,
-// runs fn (what happens meanwhile, elsewhere) and then fails that record
-// if fail is set, or passes it on.
+// hookOn is a recorder that, the first time it is asked to record kind
+// (of action, if set), runs fn (what happens meanwhile, elsewhere) and then
+// fails that record if fail is set, or passes it on.
 type hookOn struct {
-	kind audit.Kind
-	fn   func()
-	fail bool
-	next Recorder
-	mu   sync.Mutex
-	done bool
+	kind   audit.Kind
+	action string
+	fn     func()
+	fail   bool
+	next   Recorder
+	mu     sync.Mutex
+	done   bool
 }
 
 func (h *hookOn) Record(ctx context.Context, e audit.Event) (audit.Event, error) {
 	h.mu.Lock()
-	first := e.Kind == h.kind && !h.done
+	first := e.Kind == h.kind && (h.action == "" || e.Action == h.action) && !h.done
 	h.done = h.done || first
 	h.mu.Unlock()
 	if first {

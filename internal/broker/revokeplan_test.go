@@ -3,47 +3,20 @@ package broker
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/planner"
 )
 
-// onEvent is a recorder that calls fn once, just after it records the
-// first event match takes. Events fn records pass straight through.
-type onEvent struct {
-	next  Recorder
-	match func(audit.Event) bool
-	fn    func()
-	mu    sync.Mutex
-	fired bool
-}
-
-func (r *onEvent) Record(ctx context.Context, e audit.Event) (audit.Event, error) {
-	got, err := r.next.Record(ctx, e)
-	r.mu.Lock()
-	fire := !r.fired && err == nil && r.match(e)
-	r.fired = r.fired || fire
-	r.mu.Unlock()
-	if fire {
-		r.fn()
-	}
-	return got, err
-}
-
-// revokeAllOn makes alice press the panic button just after the first
-// event match takes is recorded.
-func revokeAllOn(f *fixture, match func(audit.Event) bool) {
-	f.audit = &onEvent{next: f.rec, match: match, fn: func() {
+// revokeAllOn makes alice press the panic button just before the first
+// event of kind for action is recorded.
+func revokeAllOn(f *fixture, kind audit.Kind, action string) {
+	f.audit = &hookOn{kind: kind, action: action, next: f.rec, fn: func() {
 		if _, err := f.b.RevokeAll(f.ctx, alice); err != nil {
 			f.t.Errorf("revoke all: %v", err)
 		}
 	}}
-}
-
-func kindAndAction(kind audit.Kind, action string) func(audit.Event) bool {
-	return func(e audit.Event) bool { return e.Kind == kind && e.Action == action }
 }
 
 // openRequests are alice's requests that still wait for something.
@@ -108,7 +81,7 @@ func TestARevocationStopsAPlanMidway(t *testing.T) {
 	})
 	t.Run("while a step asked now runs", func(t *testing.T) {
 		f := newFixture(t)
-		revokeAllOn(f, kindAndAction(audit.ActionSucceeded, "github.list_pull_requests"))
+		revokeAllOn(f, audit.ActionSucceeded, "github.list_pull_requests")
 		outs := f.handle(alice, list+" and then "+comment)
 		if got := kinds(outs); len(got) != 2 || got[0] != KindResult || !strings.Contains(outs[1].Text, "did not start the 1 step(s) left") {
 			t.Fatalf("outputs = %s, want the list's result and the comment not started", dump(outs))
@@ -120,7 +93,7 @@ func TestARevocationStopsAPlanMidway(t *testing.T) {
 	t.Run("while a step continuing an approved request runs", func(t *testing.T) {
 		f := newFixture(t)
 		a := f.handle(alice, comment+" and then "+list+" and then "+show)
-		revokeAllOn(f, kindAndAction(audit.ActionSucceeded, "github.list_pull_requests"))
+		revokeAllOn(f, audit.ActionSucceeded, "github.list_pull_requests")
 		outs := f.decide(alice, a[0].RequestID, ChoiceOnce)
 		if got := kinds(outs); len(got) != 3 || got[0] != KindResult || got[1] != KindResult || !strings.Contains(outs[2].Text, "did not start the 1 step(s) left") {
 			t.Fatalf("outputs = %s, want the comment's and the list's results and the last step not started", dump(outs))
@@ -131,7 +104,7 @@ func TestARevocationStopsAPlanMidway(t *testing.T) {
 	})
 	t.Run("while a step is stored", func(t *testing.T) {
 		f := newFixture(t)
-		revokeAllOn(f, kindAndAction(audit.StepProposed, "github.comment"))
+		revokeAllOn(f, audit.StepProposed, "github.comment")
 		outs := f.handle(alice, comment)
 		o := only(t, outs, KindMessage)
 		if !strings.Contains(o.Text, "You revoked access while I asked for this") {
