@@ -43,6 +43,20 @@ func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 	}
 	e := Event{By: d.Actor}
 	owner := d.Actor == r.Principal
+	if !owner {
+		// A second approval is a person vouching for someone else's step
+		// (and a second denial stops it): not a guest's, nor a stranger's,
+		// whatever list names them. What is said is the clicker's alone.
+		traits, err := b.traitsOf(ctx, asker{Principal: d.Actor})
+		if err != nil {
+			return []Output{{Kind: KindMessage, RequestID: r.ID, Text: "Nothing was done: I couldn't check who you are just now. Try again in a moment."}}, err
+		}
+		if traits.Guest || traits.External {
+			rerr := b.Refuse(ctx, Refusal{Actor: d.Actor.String(), Kind: audit.InteractionRejected, Reason: "approver_not_a_member", Op: "decide",
+				RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name})
+			return []Output{{Kind: KindMessage, RequestID: r.ID, Text: "Guests and people from other workspaces cannot give or refuse a second approval."}}, rerr
+		}
+	}
 	switch {
 	case d.Choice == ChoiceDeny && owner:
 		e.Type = EventDeny
@@ -57,17 +71,6 @@ func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 		e.Type, e.Lifetime = EventApprove, lifetime
 	case d.Choice == ChoiceOnce:
 		e.Type = EventSecondApprove
-		// A second approval is a person vouching for someone else's step:
-		// not a guest's, nor a stranger's, whatever list names them.
-		traits, err := b.traitsOf(ctx, asker{Principal: d.Actor})
-		if err != nil {
-			return []Output{{Kind: KindError, RequestID: r.ID, Text: "Nothing was done: I couldn't check who you are just now. Try again in a moment."}}, err
-		}
-		if traits.Guest || traits.External {
-			rerr := b.Refuse(ctx, Refusal{Actor: d.Actor.String(), Kind: audit.InteractionRejected, Reason: "approver_not_a_member", Op: "decide",
-				RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name})
-			return []Output{{Kind: KindError, RequestID: r.ID, Text: "Guests and people from other workspaces cannot give a second approval."}}, rerr
-		}
 	default:
 		return []Output{{Kind: KindError, RequestID: r.ID, Text: fmt.Sprintf("%q is not one of this request's choices.", d.Choice),
 			Choices: choicesFor(nil, policy.Critical)}}, nil
@@ -246,6 +249,9 @@ func (b *Broker) notMoved(ctx context.Context, r Request, raw []byte, err error)
 // whose move to executing wins runs it. A step that succeeds goes on with
 // the rest of its plan; one that does not ends it.
 func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.Action, args agent.Args) ([]Output, error) {
+	if told, stop, err := b.cancelIfRevoked(ctx, r, raw); stop {
+		return append(told, planDropped(r)...), err
+	}
 	r, raw, err := b.move(ctx, r, raw, Event{Type: EventStart}, nil)
 	if err != nil {
 		return b.notMoved(ctx, r, raw, err)
@@ -257,9 +263,6 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 		_, _, ferr := b.move(fctx, r, raw, Event{Type: EventFail, Result: out.Text}, nil)
 		return append([]Output{out}, planDropped(r)...), errors.Join(err, ferr)
 	}
-	// The rest of a plan stops at a revocation from here on; one before
-	// it canceled this request.
-	mark, markErr := b.revocationMark(ctx, r.Principal)
 	out, ok, runErr := b.run(ctx, r.Principal, r.ID, act, args, r.Resource)
 	visibility(&out, r.Resource, r.Decision)
 	// Once the provider has answered, the outcome must reach the request
@@ -286,10 +289,7 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 	// a revocation while the step ran took it away, and a request another
 	// process settled meanwhile (Recover, which told the owner) keeps it.
 	if merr == nil && len(done.Rest) > 0 {
-		if markErr != nil {
-			return append(outs, planDropped(done)...), errors.Join(runErr, markErr)
-		}
-		more, perr := b.runPlan(ctx, asker{done.Principal, done.Traits}, done.Rest, mark)
+		more, perr := b.runPlan(ctx, done.asker(), done.Rest)
 		outs = append(outs, more...)
 		runErr = errors.Join(runErr, perr)
 	}
@@ -344,13 +344,15 @@ func (b *Broker) recheck(ctx context.Context, r Request, act *agent.Action, args
 // been taken off a list. The answer is recorded like the first one, and the
 // step runs only if what the request went through still covers it.
 func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resource, act *agent.Action, args agent.Args) (Output, bool, error) {
-	traits, err := b.traitsOf(ctx, asker{r.Principal, r.Traits})
-	if err != nil {
-		o := Output{Kind: KindError, RequestID: r.ID, Action: act.Name, Resource: r.Resource.Name,
-			Text: "Nothing was done: I couldn't check who asked for this just now. Ask again in a moment."}
+	failed := func(text, result string, err error) (Output, bool, error) {
+		o := Output{Kind: KindError, RequestID: r.ID, Action: act.Name, Resource: r.Resource.Name, Text: text}
 		fail := b.event(audit.ActionFailed, r, args)
-		fail.Result = "directory_unavailable"
+		fail.Result = result
 		return o, true, errors.Join(err, b.record(ctx, fail))
+	}
+	traits, err := b.traitsOf(ctx, r.asker())
+	if err != nil {
+		return failed("Nothing was done: I couldn't check who asked for this just now. Ask again in a moment.", "directory_unavailable", err)
 	}
 	d := b.policy.Evaluate(policy.Input{
 		Principal: r.Principal.policy(traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
@@ -365,6 +367,17 @@ func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resour
 	if err := b.record(ctx, ev); err != nil {
 		out.Text = auditDown().Text
 		return out, true, err
+	}
+	if covers(r, d) && d.Effect == policy.SecondApprover {
+		// The second approver vouches for the step until it runs: they
+		// must still be a member then, as when they clicked.
+		second, err := b.traitsOf(ctx, asker{Principal: r.SecondBy})
+		switch {
+		case err != nil:
+			return failed("Nothing was done: I couldn't check who gave the second approval just now. Ask again in a moment.", "directory_unavailable", err)
+		case second.Guest || second.External:
+			return failed("Not run: the second approval came from someone who is now a guest or outside this workspace. Ask again.", "approver_not_a_member", nil)
+		}
 	}
 	if covers(r, d) {
 		return Output{}, false, nil

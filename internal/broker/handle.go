@@ -40,7 +40,7 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 	}
 	// Read before planning, which may take a model seconds: a revocation
 	// meanwhile stops the plan too.
-	mark, err := b.revocationMark(ctx, m.Principal)
+	marks, err := b.revocationMarks(ctx, m.Principal)
 	if err != nil {
 		return []Output{errorOut("Nothing was done: an internal error occurred.")}, err
 	}
@@ -72,7 +72,7 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 		// small enough that no record of it strains the store.
 		return []Output{errorOut("That plan is too long to keep while it waits for you. Nothing was done.")}, b.Refuse(ctx, refusal)
 	}
-	return b.runPlan(ctx, asker{m.Principal, m.Traits}, steps, mark)
+	return b.runPlan(ctx, asker{m.Principal, m.Traits, marks}, steps)
 }
 
 // Bounds of a plan. A plan is a person's request, and its steps after the
@@ -92,20 +92,28 @@ const (
 	stepStopped                    // refused or failed: the plan ends here
 )
 
-// asker is the principal a plan is for, with their traits.
+// asker is the principal a plan is for, with their traits and their
+// revocation marks when the plan began.
 type asker struct {
 	Principal
-	traits Traits
+	traits  Traits
+	revoked map[string]string
 }
 
-// runPlan takes steps in order until one does not finish now. mark is the
-// principal's revocation mark from before the plan began: a revocation
-// since then stops it before its next step, and cancels the request a step
-// stored while the revocation ran.
-func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step, mark string) ([]Output, error) {
+// asker is the request's owner as its plan began.
+func (r Request) asker() asker { return asker{r.Principal, r.Traits, r.Revoked} }
+
+// runPlan takes steps in order until one does not finish now. A step
+// whose service, or everything, the asker revoked since the plan began
+// does not start, nor any after it.
+func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step) ([]Output, error) {
 	var outs []Output
 	for i, s := range steps {
-		if revoked, err := b.revokedSince(ctx, p.Principal, mark); revoked || err != nil {
+		service := ""
+		if act, ok := b.registry.Lookup(s.Action); ok {
+			service = act.Service
+		}
+		if revoked, err := b.revokedSince(ctx, p.Principal, p.revoked, service); revoked || err != nil {
 			text := fmt.Sprintf("You revoked access while I worked on this, so I did not start the %d step(s) left.", len(steps)-i)
 			if err != nil {
 				text = fmt.Sprintf("I could not check that you have not revoked access meanwhile, so I did not start the %d step(s) left.", len(steps)-i)
@@ -114,8 +122,10 @@ func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step, mark string
 		}
 		o, outcome, err := b.handleStep(ctx, p, s, steps[i+1:])
 		if err == nil && outcome == stepWaiting {
+			// A revocation that listed the asker's requests just before
+			// this one was stored did not cancel it.
 			var canceled bool
-			if o, canceled, err = b.keepUnlessRevoked(ctx, p.Principal, mark, o); canceled {
+			if o, canceled, err = b.keepUnlessRevoked(ctx, p.Principal, o); canceled {
 				outcome = stepStopped
 			}
 		}
@@ -134,6 +144,21 @@ func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step, mark string
 		return outs, nil
 	}
 	return outs, nil
+}
+
+// keepUnlessRevoked takes the outputs of a plan's step just stored as a
+// request (its one output names it), and cancels the request if its
+// service was revoked since the plan began.
+func (b *Broker) keepUnlessRevoked(ctx context.Context, p Principal, outs []Output) ([]Output, bool, error) {
+	r, raw, err := b.loadOwned(ctx, p, outs[0].RequestID)
+	if err != nil {
+		return outs, false, err
+	}
+	told, stop, err := b.cancelIfRevoked(ctx, r, raw)
+	if !stop {
+		return outs, false, err
+	}
+	return told, true, err
 }
 
 // handleStep takes one step as far as it can go. rest are the plan's steps
@@ -350,7 +375,7 @@ func (b *Broker) newRequest(ctx context.Context, p asker, id string, act *agent.
 	r := Request{
 		V: 1, ID: id, Principal: p.Principal, Traits: p.traits,
 		Step: Step{Action: act.Name, Args: raw}, ArgsHash: hash,
-		Service: act.Service, Scopes: act.Scopes, Rest: rest,
+		Service: act.Service, Scopes: act.Scopes, Rest: rest, Revoked: p.revoked,
 		Created: now, Expires: now.Add(b.requestTTL),
 	}
 	r, _, err = r.apply(e, now)
@@ -439,13 +464,16 @@ func (b *Broker) resume(ctx context.Context, r Request, raw []byte) ([]Output, e
 		}
 		return b.notMoved(ctx, r, raw, err)
 	}
+	if told, stop, err := b.cancelIfRevoked(ctx, r, raw); stop {
+		return told, err
+	}
 	act, args, err := b.stepOf(r)
 	if err != nil {
 		_, _, ferr := b.move(ctx, r, raw, Event{Type: EventFail, Result: "invalid_step"}, nil)
 		out := Output{Kind: KindError, RequestID: r.ID, Text: "This request can no longer run: its stored step is not valid. Ask again."}
 		return append([]Output{out}, planDropped(r)...), errors.Join(err, ferr)
 	}
-	ans, d, outs, err := b.evaluate(ctx, asker{r.Principal, r.Traits}, r.ID, act, args, "connected")
+	ans, d, outs, err := b.evaluate(ctx, r.asker(), r.ID, act, args, "connected")
 	switch {
 	case errors.Is(err, errNeedsConnection):
 		outs[0].RequestID = r.ID

@@ -64,12 +64,16 @@ type Request struct {
 	Grant string `json:"grant,omitempty"`
 	// Rest are the steps of the plan after this one, taken in order once
 	// this one has succeeded, and dropped if it ends any other way.
-	Rest    []Step    `json:"rest,omitempty"`
-	Created time.Time `json:"created"`
-	Expires time.Time `json:"expires"`
-	Decided time.Time `json:"decided,omitzero"`
-	Updated time.Time `json:"updated,omitzero"` // the last change of state (zero in records from before it was kept)
-	Result  string    `json:"result,omitempty"` // summary or safe error, once finished
+	Rest []Step `json:"rest,omitempty"`
+	// Revoked are the owner's revocation marks when the plan began: the
+	// request is canceled rather than resumed or run once they changed
+	// for its service (revocation.go).
+	Revoked map[string]string `json:"revoked,omitempty"`
+	Created time.Time         `json:"created"`
+	Expires time.Time         `json:"expires"`
+	Decided time.Time         `json:"decided,omitzero"`
+	Updated time.Time         `json:"updated,omitzero"` // the last change of state (zero in records from before it was kept)
+	Result  string            `json:"result,omitempty"` // summary or safe error, once finished
 	// Unrecorded are audit events of a move that are not in the trail yet:
 	// the request's outbox (see move).
 	Unrecorded []pending `json:"unrecorded,omitempty"`

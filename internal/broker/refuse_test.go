@@ -83,7 +83,7 @@ func TestRequestsRefusedBeforeProposalAreRecorded(t *testing.T) {
 	f := newFixture(t)
 	f.handle(alice, "dance the tango")
 	f.handle(alice, "merge PR 0 in acme/payments")
-	outs, err := f.b.runPlan(f.ctx, asker{Principal: alice}, []Step{{Action: "github.format_disk", Args: []byte(`{}`)}}, "")
+	outs, err := f.b.runPlan(f.ctx, asker{Principal: alice}, []Step{{Action: "github.format_disk", Args: []byte(`{}`)}})
 	if err != nil || len(outs) != 1 || outs[0].Kind != KindError {
 		t.Fatalf("an unknown action = %s, %v", dump(outs), err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/store"
@@ -41,7 +40,7 @@ func (b *Broker) RevokeAll(ctx context.Context, principal Principal) ([]Output, 
 func (b *Broker) cleanUp(ctx context.Context, principal Principal, service string, verr error) ([]Output, error) {
 	// Marked before the requests are listed: a plan's step that stores a
 	// request after the list looks at the mark after storing it.
-	merr := b.markRevoked(ctx, principal)
+	merr := b.markRevoked(ctx, principal, service)
 	canceled, cerr := b.cancelRequests(ctx, principal, service)
 	removed, gerr := b.deleteGrants(ctx, principal, service)
 	what := service
@@ -95,76 +94,6 @@ func (b *Broker) RevokeGrant(ctx context.Context, principal Principal, grantID s
 		return []Output{errorOut("The grant was removed, but the audit trail could not record it.")}, err
 	}
 	return []Output{message(fmt.Sprintf("Removed the grant for %s on %s: it asks you again next time.", g.Action, g.Resource))}, nil
-}
-
-// revocationKind keys a principal's revocation mark: a fresh random value
-// written by every revocation, so that a plan running at once can tell
-// that one happened since it began (runPlan). It outlives any plan: should
-// it expire during one, the plan stops, as it would for a revocation.
-const (
-	revocationKind = "revocation"
-	revocationKeep = 24 * time.Hour
-)
-
-func revocationKey(p Principal) store.Key {
-	return store.Key{Scope: p.String(), Kind: revocationKind, ID: "last"}
-}
-
-// markRevoked leaves a fresh revocation mark on principal.
-func (b *Broker) markRevoked(ctx context.Context, p Principal) error {
-	mark, err := b.newID()
-	if err != nil {
-		return err
-	}
-	if err := b.store.Put(ctx, revocationKey(p), []byte(mark), revocationKeep); err != nil {
-		return fmt.Errorf("broker: mark revocation: %w", err)
-	}
-	return nil
-}
-
-// revocationMark returns principal's revocation mark, "" when there is
-// none.
-func (b *Broker) revocationMark(ctx context.Context, p Principal) (string, error) {
-	it, err := b.store.Get(ctx, revocationKey(p))
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("broker: read revocation mark: %w", err)
-	}
-	return string(it.Value), nil
-}
-
-// revokedSince reports whether principal revoked anything since mark was
-// read.
-func (b *Broker) revokedSince(ctx context.Context, p Principal, mark string) (bool, error) {
-	now, err := b.revocationMark(ctx, p)
-	return err == nil && now != mark, err
-}
-
-// keepUnlessRevoked takes the outputs of a plan's step that was just
-// stored as a request. A revocation since mark may have listed the
-// principal's requests before this one was stored, and so not canceled
-// it: it is canceled now, and the person told so instead.
-func (b *Broker) keepUnlessRevoked(ctx context.Context, p Principal, mark string, outs []Output) ([]Output, bool, error) {
-	revoked, err := b.revokedSince(ctx, p, mark)
-	if err == nil && !revoked {
-		return outs, false, nil
-	}
-	id := outs[0].RequestID // a stored step's one output names its request
-	r, raw, lerr := b.loadOwned(ctx, p, id)
-	if lerr == nil {
-		_, _, lerr = b.move(ctx, r, raw, Event{Type: EventCancel, By: p, Result: "revoked while it was asked"}, nil)
-	}
-	if lerr != nil && !errors.Is(lerr, ErrIllegal) && !errors.Is(lerr, ErrNoRequest) {
-		// Left open, the request is the person's to deny or revoke again.
-		return outs, false, errors.Join(err, lerr)
-	}
-	text := "You revoked access while I asked for this, so I canceled it."
-	if err != nil {
-		text = "I could not check that you have not revoked access meanwhile, so I canceled this request."
-	}
-	return []Output{{Kind: KindMessage, RequestID: id, Text: text}}, true, err
 }
 
 // cancelRequests cancels the principal's requests for service ("" for

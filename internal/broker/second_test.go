@@ -144,12 +144,18 @@ func TestAGuestIsNoSecondApprover(t *testing.T) {
 			only(t, f.stepUp(a.RequestID, alice), KindMessage)
 			dir.set(bob, traits, nil)
 			before := f.refusals(bob.String())
-			o := only(t, f.decide(bob, a.RequestID, ChoiceOnce), KindError)
-			if !strings.Contains(o.Text, "second approval") {
-				t.Errorf("refusal = %q, want it to say why", o.Text)
+			for _, choice := range []string{ChoiceOnce, ChoiceDeny} {
+				o := only(t, f.decide(bob, a.RequestID, choice), KindMessage)
+				if !strings.Contains(o.Text, "second approval") {
+					t.Errorf("refusal of %s = %q, want it to say why", choice, o.Text)
+				}
 			}
-			if got := f.refusals(bob.String()) - before; got != 1 {
-				t.Errorf("refusals counted = %d, want 1", got)
+			f.clock.Advance(RefusalWindow)
+			if err := f.b.FlushRefusals(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.refusals(bob.String()) - before; got != 2 {
+				t.Errorf("refusals counted = %d, want 2", got)
 			}
 			if got := f.calls(http.MethodPost, deployPath); got != 0 {
 				t.Fatalf("deploys = %d, want 0", got)
@@ -162,5 +168,29 @@ func TestAGuestIsNoSecondApprover(t *testing.T) {
 				t.Errorf("deploys after a member's second approval = %d, want 1", got)
 			}
 		})
+	}
+}
+
+// TestASecondApproverWhoBecameAGuestNoLongerCounts: bob seconded a
+// production deploy while a member, and was made a guest before it ran:
+// his approval no longer covers it, and it does not run.
+func TestASecondApproverWhoBecameAGuestNoLongerCounts(t *testing.T) {
+	f := newFixture(t)
+	dir := &directory{}
+	f.dir = dir
+	withReleaseManagers(t, f, "U2")
+	a := f.approval("deploy acme/website to production")
+	only(t, f.decide(bob, a.RequestID, ChoiceOnce), KindMessage)
+	dir.set(bob, Traits{Guest: true}, nil)
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindStepUp)
+	o := only(t, f.stepUp(a.RequestID, alice), KindError)
+	if !strings.Contains(o.Text, "now a guest") {
+		t.Errorf("output = %q, want the second approval refused", o.Text)
+	}
+	if got := f.calls(http.MethodPost, deployPath); got != 0 {
+		t.Errorf("deploys = %d, want 0", got)
+	}
+	if got := f.count(a.RequestID, failedWith("approver_not_a_member")); got != 1 {
+		t.Errorf("action.failed approver_not_a_member = %d, want 1", got)
 	}
 }
