@@ -31,6 +31,8 @@ const (
 	LeaseIssued         Kind = "lease.issued"
 	VaultRekeyStarted   Kind = "vault.rekey_started" // "bot rekey" began resealing under the current key
 	VaultRekeyed        Kind = "vault.rekeyed"       // "bot rekey" ended; Detail holds its counts and Result whether anything failed
+	ConnectStarted      Kind = "connect.started"     // a person's browser left for a provider's consent page
+	ConnectRefused      Kind = "connect.refused"     // a connect link or callback that could not be used
 )
 
 // Kinds returns every kind above, in their order (the metrics label them;
@@ -41,6 +43,7 @@ func Kinds() []Kind {
 		StepUpPassed, StepUpFailed, TokenIssued, TokenRefreshed, ProviderRequested, ProviderCalled,
 		ActionSucceeded, ActionFailed, RequestExpired, RequestCanceled, GrantCreated, GrantRevoked,
 		ConnectionCreated, ConnectionRevoked, ConnectionExpired, LeaseIssued, VaultRekeyStarted, VaultRekeyed,
+		ConnectStarted, ConnectRefused,
 	}
 }
 

@@ -1,0 +1,483 @@
+package connect
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/loopback"
+	"github.com/agenthub/agenthub/internal/store"
+)
+
+// Provider is one service a person can connect.
+type Provider struct {
+	// Name is what pages call it: "GitHub".
+	Name string
+	// Config is the OAuth client: its ID and secret, the provider's
+	// authorization and token URLs, and the scopes asked for. Its
+	// RedirectURL is ignored: the callback is always this service's own
+	// under Options.PublicURL.
+	Config *oauth2.Config
+	// AuthOptions are further parameters of the authorization request
+	// (Google's access_type=offline, Slack's user_scope, …).
+	AuthOptions []oauth2.AuthCodeOption
+}
+
+// Vault keeps what a flow obtains; *vault.Vault is one.
+type Vault interface {
+	Connect(ctx context.Context, principal, service string, scopes []string, tok *oauth2.Token) error
+}
+
+// Recorder is the audit trail; *audit.Recorder is one.
+type Recorder interface {
+	Record(ctx context.Context, e audit.Event) (audit.Event, error)
+}
+
+// Refuser records refusals, counted; *broker.Broker is one.
+type Refuser interface {
+	Refuse(ctx context.Context, r broker.Refusal) error
+}
+
+// Options configure Flows. All but Connected, HTTPClient, Now, Rand and
+// Logger are required.
+type Options struct {
+	// PublicURL is where people's browsers reach Handler: https, or http
+	// on a loopback address (a laptop).
+	PublicURL string
+	// Key signs links: at least 32 bytes, secret.
+	Key       []byte
+	Store     store.Store
+	Vault     Vault
+	Audit     Recorder
+	Refuser   Refuser
+	Providers map[string]Provider // by service name: "github", "google", "slack"
+	// Connected runs after a connection is stored, before the browser's
+	// page is finished, with a context the browser leaving does not end.
+	Connected func(ctx context.Context, p broker.Principal, service string)
+	// HTTPClient exchanges codes (default: 30 s timeout, no redirects, so
+	// that a redirect never carries the client secret elsewhere).
+	HTTPClient *http.Client
+	Now        func() time.Time
+	Rand       io.Reader
+	Logger     *slog.Logger
+}
+
+// Flows runs connect flows.
+type Flows struct {
+	opts   Options
+	public *url.URL
+	secure bool // PublicURL is https: the cookie is Secure and __Host-
+}
+
+// Paths of Handler.
+const (
+	StartPath    = "/connect"
+	CallbackPath = "/oauth/callback/" // + service
+)
+
+// StateTTL is how long a started flow waits for its callback.
+const StateTTL = 10 * time.Minute
+
+// Store kinds: the spent links, and the flows waiting for their callback.
+const (
+	spentKind = "connect-link-spent"
+	stateKind = "connect-state"
+)
+
+// New returns Flows.
+func New(opts Options) (*Flows, error) {
+	switch {
+	case len(opts.Key) < 32:
+		return nil, errors.New("connect: Key must be at least 32 bytes")
+	case opts.Store == nil || opts.Vault == nil || opts.Audit == nil || opts.Refuser == nil:
+		return nil, errors.New("connect: Store, Vault, Audit and Refuser are required")
+	case len(opts.Providers) == 0:
+		return nil, errors.New("connect: no providers")
+	}
+	u, err := url.Parse(strings.TrimSuffix(opts.PublicURL, "/"))
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, errors.New("connect: PublicURL must be an absolute URL such as https://agenthub.example.com")
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && loopback.Is(u.Hostname()):
+	default:
+		return nil, errors.New("connect: PublicURL must be https (or http on a loopback address)")
+	}
+	for name, p := range opts.Providers {
+		if p.Config == nil || p.Config.ClientID == "" || p.Config.Endpoint.AuthURL == "" || p.Config.Endpoint.TokenURL == "" {
+			return nil, fmt.Errorf("connect: provider %s needs a client ID and authorization and token URLs", name)
+		}
+		if (store.Key{Kind: stateKind, ID: name}).Validate() != nil || strings.ContainsAny(name, "/?#") {
+			return nil, fmt.Errorf("connect: invalid service name %q", name)
+		}
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{
+			Timeout:       30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Connected == nil {
+		opts.Connected = func(context.Context, broker.Principal, string) {}
+	}
+	return &Flows{opts: opts, public: u, secure: u.Scheme == "https"}, nil
+}
+
+// Services lists the services Flows can connect, sorted.
+func (f *Flows) Services() []string {
+	names := make([]string, 0, len(f.opts.Providers))
+	for name := range f.opts.Providers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Link returns a link that connects p's account at service: good for
+// LinkTTL and one use. Give it to p alone (a DM, an ephemeral reply).
+func (f *Flows) Link(p broker.Principal, service string) (string, error) {
+	if _, ok := f.opts.Providers[service]; !ok {
+		return "", fmt.Errorf("connect: unknown service %q", service)
+	}
+	if err := p.Validate(); err != nil {
+		return "", err
+	}
+	nonce, err := f.random()
+	if err != nil {
+		return "", err
+	}
+	token, err := sign(f.opts.Key, link{Principal: p, Service: service, Nonce: nonce, Expires: f.opts.Now().Add(LinkTTL).Unix()})
+	if err != nil {
+		return "", err
+	}
+	return f.public.String() + StartPath + "?" + url.Values{"t": {token}}.Encode(), nil
+}
+
+// Handler serves the start page, its Continue, and the callbacks.
+func (f *Flows) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+StartPath, f.startPage)
+	mux.HandleFunc("POST "+StartPath, f.start)
+	mux.HandleFunc("GET "+CallbackPath+"{service}", f.callback)
+	return mux
+}
+
+func (f *Flows) random() (string, error) {
+	var b [32]byte
+	if _, err := io.ReadFull(f.opts.Rand, b[:]); err != nil {
+		return "", fmt.Errorf("connect: random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+func (f *Flows) redirectURL(service string) string {
+	return f.public.String() + CallbackPath + service
+}
+
+// cookieName is the cookie that binds a flow to the browser that started
+// it. __Host- makes browsers keep it to this host, Secure, path /.
+func (f *Flows) cookieName() string {
+	if f.secure {
+		return "__Host-agenthub-connect"
+	}
+	return "agenthub-connect"
+}
+
+// refuse records a refusal and shows its page.
+func (f *Flows) refuse(w http.ResponseWriter, r *http.Request, actor, service, reason, op string, status int, p page) {
+	if actor == "" {
+		actor = "anonymous"
+	}
+	if err := f.opts.Refuser.Refuse(context.WithoutCancel(r.Context()), broker.Refusal{
+		Actor: actor, Kind: audit.ConnectRefused, Reason: reason, Op: op, Resource: service,
+	}); err != nil {
+		f.opts.Logger.WarnContext(r.Context(), "connect refusal not recorded", "reason", reason, "error", err)
+	}
+	show(w, status, p, "")
+}
+
+// linkRefusal is the page for a link that cannot be used.
+func linkRefusal(err error) page {
+	if errors.Is(err, errLinkExpired) {
+		return page{Title: "This link has expired", Lines: []string{
+			"Connect links work for 10 minutes. Ask again in Slack (the Connect button, or /agenthub connect) for a new one."}}
+	}
+	return page{Title: "This link is not valid", Lines: []string{
+		"Ask again in Slack (the Connect button, or /agenthub connect) for a new one."}}
+}
+
+// startPage says what Continue will connect for whom. It spends nothing.
+func (f *Flows) startPage(w http.ResponseWriter, r *http.Request) {
+	token := r.URL.Query().Get("t")
+	l, err := verify(f.opts.Key, token, f.opts.Now())
+	if err != nil {
+		f.refuse(w, r, l.Principal.String(), l.Service, err.Error(), "connect_link", http.StatusBadRequest, linkRefusal(err))
+		return
+	}
+	prov, ok := f.opts.Providers[l.Service]
+	if !ok {
+		f.refuse(w, r, l.Principal.String(), l.Service, "unknown_service", "connect_link", http.StatusBadRequest, linkRefusal(errLinkInvalid))
+		return
+	}
+	show(w, http.StatusOK, page{
+		Title: "Connect " + prov.Name + " to AgentHub",
+		Lines: []string{
+			fmt.Sprintf("This connects your %s account for Slack user %s in workspace %s, as asked in Slack.", prov.Name, l.Principal.User, l.Principal.Team),
+			fmt.Sprintf("%s will ask you to allow it. AgentHub keeps the access %s gives in its vault; agents act through it only as your policy and your approvals allow, and you can revoke it any time with /agenthub revoke %s.", prov.Name, prov.Name, l.Service),
+		},
+		Service: prov.Name, Token: token, Action: StartPath,
+	}, "")
+}
+
+// flowState is a started flow, waiting for its callback.
+type flowState struct {
+	Principal broker.Principal `json:"p"`
+	Service   string           `json:"s"`
+	Verifier  string           `json:"v"`
+	Binding   string           `json:"b"` // SHA-256 of the cookie's value, hex
+	Expires   time.Time        `json:"e"`
+	Spent     bool             `json:"spent,omitempty"`
+}
+
+func stateKey(state string) store.Key {
+	sum := sha256.Sum256([]byte(state))
+	return store.Key{Kind: stateKind, ID: hex.EncodeToString(sum[:])}
+}
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// sameOrigin reports whether a POST came from a page of this origin: the
+// browser says so in Sec-Fetch-Site or Origin. One that says neither (an
+// old browser) is let through: the link itself is still needed.
+func (f *Flows) sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		return origin == f.public.Scheme+"://"+f.public.Host
+	}
+	return true
+}
+
+// start spends the link and sends the browser to the provider.
+func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if !f.sameOrigin(r) {
+		f.refuse(w, r, "", "", "cross_site_post", "connect_start", http.StatusForbidden, page{Title: "This did not come from AgentHub's page",
+			Lines: []string{"Open the link AgentHub sent you in Slack, and press Continue there."}})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	l, err := verify(f.opts.Key, r.PostFormValue("t"), f.opts.Now())
+	if err != nil {
+		f.refuse(w, r, l.Principal.String(), l.Service, err.Error(), "connect_start", http.StatusBadRequest, linkRefusal(err))
+		return
+	}
+	prov, ok := f.opts.Providers[l.Service]
+	if !ok {
+		f.refuse(w, r, l.Principal.String(), l.Service, "unknown_service", "connect_start", http.StatusBadRequest, linkRefusal(errLinkInvalid))
+		return
+	}
+	ttl := time.Until(time.Unix(l.Expires, 0)) + time.Minute
+	switch err := f.opts.Store.Create(ctx, store.Key{Kind: spentKind, ID: digest(l.Nonce)}, []byte("1"), max(ttl, time.Minute)); {
+	case errors.Is(err, store.ErrExists):
+		f.refuse(w, r, l.Principal.String(), l.Service, "link_spent", "connect_start", http.StatusBadRequest, page{Title: "This link was already used",
+			Lines: []string{"Each connect link works once. Ask again in Slack (the Connect button, or /agenthub connect) for a new one."}})
+		return
+	case err != nil:
+		f.unavailable(w, r, "spend link", err)
+		return
+	}
+	state, err1 := f.random()
+	binding, err2 := f.random()
+	if err := errors.Join(err1, err2); err != nil {
+		f.unavailable(w, r, "random", err)
+		return
+	}
+	verifier := oauth2.GenerateVerifier()
+	fs := flowState{Principal: l.Principal, Service: l.Service, Verifier: verifier, Binding: digest(binding), Expires: f.opts.Now().Add(StateTTL)}
+	value, err := json.Marshal(fs)
+	if err != nil {
+		f.unavailable(w, r, "encode state", err)
+		return
+	}
+	// Started is on the record before the browser leaves: a flow the
+	// trail does not know of is not started.
+	if _, err := f.opts.Audit.Record(ctx, audit.Event{Kind: audit.ConnectStarted, Actor: l.Principal.String(),
+		Detail: map[string]string{"service": l.Service}}); err != nil {
+		f.unavailable(w, r, "record connect.started", err)
+		return
+	}
+	if err := f.opts.Store.Create(ctx, stateKey(state), value, StateTTL+time.Minute); err != nil {
+		f.unavailable(w, r, "store state", err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: f.cookieName(), Value: binding, Path: "/", MaxAge: int(StateTTL / time.Second),
+		Secure: f.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+	conf := *prov.Config
+	conf.RedirectURL = f.redirectURL(l.Service)
+	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}, prov.AuthOptions...)
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, conf.AuthCodeURL(state, opts...), http.StatusSeeOther)
+}
+
+// unavailable is the page for a fault of AgentHub's own (the store or the
+// audit trail): nothing was connected, and trying again is safe.
+func (f *Flows) unavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
+	f.opts.Logger.ErrorContext(r.Context(), "connect flow failed", "step", what, "error", err)
+	show(w, http.StatusServiceUnavailable, page{Title: "Nothing was connected",
+		Lines: []string{"AgentHub could not finish this just now. Ask again in Slack in a moment for a new link."}}, "")
+}
+
+// spend reads the flow a callback's state names and marks it spent in the
+// same compare-and-swap: whatever follows, the state works once.
+func (f *Flows) spend(ctx context.Context, state string) (flowState, string, error) {
+	var fs flowState
+	reason := ""
+	_, err := store.Update(ctx, f.opts.Store, stateKey(state), store.KeepTTL, func(cur []byte) ([]byte, error) {
+		fs, reason = flowState{}, ""
+		if cur == nil {
+			reason = "state_unknown"
+			return nil, store.Keep
+		}
+		if err := json.Unmarshal(cur, &fs); err != nil {
+			return nil, fmt.Errorf("connect: decode state: %w", err)
+		}
+		if fs.Spent {
+			reason = "state_spent"
+			return nil, store.Keep
+		}
+		spent := fs
+		spent.Spent, spent.Verifier = true, ""
+		return json.Marshal(spent)
+	})
+	return fs, reason, err
+}
+
+// callback finishes a flow: the provider sent the browser back.
+func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	service := r.PathValue("service")
+	q := r.URL.Query()
+	state := q.Get("state")
+	again := []string{"Nothing was connected. Ask again in Slack (the Connect button, or /agenthub connect) for a new link."}
+	if state == "" || len(state) > 256 {
+		f.refuse(w, r, "", service, "state_missing", "oauth_callback", http.StatusBadRequest, page{Title: "This is not a connect flow AgentHub started", Lines: again})
+		return
+	}
+	fs, reason, err := f.spend(ctx, state)
+	if err != nil {
+		f.unavailable(w, r, "spend state", err)
+		return
+	}
+	actor := fs.Principal.String()
+	if fs.Principal.IsZero() {
+		actor = ""
+	}
+	cookie, _ := r.Cookie(f.cookieName())
+	switch {
+	case reason == "state_unknown":
+		f.refuse(w, r, "", service, reason, "oauth_callback", http.StatusBadRequest, page{Title: "This is not a connect flow AgentHub started, or it has expired", Lines: again})
+		return
+	case reason == "state_spent":
+		f.refuse(w, r, actor, service, reason, "oauth_callback", http.StatusBadRequest, page{Title: "This connect flow was already finished", Lines: again})
+		return
+	case fs.Service != service:
+		f.refuse(w, r, actor, service, "wrong_service", "oauth_callback", http.StatusBadRequest, page{Title: "This answer came back from the wrong service", Lines: again})
+		return
+	case !f.opts.Now().Before(fs.Expires):
+		f.refuse(w, r, actor, service, "state_expired", "oauth_callback", http.StatusBadRequest, page{Title: "This connect flow took too long", Lines: again})
+		return
+	case cookie == nil || subtle.ConstantTimeCompare([]byte(digest(cookie.Value)), []byte(fs.Binding)) != 1:
+		f.refuse(w, r, actor, service, "other_browser", "oauth_callback", http.StatusForbidden, page{Title: "This connect flow was started in another browser",
+			Lines: []string{"Open the link AgentHub sent you in Slack in this browser, or ask again for a new one. Nothing was connected."}})
+		return
+	}
+	// The flow is over, whatever comes next: the cookie goes.
+	http.SetCookie(w, &http.Cookie{Name: f.cookieName(), Value: "", Path: "/", MaxAge: -1, Secure: f.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	prov := f.opts.Providers[service]
+	if e := q.Get("error"); e != "" {
+		reason := "provider_error"
+		if e == "access_denied" {
+			reason = "consent_denied"
+		}
+		f.refuse(w, r, actor, service, reason, "oauth_callback", http.StatusOK, page{Title: prov.Name + " was not connected",
+			Lines: []string{fmt.Sprintf("%s did not give AgentHub access (you may have declined). Nothing was connected; you can ask again in Slack any time.", prov.Name)}})
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		f.refuse(w, r, actor, service, "code_missing", "oauth_callback", http.StatusBadRequest, page{Title: prov.Name + " sent no authorization", Lines: again})
+		return
+	}
+	conf := *prov.Config
+	conf.RedirectURL = f.redirectURL(service)
+	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, f.opts.HTTPClient), code, oauth2.VerifierOption(fs.Verifier))
+	if err != nil {
+		// oauth2's errors carry the provider's response body: only the
+		// status and error code are logged.
+		attrs := []any{"service", service}
+		if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
+			attrs = append(attrs, "status", re.Response.StatusCode, "error_code", re.ErrorCode)
+		}
+		f.opts.Logger.WarnContext(ctx, "code exchange failed", attrs...)
+		f.refuse(w, r, actor, service, "exchange_failed", "oauth_callback", http.StatusBadGateway, page{Title: prov.Name + " did not complete the connection", Lines: again})
+		return
+	}
+	cctx := context.WithoutCancel(ctx)
+	if err := f.opts.Vault.Connect(cctx, fs.Principal.String(), service, granted(tok, conf.Scopes), tok); err != nil {
+		f.unavailable(w, r, "store connection", err)
+		return
+	}
+	show(w, http.StatusOK, page{Title: prov.Name + " is connected", Lines: []string{
+		"AgentHub goes on in Slack with anything that waited for this connection.",
+		"You can close this tab.",
+	}}, "")
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	f.opts.Connected(cctx, fs.Principal, service)
+}
+
+// granted is the scopes the provider says it granted (the token response's
+// scope, space- or comma-separated), or those asked for when it says none.
+func granted(tok *oauth2.Token, asked []string) []string {
+	s, _ := tok.Extra("scope").(string)
+	if strings.TrimSpace(s) == "" {
+		return slices.Clone(asked)
+	}
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
+}

@@ -1,0 +1,70 @@
+package connect
+
+import (
+	"bytes"
+	"html/template"
+	"net/http"
+	"strconv"
+)
+
+// pageTemplate is every page the flow shows: a title, a few lines, and on
+// the start page the Continue form. No script, no external asset.
+var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{{.Title}} · AgentHub</title>
+<style>
+body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;color:#1d1c1d}
+h1{font-size:1.4rem}
+button{font:inherit;padding:.5rem 1.2rem;border:0;border-radius:4px;background:#007a5a;color:#fff;cursor:pointer}
+.muted{color:#616061}
+</style>
+</head>
+<body>
+<h1>{{.Title}}</h1>
+{{range .Lines}}<p>{{.}}</p>
+{{end}}{{if .Token}}<form method="post" action="{{.Action}}">
+<input type="hidden" name="t" value="{{.Token}}">
+<button type="submit">Continue to {{.Service}}</button>
+</form>
+<p class="muted">If you did not ask for this in Slack, close this tab: nothing happens.</p>
+{{end}}</body>
+</html>
+`))
+
+// page is what one page shows.
+type page struct {
+	Title   string
+	Lines   []string
+	Service string // the provider's name, for the Continue button
+	Token   string // the link, on the start page only
+	Action  string // where Continue posts
+}
+
+// show writes p with status and the headers every page carries.
+// formAction is the provider's origin a Continue may lead to, or "".
+func show(w http.ResponseWriter, status int, p page, formAction string) {
+	var buf bytes.Buffer
+	if err := pageTemplate.Execute(&buf, p); err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	csp := "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+	if formAction != "" {
+		// Browsers apply form-action to where the POST redirects, too.
+		csp += " " + formAction
+	}
+	h.Set("Content-Security-Policy", csp)
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
