@@ -20,6 +20,10 @@ import (
 // key. Changing it orphans every enrolment.
 const stepUpKeyInfo = "agenthub step-up totp v1"
 
+// linkKeyInfo derives the key that signs connect links. Changing it (or
+// the vault key) voids the links out, which live 10 minutes.
+const linkKeyInfo = "agenthub connect links v1"
+
 // keys are the bot's keys, decoded from the configuration, with the
 // step-up keys derived from the vault keys. The old keys are the ones
 // AGENTHUB_VAULT_OLD_KEYS lists, in order, and the step-up keys derived
@@ -28,6 +32,7 @@ type keys struct {
 	audit               []byte
 	vault, stepUp       []byte
 	vaultOld, stepUpOld [][]byte
+	links               []byte // signs connect links
 }
 
 // loadKeys decodes and derives the keys of cfg, which config.Load has
@@ -48,6 +53,9 @@ func loadKeys(cfg *config.Config) (keys, error) {
 	// the one rotates the other.
 	if k.stepUp, err = stepUpKey(k.vault); err != nil {
 		return keys{}, err
+	}
+	if k.links, err = hkdf.Key(sha256.New, k.vault, nil, linkKeyInfo, secret.KeySize); err != nil {
+		return keys{}, fmt.Errorf("derive the link key: %w", err)
 	}
 	for i, s := range cfg.VaultOldKeys {
 		old, err := config.KeyBytes(s)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 
 	"github.com/slack-go/slack"
@@ -32,6 +33,9 @@ type botEnv struct {
 	core *core
 	app  *slackapp.App
 	web  *web.Server
+	// public serves the connect flow, when AGENTHUB_PUBLIC_URL is set and
+	// its address is not the operator's.
+	public *web.Server
 }
 
 // runBot runs the Slack bot until ctx ends or Slack refuses its tokens.
@@ -100,6 +104,17 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		return err
 	}
 
+	flows, err := connectFlows(cfg, provs, env.core, st, k, logger, func(ctx context.Context, p broker.Principal, service string) {
+		env.app.ConnectionLanded(ctx, p, service)
+	})
+	if err != nil {
+		return err
+	}
+	var connectLink func(broker.Principal, string) (string, error)
+	services := provs.names
+	if flows != nil {
+		connectLink, services = flows.Link, flows.Services()
+	}
 	env.app, err = slackapp.New(slackapp.Options{
 		Broker: env.core.Broker, Store: st, API: api, Enroller: env.core.StepUp,
 		Connections: func(ctx context.Context, principal broker.Principal) ([]slackapp.HomeConnection, error) {
@@ -116,10 +131,11 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		History: func(ctx context.Context, principal broker.Principal, n int) ([]audit.Event, error) {
 			return env.core.Audit.TailOf(ctx, principal.String(), n, historyWindow)
 		},
-		Connect:  env.core.connect,
-		Demo:     provs.sim != nil,
-		Services: provs.names,
-		Logger:   logger, Registerer: registry,
+		Connect:     env.core.connect,
+		ConnectLink: connectLink,
+		Demo:        provs.sim != nil,
+		Services:    services,
+		Logger:      logger, Registerer: registry,
 	})
 	if err != nil {
 		return err
@@ -145,9 +161,20 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		}
 		g.Go(func() error { return poster.Run(gctx) })
 	}
+	// The public listener (the connect flow's pages and callbacks) and the
+	// operator's are apart, unless a person gave them one address.
+	var public http.Handler
+	if flows != nil {
+		public = flows.Handler()
+	}
+	if public != nil && cfg.PublicAddr != cfg.HTTPAddr {
+		env.public = web.NewPublic(cfg.PublicAddr, public, logger)
+		g.Go(func() error { return env.public.Run(gctx) })
+		public = nil
+	}
 	if cfg.HTTPAddr != "" {
 		env.web, err = web.New(web.Options{
-			Addr: cfg.HTTPAddr, Gatherer: registry, Logger: logger,
+			Addr: cfg.HTTPAddr, Gatherer: registry, Logger: logger, Public: public,
 			Ready: []web.Check{
 				{Name: "slack", Check: func(context.Context) error {
 					if !env.app.Connected() {

@@ -67,6 +67,14 @@ type Config struct {
 	// Policy is a policy file (AGENTHUB_POLICY); "" is the embedded default.
 	Policy string
 
+	// PublicURL is where people's browsers reach the bot's public
+	// listener, for the OAuth connect flow (AGENTHUB_PUBLIC_URL): https, or
+	// http on a loopback address. PublicAddr is the address that listener
+	// binds (AGENTHUB_PUBLIC_ADDR). Both or neither; without them,
+	// connecting through OAuth is off.
+	PublicURL  string
+	PublicAddr string
+
 	// Operations.
 	HTTPAddr  string     // AGENTHUB_HTTP_ADDR
 	LogLevel  slog.Level // AGENTHUB_LOG_LEVEL: debug, info, warn, error
@@ -122,6 +130,8 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		Demo:          l.oneOf("AGENTHUB_DEMO", "0", "0", "1") == "1",
 		SimURL:        l.simURL("AGENTHUB_SIM_URL"),
 		Policy:        getenv("AGENTHUB_POLICY"),
+		PublicURL:     l.publicURL("AGENTHUB_PUBLIC_URL"),
+		PublicAddr:    getenv("AGENTHUB_PUBLIC_ADDR"),
 		HTTPAddr:      getenv("AGENTHUB_HTTP_ADDR"),
 		LogLevel:      l.level("AGENTHUB_LOG_LEVEL"),
 		LogFormat:     l.oneOf("AGENTHUB_LOG_FORMAT", "json", "json", "text"),
@@ -132,6 +142,12 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 	}
 	if p := c.SlackBotToken; !p.IsZero() && !strings.HasPrefix(p.Reveal(), "xoxb-") {
 		l.bad("SLACK_BOT_TOKEN", "must be a bot token (xoxb-…)")
+	}
+	switch {
+	case c.PublicURL != "" && c.PublicAddr == "":
+		l.bad("AGENTHUB_PUBLIC_ADDR", "required with AGENTHUB_PUBLIC_URL: the address the public listener binds, such as :8443")
+	case c.PublicURL == "" && c.PublicAddr != "" && l.getenv("AGENTHUB_PUBLIC_URL") == "":
+		l.bad("AGENTHUB_PUBLIC_URL", "required with AGENTHUB_PUBLIC_ADDR: where browsers reach that listener, such as https://agenthub.example.com")
 	}
 	if c.SimURL != "" && !c.Demo {
 		l.bad("AGENTHUB_SIM_URL", "simulated providers are for the demo: set AGENTHUB_DEMO=1 too, or leave it out")
@@ -292,6 +308,23 @@ func (l *loader) url(name string) string {
 	return v
 }
 
+// publicURL accepts https, or http on a loopback address (a laptop): OAuth
+// codes and the flow's cookie travel to it.
+func (l *loader) publicURL(name string) string {
+	v := strings.TrimSuffix(l.getenv(name), "/")
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	ok := err == nil && u.Host != "" && u.User == nil && u.RawQuery == "" && u.Fragment == "" &&
+		(u.Scheme == "https" || (u.Scheme == "http" && loopback.Is(u.Hostname())))
+	if !ok {
+		l.bad(name, "must be an https:// URL (or http:// on a loopback address), such as https://agenthub.example.com")
+		return ""
+	}
+	return v
+}
+
 // simURL accepts only http:// on a loopback address: the vault sends the
 // simulated providers' tokens there in the clear.
 func (l *loader) simURL(name string) string {
@@ -386,6 +419,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("redis_prefix", c.RedisPrefix),
 		slog.Int("vault_old_keys", len(c.VaultOldKeys)),
 		slog.String("sim_url", c.SimURL),
+		slog.String("public_url", c.PublicURL),
+		slog.String("public_addr", c.PublicAddr),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),

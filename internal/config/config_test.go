@@ -78,6 +78,40 @@ func TestSimURLNeedsTheDemo(t *testing.T) {
 	}
 }
 
+// TestPublicListener: the public URL is https, or http on a loopback
+// address, and comes with the address it binds; one without the other is
+// a problem named by the setting that is missing.
+func TestPublicListener(t *testing.T) {
+	tests := []struct {
+		name    string
+		set     map[string]string
+		url     string
+		problem string
+	}{
+		{"https", map[string]string{"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com/", "AGENTHUB_PUBLIC_ADDR": ":8443"}, "https://agenthub.example.com", ""},
+		{"http on loopback", map[string]string{"AGENTHUB_PUBLIC_URL": "http://127.0.0.1:8443", "AGENTHUB_PUBLIC_ADDR": "127.0.0.1:8443"}, "http://127.0.0.1:8443", ""},
+		{"http elsewhere", map[string]string{"AGENTHUB_PUBLIC_URL": "http://agenthub.example.com", "AGENTHUB_PUBLIC_ADDR": ":80"}, "", "AGENTHUB_PUBLIC_URL"},
+		{"a query", map[string]string{"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com/?next=x", "AGENTHUB_PUBLIC_ADDR": ":8443"}, "", "AGENTHUB_PUBLIC_URL"},
+		{"no address", map[string]string{"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com"}, "", "AGENTHUB_PUBLIC_ADDR"},
+		{"no URL", map[string]string{"AGENTHUB_PUBLIC_ADDR": ":8443"}, "", "AGENTHUB_PUBLIC_URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(tt.set), os.ReadFile, 0)
+			if tt.problem == "" {
+				if err != nil || c.PublicURL != tt.url {
+					t.Fatalf("Load = %+v, %v; want public URL %q", c, err, tt.url)
+				}
+				return
+			}
+			var ce *Error
+			if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Name != tt.problem {
+				t.Fatalf("Load = %v, want one problem with %s", err, tt.problem)
+			}
+		})
+	}
+}
+
 // TestLoadReportsEverything checks that one Load reports every problem, each
 // by name, and that no secret's value appears in the error.
 func TestLoadReportsEverything(t *testing.T) {

@@ -38,6 +38,9 @@ type Provider struct {
 	// AuthOptions are further parameters of the authorization request
 	// (Google's access_type=offline, Slack's user_scope, …).
 	AuthOptions []oauth2.AuthCodeOption
+	// LoginHint sends login_hint with the person's principal: the
+	// simulated providers consent at once for whoever it names.
+	LoginHint bool
 }
 
 // Vault keeps what a flow obtains; *vault.Vault is one.
@@ -349,6 +352,9 @@ func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 	conf := *prov.Config
 	conf.RedirectURL = f.redirectURL(l.Service)
 	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}, prov.AuthOptions...)
+	if prov.LoginHint {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", l.Principal.String()))
+	}
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, conf.AuthCodeURL(state, opts...), http.StatusSeeOther)

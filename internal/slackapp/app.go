@@ -63,10 +63,15 @@ type Options struct {
 	// simulated provider issues tokens). nil outside the demo: connecting
 	// needs the OAuth flow of a later issue, and the app says so.
 	Connect func(ctx context.Context, principal broker.Principal, service string) error
+	// ConnectLink returns a link that starts the OAuth flow connecting
+	// principal's account at service (internal/connect): signed, for them
+	// alone, single-use, good for 10 minutes. When set, Connect buttons and
+	// "/agenthub connect" answer with a fresh one, and Connect is not used.
+	ConnectLink func(principal broker.Principal, service string) (string, error)
 	// Demo marks the app as running against simulated providers: each
 	// person is connected to every service on first contact (with Connect).
 	Demo     bool
-	Services []string // the service names Connect accepts, for the demo's first contact
+	Services []string // the service names Connect or ConnectLink accept (and the demo connects on first contact)
 
 	Logger     *slog.Logger          // default: discard
 	Registerer prometheus.Registerer // the app's metrics; nil: not registered

@@ -541,7 +541,8 @@ func StepUpModal(r broker.Request) slack.ModalViewRequest {
 }
 
 // ConnectMessage asks the person to connect a service. The button's value
-// is the service name; the OAuth link is added when the web flow exists.
+// is the service name: a click answers with a fresh connect link for the
+// clicker alone (or, in the demo without a public URL, connects at once).
 func ConnectMessage(o broker.Output) []slack.Block {
 	b := button(ActionConnect, "Connect "+o.Service, o.Service).WithStyle(slack.StylePrimary)
 	blocks := []slack.Block{section(escape(o.Text))}

@@ -120,8 +120,30 @@ func TestSlashAnsweredThroughResponseURL(t *testing.T) {
 func TestSlashConnectWithoutOAuth(t *testing.T) {
 	f := newFlow(t, flowOptions{noConnect: true})
 	_, env := f.command(alice, "connect github")
-	if rs := f.responsesTo(env); len(rs) != 1 || !strings.Contains(rs[0].Text, "not available yet") {
+	if rs := f.responsesTo(env); len(rs) != 1 || !strings.Contains(rs[0].Text, "not set up here") {
 		t.Errorf("responses = %+v, want connecting said to be unavailable", rs)
+	}
+}
+
+// TestSlashConnectGivesALinkForTheAskerAlone: with the OAuth flow on,
+// "/agenthub connect" answers the asker alone with a link made out to them,
+// and connects nothing by itself.
+func TestSlashConnectGivesALinkForTheAskerAlone(t *testing.T) {
+	var asked []string
+	f := newFlow(t, flowOptions{connectLink: func(p broker.Principal, service string) (string, error) {
+		asked = append(asked, p.String()+" "+service)
+		return "https://agenthub.example.com/connect?t=made-out-to-" + p.User, nil
+	}})
+	_, env := f.command(alice, "connect github")
+	rs := f.responsesTo(env)
+	if len(rs) != 1 || rs[0].ResponseType != "ephemeral" || !strings.Contains(rs[0].Text, "<https://agenthub.example.com/connect?t=made-out-to-"+alice+"|Connect github>") {
+		t.Fatalf("responses = %+v, want an ephemeral link for alice", rs)
+	}
+	if want := testPrincipal(alice).String() + " github"; len(asked) != 1 || asked[0] != want {
+		t.Errorf("links made for %q, want %q", asked, want)
+	}
+	if cs, err := f.env.Vault.Connections(f.ctx, testPrincipal(alice).String()); err != nil || len(cs) != 0 {
+		t.Errorf("connections after asking for a link = %+v, %v; want none", cs, err)
 	}
 }
 

@@ -40,6 +40,8 @@ type flowOptions struct {
 	demo       bool           // Options.Demo, with Connect
 	noEnroller bool           // leave Options.Enroller nil
 	noConnect  bool           // leave Options.Connect nil
+	// connectLink is Options.ConnectLink (nil: not set).
+	connectLink func(broker.Principal, string) (string, error)
 	// stackStore, when set, wraps the store the simulated stack (broker,
 	// vault, step-up) uses, to inject faults there.
 	stackStore func(store.Store) store.Store
@@ -106,6 +108,7 @@ func newFlow(t testing.TB, fo flowOptions) *flow {
 	if !fo.noConnect {
 		opts.Connect = env.Connect
 	}
+	opts.ConnectLink = fo.connectLink
 	f.app, err = New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -246,14 +246,25 @@ func (a *App) connectClick(ctx context.Context, c click) {
 	a.tell(ctx, c, a.connect(ctx, c.principal, c.value))
 }
 
-// connect links principal to service where the app can (the demo), and
-// says what happened.
+// connect answers principal's wish to connect service: a link to the OAuth
+// flow, made out to them alone, or (the demo) the connection itself.
 func (a *App) connect(ctx context.Context, principal broker.Principal, service string) string {
-	if a.opts.Connect == nil {
-		return escape(fmt.Sprintf("Connecting %s through OAuth is not available yet, so I can't connect it from Slack.", service))
+	if a.opts.Connect == nil && a.opts.ConnectLink == nil {
+		return escape(fmt.Sprintf("Connecting %s is not set up here (AGENTHUB_PUBLIC_URL and the service's OAuth client), so I can't connect it from Slack.", service))
 	}
 	if !slices.Contains(a.opts.Services, service) {
 		return escape(fmt.Sprintf("I don't know the service %q. I can connect %s.", service, strings.Join(a.opts.Services, ", ")))
+	}
+	if a.opts.ConnectLink != nil {
+		link, err := a.opts.ConnectLink(principal, service)
+		if err != nil {
+			a.log.WarnContext(ctx, "connect link not made", "slack_user", principal.User, "service", service, "err", err)
+			return "I couldn't make a connect link just now. Try again in a moment."
+		}
+		// The link is a URL AgentHub made (base64url and a fixed path):
+		// nothing in it needs escaping inside <…|…>.
+		return fmt.Sprintf("<%s|Connect %s> (this link is for you alone: it works once, for 10 minutes). "+
+			"I'll carry on here with anything that waits for it once you're connected.", link, escape(service))
 	}
 	if err := a.opts.Connect(ctx, principal, service); err != nil {
 		a.log.WarnContext(ctx, "connect failed", "slack_user", principal.User, "service", service, "err", err)
@@ -265,6 +276,21 @@ func (a *App) connect(ctx context.Context, principal broker.Principal, service s
 		return escape(fmt.Sprintf("Connected %s. I went on with the %d request(s) that waited for it.", service, resumed))
 	}
 	return escape(fmt.Sprintf("Connected %s.", service))
+}
+
+// ConnectionLanded is told that principal's connection to service was
+// stored (the OAuth callback): it goes on with the requests that waited for
+// it, refreshes App Home and tells principal in their DM.
+func (a *App) ConnectionLanded(ctx context.Context, principal broker.Principal, service string) {
+	resumed := a.resumeConnected(ctx, principal, service)
+	a.publishHome(ctx, principal)
+	text := fmt.Sprintf("Connected %s.", service)
+	if resumed > 0 {
+		text = fmt.Sprintf("Connected %s. I went on with the %d request(s) that waited for it.", service, resumed)
+	}
+	if _, _, err := a.dm(ctx, principal.User, escape(text), nil); err != nil {
+		a.log.WarnContext(ctx, "connected dm failed", "slack_user", principal.User, "service", service, "err", err)
+	}
 }
 
 // resumeConnected goes on with the principal's requests that waited for

@@ -55,6 +55,9 @@ type Options struct {
 	// Logger receives failed readiness checks and serving errors; nil
 	// discards them.
 	Logger *slog.Logger
+	// Public, when set, is served too, for every other path: the public
+	// listener's routes, when a person puts both on one address.
+	Public http.Handler
 }
 
 // Server serves /healthz, /readyz and /metrics.
@@ -109,8 +112,21 @@ func New(opts Options) (*Server, error) {
 		// Scrapes are rare; more at once means something is wrong.
 		MaxRequestsInFlight: 4,
 	}))
+	if opts.Public != nil {
+		mux.Handle("/", opts.Public)
+	}
 	s.handler = mux
 	return s, nil
+}
+
+// NewPublic returns a Server that serves h on addr: the public listener,
+// whose routes (the OAuth connect flow) are for people's browsers, apart
+// from the operator's endpoints.
+func NewPublic(addr string, h http.Handler, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{addr: addr, log: logger, handler: h, checkTimeout: CheckTimeout}
 }
 
 // Handler returns the server's routes, for tests and for mounting them in

@@ -373,3 +373,27 @@ func TestListenRequiresAddr(t *testing.T) {
 		t.Error("Listen without an address succeeded")
 	}
 }
+
+// TestPublicListener: the public listener serves its own routes and none of
+// the operator's, unless a person put both on one address.
+func TestPublicListener(t *testing.T) {
+	public := http.NewServeMux()
+	public.HandleFunc("GET /connect", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "connect page") })
+
+	apart := NewPublic("127.0.0.1:0", public, nil).Handler()
+	if rec := get(t, apart, "GET", "/connect"); rec.Code != http.StatusOK || rec.Body.String() != "connect page" {
+		t.Errorf("public /connect = %d %q", rec.Code, rec.Body.String())
+	}
+	for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+		if rec := get(t, apart, "GET", path); rec.Code != http.StatusNotFound {
+			t.Errorf("public %s = %d, want 404: the operator's endpoints are not public", path, rec.Code)
+		}
+	}
+
+	together := newServer(t, Options{Public: public}).Handler()
+	for path, want := range map[string]int{"/connect": http.StatusOK, "/healthz": http.StatusOK, "/nowhere": http.StatusNotFound} {
+		if rec := get(t, together, "GET", path); rec.Code != want {
+			t.Errorf("one listener: %s = %d, want %d", path, rec.Code, want)
+		}
+	}
+}
