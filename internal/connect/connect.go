@@ -236,17 +236,35 @@ func linkRefusal(err error) page {
 		"Ask again in Slack (the Connect button, or /agenthub connect) for a new one."}}
 }
 
+// checkLink verifies a link's token for op, and refuses it (on the record,
+// with its page) when it is not valid, has expired or names a service not
+// offered. It does not look at whether the link was spent.
+func (f *Flows) checkLink(w http.ResponseWriter, r *http.Request, token, op string) (link, Provider, bool) {
+	l, err := verify(f.opts.Key, token, f.opts.Now())
+	reason := ""
+	if err != nil {
+		reason = err.Error()
+	}
+	prov, known := f.opts.Providers[l.Service]
+	if err == nil && !known {
+		reason, err = "unknown_service", errLinkInvalid
+	}
+	if err == nil {
+		return l, prov, true
+	}
+	actor := "" // a link whose MAC fails names nobody
+	if !l.Principal.IsZero() {
+		actor = l.Principal.String()
+	}
+	f.refuse(w, r, actor, l.Service, reason, op, http.StatusBadRequest, linkRefusal(err))
+	return link{}, Provider{}, false
+}
+
 // startPage says what Continue will connect for whom. It spends nothing.
 func (f *Flows) startPage(w http.ResponseWriter, r *http.Request) {
 	token := r.URL.Query().Get("t")
-	l, err := verify(f.opts.Key, token, f.opts.Now())
-	if err != nil {
-		f.refuse(w, r, l.Principal.String(), l.Service, err.Error(), "connect_link", http.StatusBadRequest, linkRefusal(err))
-		return
-	}
-	prov, ok := f.opts.Providers[l.Service]
+	l, prov, ok := f.checkLink(w, r, token, "connect_link")
 	if !ok {
-		f.refuse(w, r, l.Principal.String(), l.Service, "unknown_service", "connect_link", http.StatusBadRequest, linkRefusal(errLinkInvalid))
 		return
 	}
 	show(w, http.StatusOK, page{
@@ -301,17 +319,11 @@ func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
-	l, err := verify(f.opts.Key, r.PostFormValue("t"), f.opts.Now())
-	if err != nil {
-		f.refuse(w, r, l.Principal.String(), l.Service, err.Error(), "connect_start", http.StatusBadRequest, linkRefusal(err))
-		return
-	}
-	prov, ok := f.opts.Providers[l.Service]
+	l, prov, ok := f.checkLink(w, r, r.PostFormValue("t"), "connect_start")
 	if !ok {
-		f.refuse(w, r, l.Principal.String(), l.Service, "unknown_service", "connect_start", http.StatusBadRequest, linkRefusal(errLinkInvalid))
 		return
 	}
-	ttl := time.Until(time.Unix(l.Expires, 0)) + time.Minute
+	ttl := time.Unix(l.Expires, 0).Sub(f.opts.Now()) + time.Minute
 	switch err := f.opts.Store.Create(ctx, store.Key{Kind: spentKind, ID: digest(l.Nonce)}, []byte("1"), max(ttl, time.Minute)); {
 	case errors.Is(err, store.ErrExists):
 		f.refuse(w, r, l.Principal.String(), l.Service, "link_spent", "connect_start", http.StatusBadRequest, page{Title: "This link was already used",
