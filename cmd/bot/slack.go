@@ -167,6 +167,9 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 	if flows != nil {
 		public = flows.Handler()
 	}
+	if public != nil && cfg.PublicAddr == cfg.HTTPAddr {
+		logger.Warn("AGENTHUB_PUBLIC_ADDR is AGENTHUB_HTTP_ADDR: /healthz, /readyz and /metrics are served on the public listener too", "addr", cfg.HTTPAddr)
+	}
 	if public != nil && cfg.PublicAddr != cfg.HTTPAddr {
 		env.public = web.NewPublic(cfg.PublicAddr, public, logger)
 		g.Go(func() error { return env.public.Run(gctx) })

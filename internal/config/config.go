@@ -316,10 +316,10 @@ func (l *loader) publicURL(name string) string {
 		return ""
 	}
 	u, err := url.Parse(v)
-	ok := err == nil && u.Host != "" && u.User == nil && u.RawQuery == "" && u.Fragment == "" &&
+	ok := err == nil && u.Host != "" && u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == "" &&
 		(u.Scheme == "https" || (u.Scheme == "http" && loopback.Is(u.Hostname())))
 	if !ok {
-		l.bad(name, "must be an https:// URL (or http:// on a loopback address), such as https://agenthub.example.com")
+		l.bad(name, "must be an https:// origin with no path (or http:// on a loopback address), such as https://agenthub.example.com")
 		return ""
 	}
 	return v

@@ -91,6 +91,7 @@ func TestPublicListener(t *testing.T) {
 		{"https", map[string]string{"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com/", "AGENTHUB_PUBLIC_ADDR": ":8443"}, "https://agenthub.example.com", ""},
 		{"http on loopback", map[string]string{"AGENTHUB_PUBLIC_URL": "http://127.0.0.1:8443", "AGENTHUB_PUBLIC_ADDR": "127.0.0.1:8443"}, "http://127.0.0.1:8443", ""},
 		{"http elsewhere", map[string]string{"AGENTHUB_PUBLIC_URL": "http://agenthub.example.com", "AGENTHUB_PUBLIC_ADDR": ":80"}, "", "AGENTHUB_PUBLIC_URL"},
+		{"a path", map[string]string{"AGENTHUB_PUBLIC_URL": "https://example.com/agenthub", "AGENTHUB_PUBLIC_ADDR": ":8443"}, "", "AGENTHUB_PUBLIC_URL"},
 		{"a query", map[string]string{"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com/?next=x", "AGENTHUB_PUBLIC_ADDR": ":8443"}, "", "AGENTHUB_PUBLIC_URL"},
 		{"no address", map[string]string{"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com"}, "", "AGENTHUB_PUBLIC_ADDR"},
 		{"no URL", map[string]string{"AGENTHUB_PUBLIC_ADDR": ":8443"}, "", "AGENTHUB_PUBLIC_URL"},

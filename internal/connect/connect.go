@@ -115,8 +115,8 @@ func New(opts Options) (*Flows, error) {
 		return nil, errors.New("connect: no providers")
 	}
 	u, err := url.Parse(strings.TrimSuffix(opts.PublicURL, "/"))
-	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, errors.New("connect: PublicURL must be an absolute URL such as https://agenthub.example.com")
+	if err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, errors.New("connect: PublicURL must be an origin, with no path, such as https://agenthub.example.com")
 	}
 	switch {
 	case u.Scheme == "https":
@@ -204,13 +204,16 @@ func (f *Flows) redirectURL(service string) string {
 	return f.public.String() + CallbackPath + service
 }
 
-// cookieName is the cookie that binds a flow to the browser that started
-// it. __Host- makes browsers keep it to this host, Secure, path /.
-func (f *Flows) cookieName() string {
+// cookieName is the cookie that binds the flow of state to the browser
+// that started it: one per flow, so that two flows at once in one browser
+// (GitHub, then Google) do not undo each other. __Host- makes browsers
+// keep it to this host, Secure, path /.
+func (f *Flows) cookieName(state string) string {
+	name := "agenthub-connect-" + digest(state)[:16]
 	if f.secure {
-		return "__Host-agenthub-connect"
+		return "__Host-" + name
 	}
-	return "agenthub-connect"
+	return name
 }
 
 // refuse records a refusal and shows its page.
@@ -223,7 +226,7 @@ func (f *Flows) refuse(w http.ResponseWriter, r *http.Request, actor, service, r
 	}); err != nil {
 		f.opts.Logger.WarnContext(r.Context(), "connect refusal not recorded", "reason", reason, "error", err)
 	}
-	show(w, status, p, "")
+	show(w, status, p)
 }
 
 // linkRefusal is the page for a link that cannot be used.
@@ -267,14 +270,14 @@ func (f *Flows) startPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	show(w, http.StatusOK, page{
+	showStart(w, page{
 		Title: "Connect " + prov.Name + " to AgentHub",
 		Lines: []string{
 			fmt.Sprintf("This connects your %s account for Slack user %s in workspace %s, as asked in Slack.", prov.Name, l.Principal.User, l.Principal.Team),
 			fmt.Sprintf("%s will ask you to allow it. AgentHub keeps the access %s gives in its vault; agents act through it only as your policy and your approvals allow, and you can revoke it any time with /agenthub revoke %s.", prov.Name, prov.Name, l.Service),
 		},
 		Service: prov.Name, Token: token, Action: StartPath,
-	}, "")
+	}, origin(prov.Config.Endpoint.AuthURL))
 }
 
 // flowState is a started flow, waiting for its callback.
@@ -358,7 +361,7 @@ func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: f.cookieName(), Value: binding, Path: "/", MaxAge: int(StateTTL / time.Second),
+		Name: f.cookieName(state), Value: binding, Path: "/", MaxAge: int(StateTTL / time.Second),
 		Secure: f.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
 	conf := *prov.Config
@@ -377,7 +380,7 @@ func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 func (f *Flows) unavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
 	f.opts.Logger.ErrorContext(r.Context(), "connect flow failed", "step", what, "error", err)
 	show(w, http.StatusServiceUnavailable, page{Title: "Nothing was connected",
-		Lines: []string{"AgentHub could not finish this just now. Ask again in Slack in a moment for a new link."}}, "")
+		Lines: []string{"AgentHub could not finish this just now. Ask again in Slack in a moment for a new link."}})
 }
 
 // spend reads the flow a callback's state names and marks it spent in the
@@ -425,7 +428,7 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 	if fs.Principal.IsZero() {
 		actor = ""
 	}
-	cookie, _ := r.Cookie(f.cookieName())
+	cookie, _ := r.Cookie(f.cookieName(state))
 	switch {
 	case reason == "state_unknown":
 		f.refuse(w, r, "", service, reason, "oauth_callback", http.StatusBadRequest, page{Title: "This is not a connect flow AgentHub started, or it has expired", Lines: again})
@@ -445,7 +448,7 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The flow is over, whatever comes next: the cookie goes.
-	http.SetCookie(w, &http.Cookie{Name: f.cookieName(), Value: "", Path: "/", MaxAge: -1, Secure: f.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: f.cookieName(state), Value: "", Path: "/", MaxAge: -1, Secure: f.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	prov := f.opts.Providers[service]
 	if e := q.Get("error"); e != "" {
 		reason := "provider_error"
@@ -483,11 +486,20 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 	show(w, http.StatusOK, page{Title: prov.Name + " is connected", Lines: []string{
 		"AgentHub goes on in Slack with anything that waited for this connection.",
 		"You can close this tab.",
-	}}, "")
+	}})
 	if fl, ok := w.(http.Flusher); ok {
 		fl.Flush()
 	}
 	f.opts.Connected(cctx, fs.Principal, service)
+}
+
+// origin is the scheme and host of an absolute URL, for a CSP source.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // granted is the scopes the provider says it granted (the token response's

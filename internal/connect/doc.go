@@ -30,6 +30,18 @@
 // callbacks costs the trail two events per window); every started flow is
 // too (connect.started), and the vault records connection.created.
 //
+// # What a link does not prove yet
+//
+// Nothing yet ties the browser to the Slack user the link names: a link
+// works for whoever opens it. Someone who forwards their own link to a
+// colleague already signed in at the provider (who consents without being
+// asked again) gets the colleague's account stored under their own name;
+// a leaked link stores the opener's account under the link's person. The
+// link is therefore given to its person alone (an ephemeral reply) and
+// says so. Signing in with Slack (OpenID Connect) before Continue, and
+// naming the provider account that was connected, close this; they are
+// the identity work that comes next.
+//
 // Pages are small and self-contained: no scripts, no external assets, a
 // content security policy that allows nothing else, no framing, no
 // referrer, no caching, and no redirect anywhere but to the provider's own

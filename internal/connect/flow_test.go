@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/oauth2"
+
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/connect"
@@ -29,6 +31,14 @@ func TestConnectFlow(t *testing.T) {
 	}
 	if h.connected(alice, sim.ServiceGitHub) {
 		t.Fatal("opening the link connected something")
+	}
+	// Continue posts here and is sent on to the provider: the page's
+	// form-action allows both, and nothing else.
+	if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' "+h.env.URL+";") && !strings.HasSuffix(csp, "form-action 'self' "+h.env.URL) {
+		t.Errorf("start page CSP = %q, want form-action 'self' and the provider's origin %s", csp, h.env.URL)
+	}
+	if got := page.header.Get("Referrer-Policy"); got != "same-origin" {
+		t.Errorf("start page Referrer-Policy = %q, want same-origin", got)
 	}
 	done := b.do(t, http.MethodPost, h.srv.URL+connect.StartPath, url.Values{"t": {tokenOf(t, link)}})
 	if done.status != http.StatusOK || !strings.Contains(done.body, "github is connected") {
@@ -253,4 +263,36 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestTwoFlowsInOneBrowser: a person who starts GitHub's flow, then
+// Google's, in one browser, finishes both: each flow has its own binding.
+func TestTwoFlowsInOneBrowser(t *testing.T) {
+	h := newHarness(t)
+	b := newBrowser(t)
+	first := h.callbackURL(b, h.link(alice, sim.ServiceGitHub))
+	second := h.callbackURL(b, h.link(alice, sim.ServiceGoogle))
+	for _, cb := range []string{first, second} {
+		if got := b.do(t, http.MethodGet, cb, nil); got.status != http.StatusOK {
+			t.Errorf("callback %s: %d %q", mustURL(t, cb).Path, got.status, got.body)
+		}
+	}
+	if !h.connected(alice, sim.ServiceGitHub) || !h.connected(alice, sim.ServiceGoogle) {
+		t.Error("both flows should have connected")
+	}
+}
+
+// TestNewRefusesAPublicURLWithAPath: the pages post to /connect and the
+// providers call back to /oauth/callback at the origin's root; a path in
+// PublicURL would send links one place and their Continue another.
+func TestNewRefusesAPublicURLWithAPath(t *testing.T) {
+	h := newHarness(t)
+	for _, u := range []string{"https://example.com/agenthub", "http://example.com", "https://example.com/?x=1", "ftp://127.0.0.1"} {
+		_, err := connect.New(connect.Options{PublicURL: u, Key: make([]byte, 32), Store: h.st, Vault: h.vault, Audit: h.env.Audit,
+			Refuser: h.env.Broker, Providers: map[string]connect.Provider{"github": {Name: "GitHub", Config: &oauth2.Config{
+				ClientID: "c", Endpoint: oauth2.Endpoint{AuthURL: "https://p/a", TokenURL: "https://p/t"}}}}})
+		if err == nil {
+			t.Errorf("New with PublicURL %q succeeded, want an error", u)
+		}
+	}
 }

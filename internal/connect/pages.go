@@ -45,8 +45,20 @@ type page struct {
 }
 
 // show writes p with status and the headers every page carries.
-// formAction is the provider's origin a Continue may lead to, or "".
-func show(w http.ResponseWriter, status int, p page, formAction string) {
+func show(w http.ResponseWriter, status int, p page) {
+	write(w, status, p, "", "no-referrer")
+}
+
+// showStart writes the start page, whose Continue posts here and is sent
+// on to provider (an origin): browsers apply form-action to where a POST
+// redirects, too. Its referrer policy lets the POST carry this origin
+// (browsers without Sec-Fetch-Site send Origin: null under no-referrer)
+// and sends no referrer to the provider.
+func showStart(w http.ResponseWriter, p page, provider string) {
+	write(w, http.StatusOK, p, provider, "same-origin")
+}
+
+func write(w http.ResponseWriter, status int, p page, formAction, referrer string) {
 	var buf bytes.Buffer
 	if err := pageTemplate.Execute(&buf, p); err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -59,7 +71,7 @@ func show(w http.ResponseWriter, status int, p page, formAction string) {
 		csp += " " + formAction
 	}
 	h.Set("Content-Security-Policy", csp)
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", referrer)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
