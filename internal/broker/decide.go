@@ -13,7 +13,6 @@ import (
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/stepup"
-	"github.com/agenthub/agenthub/internal/store"
 )
 
 // Decision is a person's answer to an approval: Choice is one of the
@@ -346,7 +345,7 @@ func (b *Broker) recheck(ctx context.Context, r Request, act *agent.Action, args
 func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resource, act *agent.Action, args agent.Args) (Output, bool, error) {
 	failed := func(text, result string, err error) (Output, bool, error) {
 		o := Output{Kind: KindError, RequestID: r.ID, Action: act.Name, Resource: r.Resource.Name, Text: text}
-		fail := b.event(audit.ActionFailed, r, args)
+		fail := r.event(audit.ActionFailed, args)
 		fail.Result = result
 		return o, true, errors.Join(err, b.record(ctx, fail))
 	}
@@ -361,7 +360,7 @@ func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resour
 		b.log.WarnContext(ctx, "policy condition failed", "request_id", r.ID, "rule", d.Rule, "err", d.Err)
 	}
 	out := Output{Kind: KindError, RequestID: r.ID, Action: act.Name, Resource: r.Resource.Name, Rule: d.Rule, Risk: d.Risk.String()}
-	ev := b.event(audit.PolicyDecided, r, args)
+	ev := r.event(audit.PolicyDecided, args)
 	ev.Decision, ev.Rule = d.Effect.String(), d.Rule
 	ev.Detail = map[string]string{"risk": d.Risk.String(), "at": "execution"}
 	if err := b.record(ctx, ev); err != nil {
@@ -387,7 +386,7 @@ func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resour
 	} else {
 		out.Text = fmt.Sprintf("Not run: policy rule %q now asks for more than this approval gave. Ask again to go through it.", d.Rule)
 	}
-	fail := b.event(audit.ActionFailed, r, args)
+	fail := r.event(audit.ActionFailed, args)
 	fail.Rule, fail.Result = d.Rule, "policy_changed"
 	return out, true, b.record(ctx, fail)
 }
@@ -435,7 +434,7 @@ func (b *Broker) resourceChanged(ctx context.Context, r Request, act *agent.Acti
 	if string(was) == string(is) {
 		return now, Output{}, false, nil
 	}
-	ev := b.event(audit.ActionFailed, r, args)
+	ev := r.event(audit.ActionFailed, args)
 	ev.Result, ev.Detail = "resource_changed", map[string]string{"resource_now": now.Name}
 	out.Text = "Not run: " + r.Resource.Name + " changed after you approved (for example new commits or another base branch). Ask again to approve it as it is now."
 	return now, out, true, b.record(ctx, ev)
@@ -501,7 +500,7 @@ func (b *Broker) createGrant(ctx context.Context, r Request, act *agent.Action, 
 	// On the record first: a grant stands in for approvals, so it may not
 	// exist unrecorded, even for a process that dies right after writing
 	// it.
-	ev := b.event(audit.GrantCreated, r, nil)
+	ev := r.event(audit.GrantCreated, nil)
 	ev.Decision, ev.Detail = l.String(), map[string]string{"grant": g.ID, "expires": g.Expires.UTC().Format("2006-01-02T15:04:05Z")}
 	if err := b.record(ctx, ev); err != nil {
 		b.log.ErrorContext(ctx, "record grant", "request_id", r.ID, "err", err)
@@ -525,7 +524,7 @@ func (b *Broker) createGrant(ctx context.Context, r Request, act *agent.Action, 
 			b.log.ErrorContext(ctx, "delete grant of a canceled request", "grant", g.ID, "err", derr)
 			return
 		}
-		back := b.event(audit.GrantRevoked, r, nil)
+		back := r.event(audit.GrantRevoked, nil)
 		back.Result, back.Detail = "request_canceled", map[string]string{"grant": g.ID}
 		if err := b.record(ctx, back); err != nil {
 			b.log.ErrorContext(ctx, "record grant taken back", "grant", g.ID, "err", err)
@@ -534,7 +533,7 @@ func (b *Broker) createGrant(ctx context.Context, r Request, act *agent.Action, 
 }
 
 // event is an audit event about a request.
-func (b *Broker) event(kind audit.Kind, r Request, args agent.Args) audit.Event {
+func (r Request) event(kind audit.Kind, args agent.Args) audit.Event {
 	return audit.Event{Kind: kind, Actor: r.Principal.String(), Agent: agentOf(r.Step.Action), Action: r.Step.Action,
 		Resource: r.Resource.Name, RequestID: r.ID, Rule: r.Decision.Rule, Args: args}
 }
@@ -556,9 +555,4 @@ func stepUpText(r Request) string {
 		text += " It also needs the approval of one of: " + strings.Join(r.Approvers, ", ") + "."
 	}
 	return text
-}
-
-// isConflict reports a lost compare-and-swap.
-func isConflict(err error) bool {
-	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound)
 }

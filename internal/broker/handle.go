@@ -125,7 +125,7 @@ func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step) ([]Output, 
 			// A revocation that listed the asker's requests just before
 			// this one was stored did not cancel it.
 			var canceled bool
-			if o, canceled, err = b.keepUnlessRevoked(ctx, p.Principal, o); canceled {
+			if o, canceled, err = b.keepUnlessRevoked(ctx, p, service, o); canceled {
 				outcome = stepStopped
 			}
 		}
@@ -146,11 +146,15 @@ func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step) ([]Output, 
 	return outs, nil
 }
 
-// keepUnlessRevoked takes the outputs of a plan's step just stored as a
-// request (its one output names it), and cancels the request if its
-// service was revoked since the plan began.
-func (b *Broker) keepUnlessRevoked(ctx context.Context, p Principal, outs []Output) ([]Output, bool, error) {
-	r, raw, err := b.loadOwned(ctx, p, outs[0].RequestID)
+// keepUnlessRevoked takes the outputs of a plan's step of service just
+// stored as a request (its one output names it), and cancels the request
+// if service was revoked since the plan began. The request is read only
+// then: it holds the plan's marks and service, which the caller has.
+func (b *Broker) keepUnlessRevoked(ctx context.Context, p asker, service string, outs []Output) ([]Output, bool, error) {
+	if revoked, err := b.revokedSince(ctx, p.Principal, p.revoked, service); err == nil && !revoked {
+		return outs, false, nil
+	}
+	r, raw, err := b.loadOwned(ctx, p.Principal, outs[0].RequestID)
 	if err != nil {
 		return outs, false, err
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -340,8 +341,7 @@ func (r Request) moved(t transition, e Event, now time.Time) (Request, []audit.E
 	if t.Record == "" {
 		return r, nil, nil
 	}
-	ev := audit.Event{Kind: t.Record, Actor: r.Principal.String(), Agent: agentOf(r.Step.Action), Action: r.Step.Action,
-		Resource: r.Resource.Name, RequestID: r.ID, Rule: r.Decision.Rule}
+	ev := r.event(t.Record, nil)
 	switch e.Type {
 	case EventApprove:
 		ev.Decision = e.Lifetime.String()
@@ -353,7 +353,7 @@ func (r Request) moved(t transition, e Event, now time.Time) (Request, []audit.E
 	case EventInterrupt:
 		ev.Result, ev.Detail = "interrupted", map[string]string{"status": string(was)}
 	case EventFail:
-		ev.Result = cmpOr(e.Result, "failed")
+		ev.Result = cmp.Or(e.Result, "failed")
 	case EventExpire:
 		ev.Result = "expired"
 	case EventCancel:
@@ -421,11 +421,4 @@ func Diagram() string {
 		}
 	}
 	return b.String()
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -312,14 +312,8 @@ func (b *Broker) moveOnce(ctx context.Context, r Request, raw []byte, e Event) (
 			return nil, applyErr
 		}
 		moved.Unrecorded = slices.Clone(c.Unrecorded)
-		for _, ev := range evs {
-			id, err := b.newID()
-			if err != nil {
-				applyErr = err
-				return nil, err
-			}
-			own = append(own, id)
-			moved.Unrecorded = append(moved.Unrecorded, pending{ID: id, Event: ev})
+		if own, applyErr = b.enqueue(&moved, evs); applyErr != nil {
+			return nil, applyErr
 		}
 		return json.Marshal(moved)
 	})
@@ -332,6 +326,21 @@ func (b *Broker) moveOnce(ctx context.Context, r Request, raw []byte, e Event) (
 		return r, raw, nil, fmt.Errorf("broker: request %s: %s: %w", r.ID, e.Type, err)
 	}
 	return moved, next, own, nil
+}
+
+// enqueue puts evs in r's outbox, each under a fresh ID, and returns the
+// IDs: the events the move that made them owns.
+func (b *Broker) enqueue(r *Request, evs []audit.Event) ([]string, error) {
+	ids := make([]string, 0, len(evs))
+	for _, ev := range evs {
+		id, err := b.newID()
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+		r.Unrecorded = append(r.Unrecorded, pending{ID: id, Event: ev})
+	}
+	return ids, nil
 }
 
 // failUnrecorded ends request r, whose move's events own could not be
@@ -361,12 +370,8 @@ func (b *Broker) failUnrecorded(ctx context.Context, r Request, raw []byte, own 
 		if err != nil {
 			return nil, store.Keep
 		}
-		for _, ev := range evs {
-			id, err := b.newID()
-			if err != nil {
-				return nil, err
-			}
-			moved.Unrecorded = append(moved.Unrecorded, pending{ID: id, Event: ev})
+		if _, err := b.enqueue(&moved, evs); err != nil {
+			return nil, err
 		}
 		cur, failed = moved, true
 		return json.Marshal(moved)

@@ -315,10 +315,7 @@ func (l *loader) publicURL(name string) string {
 	if v == "" {
 		return ""
 	}
-	u, err := url.Parse(v)
-	ok := err == nil && u.Host != "" && u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == "" &&
-		(u.Scheme == "https" || (u.Scheme == "http" && loopback.Is(u.Hostname())))
-	if !ok {
+	if !loopback.SecureOrigin(v) {
 		l.bad(name, "must be an https:// origin with no path (or http:// on a loopback address), such as https://agenthub.example.com")
 		return ""
 	}

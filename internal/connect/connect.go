@@ -114,16 +114,10 @@ func New(opts Options) (*Flows, error) {
 	case len(opts.Providers) == 0:
 		return nil, errors.New("connect: no providers")
 	}
-	u, err := url.Parse(strings.TrimSuffix(opts.PublicURL, "/"))
-	if err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, errors.New("connect: PublicURL must be an origin, with no path, such as https://agenthub.example.com")
+	if !loopback.SecureOrigin(opts.PublicURL) {
+		return nil, errors.New("connect: PublicURL must be an https origin with no path (or http on a loopback address), such as https://agenthub.example.com")
 	}
-	switch {
-	case u.Scheme == "https":
-	case u.Scheme == "http" && loopback.Is(u.Hostname()):
-	default:
-		return nil, errors.New("connect: PublicURL must be https (or http on a loopback address)")
-	}
+	u, _ := url.Parse(strings.TrimSuffix(opts.PublicURL, "/"))
 	for name, p := range opts.Providers {
 		if p.Config == nil || p.Config.ClientID == "" || p.Config.Endpoint.AuthURL == "" || p.Config.Endpoint.TokenURL == "" {
 			return nil, fmt.Errorf("connect: provider %s needs a client ID and authorization and token URLs", name)
@@ -290,10 +284,7 @@ type flowState struct {
 	Spent     bool             `json:"spent,omitempty"`
 }
 
-func stateKey(state string) store.Key {
-	sum := sha256.Sum256([]byte(state))
-	return store.Key{Kind: stateKind, ID: hex.EncodeToString(sum[:])}
-}
+func stateKey(state string) store.Key { return store.Key{Kind: stateKind, ID: digest(state)} }
 
 func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))

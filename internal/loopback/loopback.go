@@ -6,7 +6,11 @@
 // vault.
 package loopback
 
-import "net"
+import (
+	"net"
+	"net/url"
+	"strings"
+)
 
 // Is reports whether host names this machine: "localhost" or a loopback
 // address (127.0.0.0/8, ::1). host is a host name or address without a
@@ -17,4 +21,13 @@ func Is(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// SecureOrigin reports whether raw (a trailing "/" allowed) is an origin
+// that browsers may be sent to with OAuth codes and cookies: https, or
+// http on this machine; no user, path, query or fragment.
+func SecureOrigin(raw string) bool {
+	u, err := url.Parse(strings.TrimSuffix(raw, "/"))
+	return err == nil && u.Host != "" && u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == "" &&
+		(u.Scheme == "https" || (u.Scheme == "http" && Is(u.Hostname())))
 }

@@ -29,3 +29,22 @@ func TestIs(t *testing.T) {
 		})
 	}
 }
+
+func TestSecureOrigin(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"https://agenthub.example.com":  true,
+		"https://agenthub.example.com/": true,
+		"http://127.0.0.1:8443":         true,
+		"http://localhost:8443/":        true,
+		"http://agenthub.example.com":   false,
+		"https://example.com/agenthub":  false,
+		"https://example.com/?x=1":      false,
+		"https://u:p@example.com":       false,
+		"ftp://127.0.0.1":               false,
+		"":                              false,
+	} {
+		if got := SecureOrigin(raw); got != want {
+			t.Errorf("SecureOrigin(%q) = %v, want %v", raw, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package slackapp
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -282,7 +283,7 @@ func SecondApprovalMessage(o broker.Output, owner string, expires time.Time) []s
 func approvalBlocks(title, intro string, o broker.Output, owner string, expires time.Time, choices []broker.Choice) []slack.Block {
 	blocks := []slack.Block{header(title), section(intro)}
 	blocks = append(blocks, argsBlocks(o)...)
-	blocks = append(blocks, section(quote(escape(cmpOr(o.Reason, o.Text)))),
+	blocks = append(blocks, section(quote(escape(cmp.Or(o.Reason, o.Text)))),
 		fields(
 			"Action", code(o.Action),
 			"Resource", code(o.Resource),

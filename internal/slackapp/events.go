@@ -1,6 +1,7 @@
 package slackapp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,11 +32,13 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 			return nil
 		}
 		if !a.eventMember(ev, e.UserTeam, e.SourceTeam) {
-			a.refused(ctx, principalOf(cmpOr(e.UserTeam, e.SourceTeam, ev.TeamID), e.User), "not_a_member", "mention", "")
-			a.reply(ctx, thread{Channel: e.Channel, TS: cmpOr(e.ThreadTimeStamp, e.TimeStamp)}, e.User, notAMember)
+			a.refused(ctx, principalOf(cmp.Or(e.UserTeam, e.SourceTeam, ev.TeamID), e.User), "not_a_member", "mention", "")
+			a.reply(ctx, thread{Channel: e.Channel, TS: cmp.Or(e.ThreadTimeStamp, e.TimeStamp)}, e.User, notAMember)
 			return nil
 		}
-		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, thread{Channel: e.Channel, TS: cmpOr(e.ThreadTimeStamp, e.TimeStamp),
+		// The workspace the event came through first: member has checked
+		// that the person belongs to it.
+		a.handleMessage(ctx, cmp.Or(ev.TeamID, e.UserTeam), e.User, thread{Channel: e.Channel, TS: cmp.Or(e.ThreadTimeStamp, e.TimeStamp),
 			External: ev.IsExtSharedChannel}, e.Text)
 	case *slackevents.MessageEvent:
 		// Edits, deletions, joins and bot posts (our own replies included)
@@ -44,10 +47,10 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 			return nil
 		}
 		if !a.eventMember(ev, e.UserTeam, e.SourceTeam) {
-			a.refused(ctx, principalOf(cmpOr(e.UserTeam, e.SourceTeam, ev.TeamID), e.User), "not_a_member", "message", "")
+			a.refused(ctx, principalOf(cmp.Or(e.UserTeam, e.SourceTeam, ev.TeamID), e.User), "not_a_member", "message", "")
 			return nil
 		}
-		a.handleMessage(ctx, teamOf(ev.TeamID, e.UserTeam), e.User, thread{Channel: e.Channel, TS: cmpOr(e.ThreadTimeStamp, e.TimeStamp)}, e.Text)
+		a.handleMessage(ctx, cmp.Or(ev.TeamID, e.UserTeam), e.User, thread{Channel: e.Channel, TS: cmp.Or(e.ThreadTimeStamp, e.TimeStamp)}, e.Text)
 	case *slackevents.AppHomeOpenedEvent:
 		if e.Tab != "home" || e.User == "" || !a.member(ev.TeamID, "") {
 			return nil
@@ -92,16 +95,6 @@ func (a *App) eventMember(ev slackevents.EventsAPIEvent, userTeam, sourceTeam st
 	return a.member(ev.TeamID, userTeam)
 }
 
-// cmpOr returns the first of its arguments that is not "".
-func cmpOr(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // refused puts a refusal the app made on the record, through the broker,
 // which counts repeated ones instead of writing each (broker.Refuse).
 func (a *App) refused(ctx context.Context, actor broker.Principal, reason, op, requestID string) {
@@ -110,15 +103,6 @@ func (a *App) refused(ctx context.Context, actor broker.Principal, reason, op, r
 	if err != nil {
 		a.log.WarnContext(ctx, "refusal not recorded", "slack_user", actor.User, "op", op, "err", err)
 	}
-}
-
-// teamOf prefers the workspace the event came through; member has checked
-// that the person belongs to it.
-func teamOf(team, userTeam string) string {
-	if team != "" {
-		return team
-	}
-	return userTeam
 }
 
 // handleMessage hands what a person said to the broker and renders the

@@ -1,6 +1,7 @@
 package slackapp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,14 +51,14 @@ func (a *App) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 			c.channel = cb.Channel.ID
 		}
 		if !member {
-			a.refused(ctx, principalOf(cmpOr(cb.User.TeamID, team), cb.User.ID), "not_a_member", "click", c.value)
+			a.refused(ctx, principalOf(cmp.Or(cb.User.TeamID, team), cb.User.ID), "not_a_member", "click", c.value)
 			a.tell(ctx, c, notAMember)
 			return nil
 		}
 		return a.handleClick(ctx, c)
 	case slack.InteractionTypeViewSubmission:
 		if !member {
-			a.refused(ctx, principalOf(cmpOr(cb.User.TeamID, team), cb.User.ID), "not_a_member", "view_submission", cb.View.PrivateMetadata)
+			a.refused(ctx, principalOf(cmp.Or(cb.User.TeamID, team), cb.User.ID), "not_a_member", "view_submission", cb.View.PrivateMetadata)
 			return nil
 		}
 		principal := principalOf(team, cb.User.ID)
@@ -270,27 +271,27 @@ func (a *App) connect(ctx context.Context, principal broker.Principal, service s
 		a.log.WarnContext(ctx, "connect failed", "slack_user", principal.User, "service", service, "err", err)
 		return escape(fmt.Sprintf("I couldn't connect %s: the service did not answer as it should. Try again in a moment.", service))
 	}
-	resumed := a.resumeConnected(ctx, principal, service)
-	a.publishHome(ctx, principal)
-	if resumed > 0 {
-		return escape(fmt.Sprintf("Connected %s. I went on with the %d request(s) that waited for it.", service, resumed))
-	}
-	return escape(fmt.Sprintf("Connected %s.", service))
+	return escape(a.landed(ctx, principal, service))
 }
 
 // ConnectionLanded is told that principal's connection to service was
 // stored (the OAuth callback): it goes on with the requests that waited for
 // it, refreshes App Home and tells principal in their DM.
 func (a *App) ConnectionLanded(ctx context.Context, principal broker.Principal, service string) {
-	resumed := a.resumeConnected(ctx, principal, service)
-	a.publishHome(ctx, principal)
-	text := fmt.Sprintf("Connected %s.", service)
-	if resumed > 0 {
-		text = fmt.Sprintf("Connected %s. I went on with the %d request(s) that waited for it.", service, resumed)
-	}
-	if _, _, err := a.dm(ctx, principal.User, escape(text), nil); err != nil {
+	if _, _, err := a.dm(ctx, principal.User, escape(a.landed(ctx, principal, service)), nil); err != nil {
 		a.log.WarnContext(ctx, "connected dm failed", "slack_user", principal.User, "service", service, "err", err)
 	}
+}
+
+// landed goes on after principal's connection to service was stored: the
+// requests that waited for it, App Home; it returns what to tell them.
+func (a *App) landed(ctx context.Context, principal broker.Principal, service string) string {
+	resumed := a.resumeConnected(ctx, principal, service)
+	a.publishHome(ctx, principal)
+	if resumed > 0 {
+		return fmt.Sprintf("Connected %s. I went on with the %d request(s) that waited for it.", service, resumed)
+	}
+	return fmt.Sprintf("Connected %s.", service)
 }
 
 // resumeConnected goes on with the principal's requests that waited for

@@ -1,7 +1,6 @@
 package stepup
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,24 +120,12 @@ type sealer struct {
 	rand io.Reader
 }
 
-// newSealer builds the keyring from raw keys. secret.ParseKeys takes base64,
-// as its keys come from the environment, and skips empty old keys; here an
-// empty or short old key is a wiring mistake and refused.
+// newSealer builds the keyring from raw keys; a short or empty old key is
+// a wiring mistake, refused by position, never by value.
 func newSealer(key []byte, old [][]byte, rand io.Reader) (sealer, error) {
-	if len(key) != secret.KeySize {
-		return sealer{}, fmt.Errorf("stepup: key must be %d bytes, got %d", secret.KeySize, len(key))
-	}
-	olds := make([]string, len(old))
-	for i, k := range old {
-		if len(k) != secret.KeySize {
-			// By position, never by value.
-			return sealer{}, fmt.Errorf("stepup: old key %d must be %d bytes, got %d", i+1, secret.KeySize, len(k))
-		}
-		olds[i] = base64.StdEncoding.EncodeToString(k)
-	}
-	keys, err := secret.ParseKeys(base64.StdEncoding.EncodeToString(key), olds)
+	keys, err := secret.NewKeyring(key, old)
 	if err != nil {
-		return sealer{}, fmt.Errorf("stepup: key: %w", err)
+		return sealer{}, fmt.Errorf("stepup: %w", err)
 	}
 	return sealer{keys: keys, rand: rand}, nil
 }
