@@ -10,30 +10,16 @@ import (
 	"github.com/agenthub/agenthub/internal/store"
 )
 
-// serviceNames are what the connect pages call the services.
-var serviceNames = map[string]string{"github": "GitHub", "google": "Google", "slack": "Slack"}
-
 // connectFlows returns the OAuth connect flow on the providers' OAuth
 // clients, which the public listener serves; nil when AGENTHUB_PUBLIC_URL
 // is not set. landed is told of each connection the flow stores.
 func connectFlows(cfg *config.Config, provs *providers, c *core, st store.Store, k keys, logger *slog.Logger,
-	landed func(ctx context.Context, p broker.Principal, service string)) (*connect.Flows, error) {
+	landed func(ctx context.Context, p broker.Principal, service, account string)) (*connect.Flows, error) {
 	if cfg.PublicURL == "" {
 		return nil, nil
 	}
-	ps := make(map[string]connect.Provider)
-	for _, svc := range provs.stack.Services {
-		if svc.OAuth == nil || svc.OAuth.Endpoint.AuthURL == "" {
-			continue
-		}
-		name := serviceNames[svc.Name]
-		if name == "" {
-			name = svc.Name
-		}
-		ps[svc.Name] = connect.Provider{Name: name, Config: svc.OAuth, LoginHint: provs.sim != nil}
-	}
 	return connect.New(connect.Options{
 		PublicURL: cfg.PublicURL, Key: k.links, Store: st, Vault: c.Vault, Audit: c.Audit, Refuser: c.Broker,
-		Providers: ps, Connected: landed, HTTPClient: provs.stack.Client, Logger: logger,
+		Providers: provs.oauth, Connected: landed, HTTPClient: provs.stack.Client, Logger: logger,
 	})
 }

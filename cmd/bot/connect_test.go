@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agenthub/agenthub/internal/provider/providertest"
 	"github.com/agenthub/agenthub/internal/slackapp"
 	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
 )
@@ -161,4 +162,91 @@ func readAll(t *testing.T, r *http.Response) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// responseWith waits for a response (to a slash command or a click) that
+// holds s, and returns its text.
+func responseWith(t *testing.T, srv *slacktest.Server, s string) string {
+	t.Helper()
+	var text string
+	eventually(t, "a response with "+s, func() bool {
+		for _, r := range srv.Responses() {
+			if strings.Contains(r.Text, s) {
+				text = r.Text
+				return true
+			}
+		}
+		return false
+	})
+	return text
+}
+
+// TestSlackBotOnRealGitHub: without AGENTHUB_DEMO, the bot serves the real
+// providers whose OAuth clients are set — here a GitHub App, against an
+// httptest fake of GitHub's OAuth and REST endpoints. Start-up names the
+// services that are off and what they lack; /agenthub connect says so of
+// them; GitHub connects through consent with PKCE, as the account GitHub
+// names; /agenthub revoke deletes the app's grant at GitHub. No token the
+// fake issued is in a log line or a Slack message.
+func TestSlackBotOnRealGitHub(t *testing.T) {
+	srv := slacktest.New(t)
+	gh := providertest.New(t, "github")
+	vars := e2eEnv(t, srv, "bolt:"+filepath.Join(t.TempDir(), "bot.db"), "")
+	delete(vars, "AGENTHUB_DEMO")
+	public := freeAddr(t)
+	vars["AGENTHUB_PUBLIC_URL"], vars["AGENTHUB_PUBLIC_ADDR"] = "http://"+public, public
+	vars["GITHUB_APP_CLIENT_ID"], vars["GITHUB_APP_CLIENT_SECRET"] = gh.ClientID, gh.Secret
+	vars["GITHUB_API_URL"], vars["GITHUB_WEB_URL"] = gh.URL()+"/api/v3/", gh.URL()
+	bot := startBot(t, srv, vars, hooks{})
+	dm := srv.DMChannel(alice)
+
+	for _, want := range []string{`"service":"google","missing":["GOOGLE_CLIENT_ID","GOOGLE_CLIENT_SECRET"]`, `"service":"slack","missing":["SLACK_CLIENT_ID","SLACK_CLIENT_SECRET"]`} {
+		if !strings.Contains(bot.stderr.String(), want) {
+			t.Errorf("start-up log does not say %s", want)
+		}
+	}
+	push(t, srv, srv.SlashCommand(slacktest.Command{User: alice, Channel: e2eChannel, Command: slackapp.Command, Text: "connect google"}))
+	responseWith(t, srv, "google is not set up here")
+
+	push(t, srv, srv.SlashCommand(slacktest.Command{User: alice, Channel: e2eChannel, Command: slackapp.Command, Text: "connect github"}))
+	link := connectLink.FindStringSubmatch(responseWith(t, srv, "Connect github"))
+	if link == nil {
+		t.Fatal("no connect link in the answer")
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &http.Client{Jar: jar}
+	resp, err := browser.PostForm("http://"+public+"/connect", url.Values{"t": {mustQuery(t, link[1]).Get("t")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, "the GitHub account octocat") {
+		t.Fatalf("after consent at GitHub: %d %q", resp.StatusCode, body)
+	}
+	if got := gh.AuthParams().Get("code_challenge_method"); got != "S256" {
+		t.Errorf("consent request's code_challenge_method = %q, want S256", got)
+	}
+	eventually(t, "the DM naming the account", func() bool { _, ok := messageWith(srv, dm, "Connected github as octocat."); return ok })
+
+	push(t, srv, srv.SlashCommand(slacktest.Command{User: alice, Channel: e2eChannel, Command: slackapp.Command, Text: "revoke github"}))
+	responseWith(t, srv, "Revoked github")
+	if got := gh.Revocations(); len(got) != 1 || got[0] != "DELETE grant: access" || gh.GrantsAlive() != 0 {
+		t.Errorf("at GitHub after revoke: revocations %q, grants alive %d; want the grant deleted", got, gh.GrantsAlive())
+	}
+
+	var seen strings.Builder
+	seen.WriteString(bot.stderr.String())
+	for _, ch := range []string{dm, e2eChannel, e2eAudit} {
+		for _, m := range srv.Messages(ch) {
+			seen.WriteString(m.Text + string(m.Blocks))
+		}
+	}
+	for _, r := range srv.Responses() {
+		seen.WriteString(r.Text)
+	}
+	if regexp.MustCompile(`CANARY-github-(access|refresh|code)|client-secret-CANARY`).MatchString(seen.String()) {
+		t.Error("a token or the client secret is in the log or in Slack")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,21 +88,41 @@ func TestNoSlackConfig(t *testing.T) {
 	}
 }
 
-// TestBotWithoutDemoSaysWhy: a complete configuration without
-// AGENTHUB_DEMO=1 cannot run yet (real accounts need the OAuth issue);
-// the bot says so and exits 2, naming neither token.
+// TestBotWithoutDemoSaysWhy: without AGENTHUB_DEMO=1 the bot serves real
+// accounts, which people connect through the public listener, through a
+// service whose OAuth client is set: without either it says what is
+// missing, by name, and exits 2, echoing no secret.
 func TestBotWithoutDemoSaysWhy(t *testing.T) {
 	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("k"), 32))
-	env := map[string]string{
+	base := map[string]string{
 		"SLACK_APP_TOKEN": "xapp-test-CANARY", "SLACK_BOT_TOKEN": "xoxb-test-CANARY",
 		"AGENTHUB_VAULT_KEY": key, "AGENTHUB_AUDIT_KEY": key,
 	}
-	r := invoke(t, env, "")
-	if r.code != 2 || !strings.Contains(r.stderr, "AGENTHUB_DEMO=1") {
-		t.Fatalf("exit %d, stderr %q; want 2 and a word on AGENTHUB_DEMO=1", r.code, r.stderr)
-	}
-	if strings.Contains(r.stderr+r.stdout, "CANARY") || strings.Contains(r.stderr+r.stdout, key) {
-		t.Error("output echoes a secret's value")
+	for _, tc := range []struct {
+		name  string
+		set   map[string]string
+		wants []string
+	}{
+		{"no public listener", nil, []string{"AGENTHUB_PUBLIC_URL", "AGENTHUB_DEMO=1"}},
+		{"no service", map[string]string{"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com", "AGENTHUB_PUBLIC_ADDR": "127.0.0.1:0"},
+			[]string{"GITHUB_APP_CLIENT_ID, GITHUB_APP_CLIENT_SECRET", "GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET", "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := maps.Clone(base)
+			maps.Copy(env, tc.set)
+			r := invoke(t, env, "")
+			if r.code != 2 {
+				t.Fatalf("exit %d, stderr %q; want 2", r.code, r.stderr)
+			}
+			for _, want := range tc.wants {
+				if !strings.Contains(r.stderr, want) {
+					t.Errorf("stderr %q does not name %q", r.stderr, want)
+				}
+			}
+			if strings.Contains(r.stderr+r.stdout, "CANARY") || strings.Contains(r.stderr+r.stdout, key) {
+				t.Error("output echoes a secret's value")
+			}
+		})
 	}
 }
 

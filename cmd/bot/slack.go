@@ -104,8 +104,8 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		return err
 	}
 
-	flows, err := connectFlows(cfg, provs, env.core, st, k, logger, func(ctx context.Context, p broker.Principal, service string) {
-		env.app.ConnectionLanded(ctx, p, service)
+	flows, err := connectFlows(cfg, provs, env.core, st, k, logger, func(ctx context.Context, p broker.Principal, service, account string) {
+		env.app.ConnectionLanded(ctx, p, service, account)
 	})
 	if err != nil {
 		return err
@@ -124,7 +124,7 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 			}
 			out := make([]slackapp.HomeConnection, 0, len(cs))
 			for _, c := range cs {
-				out = append(out, slackapp.HomeConnection{Service: c.Service, Status: string(c.Status), Scopes: c.Scopes, LastUsed: c.LastUsed})
+				out = append(out, slackapp.HomeConnection{Service: c.Service, Account: c.Account, Status: string(c.Status), Scopes: c.Scopes, LastUsed: c.LastUsed})
 			}
 			return out, nil
 		},
@@ -135,6 +135,7 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		ConnectLink: connectLink,
 		Demo:        provs.sim != nil,
 		Services:    services,
+		Off:         provs.offNames(),
 		Logger:      logger, Registerer: registry,
 	})
 	if err != nil {

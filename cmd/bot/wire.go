@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/config"
+	"github.com/agenthub/agenthub/internal/connect"
 	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/provider"
 	"github.com/agenthub/agenthub/internal/simenv"
 	"github.com/agenthub/agenthub/internal/stack"
 	"github.com/agenthub/agenthub/internal/store"
@@ -55,6 +59,11 @@ type providers struct {
 	stack stack.Providers
 	// names are the services people may connect, in order.
 	names []string
+	// oauth are the connect flow's providers, by service: their OAuth
+	// clients, consent parameters and code exchange.
+	oauth map[string]connect.Provider
+	// off are the real services that are not set up, and what they lack.
+	off []provider.Off
 	// connect links a person to a service at once, sealing the tokens in
 	// v (the simulated providers issue them on request); nil where people
 	// connect through the providers' OAuth flow.
@@ -68,13 +77,12 @@ type providers struct {
 // providersFor returns the providers the configuration names. With
 // AGENTHUB_DEMO=1 they are the simulated ones: this process's own, the
 // ones a test shares (hooks.providers), or those "bot sim" serves at
-// AGENTHUB_SIM_URL. Real GitHub, Google and Slack accounts are connected
-// through OAuth, which the identity issue builds: until then a bot without
-// AGENTHUB_DEMO says so.
+// AGENTHUB_SIM_URL. Without it they are the real GitHub, Google and Slack
+// whose OAuth clients are set, which people connect through the public
+// listener's flow.
 func providersFor(cfg *config.Config, h hooks, logger *slog.Logger) (*providers, error) {
 	if !cfg.Demo {
-		return nil, &exitError{code: 2, msg: "connecting real GitHub, Google and Slack accounts needs the OAuth flow, which is not built yet: " +
-			"set AGENTHUB_DEMO=1 to run the Slack app against simulated providers (see docs/INSTALL.md)"}
+		return realProviders(cfg, logger)
 	}
 	return simulated(simenv.SimOptions{Logger: logger, Rand: h.rand(), Providers: h.providers, ProvidersURL: cfg.SimURL})
 }
@@ -85,7 +93,73 @@ func simulated(opts simenv.SimOptions) (*providers, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &providers{stack: s.Stack(), names: simenv.Services, connect: s.Connect, sim: s, close: s.Close}, nil
+	p := &providers{stack: s.Stack(), names: simenv.Services, connect: s.Connect, sim: s, close: s.Close,
+		oauth: make(map[string]connect.Provider)}
+	for _, svc := range p.stack.Services {
+		// The simulated consent page consents at once for whoever
+		// login_hint names.
+		p.oauth[svc.Name] = connect.Provider{Name: serviceNames[svc.Name], Config: svc.OAuth, LoginHint: true}
+	}
+	return p, nil
+}
+
+// serviceNames are what pages call the simulated services.
+var serviceNames = map[string]string{"github": "GitHub", "google": "Google", "slack": "Slack"}
+
+// realProviders are the real GitHub, Google and Slack whose OAuth clients
+// are set. People connect them through the connect flow, so the public
+// listener is required; at least one service must be set up, and each one
+// that is not is named with the settings it lacks (never a value).
+func realProviders(cfg *config.Config, logger *slog.Logger) (*providers, error) {
+	if cfg.PublicURL == "" {
+		return nil, &exitError{code: 2, msg: "AGENTHUB_PUBLIC_URL and AGENTHUB_PUBLIC_ADDR are required without AGENTHUB_DEMO: " +
+			"people connect their GitHub, Google and Slack accounts through that listener (see docs/INSTALL.md), " +
+			"or set AGENTHUB_DEMO=1 to run against simulated providers"}
+	}
+	// No redirects: a token exchange or revocation answered with a 307
+	// would resend the client secret and tokens wherever it points.
+	client := &http.Client{
+		Timeout:       30 * time.Second,
+		Transport:     &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	services, endpoints, off, err := provider.Real(provider.Settings{
+		GitHub: provider.Client(cfg.GitHubApp), GitHubAPIURL: cfg.GitHubAPIURL, GitHubWebURL: cfg.GitHubWebURL,
+		Google: provider.Client(cfg.Google), Slack: provider.Client(cfg.SlackClient), SlackAPIURL: cfg.SlackAPIURL,
+		HTTPClient: client,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(services) == 0 {
+		var b strings.Builder
+		b.WriteString("no service is set up to connect: set the OAuth client of at least one (see docs/INSTALL.md):")
+		for _, o := range off {
+			fmt.Fprintf(&b, "\n  %-7s %s", o.Service, strings.Join(o.Missing, ", "))
+		}
+		b.WriteString("\nor set AGENTHUB_DEMO=1 to run against simulated providers")
+		return nil, &exitError{code: 2, msg: b.String()}
+	}
+	p := &providers{stack: stack.Providers{Endpoints: endpoints, Client: client}, oauth: make(map[string]connect.Provider), off: off,
+		close: func() error { client.CloseIdleConnections(); return nil }}
+	for _, svc := range services {
+		p.names = append(p.names, svc.Name)
+		p.stack.Services = append(p.stack.Services, vault.Service{Name: svc.Name, APIHosts: svc.APIHosts, OAuth: svc.OAuth, Revoke: svc.Revoke})
+		p.oauth[svc.Name] = connect.Provider{Name: svc.Title, Config: svc.OAuth, AuthOptions: svc.AuthOptions, Exchange: svc.Exchange}
+	}
+	for _, o := range off {
+		logger.Warn("service not set up: people cannot connect it", "service", o.Service, "missing", o.Missing)
+	}
+	return p, nil
+}
+
+// offNames are the names of the services that are not set up.
+func (p *providers) offNames() []string {
+	out := make([]string, 0, len(p.off))
+	for _, o := range p.off {
+		out = append(out, o.Service)
+	}
+	return out
 }
 
 // core is AgentHub's core on its providers, as wire assembled it.

@@ -75,10 +75,24 @@ type Config struct {
 	PublicURL  string
 	PublicAddr string
 
+	// The real providers' OAuth clients: a service is on when its client
+	// ID and secret are both set (without AGENTHUB_DEMO).
+	GitHubApp    OAuthClient // GITHUB_APP_CLIENT_ID, GITHUB_APP_CLIENT_SECRET: a GitHub App
+	GitHubAPIURL string      // GITHUB_API_URL: GitHub Enterprise Server's REST API, https://HOST/api/v3/
+	GitHubWebURL string      // GITHUB_WEB_URL: where its people sign in, https://HOST
+	Google       OAuthClient // GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET
+	SlackClient  OAuthClient // SLACK_CLIENT_ID, SLACK_CLIENT_SECRET: the Slack app's, for user tokens
+
 	// Operations.
 	HTTPAddr  string     // AGENTHUB_HTTP_ADDR
 	LogLevel  slog.Level // AGENTHUB_LOG_LEVEL: debug, info, warn, error
 	LogFormat string     // AGENTHUB_LOG_FORMAT: json or text
+}
+
+// OAuthClient is an OAuth client's ID and secret.
+type OAuthClient struct {
+	ID     string
+	Secret secret.Secret
 }
 
 // Problem is one missing or malformed setting.
@@ -135,6 +149,14 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		HTTPAddr:      getenv("AGENTHUB_HTTP_ADDR"),
 		LogLevel:      l.level("AGENTHUB_LOG_LEVEL"),
 		LogFormat:     l.oneOf("AGENTHUB_LOG_FORMAT", "json", "json", "text"),
+		GitHubApp:     l.client("GITHUB_APP_CLIENT_ID", "GITHUB_APP_CLIENT_SECRET"),
+		GitHubAPIURL:  l.providerURL("GITHUB_API_URL", "https://ghe.example.com/api/v3/"),
+		GitHubWebURL:  l.providerURL("GITHUB_WEB_URL", "https://ghe.example.com"),
+		Google:        l.client("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET"),
+		SlackClient:   l.client("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"),
+	}
+	if (l.getenv("GITHUB_API_URL") == "") != (l.getenv("GITHUB_WEB_URL") == "") {
+		l.bad("GITHUB_WEB_URL", "set GITHUB_API_URL and GITHUB_WEB_URL together (GitHub Enterprise Server), or neither (github.com)")
 	}
 	c.VaultOldKeys = l.keyList("AGENTHUB_VAULT_OLD_KEYS")
 	if p := c.SlackAppToken; !p.IsZero() && !strings.HasPrefix(p.Reveal(), "xapp-") {
@@ -308,6 +330,34 @@ func (l *loader) url(name string) string {
 	return v
 }
 
+// client reads an OAuth client: both halves, or neither.
+func (l *loader) client(idName, secretName string) OAuthClient {
+	c := OAuthClient{ID: strings.TrimSpace(l.getenv(idName)), Secret: l.secret(secretName, false)}
+	switch {
+	case c.ID != "" && c.Secret.IsZero() && !l.reported(secretName):
+		l.problems = append(l.problems, Problem{Name: secretName, Missing: true, Message: "required with " + idName + " (set it or " + secretName + "_FILE)"})
+	case c.ID == "" && !c.Secret.IsZero():
+		l.problems = append(l.problems, Problem{Name: idName, Missing: true, Message: "required with " + secretName})
+	}
+	return c
+}
+
+// providerURL accepts https, or http on a loopback address (a test's
+// fake): tokens and client secrets travel to it.
+func (l *loader) providerURL(name, example string) string {
+	v := l.getenv(name)
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
+		(u.Scheme != "https" && (u.Scheme != "http" || !loopback.Is(u.Hostname()))) {
+		l.bad(name, "must be an https:// URL such as "+example)
+		return ""
+	}
+	return v
+}
+
 // publicURL accepts https, or http on a loopback address (a laptop): OAuth
 // codes and the flow's cookie travel to it.
 func (l *loader) publicURL(name string) string {
@@ -419,6 +469,10 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("public_url", c.PublicURL),
 		slog.String("public_addr", c.PublicAddr),
 		slog.String("http_addr", c.HTTPAddr),
+		slog.String("github_app_client_id", c.GitHubApp.ID),
+		slog.String("github_api_url", c.GitHubAPIURL),
+		slog.String("google_client_id", c.Google.ID),
+		slog.String("slack_client_id", c.SlackClient.ID),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 	)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -108,6 +109,53 @@ func TestPublicListener(t *testing.T) {
 			var ce *Error
 			if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Name != tt.problem {
 				t.Fatalf("Load = %v, want one problem with %s", err, tt.problem)
+			}
+		})
+	}
+}
+
+// The real providers' clients: both halves or neither, URLs that tokens
+// travel to over TLS (or to a loopback fake), GitHub Enterprise Server's
+// two URLs together; no secret in any message.
+func TestProviderClients(t *testing.T) {
+	const canary = "CANARY-client-secret"
+	tests := []struct {
+		name     string
+		set      map[string]string
+		problems []string
+	}{
+		{"all three", map[string]string{"GITHUB_APP_CLIENT_ID": "Iv1.x", "GITHUB_APP_CLIENT_SECRET": canary, "GOOGLE_CLIENT_ID": "g",
+			"GOOGLE_CLIENT_SECRET": canary, "SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": canary}, nil},
+		{"none", map[string]string{}, nil},
+		{"ID without secret", map[string]string{"GITHUB_APP_CLIENT_ID": "Iv1.x"}, []string{"GITHUB_APP_CLIENT_SECRET"}},
+		{"secret without ID", map[string]string{"GOOGLE_CLIENT_SECRET": canary}, []string{"GOOGLE_CLIENT_ID"}},
+		{"GHES", map[string]string{"GITHUB_API_URL": "https://ghe.example.com/api/v3/", "GITHUB_WEB_URL": "https://ghe.example.com"}, nil},
+		{"GHES half", map[string]string{"GITHUB_API_URL": "https://ghe.example.com/api/v3/"}, []string{"GITHUB_WEB_URL"}},
+		{"GHES over http", map[string]string{"GITHUB_API_URL": "http://ghe.example.com/api/v3/", "GITHUB_WEB_URL": "https://ghe.example.com"}, []string{"GITHUB_API_URL"}},
+		{"loopback fake", map[string]string{"GITHUB_API_URL": "http://127.0.0.1:9/api/v3/", "GITHUB_WEB_URL": "http://127.0.0.1:9"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(tt.set), os.ReadFile, 0)
+			if len(tt.problems) == 0 {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				if tt.set["GITHUB_APP_CLIENT_ID"] != "" && (c.GitHubApp.ID != "Iv1.x" || c.GitHubApp.Secret.Reveal() != canary || c.SlackClient.ID != "1.2") {
+					t.Errorf("clients not read")
+				}
+				return
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("Load = %v, want problems %q", err, tt.problems)
+			}
+			var names []string
+			for _, p := range ce.Problems {
+				names = append(names, p.Name)
+			}
+			if !slices.Equal(names, tt.problems) || strings.Contains(err.Error(), canary) {
+				t.Errorf("problems = %q (%v), want %q and no secret", names, err, tt.problems)
 			}
 		})
 	}

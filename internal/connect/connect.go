@@ -41,11 +41,63 @@ type Provider struct {
 	// LoginHint sends login_hint with the person's principal: the
 	// simulated providers consent at once for whoever it names.
 	LoginHint bool
+	// Exchange turns the callback's code into a grant; nil is the
+	// standard exchange (golang.org/x/oauth2), with the scopes the token
+	// response names and no account.
+	Exchange Exchanger
 }
 
-// Vault keeps what a flow obtains; *vault.Vault is one.
+// Exchanger turns an authorization code into a grant: it calls the
+// provider's token endpoint, and may ask the provider whose account it is.
+// It returns an error wrapping ErrWrongAccount when the account cannot be
+// the person's, after revoking what it obtained.
+type Exchanger func(ctx context.Context, x Exchange) (Grant, error)
+
+// Exchange is what an Exchanger is given.
+type Exchange struct {
+	// Config is the provider's OAuth client, with the callback's
+	// RedirectURL.
+	Config   *oauth2.Config
+	Code     string
+	Verifier string // the PKCE code verifier
+	// Principal is the person the flow connects.
+	Principal broker.Principal
+	// Client is the HTTP client for the provider (no redirects).
+	Client *http.Client
+}
+
+// Grant is what a code was exchanged for.
+type Grant struct {
+	Token  *oauth2.Token
+	Scopes []string // as the provider granted them
+	// Account is the provider's name of the account ("octocat",
+	// "ana@example.com"), shown to the person and kept with the
+	// connection; "" when not known.
+	Account string
+}
+
+// ErrWrongAccount means the provider account is not the person's (at
+// Slack, a Slack user other than the one the link was for).
+var ErrWrongAccount = errors.New("connect: the account is not the person's")
+
+// StandardExchange is the authorization-code exchange of
+// golang.org/x/oauth2 with the PKCE verifier: the scopes are those the
+// token response names, or those asked for when it names none.
+func StandardExchange(ctx context.Context, x Exchange) (Grant, error) {
+	tok, err := x.Config.Exchange(context.WithValue(ctx, oauth2.HTTPClient, x.Client), x.Code, oauth2.VerifierOption(x.Verifier))
+	if err != nil {
+		return Grant{}, err
+	}
+	return Grant{Token: tok, Scopes: granted(tok, x.Config.Scopes)}, nil
+}
+
+// Vault keeps what a flow obtains; *vault.Vault is one. ConnectAccount
+// returns the account of the connection it replaced, if it knows one; an
+// error that comes with a replaced account means the new connection is
+// stored, but the replaced account's tokens could not be revoked at the
+// provider.
 type Vault interface {
-	Connect(ctx context.Context, principal, service string, scopes []string, tok *oauth2.Token) error
+	ConnectAccount(ctx context.Context, principal, service, account string, scopes []string, tok *oauth2.Token) (replaced string, err error)
 }
 
 // Recorder is the audit trail; *audit.Recorder is one.
@@ -72,8 +124,9 @@ type Options struct {
 	Refuser   Refuser
 	Providers map[string]Provider // by service name: "github", "google", "slack"
 	// Connected runs after a connection is stored, before the browser's
-	// page is finished, with a context the browser leaving does not end.
-	Connected func(ctx context.Context, p broker.Principal, service string)
+	// page is finished, with a context the browser leaving does not end;
+	// account is the provider's name of the account ("" if not known).
+	Connected func(ctx context.Context, p broker.Principal, service, account string)
 	// HTTPClient exchanges codes (default: 30 s timeout, no redirects, so
 	// that a redirect never carries the client secret elsewhere).
 	HTTPClient *http.Client
@@ -142,7 +195,7 @@ func New(opts Options) (*Flows, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Connected == nil {
-		opts.Connected = func(context.Context, broker.Principal, string) {}
+		opts.Connected = func(context.Context, broker.Principal, string, string) {}
 	}
 	return &Flows{opts: opts, public: u, secure: u.Scheme == "https"}, nil
 }
@@ -457,31 +510,61 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	conf := *prov.Config
 	conf.RedirectURL = f.redirectURL(service)
-	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, f.opts.HTTPClient), code, oauth2.VerifierOption(fs.Verifier))
+	exchange := prov.Exchange
+	if exchange == nil {
+		exchange = StandardExchange
+	}
+	g, err := exchange(ctx, Exchange{Config: &conf, Code: code, Verifier: fs.Verifier, Principal: fs.Principal, Client: f.opts.HTTPClient})
+	switch {
+	case errors.Is(err, ErrWrongAccount):
+		f.refuse(w, r, actor, service, "wrong_account", "oauth_callback", http.StatusForbidden, page{Title: "That is not your " + prov.Name + " account",
+			Lines: []string{fmt.Sprintf("This link was for Slack user %s, and %s says you signed in as someone else. Nothing was connected, and what %s gave was revoked.",
+				fs.Principal.User, prov.Name, prov.Name)}})
+		return
+	case err == nil && (g.Token == nil || (g.Token.AccessToken == "" && g.Token.RefreshToken == "")):
+		err = errors.New("no token in the response")
+	}
 	if err != nil {
 		// oauth2's errors carry the provider's response body: only the
 		// status and error code are logged.
 		attrs := []any{"service", service}
 		if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
 			attrs = append(attrs, "status", re.Response.StatusCode, "error_code", re.ErrorCode)
+		} else {
+			attrs = append(attrs, "error_type", fmt.Sprintf("%T", err))
 		}
 		f.opts.Logger.WarnContext(ctx, "code exchange failed", attrs...)
 		f.refuse(w, r, actor, service, "exchange_failed", "oauth_callback", http.StatusBadGateway, page{Title: prov.Name + " did not complete the connection", Lines: again})
 		return
 	}
 	cctx := context.WithoutCancel(ctx)
-	if err := f.opts.Vault.Connect(cctx, fs.Principal.String(), service, granted(tok, conf.Scopes), tok); err != nil {
+	replaced, err := f.opts.Vault.ConnectAccount(cctx, fs.Principal.String(), service, g.Account, g.Scopes, g.Token)
+	if err != nil && replaced == "" {
 		f.unavailable(w, r, "store connection", err)
 		return
 	}
-	show(w, http.StatusOK, page{Title: prov.Name + " is connected", Lines: []string{
-		"AgentHub goes on in Slack with anything that waited for this connection.",
-		"You can close this tab.",
-	}})
+	if err != nil {
+		// Stored, but the replaced account's tokens are not revoked at the
+		// provider: the vault's error says so without any token.
+		f.opts.Logger.WarnContext(ctx, "replaced connection not revoked at the provider", "service", service, "error", err)
+	}
+	show(w, http.StatusOK, page{Title: prov.Name + " is connected", Lines: connectedLines(prov.Name, g.Account, replaced)})
 	if fl, ok := w.(http.Flusher); ok {
 		fl.Flush()
 	}
-	f.opts.Connected(cctx, fs.Principal, service)
+	f.opts.Connected(cctx, fs.Principal, service, g.Account)
+}
+
+// connectedLines say what was connected, and what it replaced.
+func connectedLines(name, account, replaced string) []string {
+	var lines []string
+	if account != "" {
+		lines = append(lines, fmt.Sprintf("AgentHub now acts, as you approve, through the %s account %s.", name, account))
+		if replaced != "" && replaced != account {
+			lines = append(lines, fmt.Sprintf("This replaces the %s account %s, whose access AgentHub gave back to %s.", name, replaced, name))
+		}
+	}
+	return append(lines, "AgentHub goes on in Slack with anything that waited for this connection.", "You can close this tab.")
 }
 
 // origin is the scheme and host of an absolute URL, for a CSP source.

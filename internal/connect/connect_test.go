@@ -65,14 +65,14 @@ type seenVault struct {
 	down   atomic.Bool // Connect fails, as a store that does not answer
 }
 
-func (v *seenVault) Connect(ctx context.Context, principal, service string, scopes []string, tok *oauth2.Token) error {
+func (v *seenVault) ConnectAccount(ctx context.Context, principal, service, account string, scopes []string, tok *oauth2.Token) (string, error) {
 	v.mu.Lock()
 	v.tokens = append(v.tokens, tok.AccessToken, tok.RefreshToken)
 	v.mu.Unlock()
 	if v.down.Load() {
-		return errors.New("store unavailable")
+		return "", errors.New("store unavailable")
 	}
-	return v.next.Connect(ctx, principal, service, scopes, tok)
+	return v.next.ConnectAccount(ctx, principal, service, account, scopes, tok)
 }
 
 func newHarness(t *testing.T) *harness {
@@ -110,7 +110,7 @@ func newHarness(t *testing.T) *harness {
 			return env.Audit.Record(ctx, e)
 		}),
 		Providers: providers, Now: h.clock.Now, Logger: logger,
-		Connected: func(_ context.Context, p broker.Principal, service string) {
+		Connected: func(_ context.Context, p broker.Principal, service, _ string) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.landed = append(h.landed, p.String()+" "+service)

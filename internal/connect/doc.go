@@ -30,17 +30,23 @@
 // callbacks costs the trail two events per window); every started flow is
 // too (connect.started), and the vault records connection.created.
 //
-// # What a link does not prove yet
+// # Whose account
 //
-// Nothing yet ties the browser to the Slack user the link names: a link
-// works for whoever opens it. Someone who forwards their own link to a
-// colleague already signed in at the provider (who consents without being
-// asked again) gets the colleague's account stored under their own name;
-// a leaked link stores the opener's account under the link's person. The
-// link is therefore given to its person alone (an ephemeral reply) and
-// says so. Signing in with Slack (OpenID Connect) before Continue, and
-// naming the provider account that was connected, close this; they are
-// the identity work that comes next.
+// A provider's Exchanger (internal/provider) names the account the code
+// was for: the page and Options.Connected say it to the person, and the
+// vault keeps it with the connection; connecting another account in place
+// of one revokes the old one's grant at the provider. At Slack the account
+// must be the link's own Slack user in the link's workspace, or nothing is
+// connected (ErrWrongAccount: the Exchanger revokes what it obtained).
+//
+// At GitHub and Google nothing yet ties the browser to the Slack user the
+// link names: a link works for whoever opens it. Someone who forwards
+// their own link to a colleague already signed in at the provider gets the
+// colleague's account stored under their own name (and the colleague's
+// name shown on the page); a leaked link stores the opener's account under
+// the link's person. The link is therefore given to its person alone (an
+// ephemeral reply) and says so. Signing in (Slack's OpenID Connect, or the
+// IdP identity linked with /agenthub link) before Continue closes this.
 //
 // Pages are small and self-contained: no scripts, no external assets, a
 // content security policy that allows nothing else, no framing, no

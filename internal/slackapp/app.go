@@ -72,6 +72,10 @@ type Options struct {
 	// person is connected to every service on first contact (with Connect).
 	Demo     bool
 	Services []string // the service names Connect or ConnectLink accept (and the demo connects on first contact)
+	// Off are the services AgentHub knows that this install has not set
+	// up (no OAuth client): asking to connect one says so, and App Home
+	// lists them.
+	Off []string
 
 	Logger     *slog.Logger          // default: discard
 	Registerer prometheus.Registerer // the app's metrics; nil: not registered

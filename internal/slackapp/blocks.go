@@ -575,7 +575,11 @@ func ErrorText(o broker.Output) string {
 // HomeConnection is what App Home shows of one connected service. It is a
 // view of the vault's record, so this package need not import the vault.
 type HomeConnection struct {
-	Service  string
+	Service string
+	Account string // the provider's name of the account; "" if not known
+	// Off marks a service this install has not set up: listed so people
+	// know it exists, with nothing to revoke.
+	Off      bool
 	Status   string // "connected", "expired", "revoked"
 	Scopes   []string
 	LastUsed time.Time
@@ -616,8 +620,15 @@ func HomeView(conns []HomeConnection, grants []broker.Grant, pending []broker.Re
 
 	blocks = appendList(blocks, "Connections", "No services connected. Use `/agenthub connect <service>`.",
 		"connections", conns, homeMaxConnections, func(c HomeConnection) slack.Block {
+			if c.Off {
+				return contextLine(fmt.Sprintf("*%s* · not set up here: an admin adds its OAuth client first", escape(c.Service)))
+			}
+			status := escape(c.Status)
+			if c.Account != "" {
+				status += " as " + escape(c.Account)
+			}
 			text := fmt.Sprintf("*%s* · %s\nScopes: %s\nLast used: %s",
-				escape(c.Service), escape(c.Status), codeList(c.Scopes), when(c.LastUsed))
+				escape(c.Service), status, codeList(c.Scopes), when(c.LastUsed))
 			b := button(ActionRevokeService, "Revoke", c.Service).WithStyle(slack.StyleDanger)
 			return slack.NewSectionBlock(mrkdwn(clip(text, maxSectionText)), nil, slack.NewAccessory(b))
 		})

@@ -77,8 +77,9 @@ func request() broker.Request {
 
 func homeData() ([]HomeConnection, []broker.Grant, []broker.Request, []audit.Event) {
 	conns := []HomeConnection{
-		{Service: "github", Status: "connected", Scopes: []string{"repo", "read:org"}, LastUsed: t0.Add(-time.Hour)},
+		{Service: "github", Account: "octocat", Status: "connected", Scopes: []string{"repo", "read:org"}, LastUsed: t0.Add(-time.Hour)},
 		{Service: "google", Status: "expired", Scopes: []string{"calendar.events"}},
+		{Service: "slack", Off: true},
 	}
 	grants := []broker.Grant{
 		{ID: "g_1", Action: "github.create_issue", Agent: "github", Service: "github", Resource: "acme/payments", Lifetime: policy.OneHour, Expires: t0.Add(time.Hour)},

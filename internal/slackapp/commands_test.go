@@ -147,6 +147,24 @@ func TestSlashConnectGivesALinkForTheAskerAlone(t *testing.T) {
 	}
 }
 
+// A service this install has not set up is named as such, with the ones
+// it has; no link is made for it.
+func TestSlashConnectServiceNotSetUp(t *testing.T) {
+	var asked int
+	f := newFlow(t, flowOptions{connectLink: func(p broker.Principal, service string) (string, error) {
+		asked++
+		return "https://agenthub.example.com/connect?t=x", nil
+	}})
+	f.app.opts.Services, f.app.opts.Off = []string{"github"}, []string{"google", "slack"}
+	_, env := f.command(alice, "connect google")
+	if rs := f.responsesTo(env); len(rs) != 1 || !strings.Contains(rs[0].Text, "google is not set up here") || !strings.Contains(rs[0].Text, "I can connect github") {
+		t.Errorf("responses = %+v, want google said not to be set up, and github offered", rs)
+	}
+	if asked != 0 {
+		t.Errorf("links made = %d, want 0", asked)
+	}
+}
+
 // The demo's connect names an unknown service as such, and a provider that
 // fails as a failure, not as a misspelling.
 func TestSlashConnectAnswers(t *testing.T) {

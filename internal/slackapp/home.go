@@ -23,6 +23,9 @@ func (a *App) publishHome(ctx context.Context, principal broker.Principal) {
 			return
 		}
 	}
+	for _, svc := range a.opts.Off {
+		conns = append(conns, HomeConnection{Service: svc, Off: true})
+	}
 	grants, err := a.opts.Broker.Grants(ctx, principal)
 	if err != nil {
 		a.log.WarnContext(ctx, "app home not published: grants", "slack_user", user, "err", err)

@@ -253,6 +253,10 @@ func (a *App) connect(ctx context.Context, principal broker.Principal, service s
 	if a.opts.Connect == nil && a.opts.ConnectLink == nil {
 		return escape(fmt.Sprintf("Connecting %s is not set up here (AGENTHUB_PUBLIC_URL and the service's OAuth client), so I can't connect it from Slack.", service))
 	}
+	if slices.Contains(a.opts.Off, service) {
+		return escape(fmt.Sprintf("%s is not set up here: an admin adds its OAuth client first (docs/INSTALL.md). I can connect %s.",
+			service, strings.Join(a.opts.Services, ", ")))
+	}
 	if !slices.Contains(a.opts.Services, service) {
 		return escape(fmt.Sprintf("I don't know the service %q. I can connect %s.", service, strings.Join(a.opts.Services, ", ")))
 	}
@@ -271,27 +275,31 @@ func (a *App) connect(ctx context.Context, principal broker.Principal, service s
 		a.log.WarnContext(ctx, "connect failed", "slack_user", principal.User, "service", service, "err", err)
 		return escape(fmt.Sprintf("I couldn't connect %s: the service did not answer as it should. Try again in a moment.", service))
 	}
-	return escape(a.landed(ctx, principal, service))
+	return escape(a.landed(ctx, principal, service, ""))
 }
 
 // ConnectionLanded is told that principal's connection to service was
 // stored (the OAuth callback): it goes on with the requests that waited for
 // it, refreshes App Home and tells principal in their DM.
-func (a *App) ConnectionLanded(ctx context.Context, principal broker.Principal, service string) {
-	if _, _, err := a.dm(ctx, principal.User, escape(a.landed(ctx, principal, service)), nil); err != nil {
+func (a *App) ConnectionLanded(ctx context.Context, principal broker.Principal, service, account string) {
+	if _, _, err := a.dm(ctx, principal.User, escape(a.landed(ctx, principal, service, account)), nil); err != nil {
 		a.log.WarnContext(ctx, "connected dm failed", "slack_user", principal.User, "service", service, "err", err)
 	}
 }
 
 // landed goes on after principal's connection to service was stored: the
 // requests that waited for it, App Home; it returns what to tell them.
-func (a *App) landed(ctx context.Context, principal broker.Principal, service string) string {
+func (a *App) landed(ctx context.Context, principal broker.Principal, service, account string) string {
 	resumed := a.resumeConnected(ctx, principal, service)
 	a.publishHome(ctx, principal)
-	if resumed > 0 {
-		return fmt.Sprintf("Connected %s. I went on with the %d request(s) that waited for it.", service, resumed)
+	what := service
+	if account != "" {
+		what = fmt.Sprintf("%s as %s", service, account)
 	}
-	return fmt.Sprintf("Connected %s.", service)
+	if resumed > 0 {
+		return fmt.Sprintf("Connected %s. I went on with the %d request(s) that waited for it.", what, resumed)
+	}
+	return fmt.Sprintf("Connected %s.", what)
 }
 
 // resumeConnected goes on with the principal's requests that waited for

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/agenthub/agenthub/internal/agent/slackagent"
 	"github.com/agenthub/agenthub/internal/slackapp"
 )
 
@@ -143,7 +144,13 @@ func TestManifest(t *testing.T) {
 		{"slash command text not escaped", escape, false},
 		{"bot scopes are BotScopes", sorted(m.OAuthConfig.Scopes.Bot), sorted(slackapp.BotScopes)},
 		{"duplicate bot scopes", duplicates(m.OAuthConfig.Scopes.Bot), []string(nil)},
-		{"no user scopes", m.OAuthConfig.Scopes.User, []string(nil)},
+		// The user scopes are those the Slack agent's actions declare, asked
+		// for by the connect flow (internal/provider); the bot's own token
+		// never acts as a person.
+		{"user scopes are the Slack agent's", sorted(m.OAuthConfig.Scopes.User),
+			sorted([]string{slackagent.ScopeChannelsRead, slackagent.ScopeChatWrite, slackagent.ScopeChannelsManage})},
+		{"one redirect URL, the connect flow's Slack callback", len(m.OAuthConfig.RedirectURLs) == 1 &&
+			strings.HasSuffix(m.OAuthConfig.RedirectURLs[0], "/oauth/callback/slack"), true},
 		{"bot events are BotEvents", sorted(m.Settings.EventSubscriptions.BotEvents), sorted(slackapp.BotEvents)},
 		{"duplicate bot events", duplicates(m.Settings.EventSubscriptions.BotEvents), []string(nil)},
 		{"no user events", m.Settings.EventSubscriptions.UserEvents, []string(nil)},

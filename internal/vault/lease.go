@@ -451,11 +451,13 @@ func normalizeHost(scheme, host string) string {
 	return host
 }
 
-// authScheme normalises the token type as oauth2 does: "bearer" and an
-// empty type are sent as "Bearer".
+// authScheme is the Authorization scheme for a token type: "Bearer" for
+// bearer tokens and an empty type, and for the types that name who a
+// token is for rather than how it is sent (Slack's "user" and "bot", sent
+// as bearer tokens); "MAC" for the one other type OAuth defined.
 func authScheme(tokenType string) string {
-	if tokenType == "" || strings.EqualFold(tokenType, "bearer") {
-		return "Bearer"
+	if strings.EqualFold(tokenType, "mac") {
+		return "MAC"
 	}
-	return tokenType
+	return "Bearer"
 }

@@ -284,9 +284,13 @@ const (
 type Connection struct {
 	Principal string
 	Service   string
-	Scopes    []string
-	Status    Status
-	Created   time.Time
+	// Account is the provider's name for the account connected (a GitHub
+	// login, a Google address, a Slack user); "" when the connect flow
+	// did not learn it.
+	Account string
+	Scopes  []string
+	Status  Status
+	Created time.Time
 	// LastUsed is when a lease was last issued on the connection, to the
 	// minute; zero if never.
 	LastUsed time.Time
@@ -299,6 +303,7 @@ type connRecord struct {
 	ID        string    `json:"id"` // new on every Connect, so leases of a replaced connection stop working
 	Principal string    `json:"principal"`
 	Service   string    `json:"service"`
+	Account   string    `json:"account,omitempty"`
 	Scopes    []string  `json:"scopes"`
 	Status    Status    `json:"status"`
 	Created   time.Time `json:"created"`
@@ -462,48 +467,80 @@ func (v *Vault) record(ctx context.Context, e audit.Event) error {
 
 // Connect seals tok and stores it as principal's active connection to
 // service with the provider scopes granted, replacing any earlier
-// connection. The connection.created audit event is stored first: if it
-// cannot be, nothing is connected.
+// connection; it is ConnectAccount for an account whose name is not known.
 func (v *Vault) Connect(ctx context.Context, principal, service string, scopes []string, tok *oauth2.Token) error {
-	if _, err := v.service(service); err != nil {
-		return err
+	_, err := v.ConnectAccount(ctx, principal, service, "", scopes, tok)
+	return err
+}
+
+// ConnectAccount seals tok and stores it as principal's active connection
+// to service: the provider's account named account, with the provider
+// scopes granted. The connection.created audit event is stored first: if
+// it cannot be, nothing is connected.
+//
+// It replaces any earlier connection, and returns the account that one
+// named ("" if none, or not known), so the person can be told. When the
+// earlier connection was of another account, its tokens are revoked at
+// the provider: the person moved to another account, and the old one's
+// access must not live on where nobody can see it. (Of the same account
+// they are not: at GitHub and Google revoking one token of a grant ends
+// the whole grant, the new token with it.) A failure there leaves the new
+// connection stored and wraps ErrProviderRevoke.
+func (v *Vault) ConnectAccount(ctx context.Context, principal, service, account string, scopes []string, tok *oauth2.Token) (replaced string, err error) {
+	svc, err := v.service(service)
+	if err != nil {
+		return "", err
 	}
 	if err := connKey(principal, service).Validate(); err != nil || principal == "" {
-		return fmt.Errorf("vault: connect: invalid principal %q", principal)
+		return "", fmt.Errorf("vault: connect: invalid principal %q", principal)
 	}
 	if tok == nil || (tok.AccessToken == "" && tok.RefreshToken == "") {
-		return fmt.Errorf("vault: connect %s for %s: no token", service, principal)
+		return "", fmt.Errorf("vault: connect %s for %s: no token", service, principal)
 	}
 	id, err := v.newID()
 	if err != nil {
-		return err
+		return "", err
+	}
+	// The earlier connection, if any: its account, and its tokens when
+	// they are to be revoked. One that cannot be read or opened is
+	// replaced all the same.
+	var old material
+	if _, prev, err := v.load(ctx, principal, service); err == nil {
+		replaced = prev.Account
+		if prev.Status != StatusRevoked && len(prev.Sealed) > 0 && prev.Account != "" && account != "" && prev.Account != account {
+			old, _ = v.openMaterial(principal, service, &prev)
+		}
 	}
 	now := v.now().UTC()
 	rec := connRecord{
-		V: 1, ID: id, Principal: principal, Service: service,
+		V: 1, ID: id, Principal: principal, Service: service, Account: account,
 		Scopes: normalizeScopes(scopes), Status: StatusActive, Created: now, Updated: now,
 	}
 	m := material{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType, Expiry: tok.Expiry}
 	if err := v.sealMaterial(&rec, m); err != nil {
-		return err
+		return "", err
 	}
 	value, err := json.Marshal(rec)
 	if err != nil {
-		return fmt.Errorf("vault: encode connection: %w", err)
+		return "", fmt.Errorf("vault: encode connection: %w", err)
 	}
-	if err := v.record(ctx, audit.Event{
-		Kind: audit.ConnectionCreated, Actor: principal, Result: "ok",
-		Detail: map[string]string{"service": service, "scopes": strings.Join(rec.Scopes, " ")},
-	}); err != nil {
-		return err
+	detail := map[string]string{"service": service, "scopes": strings.Join(rec.Scopes, " ")}
+	if account != "" {
+		detail["account"] = account
+	}
+	if replaced != "" && replaced != account {
+		detail["replaced_account"] = replaced
+	}
+	if err := v.record(ctx, audit.Event{Kind: audit.ConnectionCreated, Actor: principal, Result: "ok", Detail: detail}); err != nil {
+		return "", err
 	}
 	// The index entry is written first, so no sealed record exists that
 	// RekeyAll cannot find.
 	if err := v.store.Put(ctx, principalKey(principal), []byte(`{"v":1}`), 0); err != nil {
-		return fmt.Errorf("vault: index principal %s: %w", principal, err)
+		return "", fmt.Errorf("vault: index principal %s: %w", principal, err)
 	}
 	if err := v.store.Put(ctx, connKey(principal, service), value, 0); err != nil {
-		return fmt.Errorf("vault: store %s connection of %s: %w", service, principal, err)
+		return "", fmt.Errorf("vault: store %s connection of %s: %w", service, principal, err)
 	}
 	if m.AccessToken != "" && v.fresh(m.Expiry) {
 		v.setCache(principal, service, cachedToken{connID: id, access: secret.New(m.AccessToken), tokenType: m.TokenType, expiry: m.Expiry})
@@ -511,7 +548,14 @@ func (v *Vault) Connect(ctx context.Context, principal, service string, scopes [
 		v.dropCache(principal, service)
 	}
 	v.log.InfoContext(ctx, "connection created", "principal", principal, "service", service)
-	return nil
+	if (old.AccessToken != "" || old.RefreshToken != "") && svc.Revoke != nil {
+		access, refresh := secret.New(old.AccessToken), secret.New(old.RefreshToken)
+		if err := svc.Revoke(ctx, access, refresh); err != nil {
+			return replaced, fmt.Errorf("vault: %s did not revoke the replaced account's tokens (%s): %w",
+				service, scrub(hookFailure(err), access, refresh), ErrProviderRevoke)
+		}
+	}
+	return replaced, nil
 }
 
 func normalizeScopes(scopes []string) []string {
@@ -527,7 +571,7 @@ func normalizeScopes(scopes []string) []string {
 
 func (rec *connRecord) public() Connection {
 	return Connection{
-		Principal: rec.Principal, Service: rec.Service, Scopes: slices.Clone(rec.Scopes),
+		Principal: rec.Principal, Service: rec.Service, Account: rec.Account, Scopes: slices.Clone(rec.Scopes),
 		Status: rec.Status, Created: rec.Created, LastUsed: rec.LastUsed,
 	}
 }

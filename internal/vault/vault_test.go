@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/memstore"
 )
@@ -674,5 +675,85 @@ func TestRedirectToOtherHostRefused(t *testing.T) {
 	}
 	if otherCalls.Load() != 0 {
 		t.Errorf("the redirect target got %d requests, want 0", otherCalls.Load())
+	}
+}
+
+// A connection names the provider account; a new connection of another
+// account revokes the old one's tokens at the provider, one of the same
+// account does not (revoking would end the new grant too), and the
+// replaced account is said and recorded.
+func TestConnectAccountReplaces(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	var revoked []string
+	rec := &fakeRecorder{}
+	v := f.vault(t, memstore.New(memstore.Options{}), rec, mustKeys(t, testKey('a')), func(o *Options) {
+		for i := range o.Services {
+			o.Services[i].Revoke = func(_ context.Context, _, refresh secret.Secret) error {
+				revoked = append(revoked, refresh.Reveal())
+				return nil
+			}
+		}
+	})
+	first := f.tokens.fresh()
+	if replaced, err := v.ConnectAccount(ctx, alice, "github", "octocat", []string{"repo"}, first); err != nil || replaced != "" {
+		t.Fatalf("first ConnectAccount = %q, %v; want \"\", nil", replaced, err)
+	}
+	if c, err := v.Connection(ctx, alice, "github"); err != nil || c.Account != "octocat" {
+		t.Fatalf("Connection = %+v, %v; want account octocat", c, err)
+	}
+	if replaced, err := v.ConnectAccount(ctx, alice, "github", "octocat", []string{"repo"}, f.tokens.fresh()); err != nil || replaced != "octocat" {
+		t.Fatalf("same account again = %q, %v; want octocat, nil", replaced, err)
+	}
+	if len(revoked) != 0 {
+		t.Fatalf("reconnecting the same account revoked %d token(s) at the provider, want 0", len(revoked))
+	}
+	prev := f.tokens.fresh()
+	if _, err := v.ConnectAccount(ctx, alice, "github", "octocat", []string{"repo"}, prev); err != nil {
+		t.Fatal(err)
+	}
+	replaced, err := v.ConnectAccount(ctx, alice, "github", "hubot", []string{"repo"}, f.tokens.fresh())
+	if err != nil || replaced != "octocat" {
+		t.Fatalf("other account = %q, %v; want octocat, nil", replaced, err)
+	}
+	if len(revoked) != 1 || revoked[0] != prev.RefreshToken {
+		t.Errorf("revoked at the provider: %d token(s), want the replaced connection's refresh token alone", len(revoked))
+	}
+	created := rec.ofKind(audit.ConnectionCreated)
+	last := created[len(created)-1]
+	if last.Detail["account"] != "hubot" || last.Detail["replaced_account"] != "octocat" {
+		t.Errorf("connection.created detail = %v, want account hubot replacing octocat", last.Detail)
+	}
+}
+
+// The new connection stands when the provider does not revoke the
+// replaced account's tokens, and the error says so.
+func TestConnectAccountReplacedRevokeFails(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	v := f.vault(t, memstore.New(memstore.Options{}), &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) {
+		for i := range o.Services {
+			o.Services[i].Revoke = func(context.Context, secret.Secret, secret.Secret) error { return errors.New("provider down") }
+		}
+	})
+	if _, err := v.ConnectAccount(ctx, alice, "github", "octocat", nil, f.tokens.fresh()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := v.ConnectAccount(ctx, alice, "github", "hubot", nil, f.tokens.fresh())
+	if !errors.Is(err, ErrProviderRevoke) {
+		t.Fatalf("error = %v, want ErrProviderRevoke", err)
+	}
+	if c, err := v.Connection(ctx, alice, "github"); err != nil || c.Account != "hubot" || c.Status != StatusActive {
+		t.Errorf("Connection = %+v, %v; want hubot's, active", c, err)
+	}
+}
+
+// Slack's token types name who a token is for; they are sent as bearer
+// tokens all the same.
+func TestAuthScheme(t *testing.T) {
+	for typ, want := range map[string]string{"": "Bearer", "bearer": "Bearer", "Bearer": "Bearer", "user": "Bearer", "bot": "Bearer", "mac": "MAC"} {
+		if got := authScheme(typ); got != want {
+			t.Errorf("authScheme(%q) = %q, want %q", typ, got, want)
+		}
 	}
 }
