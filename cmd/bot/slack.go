@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/slack-go/slack"
 	"golang.org/x/sync/errgroup"
@@ -19,6 +20,7 @@ import (
 	"github.com/agenthub/agenthub/internal/slackapp"
 	"github.com/agenthub/agenthub/internal/slackapp/auditchannel"
 	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/vault"
 	"github.com/agenthub/agenthub/internal/web"
 )
 
@@ -153,6 +155,7 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		}
 		return nil
 	})
+	g.Go(func() error { return retryRevocations(gctx, env.core.Vault, logger) })
 	if cfg.AuditChannel != "" {
 		poster, err := auditchannel.New(auditchannel.Options{
 			Store: st, Channel: cfg.AuditChannel, Poster: api, Logger: logger, Registerer: registry,
@@ -206,6 +209,32 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		return nil
 	}
 	return err
+}
+
+// retryEvery is how often the bot looks for revocations a provider did not
+// confirm that are due to be asked again.
+const retryEvery = 30 * time.Second
+
+// retryRevocations asks the providers again, until ctx ends, to revoke the
+// tokens of the revocations they did not confirm (every replica does; each
+// revocation is claimed by one).
+func retryRevocations(ctx context.Context, v *vault.Vault, logger *slog.Logger) error {
+	t := time.NewTicker(retryEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		res, err := v.RetryRevocations(ctx)
+		if res.Revoked > 0 {
+			logger.InfoContext(ctx, "queued revocations confirmed by the providers", "revoked", res.Revoked)
+		}
+		if err != nil && ctx.Err() == nil {
+			logger.WarnContext(ctx, "queued revocations not confirmed yet", "failed", res.Failed, "waiting", res.Waiting, "error", err)
+		}
+	}
 }
 
 // newLogger logs to stderr in the configured format and level.

@@ -28,6 +28,7 @@ const (
 	ConnectionCreated   Kind = "connection.created"
 	ConnectionRevoked   Kind = "connection.revoked"
 	ConnectionExpired   Kind = "connection.expired"
+	ProviderRevoked     Kind = "connection.provider_revoked" // a provider confirmed, on a retry, a revocation it had failed
 	LeaseIssued         Kind = "lease.issued"
 	VaultRekeyStarted   Kind = "vault.rekey_started" // "bot rekey" began resealing under the current key
 	VaultRekeyed        Kind = "vault.rekeyed"       // "bot rekey" ended; Detail holds its counts and Result whether anything failed
@@ -42,7 +43,7 @@ func Kinds() []Kind {
 		StepProposed, PolicyDecided, ApprovalGranted, ApprovalDenied, InteractionRejected, RequestRefused,
 		StepUpPassed, StepUpFailed, TokenIssued, TokenRefreshed, ProviderRequested, ProviderCalled,
 		ActionSucceeded, ActionFailed, RequestExpired, RequestCanceled, GrantCreated, GrantRevoked,
-		ConnectionCreated, ConnectionRevoked, ConnectionExpired, LeaseIssued, VaultRekeyStarted, VaultRekeyed,
+		ConnectionCreated, ConnectionRevoked, ConnectionExpired, ProviderRevoked, LeaseIssued, VaultRekeyStarted, VaultRekeyed,
 		ConnectStarted, ConnectRefused,
 	}
 }

@@ -51,7 +51,7 @@ func (b *Broker) cleanUp(ctx context.Context, principal Principal, service strin
 	err := errors.Join(verr, merr, cerr, gerr)
 	if err != nil {
 		if errors.Is(err, vault.ErrProviderRevoke) && merr == nil && cerr == nil && gerr == nil {
-			text += " The provider did not confirm revoking the tokens; AgentHub will not use them again."
+			text += " The provider did not confirm revoking the tokens: AgentHub will not use them again, and keeps asking the provider until it does."
 		} else {
 			text += " Some of it could not be completed; try again."
 		}

@@ -551,8 +551,10 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, account 
 	if (old.AccessToken != "" || old.RefreshToken != "") && svc.Revoke != nil {
 		access, refresh := secret.New(old.AccessToken), secret.New(old.RefreshToken)
 		if err := svc.Revoke(ctx, access, refresh); err != nil {
-			return replaced, fmt.Errorf("vault: %s did not revoke the replaced account's tokens (%s): %w",
-				service, scrub(hookFailure(err), access, refresh), ErrProviderRevoke)
+			failure := scrub(hookFailure(err), access, refresh)
+			qerr := v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, access, refresh, failure)
+			return replaced, errors.Join(qerr, fmt.Errorf("vault: %s did not revoke the replaced account's tokens (%s): %w",
+				service, failure, ErrProviderRevoke))
 		}
 	}
 	return replaced, nil
@@ -670,9 +672,14 @@ func (v *Vault) Revoke(ctx context.Context, principal, service string) error {
 	if svc.Revoke != nil && (!access.IsZero() || !refresh.IsZero()) {
 		providerResult = "ok"
 		if err := svc.Revoke(ctx, access, refresh); err != nil {
-			providerResult = "failed"
-			errs = append(errs, fmt.Errorf("vault: %s did not revoke the tokens (%s): %w",
-				service, scrub(hookFailure(err), access, refresh), ErrProviderRevoke))
+			providerResult = "queued"
+			failure := scrub(hookFailure(err), access, refresh)
+			retry := "it is queued to be asked again until it does"
+			if qerr := v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, access, refresh, failure); qerr != nil {
+				providerResult, retry = "failed", "and it could not be queued to be asked again"
+				errs = append(errs, qerr)
+			}
+			errs = append(errs, fmt.Errorf("vault: %s did not revoke the tokens (%s); %s: %w", service, failure, retry, ErrProviderRevoke))
 		}
 	}
 	if exists {

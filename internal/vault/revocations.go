@@ -1,0 +1,192 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/secret"
+	"github.com/agenthub/agenthub/internal/store"
+)
+
+// RevocationKind is the store kind of the revocations a provider did not
+// confirm: the tokens, sealed, waiting to be revoked there again. They
+// live in the global scope, one record each, so that any process sharing
+// the store retries them.
+const RevocationKind = "vault-revocation"
+
+// Retry timing: the first retry a minute after the failure, then twice as
+// long each time, up to an hour between tries. A revocation is retried
+// until the provider confirms it: tokens the person asked to die must not
+// be left alive because a provider was down for a day.
+const (
+	revocationFirstRetry = time.Minute
+	revocationMaxBackoff = time.Hour
+)
+
+// queuedRevocation is a revocation waiting to be retried. The tokens are
+// sealed under the vault key, bound to the record's ID, principal and
+// service, so a queued ciphertext opens nowhere else.
+type queuedRevocation struct {
+	V         int       `json:"v"`
+	Principal string    `json:"principal"`
+	Service   string    `json:"service"`
+	Queued    time.Time `json:"queued"`
+	Attempts  int       `json:"attempts"` // tries so far, the first one included
+	Next      time.Time `json:"next"`     // when it is due again
+	Failure   string    `json:"failure,omitempty"`
+	KeyID     string    `json:"key_id"`
+	Sealed    []byte    `json:"sealed"`
+}
+
+func revocationAD(id, principal, service string) []byte {
+	return []byte("agenthub.revocation.v1\x00" + id + "\x00" + principal + "\x00" + service)
+}
+
+func revocationKey(id string) store.Key { return store.Key{Kind: RevocationKind, ID: id} }
+
+func backoff(attempts int) time.Duration {
+	d := revocationFirstRetry
+	for i := 1; i < attempts && d < revocationMaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, revocationMaxBackoff)
+}
+
+// enqueueRevocation keeps tokens the provider did not revoke, sealed, for
+// RetryRevocations; failure is the first try's, as hookFailure said it.
+func (v *Vault) enqueueRevocation(ctx context.Context, principal, service string, access, refresh secret.Secret, failure string) error {
+	id, err := v.newID()
+	if err != nil {
+		return err
+	}
+	plain, err := json.Marshal(material{AccessToken: access.Reveal(), RefreshToken: refresh.Reveal()})
+	if err != nil {
+		return fmt.Errorf("vault: encode revocation: %w", err)
+	}
+	keyID, sealed, err := v.keys.Seal(v.rand, plain, revocationAD(id, principal, service))
+	clear(plain)
+	if err != nil {
+		return err
+	}
+	now := v.now().UTC()
+	q := queuedRevocation{V: 1, Principal: principal, Service: service, Queued: now, Attempts: 1, Next: now.Add(backoff(1)),
+		Failure: failure, KeyID: keyID, Sealed: sealed}
+	value, err := json.Marshal(q)
+	if err != nil {
+		return fmt.Errorf("vault: encode revocation: %w", err)
+	}
+	if err := v.store.Create(ctx, revocationKey(id), value, 0); err != nil {
+		return fmt.Errorf("vault: queue the %s revocation of %s: %w", service, principal, err)
+	}
+	return nil
+}
+
+// RetryResult is what one RetryRevocations pass did.
+type RetryResult struct {
+	Revoked int // confirmed by the provider now, and dropped from the queue
+	Failed  int // tried again and failed again: due later
+	Waiting int // not due yet, or taken by another process
+}
+
+// RetryRevocations asks the providers again to revoke the tokens of every
+// queued revocation that is due. Each is claimed first (its next try moved
+// on by a compare-and-swap), so processes sharing the store do not ask
+// twice at once; a provider that confirms ends it, with a
+// connection.provider_revoked event. Call it every minute or so.
+func (v *Vault) RetryRevocations(ctx context.Context) (RetryResult, error) {
+	var res RetryResult
+	items, err := v.store.List(ctx, "", RevocationKind)
+	if err != nil {
+		return res, fmt.Errorf("vault: list queued revocations: %w", err)
+	}
+	var errs []error
+	for _, it := range items {
+		var q queuedRevocation
+		if err := json.Unmarshal(it.Value, &q); err != nil {
+			errs = append(errs, fmt.Errorf("vault: decode queued revocation %s: %w", it.Key.ID, ErrCorrupt))
+			continue
+		}
+		now := v.now().UTC()
+		if now.Before(q.Next) {
+			res.Waiting++
+			continue
+		}
+		claimed := q
+		claimed.Attempts++
+		claimed.Next = now.Add(backoff(claimed.Attempts))
+		next, err := json.Marshal(claimed)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		switch err := v.store.CompareAndSwap(ctx, it.Key, it.Value, next, store.KeepTTL); {
+		case errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound):
+			res.Waiting++ // another process has it
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("vault: claim queued revocation %s: %w", it.Key.ID, err))
+			continue
+		}
+		if err := v.retryOne(ctx, it.Key, claimed, next); err != nil {
+			res.Failed++
+			errs = append(errs, err)
+			continue
+		}
+		res.Revoked++
+	}
+	return res, errors.Join(errs...)
+}
+
+// retryOne tries one claimed revocation (stored as value) again.
+func (v *Vault) retryOne(ctx context.Context, key store.Key, q queuedRevocation, value []byte) error {
+	svc, err := v.service(q.Service)
+	if err != nil {
+		return fmt.Errorf("vault: queued revocation %s: %w", key.ID, err)
+	}
+	plain, err := v.keys.Open(q.KeyID, q.Sealed, revocationAD(key.ID, q.Principal, q.Service))
+	if err != nil {
+		return fmt.Errorf("vault: open queued revocation %s: %w", key.ID, err)
+	}
+	var m material
+	err = json.Unmarshal(plain, &m)
+	clear(plain)
+	if err != nil {
+		return fmt.Errorf("vault: decode queued revocation %s: %w", key.ID, ErrCorrupt)
+	}
+	access, refresh := secret.New(m.AccessToken), secret.New(m.RefreshToken)
+	if err := svc.Revoke(ctx, access, refresh); err != nil {
+		failure := scrub(hookFailure(err), access, refresh)
+		q.Failure = failure
+		if next, merr := json.Marshal(q); merr == nil {
+			v.store.CompareAndSwap(ctx, key, value, next, store.KeepTTL) // the failure, for the operator; best effort
+		}
+		return fmt.Errorf("vault: %s still did not revoke the tokens of %s (%s, try %d): %w", q.Service, q.Principal, failure, q.Attempts, ErrProviderRevoke)
+	}
+	if err := v.record(ctx, audit.Event{Kind: audit.ProviderRevoked, Actor: q.Principal, Result: "ok",
+		Detail: map[string]string{"service": q.Service, "attempts": fmt.Sprint(q.Attempts), "queued": q.Queued.Format(time.RFC3339)}}); err != nil {
+		// Revoked at the provider all the same; the record stays queued, and
+		// the next pass asks again ("already revoked" is success) and
+		// records it then.
+		return err
+	}
+	if err := v.store.CompareAndDelete(ctx, key, value); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("vault: drop queued revocation %s: %w", key.ID, err)
+	}
+	v.log.InfoContext(ctx, "provider revoked tokens on retry", "principal", q.Principal, "service", q.Service, "attempts", q.Attempts)
+	return nil
+}
+
+// QueuedRevocations counts the revocations waiting to be retried, for the
+// operator (a key rotation must keep the old key while any is sealed
+// under it).
+func (v *Vault) QueuedRevocations(ctx context.Context) (int, error) {
+	items, err := v.store.List(ctx, "", RevocationKind)
+	if err != nil {
+		return 0, fmt.Errorf("vault: list queued revocations: %w", err)
+	}
+	return len(items), nil
+}

@@ -1,0 +1,171 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/clocktest"
+	"github.com/agenthub/agenthub/internal/secret"
+	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/store/memstore"
+)
+
+// flakyProvider is a provider's revocation endpoint that can be down, and
+// remembers the refresh tokens it revoked.
+type flakyProvider struct {
+	mu      sync.Mutex
+	down    bool
+	revoked []string
+	calls   atomic.Int32
+}
+
+func (p *flakyProvider) revoke(_ context.Context, _, refresh secret.Secret) error {
+	p.calls.Add(1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.down {
+		return &statusErr{503}
+	}
+	p.revoked = append(p.revoked, refresh.Reveal())
+	return nil
+}
+
+func (p *flakyProvider) setDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+}
+
+type statusErr struct{ code int }
+
+func (e *statusErr) Error() string   { return fmt.Sprintf("provider answered %d", e.code) }
+func (e *statusErr) StatusCode() int { return e.code }
+
+// A revocation the provider does not confirm stays revoked here, is
+// queued with its tokens sealed, and is asked again, with growing pauses,
+// until the provider confirms it; that is on the record.
+func TestRevocationRetriedUntilConfirmed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	clock := clocktest.New(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
+	prov := &flakyProvider{down: true}
+	rec := &fakeRecorder{}
+	st := memstore.New(memstore.Options{})
+	v := f.vault(t, st, rec, mustKeys(t, testKey('a')), func(o *Options) {
+		o.Now = clock.Now
+		for i := range o.Services {
+			o.Services[i].Revoke = prov.revoke
+		}
+	})
+	tok := f.tokens.fresh()
+	mustConnect(t, v, alice, "github", tok)
+
+	err := v.Revoke(ctx, alice, "github")
+	if !errors.Is(err, ErrProviderRevoke) || !strings.Contains(err.Error(), "queued") || strings.Contains(err.Error(), tok.RefreshToken) {
+		t.Fatalf("Revoke with the provider down = %v; want ErrProviderRevoke saying it is queued, with no token", err)
+	}
+	if c, err := v.Connection(ctx, alice, "github"); err != nil || c.Status != StatusRevoked {
+		t.Fatalf("connection = %s, %v; want revoked here whatever the provider said", c.Status, err)
+	}
+	if ev := rec.ofKind(audit.ConnectionRevoked); len(ev) != 1 || ev[0].Detail["provider_revoke"] != "queued" {
+		t.Errorf("connection.revoked = %+v, want provider_revoke=queued", ev)
+	}
+	items, _ := st.List(ctx, "", RevocationKind)
+	if len(items) != 1 || strings.Contains(string(items[0].Value), tok.RefreshToken) || strings.Contains(string(items[0].Value), tok.AccessToken) {
+		t.Fatalf("queue = %d record(s); want one, holding no token in the clear", len(items))
+	}
+
+	if res, err := v.RetryRevocations(ctx); err != nil || res != (RetryResult{Waiting: 1}) {
+		t.Fatalf("retry before it is due = %+v, %v; want it waiting", res, err)
+	}
+	clock.Advance(time.Minute)
+	if res, err := v.RetryRevocations(ctx); !errors.Is(err, ErrProviderRevoke) || res != (RetryResult{Failed: 1}) {
+		t.Fatalf("retry with the provider still down = %+v, %v; want one failure", res, err)
+	}
+	clock.Advance(time.Minute) // the second retry waits two minutes
+	if res, _ := v.RetryRevocations(ctx); res != (RetryResult{Waiting: 1}) {
+		t.Fatalf("retry a minute after the second failure = %+v, want it waiting (backoff)", res)
+	}
+	prov.setDown(false)
+	clock.Advance(time.Minute)
+	if res, err := v.RetryRevocations(ctx); err != nil || res != (RetryResult{Revoked: 1}) {
+		t.Fatalf("retry with the provider up = %+v, %v; want it revoked", res, err)
+	}
+	if len(prov.revoked) != 1 || prov.revoked[0] != tok.RefreshToken {
+		t.Errorf("the provider revoked %d token(s), want the connection's refresh token", len(prov.revoked))
+	}
+	if n, _ := v.QueuedRevocations(ctx); n != 0 {
+		t.Errorf("queued after the provider confirmed = %d, want 0", n)
+	}
+	if ev := rec.ofKind(audit.ProviderRevoked); len(ev) != 1 || ev[0].Detail["attempts"] != "3" || ev[0].Actor != alice {
+		t.Errorf("connection.provider_revoked = %+v, want one, after 3 attempts", ev)
+	}
+}
+
+// Processes sharing the store retry a queued revocation once between them.
+func TestRevocationRetryClaimedOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	clock := clocktest.New(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
+	prov := &flakyProvider{down: true}
+	st := memstore.New(memstore.Options{})
+	mod := func(o *Options) {
+		o.Now = clock.Now
+		for i := range o.Services {
+			o.Services[i].Revoke = prov.revoke
+		}
+	}
+	vs := []*Vault{f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')), mod), f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')), mod)}
+	mustConnect(t, vs[0], alice, "github", f.tokens.fresh())
+	vs[0].Revoke(ctx, alice, "github")
+	prov.setDown(false)
+	clock.Advance(time.Hour)
+	before := prov.calls.Load()
+	var wg sync.WaitGroup
+	for _, v := range vs {
+		wg.Go(func() { v.RetryRevocations(ctx) })
+	}
+	wg.Wait()
+	if got := prov.calls.Load() - before; got != 1 {
+		t.Errorf("provider asked %d time(s) by two processes, want 1", got)
+	}
+}
+
+// A queued revocation's ciphertext is bound to its record: moved under
+// another ID it does not open, and nothing is sent.
+func TestQueuedRevocationBoundToItsRecord(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	clock := clocktest.New(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
+	prov := &flakyProvider{down: true}
+	st := memstore.New(memstore.Options{})
+	v := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) {
+		o.Now = clock.Now
+		for i := range o.Services {
+			o.Services[i].Revoke = prov.revoke
+		}
+	})
+	mustConnect(t, v, alice, "github", f.tokens.fresh())
+	v.Revoke(ctx, alice, "github")
+	items, _ := st.List(ctx, "", RevocationKind)
+	st.Delete(ctx, items[0].Key)
+	if err := st.Put(ctx, store.Key{Kind: RevocationKind, ID: "moved"}, items[0].Value, 0); err != nil {
+		t.Fatal(err)
+	}
+	prov.setDown(false)
+	clock.Advance(time.Hour)
+	before := prov.calls.Load()
+	if _, err := v.RetryRevocations(ctx); err == nil {
+		t.Error("a moved queued revocation opened")
+	}
+	if prov.calls.Load() != before {
+		t.Error("the provider was called with tokens from a moved record")
+	}
+}
