@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/connect"
 	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/vault"
+	"github.com/agenthub/agenthub/internal/webhook"
 )
 
 // connectFlows returns the OAuth connect flow on the providers' OAuth
@@ -22,4 +28,85 @@ func connectFlows(cfg *config.Config, provs *providers, c *core, st store.Store,
 		PublicURL: cfg.PublicURL, Key: k.links, Store: st, Vault: c.Vault, Audit: c.Audit, Refuser: c.Broker,
 		Providers: provs.oauth, Connected: landed, HTTPClient: provs.stack.Client, Logger: logger,
 	})
+}
+
+// publicHandler is what the public listener serves: the connect flow and,
+// with GITHUB_WEBHOOK_SECRET and GitHub set up, the GitHub App's webhook
+// deliveries; nil when there is no connect flow.
+func publicHandler(cfg *config.Config, flows *connect.Flows, env *botEnv, logger *slog.Logger) (http.Handler, error) {
+	if flows == nil {
+		return nil, nil
+	}
+	if cfg.GitHubWebhookSecret.IsZero() || !slices.Contains(flows.Services(), "github") {
+		return flows.Handler(), nil
+	}
+	hook, err := webhook.GitHub(webhook.Options{
+		Secret: []byte(cfg.GitHubWebhookSecret.Reveal()), Store: env.st, Refuser: env.core.Broker, Logger: logger,
+		Revoked: func(ctx context.Context, login string) error {
+			return revokeAccount(ctx, env, "github", "GitHub", login)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", flows.Handler())
+	mux.Handle(webhook.Path, hook)
+	return mux, nil
+}
+
+// revokeAccount follows a revocation made at the provider by the account
+// (a GitHub login, compared as GitHub does, without case): every active
+// connection to service of that account is revoked here, through the app,
+// which tells its person. It reads every person's connection: fine for a
+// team, an index for a large one.
+func revokeAccount(ctx context.Context, env *botEnv, service, title, account string) error {
+	principals, err := env.core.Vault.Principals(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range principals {
+		c, err := env.core.Vault.Connection(ctx, name, service)
+		if errors.Is(err, vault.ErrNotConnected) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if c.Status != vault.StatusActive || !strings.EqualFold(c.Account, account) {
+			continue
+		}
+		p, err := broker.ParsePrincipal(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		env.app.ProviderRevoked(ctx, p, service, title)
+	}
+	return errors.Join(errs...)
+}
+
+// uninstalled follows the app's uninstalling from team: Slack revoked
+// every token of the app there, so the Slack connections of the team's
+// people are revoked here (nobody can be told: the bot's token is gone).
+func uninstalled(ctx context.Context, env *botEnv, team string, logger *slog.Logger) {
+	principals, err := env.core.Vault.Principals(ctx)
+	if err != nil {
+		logger.ErrorContext(ctx, "uninstall not followed", "team", team, "error", err)
+		return
+	}
+	n := 0
+	for _, name := range principals {
+		p, err := broker.ParsePrincipal(name)
+		if err != nil || p.Team != team {
+			continue
+		}
+		if _, err := env.core.Broker.Revoke(ctx, p, "slack"); err != nil {
+			logger.WarnContext(ctx, "slack connection not revoked after uninstall", "slack_user", p.User, "error", err)
+		}
+		n++
+	}
+	logger.InfoContext(ctx, "app uninstalled: slack connections revoked", "team", team, "people", n)
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/provider/providertest"
 	"github.com/agenthub/agenthub/internal/slackapp"
 	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
@@ -181,14 +185,10 @@ func responseWith(t *testing.T, srv *slacktest.Server, s string) string {
 	return text
 }
 
-// TestSlackBotOnRealGitHub: without AGENTHUB_DEMO, the bot serves the real
-// providers whose OAuth clients are set — here a GitHub App, against an
-// httptest fake of GitHub's OAuth and REST endpoints. Start-up names the
-// services that are off and what they lack; /agenthub connect says so of
-// them; GitHub connects through consent with PKCE, as the account GitHub
-// names; /agenthub revoke deletes the app's grant at GitHub. No token the
-// fake issued is in a log line or a Slack message.
-func TestSlackBotOnRealGitHub(t *testing.T) {
+// startRealGitHubBot runs the bot without AGENTHUB_DEMO, on a fake
+// GitHub's GitHub App, with a public listener and a webhook secret.
+func startRealGitHubBot(t *testing.T) (*slacktest.Server, *providertest.Fake, *runningBot, string) {
+	t.Helper()
 	srv := slacktest.New(t)
 	gh := providertest.New(t, "github")
 	vars := e2eEnv(t, srv, "bolt:"+filepath.Join(t.TempDir(), "bot.db"), "")
@@ -197,17 +197,16 @@ func TestSlackBotOnRealGitHub(t *testing.T) {
 	vars["AGENTHUB_PUBLIC_URL"], vars["AGENTHUB_PUBLIC_ADDR"] = "http://"+public, public
 	vars["GITHUB_APP_CLIENT_ID"], vars["GITHUB_APP_CLIENT_SECRET"] = gh.ClientID, gh.Secret
 	vars["GITHUB_API_URL"], vars["GITHUB_WEB_URL"] = gh.URL()+"/api/v3/", gh.URL()
-	bot := startBot(t, srv, vars, hooks{})
-	dm := srv.DMChannel(alice)
+	vars["GITHUB_WEBHOOK_SECRET"] = e2eWebhookSecret
+	return srv, gh, startBot(t, srv, vars, hooks{}), public
+}
 
-	for _, want := range []string{`"service":"google","missing":["GOOGLE_CLIENT_ID","GOOGLE_CLIENT_SECRET"]`, `"service":"slack","missing":["SLACK_CLIENT_ID","SLACK_CLIENT_SECRET"]`} {
-		if !strings.Contains(bot.stderr.String(), want) {
-			t.Errorf("start-up log does not say %s", want)
-		}
-	}
-	push(t, srv, srv.SlashCommand(slacktest.Command{User: alice, Channel: e2eChannel, Command: slackapp.Command, Text: "connect google"}))
-	responseWith(t, srv, "google is not set up here")
+const e2eWebhookSecret = "webhook-secret-CANARY-0123456789"
 
+// connectGitHub is alice asking for a link and going through consent at
+// the fake GitHub, as octocat.
+func connectGitHub(t *testing.T, srv *slacktest.Server, gh *providertest.Fake, public string) {
+	t.Helper()
 	push(t, srv, srv.SlashCommand(slacktest.Command{User: alice, Channel: e2eChannel, Command: slackapp.Command, Text: "connect github"}))
 	link := connectLink.FindStringSubmatch(responseWith(t, srv, "Connect github"))
 	if link == nil {
@@ -225,10 +224,35 @@ func TestSlackBotOnRealGitHub(t *testing.T) {
 	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, "the GitHub account octocat") {
 		t.Fatalf("after consent at GitHub: %d %q", resp.StatusCode, body)
 	}
+	eventually(t, "the DM naming the account", func() bool {
+		_, ok := messageWith(srv, srv.DMChannel(alice), "Connected github as octocat.")
+		return ok
+	})
+}
+
+// TestSlackBotOnRealGitHub: without AGENTHUB_DEMO, the bot serves the real
+// providers whose OAuth clients are set — here a GitHub App, against an
+// httptest fake of GitHub's OAuth and REST endpoints. Start-up names the
+// services that are off and what they lack; /agenthub connect says so of
+// them; GitHub connects through consent with PKCE, as the account GitHub
+// names; /agenthub revoke deletes the app's grant at GitHub. No token the
+// fake issued is in a log line or a Slack message.
+func TestSlackBotOnRealGitHub(t *testing.T) {
+	srv, gh, bot, public := startRealGitHubBot(t)
+	dm := srv.DMChannel(alice)
+
+	for _, want := range []string{`"service":"google","missing":["GOOGLE_CLIENT_ID","GOOGLE_CLIENT_SECRET"]`, `"service":"slack","missing":["SLACK_CLIENT_ID","SLACK_CLIENT_SECRET"]`} {
+		if !strings.Contains(bot.stderr.String(), want) {
+			t.Errorf("start-up log does not say %s", want)
+		}
+	}
+	push(t, srv, srv.SlashCommand(slacktest.Command{User: alice, Channel: e2eChannel, Command: slackapp.Command, Text: "connect google"}))
+	responseWith(t, srv, "google is not set up here")
+
+	connectGitHub(t, srv, gh, public)
 	if got := gh.AuthParams().Get("code_challenge_method"); got != "S256" {
 		t.Errorf("consent request's code_challenge_method = %q, want S256", got)
 	}
-	eventually(t, "the DM naming the account", func() bool { _, ok := messageWith(srv, dm, "Connected github as octocat."); return ok })
 
 	push(t, srv, srv.SlashCommand(slacktest.Command{User: alice, Channel: e2eChannel, Command: slackapp.Command, Text: "revoke github"}))
 	responseWith(t, srv, "Revoked github")
@@ -246,7 +270,51 @@ func TestSlackBotOnRealGitHub(t *testing.T) {
 	for _, r := range srv.Responses() {
 		seen.WriteString(r.Text)
 	}
-	if regexp.MustCompile(`CANARY-github-(access|refresh|code)|client-secret-CANARY`).MatchString(seen.String()) {
-		t.Error("a token or the client secret is in the log or in Slack")
+	if regexp.MustCompile(`CANARY-github-(access|refresh|code)|client-secret-CANARY|webhook-secret-CANARY`).MatchString(seen.String()) {
+		t.Error("a token or a secret is in the log or in Slack")
+	}
+}
+
+// TestSlackBotFollowsRevocationAtGitHub: when the person revokes the app
+// at GitHub, GitHub's signed github_app_authorization delivery revokes the
+// connection here too and tells them; an unsigned one is refused and on
+// the record.
+func TestSlackBotFollowsRevocationAtGitHub(t *testing.T) {
+	srv, gh, bot, public := startRealGitHubBot(t)
+	connectGitHub(t, srv, gh, public)
+	body := `{"action":"revoked","sender":{"login":"OctoCat"}}`
+	deliver := func(sig string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+public+"/webhooks/github", strings.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "github_app_authorization")
+		req.Header.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+		if sig != "" {
+			req.Header.Set("X-Hub-Signature-256", sig)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := deliver(""); got != http.StatusUnauthorized {
+		t.Fatalf("unsigned delivery: %d, want 401", got)
+	}
+	mac := hmac.New(sha256.New, []byte(e2eWebhookSecret))
+	mac.Write([]byte(body))
+	if got := deliver("sha256=" + hex.EncodeToString(mac.Sum(nil))); got != http.StatusNoContent {
+		t.Fatalf("signed delivery: %d, want 204", got)
+	}
+	eventually(t, "the DM saying so", func() bool {
+		_, ok := messageWith(srv, srv.DMChannel(alice), "You took back AgentHub's access at GitHub, so I revoked github here too.")
+		return ok
+	})
+	c, err := bot.env.core.Vault.Connection(t.Context(), broker.Principal{Team: slacktest.TeamID, User: alice}.String(), "github")
+	if err != nil || c.Status != "revoked" {
+		t.Errorf("github connection = %s, %v; want revoked", c.Status, err)
+	}
+	if strings.Contains(bot.stderr.String(), e2eWebhookSecret) {
+		t.Error("the webhook secret is in the log")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
@@ -138,6 +137,7 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		Demo:        provs.sim != nil,
 		Services:    services,
 		Off:         provs.offNames(),
+		Uninstalled: func(ctx context.Context, team string) { uninstalled(ctx, env, team, logger) },
 		Logger:      logger, Registerer: registry,
 	})
 	if err != nil {
@@ -155,6 +155,11 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		}
 		return nil
 	})
+	if n, err := env.core.Vault.QueuedRevocations(ctx); err == nil && n > 0 {
+		// Sealed under the key of the day they were queued: a key rotation
+		// keeps the old key until they are confirmed (INSTALL.md).
+		logger.Warn("queued revocations not confirmed yet", "queued", n)
+	}
 	g.Go(func() error { return retryRevocations(gctx, env.core.Vault, logger) })
 	if cfg.AuditChannel != "" {
 		poster, err := auditchannel.New(auditchannel.Options{
@@ -167,9 +172,9 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 	}
 	// The public listener (the connect flow's pages and callbacks) and the
 	// operator's are apart, unless a person gave them one address.
-	var public http.Handler
-	if flows != nil {
-		public = flows.Handler()
+	public, err := publicHandler(cfg, flows, env, logger)
+	if err != nil {
+		return err
 	}
 	if public != nil && cfg.PublicAddr == cfg.HTTPAddr {
 		logger.Warn("AGENTHUB_PUBLIC_ADDR is AGENTHUB_HTTP_ADDR: /healthz, /readyz and /metrics are served on the public listener too", "addr", cfg.HTTPAddr)

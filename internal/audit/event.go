@@ -34,6 +34,7 @@ const (
 	VaultRekeyed        Kind = "vault.rekeyed"       // "bot rekey" ended; Detail holds its counts and Result whether anything failed
 	ConnectStarted      Kind = "connect.started"     // a person's browser left for a provider's consent page
 	ConnectRefused      Kind = "connect.refused"     // a connect link or callback that could not be used
+	WebhookRefused      Kind = "webhook.refused"     // a provider webhook delivery that was not believed
 )
 
 // Kinds returns every kind above, in their order (the metrics label them;
@@ -44,7 +45,7 @@ func Kinds() []Kind {
 		StepUpPassed, StepUpFailed, TokenIssued, TokenRefreshed, ProviderRequested, ProviderCalled,
 		ActionSucceeded, ActionFailed, RequestExpired, RequestCanceled, GrantCreated, GrantRevoked,
 		ConnectionCreated, ConnectionRevoked, ConnectionExpired, ProviderRevoked, LeaseIssued, VaultRekeyStarted, VaultRekeyed,
-		ConnectStarted, ConnectRefused,
+		ConnectStarted, ConnectRefused, WebhookRefused,
 	}
 }
 

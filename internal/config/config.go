@@ -82,6 +82,9 @@ type Config struct {
 	GitHubWebURL string      // GITHUB_WEB_URL: where its people sign in, https://HOST
 	Google       OAuthClient // GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET
 	SlackClient  OAuthClient // SLACK_CLIENT_ID, SLACK_CLIENT_SECRET: the Slack app's, for user tokens
+	// GitHubWebhookSecret checks the GitHub App's webhook deliveries
+	// (GITHUB_WEBHOOK_SECRET); unset, none are accepted.
+	GitHubWebhookSecret secret.Secret
 
 	// Operations.
 	HTTPAddr  string     // AGENTHUB_HTTP_ADDR
@@ -135,7 +138,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 	c := &Config{
 		SlackAppToken: l.secret("SLACK_APP_TOKEN", need&NeedSlack != 0),
 		SlackBotToken: l.secret("SLACK_BOT_TOKEN", need&NeedSlack != 0),
-		SlackAPIURL:   l.url("SLACK_API_URL"),
+		SlackAPIURL:   l.providerURL("SLACK_API_URL", "https://slack.com/api/"),
 		AuditChannel:  getenv("AGENTHUB_AUDIT_CHANNEL"),
 		Store:         l.store("AGENTHUB_STORE"),
 		RedisPrefix:   l.prefix("AGENTHUB_REDIS_PREFIX"),
@@ -154,6 +157,10 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		GitHubWebURL:  l.providerURL("GITHUB_WEB_URL", "https://ghe.example.com"),
 		Google:        l.client("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET"),
 		SlackClient:   l.client("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"),
+	}
+	c.GitHubWebhookSecret = l.secret("GITHUB_WEBHOOK_SECRET", false)
+	if s := c.GitHubWebhookSecret; !s.IsZero() && len(s.Reveal()) < 16 {
+		l.bad("GITHUB_WEBHOOK_SECRET", "must be at least 16 characters (generate one with: openssl rand -hex 32)")
 	}
 	if (l.getenv("GITHUB_API_URL") == "") != (l.getenv("GITHUB_WEB_URL") == "") {
 		l.bad("GITHUB_WEB_URL", "set GITHUB_API_URL and GITHUB_WEB_URL together (GitHub Enterprise Server), or neither (github.com)")
@@ -473,6 +480,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("github_api_url", c.GitHubAPIURL),
 		slog.String("google_client_id", c.Google.ID),
 		slog.String("slack_client_id", c.SlackClient.ID),
+		slog.Bool("github_webhook", !c.GitHubWebhookSecret.IsZero()),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 	)

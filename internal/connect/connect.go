@@ -548,20 +548,26 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 		// provider: the vault's error says so without any token.
 		f.opts.Logger.WarnContext(ctx, "replaced connection not revoked at the provider", "service", service, "error", err)
 	}
-	show(w, http.StatusOK, page{Title: prov.Name + " is connected", Lines: connectedLines(prov.Name, g.Account, replaced)})
+	show(w, http.StatusOK, page{Title: prov.Name + " is connected", Lines: connectedLines(prov.Name, g.Account, replaced, err == nil)})
 	if fl, ok := w.(http.Flusher); ok {
 		fl.Flush()
 	}
 	f.opts.Connected(cctx, fs.Principal, service, g.Account)
 }
 
-// connectedLines say what was connected, and what it replaced.
-func connectedLines(name, account, replaced string) []string {
+// connectedLines say what was connected, and what it replaced (and
+// whether the provider confirmed taking the replaced account's access
+// back).
+func connectedLines(name, account, replaced string, confirmed bool) []string {
 	var lines []string
 	if account != "" {
 		lines = append(lines, fmt.Sprintf("AgentHub now acts, as you approve, through the %s account %s.", name, account))
-		if replaced != "" && replaced != account {
+		switch {
+		case replaced == "" || replaced == account:
+		case confirmed:
 			lines = append(lines, fmt.Sprintf("This replaces the %s account %s, whose access AgentHub gave back to %s.", name, replaced, name))
+		default:
+			lines = append(lines, fmt.Sprintf("This replaces the %s account %s. %s did not confirm taking its access back yet; AgentHub keeps asking until it does.", name, replaced, name))
 		}
 	}
 	return append(lines, "AgentHub goes on in Slack with anything that waited for this connection.", "You can close this tab.")

@@ -106,8 +106,15 @@ func (g *gitHubApp) revoke(ctx context.Context, access, refresh secret.Secret) e
 	if err != nil {
 		return fmt.Errorf("github: revoke: refresh to name the grant: %w", githubFailure(err))
 	}
-	_, err = g.deleteGrant(ctx, secret.New(tok.AccessToken))
-	return err
+	gone, err := g.deleteGrant(ctx, secret.New(tok.AccessToken))
+	if err == nil && !gone {
+		err = &statusError{op: "github: delete grant with a fresh token", status: http.StatusNotFound}
+	}
+	if err != nil {
+		// The refresh spent the old refresh token: a retry must use these.
+		return &rotatedError{err: err, access: secret.New(tok.AccessToken), refresh: secret.New(tok.RefreshToken)}
+	}
+	return nil
 }
 
 // deleteGrant is DELETE /applications/{client_id}/grant with the client's

@@ -171,5 +171,19 @@ func (e *statusError) Error() string {
 // StatusCode is the HTTP status.
 func (e *statusError) StatusCode() int { return e.status }
 
+// rotatedError is a revocation that refreshed the tokens first (to have a
+// live one to revoke with) and then failed: the old refresh token is
+// spent, so the vault queues these for the retry (vault.RotatedTokens).
+type rotatedError struct {
+	err             error
+	access, refresh secret.Secret
+}
+
+func (e *rotatedError) Error() string { return e.err.Error() }
+func (e *rotatedError) Unwrap() error { return e.err }
+
+// RotatedTokens are the tokens the refresh gave.
+func (e *rotatedError) RotatedTokens() (access, refresh secret.Secret) { return e.access, e.refresh }
+
 // errNoToken is a token response without a token.
 var errNoToken = errors.New("the token response holds no token")

@@ -14,9 +14,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/clocktest"
 	"github.com/agenthub/agenthub/internal/connect"
 	"github.com/agenthub/agenthub/internal/logtest"
 	"github.com/agenthub/agenthub/internal/provider"
@@ -45,12 +47,13 @@ type harness struct {
 	flows *connect.Flows
 	pub   *httptest.Server
 	logs  *logtest.Buffer
-	pages []string // every page AgentHub showed the browser
+	clock *clocktest.Clock // the vault's
+	pages []string         // every page AgentHub showed the browser
 }
 
 func newHarness(t *testing.T, kind string) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: t.Context(), fake: providertest.New(t, kind), logs: &logtest.Buffer{}}
+	h := &harness{t: t, ctx: t.Context(), fake: providertest.New(t, kind), logs: &logtest.Buffer{}, clock: clocktest.New(time.Now())}
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	services, _, off, err := provider.Real(h.fake.Settings())
 	if err != nil || len(services) != 1 || len(off) != 2 {
@@ -66,7 +69,7 @@ func newHarness(t *testing.T, kind string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.vault, err = vault.New(vault.Options{Store: st, Keys: keys, Audit: h.audit, Logger: logger, Services: []vault.Service{{
+	h.vault, err = vault.New(vault.Options{Store: st, Keys: keys, Audit: h.audit, Logger: logger, Now: h.clock.Now, Services: []vault.Service{{
 		Name: h.svc.Name, APIHosts: h.svc.APIHosts, OAuth: h.svc.OAuth, Revoke: h.svc.Revoke}}})
 	if err != nil {
 		t.Fatal(err)
@@ -427,5 +430,32 @@ func TestRealSettings(t *testing.T) {
 	if err != nil || ep.GitHub != "https://ghe.example.com/api/v3/" || ghes[0].OAuth.Endpoint.TokenURL != "https://ghe.example.com/login/oauth/access_token" ||
 		!slices.Equal(ghes[0].APIHosts, []string{"ghe.example.com"}) {
 		t.Errorf("GitHub Enterprise Server: endpoints %+v, token URL %q, hosts %q, %v", ep, ghes[0].OAuth.Endpoint.TokenURL, ghes[0].APIHosts, err)
+	}
+}
+
+// A revocation that refreshed first (the access token had expired) and
+// then failed spent the refresh token it held: the queue keeps the
+// rotated tokens, and the retry ends the grant.
+func TestRevokeRetryAfterRotation(t *testing.T) {
+	for _, kind := range []string{"github", "slack"} {
+		t.Run(kind, func(t *testing.T) {
+			h := newHarness(t, kind)
+			if status, page, _ := h.connect(newBrowser(t, nil), alice); status != http.StatusOK {
+				t.Fatalf("connect: %d %s", status, page)
+			}
+			h.fake.ExpireAccess()
+			h.fake.BreakRevocation()
+			if err := h.vault.Revoke(h.ctx, alice.String(), kind); !errors.Is(err, vault.ErrProviderRevoke) {
+				t.Fatalf("Revoke = %v, want ErrProviderRevoke", err)
+			}
+			h.fake.FixRevocation()
+			h.clock.Advance(time.Hour)
+			if res, err := h.vault.RetryRevocations(h.ctx); err != nil || res.Revoked != 1 {
+				t.Fatalf("retry = %+v, %v", res, err)
+			}
+			if n := h.fake.GrantsAlive(); n != 0 {
+				t.Errorf("grants alive after the retry = %d, want 0 (asked: %q)", n, h.fake.Revocations())
+			}
+		})
 	}
 }

@@ -103,7 +103,11 @@ func (c *slackClient) revoke(ctx context.Context, access, refresh secret.Secret)
 	if err != nil {
 		return ignoreDead(slackFailure("oauth.v2.access", err))
 	}
-	return ignoreDead(c.authRevoke(ctx, secret.New(resp.AccessToken)))
+	if err := c.authRevoke(ctx, secret.New(resp.AccessToken)); err != nil {
+		// The refresh spent the old refresh token: a retry must use these.
+		return &rotatedError{err: err, access: secret.New(resp.AccessToken), refresh: secret.New(resp.RefreshToken)}
+	}
+	return nil
 }
 
 // errDeadToken marks a token Slack no longer honours.

@@ -72,6 +72,10 @@ type Options struct {
 	// person is connected to every service on first contact (with Connect).
 	Demo     bool
 	Services []string // the service names Connect or ConnectLink accept (and the demo connects on first contact)
+	// Uninstalled is told that the app was uninstalled from team (Slack
+	// revoked all its tokens there): it revokes the Slack connections of
+	// that team's people. nil: nothing more is done.
+	Uninstalled func(ctx context.Context, team string)
 	// Off are the services AgentHub knows that this install has not set
 	// up (no OAuth client): asking to connect one says so, and App Home
 	// lists them.

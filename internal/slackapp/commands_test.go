@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -304,5 +305,34 @@ func TestSlashPendingWaitingForConnection(t *testing.T) {
 		if strings.Contains(rs[0].Text, bad) {
 			t.Errorf("pending = %q, want no %q", rs[0].Text, bad)
 		}
+	}
+}
+
+// Tokens revoked at Slack revoke the Slack connection here too and tell
+// the person; other connections stay. An uninstall revokes the team's.
+func TestSlackTokensRevokedAtSlack(t *testing.T) {
+	f := newFlow(t, flowOptions{demo: true})
+	f.do(f.srv.AppHomeOpened(alice)) // first contact: the demo connects alice
+	f.do(f.srv.TokensRevoked(alice))
+	p := testPrincipal(alice).String()
+	if c, err := f.env.Vault.Connection(f.ctx, p, "slack"); err != nil || c.Status != "revoked" {
+		t.Errorf("slack connection after tokens_revoked = %s, %v; want revoked", c.Status, err)
+	}
+	if c, err := f.env.Vault.Connection(f.ctx, p, "github"); err != nil || c.Status != "active" {
+		t.Errorf("github connection after tokens_revoked = %s, %v; want active", c.Status, err)
+	}
+	found := false
+	for _, m := range f.dms(alice) {
+		found = found || strings.Contains(m.Text, "You took back AgentHub's access at Slack, so I revoked slack here too.")
+	}
+	if !found {
+		t.Errorf("alice was not told in her DM")
+	}
+
+	var uninstalled []string
+	f.app.opts.Uninstalled = func(_ context.Context, team string) { uninstalled = append(uninstalled, team) }
+	f.do(f.srv.AppUninstalled())
+	if want := []string{slacktest.TeamID}; !slices.Equal(uninstalled, want) {
+		t.Errorf("Uninstalled told of %q, want %q", uninstalled, want)
 	}
 }

@@ -58,6 +58,25 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 		principal := principalOf(ev.TeamID, e.User)
 		a.firstContact(ctx, principal)
 		a.publishHome(ctx, principal)
+	case *slackevents.TokensRevokedEvent:
+		// People revoked the user tokens they gave AgentHub, at Slack: the
+		// Slack connection goes here too. The event comes over the Socket
+		// Mode connection, which only Slack holds.
+		if !a.member(ev.TeamID, "") {
+			return nil
+		}
+		for _, user := range e.Tokens.Oauth {
+			if user != "" {
+				a.ProviderRevoked(ctx, principalOf(ev.TeamID, user), "slack", "Slack")
+			}
+		}
+	case *slackevents.AppUninstalledEvent:
+		// Slack revoked every token of the app in the workspace, the bot's
+		// own among them: nobody can be told, but nothing may stay
+		// connected.
+		if a.member(ev.TeamID, "") && a.opts.Uninstalled != nil {
+			a.opts.Uninstalled(ctx, ev.TeamID)
+		}
 	}
 	return nil
 }

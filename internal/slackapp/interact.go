@@ -278,6 +278,25 @@ func (a *App) connect(ctx context.Context, principal broker.Principal, service s
 	return escape(a.landed(ctx, principal, service, ""))
 }
 
+// ProviderRevoked follows a revocation the person made at the provider
+// (named title, as people know it): the connection to service is revoked
+// here too, what waited for it is canceled, and the person is told in
+// their DM.
+func (a *App) ProviderRevoked(ctx context.Context, principal broker.Principal, service, title string) {
+	outs, err := a.opts.Broker.Revoke(ctx, principal, service)
+	a.logBroker(ctx, "provider_revoked", "", principal.User, err)
+	text := fmt.Sprintf("You took back AgentHub's access at %s, so I revoked %s here too.", title, service)
+	for _, o := range outs {
+		if o.Text != "" {
+			text += " " + o.Text
+		}
+	}
+	if _, _, err := a.dm(ctx, principal.User, escape(text), nil); err != nil {
+		a.log.WarnContext(ctx, "provider revoked dm failed", "slack_user", principal.User, "service", service, "err", err)
+	}
+	a.publishHome(ctx, principal)
+}
+
 // ConnectionLanded is told that principal's connection to service was
 // stored (the OAuth callback): it goes on with the requests that waited for
 // it, refreshes App Home and tells principal in their DM.

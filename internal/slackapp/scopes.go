@@ -7,7 +7,7 @@ package slackapp
 const Command = "/agenthub"
 
 // BotEvents are the Events API events the app subscribes to.
-var BotEvents = []string{"app_mention", "message.im", "app_home_opened"}
+var BotEvents = []string{"app_mention", "message.im", "app_home_opened", "tokens_revoked", "app_uninstalled"}
 
 // MethodScopes are the Web API methods the app calls, each with the bot
 // scope it needs ("" for none beyond the bot token). BotScopes is exactly
@@ -29,6 +29,8 @@ var EventScopes = map[string]string{
 	"app_mention":     "app_mentions:read",
 	"message.im":      "im:history",
 	"app_home_opened": "",
+	"tokens_revoked":  "",
+	"app_uninstalled": "",
 }
 
 // BotScopes are the bot token's scopes.

@@ -56,33 +56,110 @@ func backoff(attempts int) time.Duration {
 	return min(d, revocationMaxBackoff)
 }
 
-// enqueueRevocation keeps tokens the provider did not revoke, sealed, for
-// RetryRevocations; failure is the first try's, as hookFailure said it.
-func (v *Vault) enqueueRevocation(ctx context.Context, principal, service string, access, refresh secret.Secret, failure string) error {
-	id, err := v.newID()
-	if err != nil {
-		return err
+// RotatedTokens is what a Revoke hook's error implements when the hook
+// refreshed the tokens (GitHub needs a live access token to name a grant)
+// and then failed: the refresh spent the old refresh token, so the tokens
+// it returns are the ones to revoke from then on.
+type RotatedTokens interface {
+	RotatedTokens() (access, refresh secret.Secret)
+}
+
+// revokeAtProvider revokes tokens at the provider with the queue as its
+// safety net. The tokens are queued first (due a minute later), so that a
+// process killed during the provider's call leaves them to a retry rather
+// than live and forgotten; the provider's confirmation drops the record.
+// It returns the provider's result for the trail ("ok", "queued",
+// "failed") and, unless confirmed, an error wrapping ErrProviderRevoke.
+func (v *Vault) revokeAtProvider(ctx context.Context, svc *Service, principal, service string, access, refresh secret.Secret) (string, error) {
+	id, qerr := v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, access, refresh)
+	return v.confirmRevocation(ctx, svc, principal, service, id, qerr, access, refresh)
+}
+
+// confirmRevocation is revokeAtProvider's second half, for tokens queued
+// as id (qerr: they could not be).
+func (v *Vault) confirmRevocation(ctx context.Context, svc *Service, principal, service, id string, qerr error, access, refresh secret.Secret) (string, error) {
+	qctx := context.WithoutCancel(ctx)
+	err := svc.Revoke(ctx, access, refresh)
+	if err == nil {
+		if qerr == nil {
+			if derr := v.store.Delete(qctx, revocationKey(id)); derr != nil {
+				// A retry asks again; "already revoked" is success.
+				v.log.WarnContext(ctx, "confirmed revocation left queued", "service", service, "error", derr)
+			}
+		}
+		return "ok", nil
 	}
+	failure := scrub(hookFailure(err), access, refresh)
+	if qerr != nil {
+		return "failed", errors.Join(qerr, fmt.Errorf("vault: %s did not revoke the tokens (%s), and they could not be queued to be asked again: %w",
+			service, failure, ErrProviderRevoke))
+	}
+	if item, gerr := v.store.Get(qctx, revocationKey(id)); gerr == nil {
+		v.noteFailure(qctx, item, failure, err)
+	}
+	return "queued", fmt.Errorf("vault: %s did not revoke the tokens (%s); it is queued to be asked again until it does: %w", service, failure, ErrProviderRevoke)
+}
+
+// noteFailure writes a failed try's description into the queued record
+// item and, when the hook rotated the tokens before failing, the rotated
+// tokens in place of the spent ones. Best effort: on a conflict another
+// process has the record, and asks again itself.
+func (v *Vault) noteFailure(ctx context.Context, item store.Item, failure string, err error) {
+	var q queuedRevocation
+	if json.Unmarshal(item.Value, &q) != nil {
+		return
+	}
+	q.Failure = failure
+	var rt RotatedTokens
+	if errors.As(err, &rt) {
+		access, refresh := rt.RotatedTokens()
+		keyID, sealed, serr := v.sealQueued(item.Key.ID, q.Principal, q.Service, access, refresh)
+		if serr != nil {
+			v.log.ErrorContext(ctx, "rotated tokens not queued", "service", q.Service, "error", serr)
+		} else {
+			q.KeyID, q.Sealed = keyID, sealed
+		}
+	}
+	next, merr := json.Marshal(q)
+	if merr != nil {
+		return
+	}
+	if cerr := v.store.CompareAndSwap(ctx, item.Key, item.Value, next, store.KeepTTL); cerr != nil && !errors.Is(cerr, store.ErrConflict) {
+		v.log.WarnContext(ctx, "queued revocation not updated", "service", q.Service, "error", cerr)
+	}
+}
+
+func (v *Vault) sealQueued(id, principal, service string, access, refresh secret.Secret) (string, []byte, error) {
 	plain, err := json.Marshal(material{AccessToken: access.Reveal(), RefreshToken: refresh.Reveal()})
 	if err != nil {
-		return fmt.Errorf("vault: encode revocation: %w", err)
+		return "", nil, fmt.Errorf("vault: encode revocation: %w", err)
 	}
-	keyID, sealed, err := v.keys.Seal(v.rand, plain, revocationAD(id, principal, service))
-	clear(plain)
+	defer clear(plain)
+	return v.keys.Seal(v.rand, plain, revocationAD(id, principal, service))
+}
+
+// enqueueRevocation keeps tokens to be revoked at the provider, sealed,
+// for RetryRevocations, due a minute from now; it returns the record's ID.
+func (v *Vault) enqueueRevocation(ctx context.Context, principal, service string, access, refresh secret.Secret) (string, error) {
+	id, err := v.newID()
 	if err != nil {
-		return err
+		return "", err
+	}
+	keyID, sealed, err := v.sealQueued(id, principal, service, access, refresh)
+	if err != nil {
+		return "", err
 	}
 	now := v.now().UTC()
 	q := queuedRevocation{V: 1, Principal: principal, Service: service, Queued: now, Attempts: 1, Next: now.Add(backoff(1)),
-		Failure: failure, KeyID: keyID, Sealed: sealed}
+		KeyID: keyID, Sealed: sealed}
 	value, err := json.Marshal(q)
 	if err != nil {
-		return fmt.Errorf("vault: encode revocation: %w", err)
+		return "", fmt.Errorf("vault: encode revocation: %w", err)
 	}
 	if err := v.store.Create(ctx, revocationKey(id), value, 0); err != nil {
-		return fmt.Errorf("vault: queue the %s revocation of %s: %w", service, principal, err)
+		return "", fmt.Errorf("vault: queue the %s revocation of %s: %w", service, principal, err)
 	}
-	return nil
+	return id, nil
 }
 
 // RetryResult is what one RetryRevocations pass did.
@@ -160,10 +237,7 @@ func (v *Vault) retryOne(ctx context.Context, key store.Key, q queuedRevocation,
 	access, refresh := secret.New(m.AccessToken), secret.New(m.RefreshToken)
 	if err := svc.Revoke(ctx, access, refresh); err != nil {
 		failure := scrub(hookFailure(err), access, refresh)
-		q.Failure = failure
-		if next, merr := json.Marshal(q); merr == nil {
-			v.store.CompareAndSwap(ctx, key, value, next, store.KeepTTL) // the failure, for the operator; best effort
-		}
+		v.noteFailure(ctx, store.Item{Key: key, Value: value}, failure, err)
 		return fmt.Errorf("vault: %s still did not revoke the tokens of %s (%s, try %d): %w", q.Service, q.Principal, failure, q.Attempts, ErrProviderRevoke)
 	}
 	if err := v.record(ctx, audit.Event{Kind: audit.ProviderRevoked, Actor: q.Principal, Result: "ok",

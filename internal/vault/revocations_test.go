@@ -169,3 +169,77 @@ func TestQueuedRevocationBoundToItsRecord(t *testing.T) {
 		t.Error("the provider was called with tokens from a moved record")
 	}
 }
+
+// The tokens are in the queue while the provider is asked, for a revoke
+// and for a replaced account alike: a process killed during the call
+// leaves them to a retry. The provider's confirmation empties the queue.
+func TestRevocationQueuedWhileProviderAsked(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	st := memstore.New(memstore.Options{})
+	var queuedDuringCall []int
+	v := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) {
+		for i := range o.Services {
+			o.Services[i].Revoke = func(ctx context.Context, _, _ secret.Secret) error {
+				items, _ := st.List(ctx, "", RevocationKind)
+				queuedDuringCall = append(queuedDuringCall, len(items))
+				return nil
+			}
+		}
+	})
+	if _, err := v.ConnectAccount(ctx, alice, "github", "octocat", nil, f.tokens.fresh()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.ConnectAccount(ctx, alice, "github", "hubot", nil, f.tokens.fresh()); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Revoke(ctx, alice, "github"); err != nil {
+		t.Fatal(err)
+	}
+	if len(queuedDuringCall) != 2 || queuedDuringCall[0] != 1 || queuedDuringCall[1] != 1 {
+		t.Errorf("records queued while the provider was asked = %v, want [1 1] (replaced account, then revoke)", queuedDuringCall)
+	}
+	if n, _ := v.QueuedRevocations(ctx); n != 0 {
+		t.Errorf("queued after the provider confirmed = %d, want 0", n)
+	}
+}
+
+type rotated struct{ access, refresh secret.Secret }
+
+func (r *rotated) Error() string                                 { return "provider answered 500 after a refresh" }
+func (r *rotated) StatusCode() int                               { return 500 }
+func (r *rotated) RotatedTokens() (secret.Secret, secret.Secret) { return r.access, r.refresh }
+
+// A hook that refreshed the tokens before failing spent the old refresh
+// token: the retry asks with the rotated ones.
+func TestRevocationRetriesWithRotatedTokens(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	clock := clocktest.New(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
+	var asked []string
+	fail := true
+	v := f.vault(t, memstore.New(memstore.Options{}), &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) {
+		o.Now = clock.Now
+		for i := range o.Services {
+			o.Services[i].Revoke = func(_ context.Context, _, refresh secret.Secret) error {
+				asked = append(asked, refresh.Reveal())
+				if fail {
+					return &rotated{secret.New("access-2"), secret.New("refresh-2")}
+				}
+				return nil
+			}
+		}
+	})
+	mustConnect(t, v, alice, "github", f.tokens.fresh())
+	if err := v.Revoke(ctx, alice, "github"); !errors.Is(err, ErrProviderRevoke) {
+		t.Fatalf("Revoke = %v, want ErrProviderRevoke", err)
+	}
+	fail = false
+	clock.Advance(time.Hour)
+	if res, err := v.RetryRevocations(ctx); err != nil || res.Revoked != 1 {
+		t.Fatalf("retry = %+v, %v", res, err)
+	}
+	if len(asked) != 2 || asked[1] != "refresh-2" {
+		t.Errorf("refresh tokens the provider was asked to revoke = %d, the retry's must be the rotated one", len(asked))
+	}
+}

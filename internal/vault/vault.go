@@ -539,7 +539,22 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, account 
 	if err := v.store.Put(ctx, principalKey(principal), []byte(`{"v":1}`), 0); err != nil {
 		return "", fmt.Errorf("vault: index principal %s: %w", principal, err)
 	}
+	// The replaced account's tokens are queued for revocation before the
+	// record that holds them is overwritten: a process killed in between
+	// leaves them to a retry, not live and forgotten.
+	oldAccess, oldRefresh := secret.New(old.AccessToken), secret.New(old.RefreshToken)
+	revokeOld := (old.AccessToken != "" || old.RefreshToken != "") && svc.Revoke != nil
+	var (
+		queueID string
+		qerr    error
+	)
+	if revokeOld {
+		queueID, qerr = v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, oldAccess, oldRefresh)
+	}
 	if err := v.store.Put(ctx, connKey(principal, service), value, 0); err != nil {
+		if qerr == nil && revokeOld {
+			v.store.Delete(context.WithoutCancel(ctx), revocationKey(queueID)) // the old connection stands
+		}
 		return "", fmt.Errorf("vault: store %s connection of %s: %w", service, principal, err)
 	}
 	if m.AccessToken != "" && v.fresh(m.Expiry) {
@@ -548,13 +563,9 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, account 
 		v.dropCache(principal, service)
 	}
 	v.log.InfoContext(ctx, "connection created", "principal", principal, "service", service)
-	if (old.AccessToken != "" || old.RefreshToken != "") && svc.Revoke != nil {
-		access, refresh := secret.New(old.AccessToken), secret.New(old.RefreshToken)
-		if err := svc.Revoke(ctx, access, refresh); err != nil {
-			failure := scrub(hookFailure(err), access, refresh)
-			qerr := v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, access, refresh, failure)
-			return replaced, errors.Join(qerr, fmt.Errorf("vault: %s did not revoke the replaced account's tokens (%s): %w",
-				service, failure, ErrProviderRevoke))
+	if revokeOld {
+		if _, err := v.confirmRevocation(ctx, svc, principal, service, queueID, qerr, oldAccess, oldRefresh); err != nil {
+			return replaced, fmt.Errorf("vault: the replaced account: %w", err)
 		}
 	}
 	return replaced, nil
@@ -670,16 +681,9 @@ func (v *Vault) Revoke(ctx context.Context, principal, service string) error {
 	// the tokens to die, and a dead token only makes the next refresh expire
 	// the connection.
 	if svc.Revoke != nil && (!access.IsZero() || !refresh.IsZero()) {
-		providerResult = "ok"
-		if err := svc.Revoke(ctx, access, refresh); err != nil {
-			providerResult = "queued"
-			failure := scrub(hookFailure(err), access, refresh)
-			retry := "it is queued to be asked again until it does"
-			if qerr := v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, access, refresh, failure); qerr != nil {
-				providerResult, retry = "failed", "and it could not be queued to be asked again"
-				errs = append(errs, qerr)
-			}
-			errs = append(errs, fmt.Errorf("vault: %s did not revoke the tokens (%s); %s: %w", service, failure, retry, ErrProviderRevoke))
+		var err error
+		if providerResult, err = v.revokeAtProvider(ctx, svc, principal, service, access, refresh); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if exists {

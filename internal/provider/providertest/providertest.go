@@ -383,6 +383,13 @@ func (f *Fake) BreakRevocation() {
 	f.revokeDown = true
 }
 
+// FixRevocation undoes BreakRevocation.
+func (f *Fake) FixRevocation() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revokeDown = false
+}
+
 // AuthParams are the last consent request's parameters.
 func (f *Fake) AuthParams() url.Values {
 	f.mu.Lock()

@@ -92,6 +92,21 @@ func (s *Server) AppHomeOpened(user string) Envelope {
 	})
 }
 
+// TokensRevoked is an events_api envelope saying that the user tokens of
+// users (their oauth tokens for this app) were revoked at Slack.
+func (s *Server) TokensRevoked(users ...string) Envelope {
+	return s.eventsAPI(map[string]any{
+		"type":   "tokens_revoked",
+		"tokens": map[string]any{"oauth": users, "bot": []string{}},
+	})
+}
+
+// AppUninstalled is an events_api envelope saying that the app was
+// uninstalled from the workspace.
+func (s *Server) AppUninstalled() Envelope {
+	return s.eventsAPI(map[string]any{"type": "app_uninstalled"})
+}
+
 // triggerID issues a trigger_id good for one views.open. It is valid from
 // the moment the envelope is built, so a test may hand the envelope to the
 // app's handlers directly as well as through Push.
