@@ -61,13 +61,13 @@ func publicHandler(cfg *config.Config, flows *connect.Flows, env *botEnv, logger
 // which tells its person. It reads every person's connection: fine for a
 // team, an index for a large one.
 func revokeAccount(ctx context.Context, env *botEnv, service, title, account string) error {
-	principals, err := env.core.Vault.Principals(ctx)
+	principals, err := connectedPrincipals(ctx, env.core.Vault)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, name := range principals {
-		c, err := env.core.Vault.Connection(ctx, name, service)
+	for _, p := range principals {
+		c, err := env.core.Vault.Connection(ctx, p.String(), service)
 		if errors.Is(err, vault.ErrNotConnected) {
 			continue
 		}
@@ -75,32 +75,40 @@ func revokeAccount(ctx context.Context, env *botEnv, service, title, account str
 			errs = append(errs, err)
 			continue
 		}
-		if c.Status != vault.StatusActive || !strings.EqualFold(c.Account, account) {
-			continue
+		if c.Status == vault.StatusActive && strings.EqualFold(c.Account, account) {
+			env.app.ProviderRevoked(ctx, p, service, title)
 		}
-		p, err := broker.ParsePrincipal(name)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		env.app.ProviderRevoked(ctx, p, service, title)
 	}
 	return errors.Join(errs...)
+}
+
+// connectedPrincipals are the people the vault holds connections for.
+func connectedPrincipals(ctx context.Context, v *vault.Vault) ([]broker.Principal, error) {
+	names, err := v.Principals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]broker.Principal, 0, len(names))
+	for _, name := range names {
+		if p, err := broker.ParsePrincipal(name); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // uninstalled follows the app's uninstalling from team: Slack revoked
 // every token of the app there, so the Slack connections of the team's
 // people are revoked here (nobody can be told: the bot's token is gone).
 func uninstalled(ctx context.Context, env *botEnv, team string, logger *slog.Logger) {
-	principals, err := env.core.Vault.Principals(ctx)
+	principals, err := connectedPrincipals(ctx, env.core.Vault)
 	if err != nil {
 		logger.ErrorContext(ctx, "uninstall not followed", "team", team, "error", err)
 		return
 	}
 	n := 0
-	for _, name := range principals {
-		p, err := broker.ParsePrincipal(name)
-		if err != nil || p.Team != team {
+	for _, p := range principals {
+		if p.Team != team {
 			continue
 		}
 		if _, err := env.core.Broker.Revoke(ctx, p, "slack"); err != nil {

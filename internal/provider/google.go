@@ -26,17 +26,17 @@ import (
 // calendar agent declares.
 func google(s Settings, ep *agent.Endpoints) (Service, error) {
 	var urls [4]string
+	var calendarHost string
 	for i, u := range []struct{ raw, def, name string }{
 		{s.GoogleAuthURL, googleAuth, "consent"}, {s.GoogleTokenURL, googleToken, "token"},
 		{s.GoogleRevokeURL, googleRevoke, "revocation"}, {s.GoogleCalendarURL, googleCalendar, "Calendar API"},
 	} {
-		b, _, err := base(u.raw, u.def)
+		b, host, err := base(u.raw, u.def)
 		if err != nil {
 			return Service{}, fmt.Errorf("%s URL: %w", u.name, err)
 		}
-		urls[i] = b
+		urls[i], calendarHost = b, host // the last is the Calendar API's
 	}
-	_, calendarHost, _ := base(s.GoogleCalendarURL, googleCalendar)
 	ep.Calendar = urls[3]
 	g := &googleClient{http: s.HTTPClient, revokeURL: strings.TrimSuffix(urls[2], "/")}
 	conf := &oauth2.Config{
