@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/connect"
+	"github.com/agenthub/agenthub/internal/identity"
+	"github.com/agenthub/agenthub/internal/slackapp"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/vault"
 	"github.com/agenthub/agenthub/internal/webhook"
@@ -19,15 +23,52 @@ import (
 // connectFlows returns the OAuth connect flow on the providers' OAuth
 // clients, which the public listener serves; nil when AGENTHUB_PUBLIC_URL
 // is not set. landed is told of each connection the flow stores.
-func connectFlows(cfg *config.Config, provs *providers, c *core, st store.Store, k keys, logger *slog.Logger,
+func connectFlows(cfg *config.Config, provs *providers, idp *identity.IdP, c *core, st store.Store, k keys, logger *slog.Logger,
 	landed func(ctx context.Context, p broker.Principal, service, account string)) (*connect.Flows, error) {
 	if cfg.PublicURL == "" {
 		return nil, nil
 	}
+	flows := maps.Clone(provs.oauth)
+	if idp != nil {
+		if flows == nil {
+			flows = map[string]connect.Provider{}
+		}
+		flows[identity.Service] = idp.Provider()
+	}
 	return connect.New(connect.Options{
 		PublicURL: cfg.PublicURL, Key: k.links, Store: st, Vault: c.Vault, Audit: c.Audit, Refuser: c.Broker,
-		Providers: provs.oauth, Connected: landed, HTTPClient: provs.stack.Client, Logger: logger,
+		Providers: flows, Connected: landed, HTTPClient: provs.stack.Client, Logger: logger,
 	})
+}
+
+// identityProvider is the identity provider of OIDC_ISSUER, discovered;
+// nil when none is set up. People link their Slack user to their identity
+// there (only one whose verified email is their Slack profile's), and a
+// sign-in of that identity verifies a risky request.
+func identityProvider(ctx context.Context, cfg *config.Config, env *botEnv, dir *slackapp.Directory, logger *slog.Logger) (*identity.IdP, error) {
+	if cfg.OIDCIssuer == "" {
+		return nil, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	idp, err := identity.New(dctx, identity.Options{
+		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDC.ID, ClientSecret: cfg.OIDC.Secret.Reveal(),
+		ACRValues: cfg.OIDCACRValues, AMR: cfg.OIDCAMR,
+		Store: env.st, Audit: env.core.Audit, EmailOf: dir.Email, Logger: logger,
+		SignedIn: func(ctx context.Context, p broker.Principal, requestID string) { env.app.SignedIn(ctx, p, requestID) },
+		Describe: func(ctx context.Context, requestID string) string {
+			r, err := env.core.Broker.Lookup(ctx, requestID)
+			if err != nil {
+				return ""
+			}
+			return r.Step.Action + " on " + r.Resource.Name
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("identity provider set up", "issuer", cfg.OIDCIssuer, "name", idp.Name())
+	return idp, nil
 }
 
 // publicHandler is what the public listener serves: the connect flow and,

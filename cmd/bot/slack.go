@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -15,6 +16,7 @@ import (
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/config"
+	"github.com/agenthub/agenthub/internal/identity"
 	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/slackapp"
 	"github.com/agenthub/agenthub/internal/slackapp/auditchannel"
@@ -99,22 +101,39 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		return err
 	}
 	env := &botEnv{cfg: cfg, st: st}
+	directory := slackapp.NewDirectory(api, nil)
+	var factors []string
+	if cfg.OIDCIssuer != "" {
+		factors = []string{policy.FactorTOTP, policy.FactorOIDC}
+	}
 	env.core, err = wire(provs, wiring{store: st, keys: k.stack(), policy: pol, logger: logger, onRecord: onRecord,
-		directory: slackapp.NewDirectory(api, nil)})
+		directory: directory, factors: factors})
+	if err != nil {
+		return err
+	}
+	idp, err := identityProvider(ctx, cfg, env, directory, logger)
 	if err != nil {
 		return err
 	}
 
-	flows, err := connectFlows(cfg, provs, env.core, st, k, logger, func(ctx context.Context, p broker.Principal, service, account string) {
+	flows, err := connectFlows(cfg, provs, idp, env.core, st, k, logger, func(ctx context.Context, p broker.Principal, service, account string) {
 		env.app.ConnectionLanded(ctx, p, service, account)
 	})
 	if err != nil {
 		return err
 	}
-	var connectLink func(broker.Principal, string) (string, error)
+	var (
+		connectLink func(broker.Principal, string) (string, error)
+		signInLink  func(broker.Principal, string) (string, error)
+	)
 	services := provs.names
 	if flows != nil {
-		connectLink, services = flows.Link, flows.Services()
+		connectLink, services = flows.Link, slices.DeleteFunc(flows.Services(), func(s string) bool { return s == identity.Service })
+	}
+	if idp != nil {
+		signInLink = func(p broker.Principal, purpose string) (string, error) {
+			return flows.LinkFor(p, identity.Service, purpose)
+		}
 	}
 	env.app, err = slackapp.New(slackapp.Options{
 		Broker: env.core.Broker, Store: st, API: api, Enroller: env.core.StepUp,
@@ -134,6 +153,7 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		},
 		Connect:     env.core.connect,
 		ConnectLink: connectLink,
+		SignInLink:  signInLink,
 		Demo:        provs.sim != nil,
 		Services:    services,
 		Off:         provs.offNames(),

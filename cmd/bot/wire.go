@@ -178,6 +178,7 @@ type wiring struct {
 	// directory says what people are (Slack's users.info) each time the
 	// policy decides; nil where only the person at the terminal asks.
 	directory broker.Directory
+	factors   []string // the second factors step-up may ask for; nil: TOTP alone
 }
 
 // wire assembles the core on the providers: the one assembly of the Slack
@@ -189,6 +190,7 @@ func wire(p *providers, w wiring) (*core, error) {
 	s, err := stack.Build(stack.Options{
 		Store: w.store, Providers: p.stack, Keys: w.keys, Policy: w.policy,
 		Logger: w.logger, OnRecord: w.onRecord, DemoStepUp: p.sim != nil, Directory: w.directory,
+		Factors: w.factors,
 	})
 	if err != nil {
 		return nil, err

@@ -35,6 +35,9 @@ const (
 	ConnectStarted      Kind = "connect.started"     // a person's browser left for a provider's consent page
 	ConnectRefused      Kind = "connect.refused"     // a connect link or callback that could not be used
 	WebhookRefused      Kind = "webhook.refused"     // a provider webhook delivery that was not believed
+	IdentityLinked      Kind = "identity.linked"     // a Slack user linked to their identity at the IdP (a fresh sign-in)
+	IdentityUnlinked    Kind = "identity.unlinked"   // that link undone (a fresh sign-in of the linked identity)
+	IdentityRefused     Kind = "identity.refused"    // a sign-in at the IdP that did not count: stale, without the factor, someone else's, …
 )
 
 // Kinds returns every kind above, in their order (the metrics label them;
@@ -45,7 +48,7 @@ func Kinds() []Kind {
 		StepUpPassed, StepUpFailed, TokenIssued, TokenRefreshed, ProviderRequested, ProviderCalled,
 		ActionSucceeded, ActionFailed, RequestExpired, RequestCanceled, GrantCreated, GrantRevoked,
 		ConnectionCreated, ConnectionRevoked, ConnectionExpired, ProviderRevoked, LeaseIssued, VaultRekeyStarted, VaultRekeyed,
-		ConnectStarted, ConnectRefused, WebhookRefused,
+		ConnectStarted, ConnectRefused, WebhookRefused, IdentityLinked, IdentityUnlinked, IdentityRefused,
 	}
 }
 

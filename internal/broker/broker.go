@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +98,12 @@ type Options struct {
 	// is proposed, when a waiting one resumes, and just before a stored one
 	// runs. Nil: only what the adapter said with the message counts.
 	Directory Directory
+	// Factors are the second factors this deployment offers for step-up
+	// (policy.FactorTOTP, policy.FactorOIDC); default TOTP alone. A
+	// policy naming another one is refused by New. Factor is the one a
+	// rule that names none asks for: default OIDC when offered, else TOTP.
+	Factors []string
+	Factor  string
 }
 
 // Broker is the state machine described in the package documentation. It
@@ -117,6 +124,7 @@ type Broker struct {
 	standing   time.Duration
 	loc        *time.Location
 	dir        Directory
+	factor     string // the default second factor for step-up
 
 	// instance names this Broker in the keys it counts refusals on, and
 	// refusing serializes the counting of each key (refuse.go).
@@ -142,6 +150,20 @@ func New(opts Options) (*Broker, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("broker: missing %s", strings.Join(missing, ", "))
 	}
+	if len(opts.Factors) == 0 {
+		opts.Factors = []string{policy.FactorTOTP}
+	}
+	if opts.Factor == "" {
+		opts.Factor = policy.FactorTOTP
+		if slices.Contains(opts.Factors, policy.FactorOIDC) {
+			opts.Factor = policy.FactorOIDC
+		}
+	}
+	for _, f := range append(opts.Policy.Factors(), opts.Factor) {
+		if !slices.Contains(opts.Factors, f) {
+			return nil, fmt.Errorf("broker: the policy or the default asks for the second factor %q, which is not set up here (offered: %s)", f, strings.Join(opts.Factors, ", "))
+		}
+	}
 	if opts.RequestTTL < 0 || opts.StandingGrantTTL < 0 {
 		return nil, errors.New("broker: negative ttl")
 	}
@@ -150,6 +172,7 @@ func New(opts Options) (*Broker, error) {
 		registry: opts.Registry, planner: opts.Planner, stepup: opts.StepUp,
 		now: opts.Now, rand: opts.Rand, log: opts.Logger,
 		requestTTL: opts.RequestTTL, standing: opts.StandingGrantTTL, loc: opts.Location, dir: opts.Directory,
+		factor: opts.Factor,
 	}
 	if b.now == nil {
 		b.now = time.Now

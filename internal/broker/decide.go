@@ -80,8 +80,26 @@ func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 // StepUp checks the owner's second-factor code for a request awaiting it
 // and, if it passes, moves the request on (and runs its step when nothing
 // else is missing). The code is bound to this request: stepup records the
-// attempt with its ID and refuses a code already used.
+// attempt with its ID and refuses a code already used. A request whose
+// step-up asks for a sign-in (policy.FactorOIDC) takes no code.
 func (b *Broker) StepUp(ctx context.Context, requestID string, actor Principal, code string) ([]Output, error) {
+	return b.stepUp(ctx, requestID, actor, policy.FactorTOTP, func(r Request) error {
+		return b.stepup.Verify(ctx, r.Principal.String(), r.ID, code)
+	})
+}
+
+// SignedIn moves on a request awaiting its owner's sign-in at the identity
+// provider (policy.FactorOIDC), once that sign-in was checked and recorded
+// (internal/identity: a fresh login of the owner's linked identity, with
+// the factor the deployment asks for, made for this one request). A
+// request whose step-up asks for a code is not moved by a sign-in.
+func (b *Broker) SignedIn(ctx context.Context, requestID string, actor Principal) ([]Output, error) {
+	return b.stepUp(ctx, requestID, actor, policy.FactorOIDC, func(Request) error { return nil })
+}
+
+// stepUp is StepUp and SignedIn: verify checks the proof of factor for the
+// loaded request, after the lifecycle said it could take it.
+func (b *Broker) stepUp(ctx context.Context, requestID string, actor Principal, factor string, verify func(Request) error) ([]Output, error) {
 	r, raw, err := b.loadRequest(ctx, requestID)
 	if errors.Is(err, ErrNoRequest) {
 		return []Output{gone(requestID)}, nil
@@ -91,6 +109,15 @@ func (b *Broker) StepUp(ctx context.Context, requestID string, actor Principal, 
 	}
 	if actor != r.Principal {
 		return b.reject(ctx, actor, r, "stepup")
+	}
+	if want := r.Decision.SecondFactor(); want != factor {
+		rerr := b.Refuse(ctx, Refusal{Actor: actor.String(), Kind: audit.InteractionRejected, Reason: "wrong_factor", Op: "stepup",
+			RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name})
+		text := "Not run: this request asks for a code from your authenticator app, not a sign-in."
+		if want == policy.FactorOIDC {
+			text = "Not run: this request asks you to sign in again at your identity provider, not for a code. Press \"Verify it's you\"."
+		}
+		return []Output{{Kind: KindError, RequestID: r.ID, Text: text}}, rerr
 	}
 	e := Event{Type: EventStepUpPassed, By: actor}
 	// Ask the lifecycle first, so that a code is not spent on a request
@@ -104,11 +131,11 @@ func (b *Broker) StepUp(ctx context.Context, requestID string, actor Principal, 
 	if len(r.Unrecorded) > 0 && !b.outboxStale(r) {
 		if r, raw, err = b.awaitOutbox(ctx, r, raw); err != nil {
 			return []Output{{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Args: r.Step.Args, ArgsHash: r.ArgsHash,
-				Text: "Not run yet: this request's last change is still being recorded. Enter a code again in a moment."}}, err
+				Factor: factor, Text: "Not run yet: this request's last change is still being recorded. Verify again in a moment."}}, err
 		}
 	}
-	if err := b.stepup.Verify(ctx, r.Principal.String(), r.ID, code); err != nil {
-		o := Output{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Args: r.Step.Args, ArgsHash: r.ArgsHash}
+	if err := verify(r); err != nil {
+		o := Output{Kind: KindStepUp, RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name, Args: r.Step.Args, ArgsHash: r.ArgsHash, Factor: factor}
 		for _, known := range []error{stepup.ErrBadCode, stepup.ErrReplay, stepup.ErrLocked, stepup.ErrNotEnrolled, stepup.ErrPending} {
 			if !errors.Is(err, known) {
 				continue
@@ -195,9 +222,10 @@ func (b *Broker) advance(ctx context.Context, r Request, raw []byte, e Event) ([
 		if e.Type == EventApprove {
 			return []Output{{Kind: KindStepUp, RequestID: moved.ID, Action: moved.Step.Action, Resource: moved.Resource.Name,
 				Args: moved.Step.Args, ArgsHash: moved.ArgsHash,
-				Rule: moved.Decision.Rule, Risk: moved.Decision.Risk.String(), Approvers: moved.Approvers, Text: stepUpText(moved)}}, nil
+				Rule: moved.Decision.Rule, Risk: moved.Decision.Risk.String(), Approvers: moved.Approvers, Text: stepUpText(moved),
+				Factor: moved.Decision.SecondFactor()}}, nil
 		}
-		base.Text = "Your approval is recorded. It runs once " + moved.Principal.User + " has approved it and verified with a code."
+		base.Text = "Your approval is recorded. It runs once " + moved.Principal.User + " has approved it and verified it's them."
 	case StatusAwaitingSecond:
 		base.Approvers = moved.Approvers
 		base.Text = "Approved. It runs once one of " + strings.Join(moved.Approvers, ", ") + " approves it too."
@@ -205,7 +233,7 @@ func (b *Broker) advance(ctx context.Context, r Request, raw []byte, e Event) ([
 			base.Text = "Verified. It runs once one of " + strings.Join(moved.Approvers, ", ") + " approves it too."
 		}
 	case StatusPending:
-		base.Text = "Your approval is recorded. It runs once " + moved.Principal.User + " has approved it and verified with a code."
+		base.Text = "Your approval is recorded. It runs once " + moved.Principal.User + " has approved it and verified it's them."
 	case StatusDenied:
 		base.Text = "Denied. Nothing was done."
 		return append([]Output{base}, planDropped(moved)...), nil
@@ -551,6 +579,9 @@ func gone(id string) Output {
 
 func stepUpText(r Request) string {
 	text := fmt.Sprintf("Approved. %s on %s also needs a fresh code from your authenticator: enter it to run it.", r.Step.Action, r.Resource.Name)
+	if r.Decision.SecondFactor() == policy.FactorOIDC {
+		text = fmt.Sprintf("Approved. %s on %s also needs you to sign in again at your identity provider: press Verify it's you to run it.", r.Step.Action, r.Resource.Name)
+	}
 	if r.secondMissing() {
 		text += " It also needs the approval of one of: " + strings.Join(r.Approvers, ", ") + "."
 	}

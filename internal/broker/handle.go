@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -288,7 +289,7 @@ func (b *Broker) evaluate(ctx context.Context, p asker, id string, act *agent.Ac
 	if d.Err != nil {
 		b.log.WarnContext(ctx, "policy condition failed", "request_id", id, "rule", d.Rule, "err", d.Err)
 	}
-	ans := Answer{Resource: res, Decision: storedDecision(d)}
+	ans := Answer{Resource: res, Decision: b.storedDecision(d)}
 	if d.Effect == policy.SecondApprover {
 		ans.Approvers = slices.Clone(d.SecondApprover)
 	}
@@ -318,11 +319,16 @@ func (b *Broker) evaluate(ctx context.Context, p asker, id string, act *agent.Ac
 }
 
 // storedDecision is what a request keeps of the policy's decision: step-up
-// whenever the effect asks for it.
-func storedDecision(d policy.Decision) StoredDecision {
-	return StoredDecision{Effect: d.Effect, Rule: d.Rule, Reason: d.Reason, Risk: d.Risk,
+// whenever the effect asks for it, with the factor the rule names or the
+// deployment's default.
+func (b *Broker) storedDecision(d policy.Decision) StoredDecision {
+	sd := StoredDecision{Effect: d.Effect, Rule: d.Rule, Reason: d.Reason, Risk: d.Risk,
 		StepUp:  d.StepUp || d.Effect == policy.StepUp || d.Effect == policy.SecondApprover,
 		GrantOK: d.GrantOK, Lifetimes: d.Lifetimes, ResultsInChannel: d.ResultsInChannel}
+	if sd.StepUp {
+		sd.Factor = cmp.Or(d.Factor, b.factor)
+	}
+	return sd
 }
 
 // visibility marks what output o, about a step on res, shows as its

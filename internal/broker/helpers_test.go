@@ -68,6 +68,7 @@ type fixture struct {
 	policy   *policy.Engine // default: policy.Default()
 	planner  Planner        // default: the rules planner
 	dir      Directory      // default: none
+	factors  []string       // the second factors offered; default TOTP alone
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -175,6 +176,7 @@ func (f *fixture) newBroker() *Broker {
 			return f.audit.Record(ctx, e)
 		}),
 		Policy: f.policy, Registry: f.registry, Planner: f.plannerOrRules(), StepUp: f.stepup, Directory: f.dir, Now: f.clock.Now, Logger: f.logger,
+		Factors: f.factors,
 	})
 	if err != nil {
 		f.t.Fatalf("broker: %v", err)

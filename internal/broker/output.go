@@ -70,6 +70,9 @@ type Output struct {
 	// channel): an adapter keeps it out of channels shared with another
 	// company all the same.
 	ByRule bool `json:"by_rule,omitempty"`
+	// Factor is what a step-up output asks for: policy.FactorTOTP (a code)
+	// or policy.FactorOIDC (a sign-in at the identity provider).
+	Factor string `json:"factor,omitempty"`
 }
 
 func choicesFor(lifetimes []policy.Lifetime, risk policy.Risk) []Choice {

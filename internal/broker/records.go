@@ -37,6 +37,18 @@ type StoredDecision struct {
 	Lifetimes []policy.Lifetime `json:"lifetimes,omitempty"`
 	// ResultsInChannel: the rule lets the asking channel see the result.
 	ResultsInChannel bool `json:"results_in_channel,omitempty"`
+	// Factor is the second factor step-up asks for (policy.FactorTOTP or
+	// policy.FactorOIDC); "" in requests stored before there was a choice,
+	// which meant TOTP.
+	Factor string `json:"factor,omitempty"`
+}
+
+// SecondFactor is the second factor the request's step-up asks for.
+func (d StoredDecision) SecondFactor() string {
+	if d.Factor == "" {
+		return policy.FactorTOTP
+	}
+	return d.Factor
 }
 
 // Request is a stored authorization for one step, and the rest of the plan

@@ -39,6 +39,11 @@ const (
 	Pending   Verb = "pending"
 	Audit     Verb = "audit"
 	Whoami    Verb = "whoami"
+	// Link and Unlink link the person's Slack user to their identity at
+	// the identity provider, and undo it; only an adapter where people
+	// sign in there (the Slack app) offers them.
+	Link   Verb = "link"
+	Unlink Verb = "unlink"
 	// Code shows the demo authenticator's next code. Only the terminal
 	// demo has such an authenticator; an adapter without one answers Code
 	// with Unknown, as it would any verb it does not know.
@@ -67,6 +72,8 @@ type Form struct {
 	Arg  Arg
 	Does string // what it does, for the help
 	Demo bool   // only where there is a demo authenticator (Code)
+	// SignIn: only where people sign in at an identity provider (Link).
+	SignIn bool
 }
 
 // Usage is the form as the help shows it: "/agenthub connect <service>".
@@ -91,6 +98,8 @@ var forms = []Form{
 	{Verb: Pending, Does: "requests waiting for you"},
 	{Verb: Audit, Arg: CountArg, Does: fmt.Sprintf("your last n audit events (default %d)", DefaultCount)},
 	{Verb: Whoami, Does: "who you are and what you have connected"},
+	{Verb: Link, Does: "link your identity at your identity provider, which risky actions ask to sign in", SignIn: true},
+	{Verb: Unlink, Does: "undo that link (the linked identity signs in to do it)", SignIn: true},
 	{Verb: Code, Does: "show the demo authenticator's next code", Demo: true},
 }
 

@@ -30,6 +30,9 @@ type Style struct {
 	Align  bool
 	// Demo includes the forms only the demo offers (Code).
 	Demo bool
+	// SignIn includes the forms of signing in at an identity provider
+	// (Link, Unlink).
+	SignIn bool
 }
 
 // example is the message to the bot the help suggests.
@@ -68,7 +71,7 @@ func (s Style) offered(first Verb) []Form {
 	var fs []Form
 	for _, f := range forms {
 		word, _, _ := strings.Cut(string(f.Verb), " ")
-		if (s.Demo || !f.Demo) && (first == "" || Verb(word) == first) {
+		if (s.Demo || !f.Demo) && (s.SignIn || !f.SignIn) && (first == "" || Verb(word) == first) {
 			fs = append(fs, f)
 		}
 	}

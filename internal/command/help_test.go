@@ -20,6 +20,8 @@ var accepted = map[Verb]string{
 	Audit:     "audit 5",
 	Whoami:    "whoami",
 	Code:      "code",
+	Link:      "link",
+	Unlink:    "unlink",
 }
 
 // TestHelpListsWhatTheParserAccepts: every verb the parser accepts has a
@@ -148,8 +150,18 @@ func TestErrorText(t *testing.T) {
 
 func TestHelpWithoutTheDemo(t *testing.T) {
 	for _, f := range Forms() {
-		if got := strings.Contains(Style{}.Help(), f.Usage()+"  "); got == f.Demo {
-			t.Errorf("help without the demo lists %q: %v, want %v", f.Usage(), got, !f.Demo)
+		if got := strings.Contains(Style{}.Help(), f.Usage()+"  "); got == (f.Demo || f.SignIn) {
+			t.Errorf("help without the demo lists %q: %v, want %v", f.Usage(), got, !f.Demo && !f.SignIn)
+		}
+	}
+}
+
+// TestHelpWithSignIn: link and unlink are offered only where people sign
+// in at an identity provider.
+func TestHelpWithSignIn(t *testing.T) {
+	for _, f := range Forms() {
+		if got := strings.Contains(Style{SignIn: true}.Help(), f.Usage()+"  "); got == f.Demo {
+			t.Errorf("help with sign-in lists %q: %v, want %v", f.Usage(), got, !f.Demo)
 		}
 	}
 }

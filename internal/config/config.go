@@ -86,6 +86,17 @@ type Config struct {
 	// (GITHUB_WEBHOOK_SECRET); unset, none are accepted.
 	GitHubWebhookSecret secret.Secret
 
+	// The identity provider (OpenID Connect): people link their Slack user
+	// to their identity there, and risky actions ask that identity to sign
+	// in again. On when all three are set (and AGENTHUB_PUBLIC_URL).
+	OIDCIssuer string      // OIDC_ISSUER: https (or loopback http), discovery under it
+	OIDC       OAuthClient // OIDC_CLIENT_ID, OIDC_CLIENT_SECRET
+	// OIDCACRValues is sent as acr_values (OIDC_ACR_VALUES; default
+	// Auth0's multi-factor policy, "-" for none); OIDCAMR is what the
+	// id_token's amr must contain (OIDC_AMR; default mfa, "-" for no check).
+	OIDCACRValues string
+	OIDCAMR       string
+
 	// Operations.
 	HTTPAddr  string     // AGENTHUB_HTTP_ADDR
 	LogLevel  slog.Level // AGENTHUB_LOG_LEVEL: debug, info, warn, error
@@ -157,6 +168,18 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		GitHubWebURL:  l.providerURL("GITHUB_WEB_URL", "https://ghe.example.com"),
 		Google:        l.client("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET"),
 		SlackClient:   l.client("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"),
+		OIDCIssuer:    l.providerURL("OIDC_ISSUER", "https://example.eu.auth0.com/"),
+		OIDC:          l.client("OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"),
+		OIDCACRValues: strings.TrimSpace(getenv("OIDC_ACR_VALUES")),
+		OIDCAMR:       strings.TrimSpace(getenv("OIDC_AMR")),
+	}
+	switch {
+	case c.OIDCIssuer != "" && c.OIDC.ID == "" && !l.reported("OIDC_CLIENT_ID"):
+		l.problems = append(l.problems, Problem{Name: "OIDC_CLIENT_ID", Missing: true, Message: "required with OIDC_ISSUER"})
+	case c.OIDCIssuer == "" && c.OIDC.ID != "" && !l.reported("OIDC_ISSUER"):
+		l.problems = append(l.problems, Problem{Name: "OIDC_ISSUER", Missing: true, Message: "required with OIDC_CLIENT_ID"})
+	case c.OIDCIssuer != "" && c.PublicURL == "" && l.getenv("AGENTHUB_PUBLIC_URL") == "":
+		l.bad("AGENTHUB_PUBLIC_URL", "required with OIDC_ISSUER: the identity provider sends browsers back to it")
 	}
 	c.GitHubWebhookSecret = l.secret("GITHUB_WEBHOOK_SECRET", false)
 	if s := c.GitHubWebhookSecret; !s.IsZero() && len(s.Reveal()) < 16 {
@@ -481,6 +504,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("google_client_id", c.Google.ID),
 		slog.String("slack_client_id", c.SlackClient.ID),
 		slog.Bool("github_webhook", !c.GitHubWebhookSecret.IsZero()),
+		slog.String("oidc_issuer", c.OIDCIssuer),
+		slog.String("oidc_client_id", c.OIDC.ID),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 	)

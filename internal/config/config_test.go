@@ -133,6 +133,17 @@ func TestProviderClients(t *testing.T) {
 		{"GHES half", map[string]string{"GITHUB_API_URL": "https://ghe.example.com/api/v3/"}, []string{"GITHUB_WEB_URL"}},
 		{"GHES over http", map[string]string{"GITHUB_API_URL": "http://ghe.example.com/api/v3/", "GITHUB_WEB_URL": "https://ghe.example.com"}, []string{"GITHUB_API_URL"}},
 		{"loopback fake", map[string]string{"GITHUB_API_URL": "http://127.0.0.1:9/api/v3/", "GITHUB_WEB_URL": "http://127.0.0.1:9"}, nil},
+		{"OIDC", map[string]string{"OIDC_ISSUER": "https://example.eu.auth0.com/", "OIDC_CLIENT_ID": "c", "OIDC_CLIENT_SECRET": canary,
+			"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com", "AGENTHUB_PUBLIC_ADDR": ":8443"}, nil},
+		{"OIDC without its client", map[string]string{"OIDC_ISSUER": "https://example.eu.auth0.com/",
+			"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com", "AGENTHUB_PUBLIC_ADDR": ":8443"}, []string{"OIDC_CLIENT_ID"}},
+		{"OIDC client without issuer", map[string]string{"OIDC_CLIENT_ID": "c", "OIDC_CLIENT_SECRET": canary}, []string{"OIDC_ISSUER"}},
+		{"OIDC secret missing", map[string]string{"OIDC_ISSUER": "https://example.eu.auth0.com/", "OIDC_CLIENT_ID": "c",
+			"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com", "AGENTHUB_PUBLIC_ADDR": ":8443"}, []string{"OIDC_CLIENT_SECRET"}},
+		{"OIDC over http", map[string]string{"OIDC_ISSUER": "http://idp.example.com/", "OIDC_CLIENT_ID": "c", "OIDC_CLIENT_SECRET": canary,
+			"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com", "AGENTHUB_PUBLIC_ADDR": ":8443"}, []string{"OIDC_ISSUER"}},
+		{"OIDC without a public URL", map[string]string{"OIDC_ISSUER": "https://example.eu.auth0.com/", "OIDC_CLIENT_ID": "c", "OIDC_CLIENT_SECRET": canary},
+			[]string{"AGENTHUB_PUBLIC_URL"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

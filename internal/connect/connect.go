@@ -1,6 +1,7 @@
 package connect
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -45,7 +46,39 @@ type Provider struct {
 	// standard exchange (golang.org/x/oauth2), with the scopes the token
 	// response names and no account.
 	Exchange Exchanger
+
+	// A sign-in at an identity provider (internal/identity) rather than
+	// a connection: Nonce sends an OpenID Connect nonce, fresh for each
+	// flow, and Finish is given it with the code. Finish then does what
+	// the flow was for (the link's purpose) instead of storing a
+	// connection; it returns the page to show, or an error wrapping a
+	// *Refused, which is refused with its page and reason (any other
+	// error is a fault of AgentHub's). Describe is what the start page
+	// says for a purpose.
+	Nonce    bool
+	Finish   func(ctx context.Context, x Exchange) (Done, error)
+	Describe func(ctx context.Context, p broker.Principal, purpose string) Done
 }
+
+// Done is a page to show when a flow ends, or begins (Describe).
+type Done struct {
+	Title string
+	Lines []string
+}
+
+// Refused is a sign-in that does not count, and why: Reason is the audit
+// record's, Kind its kind (default audit.ConnectRefused), RequestID the
+// request it was for, if any; Status and the page are what the browser
+// gets.
+type Refused struct {
+	Reason    string
+	Kind      audit.Kind
+	RequestID string
+	Status    int
+	Page      Done
+}
+
+func (r *Refused) Error() string { return "connect: refused: " + r.Reason }
 
 // Exchanger turns an authorization code into a grant: it calls the
 // provider's token endpoint, and may ask the provider whose account it is.
@@ -62,6 +95,9 @@ type Exchange struct {
 	Verifier string // the PKCE code verifier
 	// Principal is the person the flow connects.
 	Principal broker.Principal
+	// Purpose is what the link was made for (LinkFor); Nonce the flow's
+	// OpenID Connect nonce (Provider.Nonce).
+	Purpose, Nonce string
 	// Client is the HTTP client for the provider (no redirects).
 	Client *http.Client
 }
@@ -213,6 +249,12 @@ func (f *Flows) Services() []string {
 // Link returns a link that connects p's account at service: good for
 // LinkTTL and one use. Give it to p alone (a DM, an ephemeral reply).
 func (f *Flows) Link(p broker.Principal, service string) (string, error) {
+	return f.LinkFor(p, service, "")
+}
+
+// LinkFor is Link for a purpose, which the flow's Finish is given: what a
+// sign-in at an identity provider is for.
+func (f *Flows) LinkFor(p broker.Principal, service, purpose string) (string, error) {
 	if _, ok := f.opts.Providers[service]; !ok {
 		return "", fmt.Errorf("connect: unknown service %q", service)
 	}
@@ -223,7 +265,7 @@ func (f *Flows) Link(p broker.Principal, service string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	token, err := sign(f.opts.Key, link{Principal: p, Service: service, Nonce: nonce, Expires: f.opts.Now().Add(LinkTTL).Unix()})
+	token, err := sign(f.opts.Key, link{Principal: p, Service: service, Purpose: purpose, Nonce: nonce, Expires: f.opts.Now().Add(LinkTTL).Unix()})
 	if err != nil {
 		return "", err
 	}
@@ -317,22 +359,27 @@ func (f *Flows) startPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	showStart(w, page{
+	d := Done{
 		Title: "Connect " + prov.Name + " to AgentHub",
 		Lines: []string{
 			fmt.Sprintf("This connects your %s account for Slack user %s in workspace %s, as asked in Slack.", prov.Name, l.Principal.User, l.Principal.Team),
 			fmt.Sprintf("%s will ask you to allow it. AgentHub keeps the access %s gives in its vault; agents act through it only as your policy and your approvals allow, and you can revoke it any time with /agenthub revoke %s.", prov.Name, prov.Name, l.Service),
 		},
-		Service: prov.Name, Token: token, Action: StartPath,
-	}, origin(prov.Config.Endpoint.AuthURL))
+	}
+	if prov.Describe != nil {
+		d = prov.Describe(r.Context(), l.Principal, l.Purpose)
+	}
+	showStart(w, page{Title: d.Title, Lines: d.Lines, Service: prov.Name, Token: token, Action: StartPath}, origin(prov.Config.Endpoint.AuthURL))
 }
 
 // flowState is a started flow, waiting for its callback.
 type flowState struct {
 	Principal broker.Principal `json:"p"`
 	Service   string           `json:"s"`
+	Purpose   string           `json:"f,omitempty"`
 	Verifier  string           `json:"v"`
-	Binding   string           `json:"b"` // SHA-256 of the cookie's value, hex
+	Nonce     string           `json:"n,omitempty"` // OpenID Connect
+	Binding   string           `json:"b"`           // SHA-256 of the cookie's value, hex
 	Expires   time.Time        `json:"e"`
 	Spent     bool             `json:"spent,omitempty"`
 }
@@ -382,12 +429,17 @@ func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 	}
 	state, err1 := f.random()
 	binding, err2 := f.random()
-	if err := errors.Join(err1, err2); err != nil {
+	nonce, err3 := f.random()
+	if err := errors.Join(err1, err2, err3); err != nil {
 		f.unavailable(w, r, "random", err)
 		return
 	}
+	if !prov.Nonce {
+		nonce = ""
+	}
 	verifier := oauth2.GenerateVerifier()
-	fs := flowState{Principal: l.Principal, Service: l.Service, Verifier: verifier, Binding: digest(binding), Expires: f.opts.Now().Add(StateTTL)}
+	fs := flowState{Principal: l.Principal, Service: l.Service, Purpose: l.Purpose, Verifier: verifier, Nonce: nonce,
+		Binding: digest(binding), Expires: f.opts.Now().Add(StateTTL)}
 	value, err := json.Marshal(fs)
 	if err != nil {
 		f.unavailable(w, r, "encode state", err)
@@ -395,8 +447,11 @@ func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 	}
 	// Started is on the record before the browser leaves: a flow the
 	// trail does not know of is not started.
-	if _, err := f.opts.Audit.Record(ctx, audit.Event{Kind: audit.ConnectStarted, Actor: l.Principal.String(),
-		Detail: map[string]string{"service": l.Service}}); err != nil {
+	detail := map[string]string{"service": l.Service}
+	if l.Purpose != "" {
+		detail["purpose"] = l.Purpose
+	}
+	if _, err := f.opts.Audit.Record(ctx, audit.Event{Kind: audit.ConnectStarted, Actor: l.Principal.String(), Detail: detail}); err != nil {
 		f.unavailable(w, r, "record connect.started", err)
 		return
 	}
@@ -413,6 +468,9 @@ func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}, prov.AuthOptions...)
 	if prov.LoginHint {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", l.Principal.String()))
+	}
+	if nonce != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("nonce", nonce))
 	}
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
@@ -446,7 +504,7 @@ func (f *Flows) spend(ctx context.Context, state string) (flowState, string, err
 			return nil, store.Keep
 		}
 		spent := fs
-		spent.Spent, spent.Verifier = true, ""
+		spent.Spent, spent.Verifier, spent.Nonce = true, "", ""
 		return json.Marshal(spent)
 	})
 	return fs, reason, err
@@ -510,11 +568,16 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	conf := *prov.Config
 	conf.RedirectURL = f.redirectURL(service)
+	x := Exchange{Config: &conf, Code: code, Verifier: fs.Verifier, Principal: fs.Principal, Client: f.opts.HTTPClient, Purpose: fs.Purpose, Nonce: fs.Nonce}
+	if prov.Finish != nil {
+		f.finish(w, r, prov, x)
+		return
+	}
 	exchange := prov.Exchange
 	if exchange == nil {
 		exchange = StandardExchange
 	}
-	g, err := exchange(ctx, Exchange{Config: &conf, Code: code, Verifier: fs.Verifier, Principal: fs.Principal, Client: f.opts.HTTPClient})
+	g, err := exchange(ctx, x)
 	switch {
 	case errors.Is(err, ErrWrongAccount):
 		f.refuse(w, r, actor, service, "wrong_account", "oauth_callback", http.StatusForbidden, page{Title: "That is not your " + prov.Name + " account",
@@ -525,15 +588,7 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 		err = errors.New("no token in the response")
 	}
 	if err != nil {
-		// oauth2's errors carry the provider's response body: only the
-		// status and error code are logged.
-		attrs := []any{"service", service}
-		if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
-			attrs = append(attrs, "status", re.Response.StatusCode, "error_code", re.ErrorCode)
-		} else {
-			attrs = append(attrs, "error_type", fmt.Sprintf("%T", err))
-		}
-		f.opts.Logger.WarnContext(ctx, "code exchange failed", attrs...)
+		f.logExchange(ctx, service, err)
 		f.refuse(w, r, actor, service, "exchange_failed", "oauth_callback", http.StatusBadGateway, page{Title: prov.Name + " did not complete the connection", Lines: again})
 		return
 	}
@@ -553,6 +608,41 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 		fl.Flush()
 	}
 	f.opts.Connected(cctx, fs.Principal, service, g.Account)
+}
+
+// finish ends a sign-in flow with the provider's Finish.
+func (f *Flows) finish(w http.ResponseWriter, r *http.Request, prov Provider, x Exchange) {
+	service := r.PathValue("service")
+	d, err := prov.Finish(context.WithoutCancel(r.Context()), x)
+	if ref, ok := errors.AsType[*Refused](err); ok {
+		kind := cmp.Or(ref.Kind, audit.ConnectRefused)
+		if rerr := f.opts.Refuser.Refuse(context.WithoutCancel(r.Context()), broker.Refusal{
+			Actor: x.Principal.String(), Kind: kind, Reason: ref.Reason, Op: "oidc_callback", Resource: service, RequestID: ref.RequestID,
+		}); rerr != nil {
+			f.opts.Logger.WarnContext(r.Context(), "sign-in refusal not recorded", "reason", ref.Reason, "error", rerr)
+		}
+		show(w, cmp.Or(ref.Status, http.StatusForbidden), page{Title: ref.Page.Title, Lines: ref.Page.Lines})
+		return
+	}
+	if err != nil {
+		f.logExchange(r.Context(), service, err)
+		show(w, http.StatusBadGateway, page{Title: "The sign-in could not be finished",
+			Lines: []string{"Nothing was changed. Ask again in Slack in a moment for a new link."}})
+		return
+	}
+	show(w, http.StatusOK, page{Title: d.Title, Lines: d.Lines})
+}
+
+// logExchange logs a failed exchange. oauth2's errors carry the provider's
+// response body: only the status and error code are logged.
+func (f *Flows) logExchange(ctx context.Context, service string, err error) {
+	attrs := []any{"service", service}
+	if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
+		attrs = append(attrs, "status", re.Response.StatusCode, "error_code", re.ErrorCode)
+	} else {
+		attrs = append(attrs, "error_type", fmt.Sprintf("%T", err))
+	}
+	f.opts.Logger.WarnContext(ctx, "code exchange failed", attrs...)
 }
 
 // connectedLines say what was connected, and what it replaced (and

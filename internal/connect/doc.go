@@ -48,6 +48,17 @@
 // ephemeral reply) and says so. Signing in (Slack's OpenID Connect, or the
 // IdP identity linked with /agenthub link) before Continue closes this.
 //
+// # Sign-ins
+//
+// The same flow signs people in at an identity provider (internal/identity):
+// its Provider sets Nonce, Describe and Finish. The link then carries a
+// purpose (LinkFor: link, unlink, the step-up of one request), the start
+// page says what the sign-in is for, a fresh nonce goes with the
+// authorization request and is kept with the state, and Finish, given the
+// code, the verifier, the nonce and the purpose, does the rest instead of
+// the vault; a *Refused it returns is refused like any callback, with its
+// own audit kind and reason.
+//
 // Pages are small and self-contained: no scripts, no external assets, a
 // content security policy that allows nothing else, no framing, no
 // referrer, no caching, and no redirect anywhere but to the provider's own

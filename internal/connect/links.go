@@ -23,6 +23,7 @@ const linkDomain = "agenthub connect link v1\x00"
 type link struct {
 	Principal broker.Principal `json:"p"`
 	Service   string           `json:"s"`
+	Purpose   string           `json:"f,omitempty"` // what a sign-in is for (LinkFor)
 	Nonce     string           `json:"n"`
 	Expires   int64            `json:"e"` // Unix seconds
 }

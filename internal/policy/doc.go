@@ -50,6 +50,13 @@
 //     resolved from the policy's groups when it loads.
 //   - deny: refused, with the rule's reason.
 //
+// A rule may name the second factor its step-up asks for: `factor: totp`
+// (a code from the person's authenticator app) or `factor: oidc` (a fresh
+// sign-in, with its multi-factor step, at the identity provider). Without
+// it the deployment's default applies (oidc when an identity provider is
+// configured, totp otherwise). A deployment refuses to start with a
+// policy naming a factor it has not set up (Engine.Factors).
+//
 // # Risk
 //
 // Each action declares a base risk (low, medium, high, critical). A rule's

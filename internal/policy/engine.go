@@ -52,6 +52,9 @@ type rule struct {
 	lifetimes []Lifetime // nil: chosen by risk
 	// resultsInChannel: results: channel
 	resultsInChannel bool
+	// factor is the second factor the rule names for step-up ("" for the
+	// deployment's default).
+	factor string
 
 	// Decisions are computed at load time for every base risk and taint,
 	// so Evaluate copies a struct instead of building one.
@@ -76,7 +79,7 @@ func (r *rule) build() {
 // needs step-up and single-use approval, and a tainted step is never run
 // without a person approving that very step.
 func (r *rule) decide(base Risk, tainted bool) Decision {
-	d := Decision{Effect: r.effect, Rule: r.name, Reason: r.reason, Risk: max(base, r.risk), ResultsInChannel: r.resultsInChannel}
+	d := Decision{Effect: r.effect, Rule: r.name, Reason: r.reason, Risk: max(base, r.risk), ResultsInChannel: r.resultsInChannel, Factor: r.factor}
 	if d.Risk >= High && (d.Effect == Allow || d.Effect == Approve) {
 		d.Effect = StepUp
 		d.Reason += highRiskSuffix
@@ -130,6 +133,20 @@ type Engine struct {
 
 // Name returns the name the policy was parsed under (its file path).
 func (e *Engine) Name() string { return e.name }
+
+// Factors lists the second factors the policy's rules name, sorted, so
+// that a deployment can refuse at start a policy that names one it has
+// not set up.
+func (e *Engine) Factors() []string {
+	var named []string
+	for _, r := range e.rules {
+		if r.factor != "" && !slices.Contains(named, r.factor) {
+			named = append(named, r.factor)
+		}
+	}
+	slices.Sort(named)
+	return named
+}
 
 // Digest returns the hex SHA-256 of the policy source, so an audit record
 // can say which version of the policy decided.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -504,5 +505,43 @@ rules:
 		if got := e.Evaluate(in).ResultsInChannel; got != tt.want {
 			t.Errorf("ResultsInChannel for %s = %v, want %v", tt.resource, got, tt.want)
 		}
+	}
+}
+
+// TestFactor: a rule may name the second factor its step-up asks for, and
+// that factor is in the decision whether the rule asked for step-up itself
+// or the risk made it; the policy lists the factors it names.
+func TestFactor(t *testing.T) {
+	e := mustParse(t, `version: 1
+rules:
+  - name: merges
+    action: github.merge_pull_request
+    effect: stepup
+    factor: oidc
+  - name: deletes
+    action: github.delete_branch
+    effect: approve
+    factor: totp
+  - name: rest
+    effect: approve
+`)
+	for _, tt := range []struct {
+		action string
+		risk   Risk
+		want   string
+		stepUp bool
+	}{
+		{"github.merge_pull_request", Medium, FactorOIDC, true},
+		{"github.delete_branch", High, FactorTOTP, true},
+		{"github.list_issues", High, "", true},
+		{"github.list_issues", Low, "", false},
+	} {
+		d := e.Evaluate(step(tt.action, tt.risk, false, "github", "acme/app", nil))
+		if d.Factor != tt.want || d.StepUp != tt.stepUp {
+			t.Errorf("%s at %v: factor %q, step-up %v; want %q, %v", tt.action, tt.risk, d.Factor, d.StepUp, tt.want, tt.stepUp)
+		}
+	}
+	if got := e.Factors(); !slices.Equal(got, []string{FactorOIDC, FactorTOTP}) {
+		t.Errorf("Factors() = %v", got)
 	}
 }

@@ -287,7 +287,7 @@ func (p *parser) scalar(n *yaml.Node, w where, what string) (string, bool) {
 	return n.Value, true
 }
 
-var ruleFields = []string{"name", "agent", "action", "resource", "when", "effect", "risk", "reason", "approvers", "lifetimes", "results"}
+var ruleFields = []string{"name", "agent", "action", "resource", "when", "effect", "risk", "reason", "approvers", "lifetimes", "results", "factor"}
 
 // rule compiles one rule. It reports every problem it finds and returns
 // ok=false if there was any; the rule's name and line are set either way.
@@ -377,6 +377,18 @@ func (p *parser) rule(n *yaml.Node, index int, groups map[string][]string) (rule
 			if r.effect == Deny {
 				p.errorf(v.Line, w, "results: a denied step has none")
 			}
+		}
+	}
+
+	if v, ok := f["factor"]; ok {
+		if s, ok := p.scalar(v, w, "factor"); ok {
+			if !slices.Contains(Factors, s) {
+				p.errorf(v.Line, w, "factor: want totp (a code from the person's authenticator app) or oidc (a fresh sign-in at the identity provider)")
+			}
+			if r.effect == Deny {
+				p.errorf(v.Line, w, "factor: a denied step asks for none")
+			}
+			r.factor = s
 		}
 	}
 

@@ -56,6 +56,8 @@ rules:
 		{"bad name", "version: 1\nrules:\n  - name: two words\n    effect: allow\n", 3, "two words", "name: use letters"},
 		{"unknown results", "version: 1\nrules:\n  - name: a\n    effect: allow\n    results: everyone\n", 5, "a", "results: want private"},
 		{"results of a denial", "version: 1\nrules:\n  - name: a\n    effect: deny\n    results: channel\n", 5, "a", "results: a denied step has none"},
+		{"unknown factor", "version: 1\nrules:\n  - name: a\n    effect: stepup\n    factor: sms\n", 5, "a", "factor: want totp"},
+		{"factor of a denial", "version: 1\nrules:\n  - name: a\n    effect: deny\n    factor: oidc\n", 5, "a", "factor: a denied step asks for none"},
 		{"duplicate name", `version: 1
 rules:
   - name: writes

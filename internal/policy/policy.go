@@ -258,10 +258,22 @@ type Decision struct {
 	// public (rule field results: channel). Otherwise a result that is not
 	// public goes to the person alone.
 	ResultsInChannel bool
+	// Factor is the second factor the rule asks for when StepUp is set:
+	// FactorTOTP, FactorOIDC, or "" for the deployment's default.
+	Factor string
 	// Err is why the rule's condition could not be evaluated when the
 	// decision failed closed; for logs, never for people, and never stored.
 	Err error `json:"-"`
 }
+
+// The second factors a rule may name (rule field factor).
+const (
+	FactorTOTP = "totp" // a code from the person's authenticator app
+	FactorOIDC = "oidc" // a fresh sign-in, with its multi-factor step, at the identity provider
+)
+
+// Factors are the second factors a rule may name.
+var Factors = []string{FactorOIDC, FactorTOTP}
 
 // NeedsApproval reports whether a person must approve (or a grant must
 // cover) the step before it runs.

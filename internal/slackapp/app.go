@@ -23,6 +23,7 @@ type Broker interface {
 	Handle(ctx context.Context, m broker.Message) ([]broker.Output, error)
 	Decide(ctx context.Context, d broker.Decision) ([]broker.Output, error)
 	StepUp(ctx context.Context, requestID string, actor broker.Principal, code string) ([]broker.Output, error)
+	SignedIn(ctx context.Context, requestID string, actor broker.Principal) ([]broker.Output, error)
 	Revoke(ctx context.Context, principal broker.Principal, service string) ([]broker.Output, error)
 	RevokeAll(ctx context.Context, principal broker.Principal) ([]broker.Output, error)
 	RevokeGrant(ctx context.Context, principal broker.Principal, grantID string) ([]broker.Output, error)
@@ -68,6 +69,12 @@ type Options struct {
 	// alone, single-use, good for 10 minutes. When set, Connect buttons and
 	// "/agenthub connect" answer with a fresh one, and Connect is not used.
 	ConnectLink func(principal broker.Principal, service string) (string, error)
+	// SignInLink returns a link to sign in at the identity provider for
+	// purpose (internal/identity: link, unlink, or the step-up of one
+	// request): signed, for principal alone, single-use, good for 10
+	// minutes. nil: no identity provider is set up; /agenthub link says
+	// so, and step-up asks for codes.
+	SignInLink func(principal broker.Principal, purpose string) (string, error)
 	// Demo marks the app as running against simulated providers: each
 	// person is connected to every service on first contact (with Connect).
 	Demo     bool

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/command"
+	"github.com/agenthub/agenthub/internal/identity"
 )
 
 // slashStyle is how the slash command's help and its answers to mistakes
@@ -21,6 +22,7 @@ var slashStyle = command.Style{
 	Typed:   code,
 	Example: func(s string) string { return "_" + escape(s) + "_" },
 	Reach:   "mention me or DM me",
+	SignIn:  true,
 }
 
 // helpText lists the commands, in mrkdwn.
@@ -106,8 +108,20 @@ func (a *App) runCommand(ctx context.Context, principal broker.Principal, c comm
 		return a.auditText(ctx, principal, c.Count)
 	case command.Whoami:
 		return a.whoamiText(ctx, principal)
+	case command.Link, command.Unlink:
+		return a.linkText(ctx, principal, c.Verb)
 	}
 	return helpText
+}
+
+// linkText answers /agenthub link and unlink: a sign-in link.
+func (a *App) linkText(ctx context.Context, principal broker.Principal, verb command.Verb) string {
+	if verb == command.Unlink {
+		return a.signInText(ctx, principal, identity.PurposeUnlink, "Sign in to unlink",
+			"Sign in as the identity linked to you: only it can undo the link.")
+	}
+	return a.signInText(ctx, principal, identity.PurposeLink, "Sign in to link your identity",
+		"Risky actions then ask that identity to sign in again.")
 }
 
 func (a *App) grantsText(ctx context.Context, principal broker.Principal) string {

@@ -11,6 +11,8 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/identity"
+	"github.com/agenthub/agenthub/internal/policy"
 )
 
 // click is a button press, with what is needed to answer the one who
@@ -170,6 +172,11 @@ func (a *App) openStepUp(ctx context.Context, c click) {
 		a.tell(ctx, c, "Only the person who asked for this can verify it.")
 		return
 	}
+	if r.Decision.SecondFactor() == policy.FactorOIDC {
+		a.tell(ctx, c, a.signInText(ctx, c.principal, identity.StepUpPurpose(r.ID), "Sign in to verify",
+			"Once you have signed in, I run it here."))
+		return
+	}
 	if a.opts.Enroller != nil {
 		enrolled, err := a.opts.Enroller.Enrolled(ctx, c.principal.String())
 		if err != nil {
@@ -216,6 +223,42 @@ func (a *App) submitStepUp(ctx context.Context, principal broker.Principal, v sl
 	a.updateMessages(ctx, id, user)
 	a.publishHome(ctx, principal)
 	return err
+}
+
+// SignedIn is told that principal's sign-in at the identity provider for
+// request id was checked and recorded (internal/identity): the request
+// moves on, and what comes of it goes to its thread, as after a code.
+func (a *App) SignedIn(ctx context.Context, principal broker.Principal, id string) {
+	outs, err := a.opts.Broker.SignedIn(ctx, id, principal)
+	a.logBroker(ctx, "signed_in", id, principal.User, err)
+	r, lerr := a.lookup(ctx, id)
+	if lerr != nil || r.Principal != principal {
+		for _, o := range outs {
+			a.reply(ctx, thread{}, principal.User, outputText(o))
+		}
+		if errors.Is(lerr, broker.ErrNoRequest) {
+			a.updateMessages(ctx, id, "")
+		}
+		return
+	}
+	a.deliverAsked(ctx, principal, a.threadOf(ctx, id), outs)
+	a.updateMessages(ctx, id, principal.User)
+	a.publishHome(ctx, principal)
+}
+
+// signInText is the answer that gives principal a link to sign in at the
+// identity provider for purpose, labelled label, with what happens next.
+func (a *App) signInText(ctx context.Context, principal broker.Principal, purpose, label, next string) string {
+	if a.opts.SignInLink == nil {
+		return "Signing in at an identity provider is not set up here (OIDC_ISSUER): an admin sets it up first (docs/INSTALL.md)."
+	}
+	link, err := a.opts.SignInLink(principal, purpose)
+	if err != nil {
+		a.log.WarnContext(ctx, "sign-in link not made", "slack_user", principal.User, "err", err)
+		return "I couldn't make a sign-in link just now. Try again in a moment."
+	}
+	// The link is a URL AgentHub made (base64url and a fixed path).
+	return fmt.Sprintf("<%s|%s> (this link is for you alone: it works once, for 10 minutes). %s", link, label, next)
 }
 
 // viewArgs answers View all on an approval card: the request's whole

@@ -191,6 +191,15 @@ func TestScopesAreNeeded(t *testing.T) {
 			t.Errorf("MethodScopes: %s needs %s, which is not in BotScopes", method, scope)
 		}
 	}
+	for scope, method := range slackapp.FieldScopes {
+		if _, ok := slackapp.MethodScopes[method]; !ok {
+			t.Errorf("FieldScopes: %s is for %s, which the app does not call", scope, method)
+		}
+		needed[scope] = method
+		if !granted[scope] {
+			t.Errorf("FieldScopes: %s needs %s, which is not in BotScopes", method, scope)
+		}
+	}
 	for event, scope := range slackapp.EventScopes {
 		if scope == "" {
 			continue

@@ -33,5 +33,13 @@ var EventScopes = map[string]string{
 	"app_uninstalled": "",
 }
 
+// FieldScopes are bot scopes that a method needs for one field of its
+// answer, each with what it is for.
+var FieldScopes = map[string]string{
+	// users.info's profile.email: /agenthub link links an identity only
+	// when the identity provider's verified email is the Slack user's.
+	"users:read.email": "users.info",
+}
+
 // BotScopes are the bot token's scopes.
-var BotScopes = []string{"app_mentions:read", "chat:write", "commands", "im:history", "im:write", "users:read"}
+var BotScopes = []string{"app_mentions:read", "chat:write", "commands", "im:history", "im:write", "users:read", "users:read.email"}

@@ -55,6 +55,9 @@ func (socketBroker) Decide(context.Context, broker.Decision) ([]broker.Output, e
 func (socketBroker) StepUp(context.Context, string, broker.Principal, string) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }
+func (socketBroker) SignedIn(context.Context, string, broker.Principal) ([]broker.Output, error) {
+	return nil, errSocketBroker
+}
 func (socketBroker) Revoke(context.Context, broker.Principal, string) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }

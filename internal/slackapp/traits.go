@@ -73,3 +73,17 @@ func (d *Directory) Traits(ctx context.Context, p broker.Principal) (broker.Trai
 	d.mu.Unlock()
 	return t, nil
 }
+
+// Email is p's email as their Slack profile says it (users.info with
+// users:read.email), for linking an identity; "" when Slack has none for
+// them. It is asked afresh each time: linking is rare.
+func (d *Directory) Email(ctx context.Context, p broker.Principal) (string, error) {
+	u, err := d.api.GetUserInfoContext(ctx, p.User)
+	if err != nil {
+		return "", fmt.Errorf("slackapp: users.info: %w", err)
+	}
+	if u.IsStranger || u.TeamID != "" && u.TeamID != p.Team {
+		return "", nil // someone from another workspace links nothing here
+	}
+	return u.Profile.Email, nil
+}

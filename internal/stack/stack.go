@@ -68,6 +68,10 @@ type Options struct {
 	// Directory says what people are (guests, from other workspaces) each
 	// time the policy decides; nil where only members ask (the terminal).
 	Directory broker.Directory
+	// Factors are the second factors step-up may ask for (default: TOTP
+	// alone); with policy.FactorOIDC, a rule that names none asks for a
+	// sign-in at the identity provider.
+	Factors []string
 }
 
 // Stack is the assembled core.
@@ -122,7 +126,7 @@ func Build(opts Options) (*Stack, error) {
 	}
 	s.Broker, err = broker.New(broker.Options{
 		Store: opts.Store, Vault: s.Vault, Audit: s.Audit, Policy: opts.Policy, Registry: s.Registry,
-		Planner: opts.Planner, StepUp: s.StepUp, Logger: opts.Logger, Directory: opts.Directory,
+		Planner: opts.Planner, StepUp: s.StepUp, Logger: opts.Logger, Directory: opts.Directory, Factors: opts.Factors,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stack: broker: %w", err)

@@ -273,6 +273,8 @@ type User struct {
 	// Restricted and UltraRestricted make a multi- or single-channel
 	// guest; Stranger someone from another organisation (Slack Connect).
 	Restricted, UltraRestricted, Stranger bool
+	// Email is the profile's email (users:read.email); "" is none.
+	Email string
 }
 
 // SetUser makes users.info answer u for u.ID.
@@ -300,7 +302,7 @@ func (s *Server) userInfoLocked(f map[string]string) reply {
 	return reply{body: map[string]any{"user": map[string]any{
 		"id": u.ID, "team_id": u.TeamID, "name": strings.ToLower(u.ID), "deleted": false,
 		"is_restricted": u.Restricted || u.UltraRestricted, "is_ultra_restricted": u.UltraRestricted,
-		"is_stranger": u.Stranger, "is_bot": false,
+		"is_stranger": u.Stranger, "is_bot": false, "profile": map[string]any{"email": u.Email},
 	}}}
 }
 

@@ -1,0 +1,109 @@
+package broker
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/policy"
+)
+
+// withFactor switches the fixture to the default policy with its step-up
+// rule naming factor, and a deployment that offers TOTP and OIDC.
+func withFactor(t *testing.T, f *fixture, factor string) {
+	t.Helper()
+	f.factors = []string{policy.FactorTOTP, policy.FactorOIDC}
+	src := bytes.Replace(policy.DefaultSource(), []byte("    effect: stepup\n    risk: high\n"),
+		[]byte("    effect: stepup\n    risk: high\n    factor: "+factor+"\n"), 1)
+	if bytes.Equal(src, policy.DefaultSource()) {
+		t.Fatal("the default policy's step-up rule moved: the test cannot name its factor")
+	}
+	withPolicy(t, f, src)
+}
+
+// TestSignInStepUp: a request whose rule asks for a sign-in takes no code,
+// however right, and runs once its owner's sign-in is reported; a sign-in
+// of someone else moves nothing.
+func TestSignInStepUp(t *testing.T) {
+	f := newFixture(t)
+	withFactor(t, f, policy.FactorOIDC)
+	a := f.approval("merge PR 7 in acme/payments")
+	s := only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindStepUp)
+	if s.Factor != policy.FactorOIDC || !strings.Contains(s.Text, "sign in") {
+		t.Fatalf("step-up output = %+v, want a sign-in", s)
+	}
+	outs, err := f.b.StepUp(f.ctx, a.RequestID, alice, f.code())
+	if err != nil {
+		t.Fatalf("StepUp: %v", err)
+	}
+	only(t, outs, KindError)
+	if got := f.request(a.RequestID).Status; got != StatusAwaitingStepUp {
+		t.Fatalf("after a code: status %s, want awaiting_stepup", got)
+	}
+	if f.count(a.RequestID, func(e audit.Event) bool { return e.Result == "wrong_factor" }) == 0 {
+		t.Error("the code offered for a sign-in is not on the record")
+	}
+	outs, err = f.b.SignedIn(f.ctx, a.RequestID, bob)
+	if err != nil {
+		t.Fatalf("SignedIn(bob): %v", err)
+	}
+	only(t, outs, KindError)
+	if f.calls(http.MethodPut, mergePath) != 0 {
+		t.Fatal("merged without the owner's sign-in")
+	}
+	outs, err = f.b.SignedIn(f.ctx, a.RequestID, alice)
+	if err != nil {
+		t.Fatalf("SignedIn: %v", err)
+	}
+	only(t, outs, KindResult)
+	if got := f.calls(http.MethodPut, mergePath); got != 1 {
+		t.Errorf("merge calls = %d, want 1", got)
+	}
+	// A second report of the same sign-in finds the request finished.
+	outs, _ = f.b.SignedIn(f.ctx, a.RequestID, alice)
+	if o := outs[0]; o.Kind == KindResult {
+		t.Errorf("a repeated sign-in ran the step again: %+v", o)
+	}
+	if got := f.calls(http.MethodPut, mergePath); got != 1 {
+		t.Errorf("merge calls after a repeat = %d, want 1", got)
+	}
+}
+
+// TestCodeStepUpTakesNoSignIn: a rule that names TOTP is not satisfied by a
+// sign-in.
+func TestCodeStepUpTakesNoSignIn(t *testing.T) {
+	f := newFixture(t)
+	withFactor(t, f, policy.FactorTOTP)
+	a := f.approval("merge PR 7 in acme/payments")
+	if s := only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindStepUp); s.Factor != policy.FactorTOTP {
+		t.Fatalf("factor = %q, want totp", s.Factor)
+	}
+	outs, err := f.b.SignedIn(f.ctx, a.RequestID, alice)
+	if err != nil {
+		t.Fatalf("SignedIn: %v", err)
+	}
+	only(t, outs, KindError)
+	only(t, f.stepUp(a.RequestID, alice), KindResult)
+}
+
+// TestDefaultFactor: with OIDC offered, a rule naming no factor asks for a
+// sign-in; a policy naming a factor the deployment lacks does not start.
+func TestDefaultFactor(t *testing.T) {
+	f := newFixture(t)
+	f.factors = []string{policy.FactorTOTP, policy.FactorOIDC}
+	f.b = f.newBroker()
+	a := f.approval("merge PR 7 in acme/payments")
+	if s := only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindStepUp); s.Factor != policy.FactorOIDC {
+		t.Errorf("default factor with OIDC offered = %q, want oidc", s.Factor)
+	}
+	e, err := policy.Parse("p.yaml", []byte("version: 1\nrules:\n  - name: a\n    effect: stepup\n    factor: oidc\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Options{Store: f.st, Vault: f.vault, Audit: f.rec, Policy: e, Registry: f.registry, Planner: f.plannerOrRules(), StepUp: f.stepup})
+	if err == nil || !strings.Contains(err.Error(), `"oidc"`) {
+		t.Errorf("New with a policy naming an absent factor: %v, want a refusal naming it", err)
+	}
+}

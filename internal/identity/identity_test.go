@@ -1,0 +1,402 @@
+package identity_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/oauth2-proxy/mockoidc"
+
+	"github.com/agenthub/agenthub/internal/audit"
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/connect"
+	"github.com/agenthub/agenthub/internal/connect/connecttest"
+	"github.com/agenthub/agenthub/internal/identity"
+	"github.com/agenthub/agenthub/internal/identity/oidctest"
+	"github.com/agenthub/agenthub/internal/logtest"
+	"github.com/agenthub/agenthub/internal/simenv"
+	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/store/redisstore/redistest"
+)
+
+var (
+	alice   = broker.Principal{Team: "T1", User: "U1"}
+	mallory = broker.Principal{Team: "T1", User: "U9"}
+)
+
+// Anna is alice at the IdP, and Mark is mallory: both sign in with their
+// second factor.
+var (
+	anna = oidctest.Person{Subject: "idp|anna", Email: "anna@example.com", AMR: []string{"pwd", "mfa"}}
+	mark = oidctest.Person{Subject: "idp|mark", Email: "mark@example.com", AMR: []string{"pwd", "mfa"}}
+)
+
+// harness is the IdP (a real OpenID Provider, mockoidc) and AgentHub's
+// public listener running the sign-in flows, with the real audit trail and
+// broker (for refusals) on real Redis where the tests have it.
+type harness struct {
+	t      *testing.T
+	ctx    context.Context
+	op     *oidctest.OP
+	env    *simenv.Env
+	st     store.Store
+	idp    *identity.IdP
+	flows  *connect.Flows
+	srv    *httptest.Server
+	logs   *logtest.Buffer
+	mu     sync.Mutex
+	signed []string // "principal request", as SignedIn was told
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, ctx: t.Context(), logs: &logtest.Buffer{}}
+	h.op = oidctest.Start(t)
+	op := h.op
+	st := redistest.Open(t)()
+	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	env, err := simenv.Start(h.ctx, simenv.Options{Store: st, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Close() })
+	h.env, h.st = env, st
+	h.idp, err = identity.New(h.ctx, identity.Options{
+		Issuer: op.Issuer(), ClientID: op.ClientID, ClientSecret: op.ClientSecret, Name: "Example SSO",
+		Store: st, Audit: env.Audit, Logger: logger,
+		EmailOf: func(_ context.Context, p broker.Principal) (string, error) {
+			return map[broker.Principal]string{alice: "Anna@Example.com", mallory: "mark@example.com"}[p], nil
+		},
+		SignedIn: func(_ context.Context, p broker.Principal, id string) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.signed = append(h.signed, p.String()+" "+id)
+		},
+		Describe: func(_ context.Context, id string) string { return "github.merge_pull_request on acme/payments" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handler http.Handler = http.NotFoundHandler()
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(h.srv.Close)
+	h.flows, err = connect.New(connect.Options{
+		PublicURL: h.srv.URL, Key: bytes.Repeat([]byte("k"), 32), Store: st, Vault: env.Vault, Refuser: env.Broker, Audit: env.Audit,
+		Providers: map[string]connect.Provider{identity.Service: h.idp.Provider()}, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler = h.flows.Handler()
+	return h
+}
+
+// signIn is p's browser opening a fresh link for purpose and signing in at
+// the OP as who.
+func (h *harness) signIn(p broker.Principal, purpose string, who oidctest.Person) connecttest.Response {
+	h.t.Helper()
+	b := connecttest.New(h.t, h.srv.URL)
+	return h.signInWith(b, p, purpose, who)
+}
+
+func (h *harness) signInWith(b *connecttest.Browser, p broker.Principal, purpose string, who oidctest.Person) connecttest.Response {
+	h.t.Helper()
+	link, err := h.flows.LinkFor(p, identity.Service, purpose)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.op.SignInAs(who)
+	return b.Open(link)
+}
+
+// refused reports whether the trail holds a refusal of kind for reason.
+func (h *harness) refused(kind audit.Kind, reason string) bool {
+	return slices.ContainsFunc(h.events(), func(e audit.Event) bool { return e.Kind == kind && e.Result == reason })
+}
+
+func (h *harness) events() []audit.Event {
+	h.t.Helper()
+	all, err := h.env.Audit.Tail(h.ctx, 10000)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return all
+}
+
+func (h *harness) signedIns() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.signed)
+}
+
+func (h *harness) link(p broker.Principal, who oidctest.Person) {
+	h.t.Helper()
+	if r := h.signIn(p, identity.PurposeLink, who); r.Status != http.StatusOK || !strings.Contains(r.Body, "Your identity is linked") {
+		h.t.Fatalf("link %s as %s: %d %s", p, who.Subject, r.Status, r.Body)
+	}
+}
+
+func (h *harness) linked(p broker.Principal) (identity.Identity, bool) {
+	h.t.Helper()
+	id, ok, err := h.idp.Linked(h.ctx, p)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return id, ok
+}
+
+// noCanary: the client secret and the codes and tokens the OP issued are
+// in no page, log line or audit event.
+func (h *harness) noCanary(pages ...string) {
+	h.t.Helper()
+	var trail strings.Builder
+	for _, e := range h.events() {
+		b, _ := json.Marshal(e)
+		trail.Write(b)
+	}
+	secrets := append([]string{oidctest.SecretCanary}, h.op.Issued()...)
+	if len(secrets) < 4 {
+		h.t.Fatalf("the OP issued %d tokens: the check would prove nothing", len(secrets)-1)
+	}
+	for where, text := range map[string]string{"pages": strings.Join(pages, "\n"), "logs": h.logs.String(), "trail": trail.String()} {
+		for _, secret := range secrets {
+			if strings.Contains(text, secret) {
+				h.t.Errorf("the client secret or a token the OP issued is in the %s", where)
+			}
+		}
+	}
+}
+
+// Linking: a fresh sign-in with the second factor links the Slack user to
+// the identity with their email; the sign-in asked the OP for a fresh
+// login with the multi-factor policy, PKCE and a nonce.
+func TestLink(t *testing.T) {
+	h := newHarness(t)
+	h.link(alice, anna)
+	id, ok := h.linked(alice)
+	if !ok || id.Subject != anna.Subject || id.Issuer != h.op.Issuer() {
+		t.Fatalf("Linked(alice) = %+v, %v", id, ok)
+	}
+	reqs := h.op.AuthRequests()
+	q := reqs[len(reqs)-1]
+	for k, want := range map[string]string{"prompt": "login", "max_age": "0", "acr_values": identity.DefaultACR, "code_challenge_method": "S256"} {
+		if q.Get(k) != want {
+			t.Errorf("authorization request %s = %q, want %q", k, q.Get(k), want)
+		}
+	}
+	if q.Get("nonce") == "" || q.Get("code_challenge") == "" || !strings.Contains(q.Get("scope"), "openid") {
+		t.Errorf("authorization request lacks nonce, PKCE or openid: %v", q)
+	}
+	if !slices.ContainsFunc(h.events(), func(e audit.Event) bool {
+		return e.Kind == audit.IdentityLinked && e.Actor == alice.String() && e.Detail["subject"] == anna.Subject
+	}) {
+		t.Error("identity.linked is not on the record")
+	}
+	// Linking again as the same identity changes nothing.
+	h.link(alice, anna)
+	h.noCanary()
+}
+
+// Linking refusals: someone else's identity (their email is not the Slack
+// user's), an identity already linked to another Slack user, a second
+// identity for one Slack user, an unverified email.
+func TestLinkRefusals(t *testing.T) {
+	h := newHarness(t)
+	r := h.signIn(alice, identity.PurposeLink, mark)
+	if r.Status != http.StatusForbidden || !h.refused(audit.IdentityRefused, "email_mismatch") {
+		t.Errorf("alice linking mark: %d, email_mismatch recorded %v", r.Status, h.refused(audit.IdentityRefused, "email_mismatch"))
+	}
+	unverified := anna
+	unverified.Unverified = true
+	if r := h.signIn(alice, identity.PurposeLink, unverified); r.Status != http.StatusForbidden {
+		t.Errorf("an unverified email linked: %d", r.Status)
+	}
+	if _, ok := h.linked(alice); ok {
+		t.Fatal("alice is linked after refusals")
+	}
+	h.link(alice, anna)
+
+	// mallory's Slack user, with an IdP that knows anna's email there too,
+	// cannot take anna's identity: one identity, one Slack user.
+	h.idpEmailFor(mallory, anna.Email)
+	if r := h.signIn(mallory, identity.PurposeLink, anna); r.Status != http.StatusForbidden || !h.refused(audit.IdentityRefused, "identity_taken") {
+		t.Errorf("mallory linking anna's identity: %d", r.Status)
+	}
+	// alice cannot add a second identity without unlinking the first.
+	other := oidctest.Person{Subject: "idp|anna-2", Email: anna.Email, AMR: anna.AMR}
+	if r := h.signIn(alice, identity.PurposeLink, other); r.Status != http.StatusForbidden || !h.refused(audit.IdentityRefused, "other_identity_linked") {
+		t.Errorf("a second identity for alice: %d", r.Status)
+	}
+	if id, _ := h.linked(alice); id.Subject != anna.Subject {
+		t.Errorf("alice's link changed to %s", id.Subject)
+	}
+	if _, ok := h.linked(mallory); ok {
+		t.Error("mallory is linked")
+	}
+}
+
+// idpEmailFor makes the harness's Slack directory say p has email.
+func (h *harness) idpEmailFor(p broker.Principal, email string) {
+	h.t.Helper()
+	idp, err := identity.New(h.ctx, identity.Options{
+		Issuer: h.op.Issuer(), ClientID: h.op.ClientID, ClientSecret: h.op.ClientSecret,
+		Store: h.st, Audit: h.env.Audit,
+		EmailOf: func(context.Context, broker.Principal) (string, error) { return email, nil },
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	flows, err := connect.New(connect.Options{
+		PublicURL: h.srv.URL, Key: bytes.Repeat([]byte("k"), 32), Store: h.st, Vault: h.env.Vault, Refuser: h.env.Broker, Audit: h.env.Audit,
+		Providers: map[string]connect.Provider{identity.Service: idp.Provider()},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.flows = flows
+	h.srv.Config.Handler = flows.Handler()
+}
+
+// Step-up by sign-in counts only a fresh login, with the second factor, of
+// the identity linked to the request's owner, once.
+func TestStepUp(t *testing.T) {
+	h := newHarness(t)
+	h.link(alice, anna)
+	const req = "req-0001"
+
+	stale := anna
+	stale.AuthAgo = 10 * time.Minute
+	noFactor := anna
+	noFactor.AMR = []string{"pwd"}
+	noTime := anna
+	noTime.NoAuthTime = true
+	for _, tc := range []struct {
+		name   string
+		who    oidctest.Person
+		reason string
+	}{
+		{"another person's login", mark, "wrong_identity"},
+		{"a stale login", stale, "auth_time_stale"},
+		{"no second factor", noFactor, "factor_missing"},
+		{"no auth_time", noTime, "auth_time_missing"},
+	} {
+		r := h.signIn(alice, identity.StepUpPurpose(req), tc.who)
+		if r.Status != http.StatusForbidden || !h.refused(audit.IdentityRefused, tc.reason) {
+			t.Errorf("%s: status %d, %s recorded %v", tc.name, r.Status, tc.reason, h.refused(audit.IdentityRefused, tc.reason))
+		}
+		if got := h.signedIns(); len(got) != 0 {
+			t.Fatalf("%s verified the request: %v", tc.name, got)
+		}
+	}
+	for _, e := range h.events() {
+		if e.Kind == audit.IdentityRefused && e.RequestID != req {
+			t.Errorf("a refused step-up sign-in is recorded without its request: %+v", e)
+		}
+	}
+	// mallory, never linked, cannot verify with any login.
+	if r := h.signIn(mallory, identity.StepUpPurpose("req-0002"), mark); r.Status != http.StatusForbidden || !h.refused(audit.IdentityRefused, "not_linked") {
+		t.Errorf("an unlinked step-up: %d", r.Status)
+	}
+
+	b := connecttest.New(t, h.srv.URL)
+	b.StopAt(connecttest.AtCallback)
+	callback := h.signInWith(b, alice, identity.StepUpPurpose(req), anna).Header.Get("Location")
+	b.StopAt(nil)
+	r := b.Do(http.MethodGet, callback, nil)
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, "Verified") {
+		t.Fatalf("alice's fresh sign-in: %d %s", r.Status, r.Body)
+	}
+	if got := h.signedIns(); !slices.Equal(got, []string{alice.String() + " " + req}) {
+		t.Fatalf("SignedIn told %v", got)
+	}
+	if !slices.ContainsFunc(h.events(), func(e audit.Event) bool {
+		return e.Kind == audit.StepUpPassed && e.RequestID == req && e.Detail["factor"] == "oidc" && e.Detail["subject"] == anna.Subject
+	}) {
+		t.Error("stepup.passed with the sign-in is not on the record")
+	}
+	// The same callback again is refused: one login, one request.
+	if r := b.Do(http.MethodGet, callback, nil); r.Status == http.StatusOK || !h.refused(audit.ConnectRefused, "state_spent") {
+		t.Errorf("a replayed callback: %d", r.Status)
+	}
+	if got := h.signedIns(); len(got) != 1 {
+		t.Errorf("the replay verified again: %v", got)
+	}
+	h.noCanary(b.Pages...)
+}
+
+// The id_token is checked whatever the OP's token endpoint says: a token
+// signed by another key, for another client, or with a nonce of another
+// flow does not count.
+func TestForgedIDTokens(t *testing.T) {
+	h := newHarness(t)
+	h.link(alice, anna)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := mockoidc.NewKeypair(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		tamper func(jwt.MapClaims) *mockoidc.Keypair
+		reason string
+	}{
+		{"another key", func(c jwt.MapClaims) *mockoidc.Keypair { return other }, "id_token_invalid"},
+		{"another audience", func(c jwt.MapClaims) *mockoidc.Keypair { c["aud"] = "someone-else"; return h.op.Keypair }, "id_token_invalid"},
+		{"another issuer", func(c jwt.MapClaims) *mockoidc.Keypair { c["iss"] = "https://evil.example"; return h.op.Keypair }, "id_token_invalid"},
+		{"expired", func(c jwt.MapClaims) *mockoidc.Keypair {
+			c["exp"] = time.Now().Add(-time.Hour).Unix()
+			return h.op.Keypair
+		}, "id_token_invalid"},
+		{"another nonce", func(c jwt.MapClaims) *mockoidc.Keypair { c["nonce"] = "not-this-flow"; return h.op.Keypair }, "nonce_mismatch"},
+	} {
+		h.op.Tamper(tc.tamper)
+		r := h.signIn(alice, identity.StepUpPurpose("req-forged"), anna)
+		if r.Status != http.StatusForbidden || !h.refused(audit.IdentityRefused, tc.reason) {
+			t.Errorf("%s: status %d, %s recorded %v", tc.name, r.Status, tc.reason, h.refused(audit.IdentityRefused, tc.reason))
+		}
+	}
+	h.op.Tamper(nil)
+	if got := h.signedIns(); len(got) != 0 {
+		t.Fatalf("a forged id_token verified: %v", got)
+	}
+}
+
+// Unlinking needs the linked identity itself to sign in: a Slack session
+// alone cannot swap in another identity.
+func TestUnlink(t *testing.T) {
+	h := newHarness(t)
+	h.link(alice, anna)
+	if r := h.signIn(alice, identity.PurposeUnlink, mark); r.Status != http.StatusForbidden || !h.refused(audit.IdentityRefused, "wrong_identity") {
+		t.Errorf("unlink as mark: %d", r.Status)
+	}
+	if _, ok := h.linked(alice); !ok {
+		t.Fatal("another identity's sign-in unlinked alice")
+	}
+	if r := h.signIn(alice, identity.PurposeUnlink, anna); r.Status != http.StatusOK || !strings.Contains(r.Body, "unlinked") {
+		t.Fatalf("unlink as anna: %d %s", r.Status, r.Body)
+	}
+	if _, ok := h.linked(alice); ok {
+		t.Fatal("still linked")
+	}
+	if !slices.ContainsFunc(h.events(), func(e audit.Event) bool { return e.Kind == audit.IdentityUnlinked && e.Actor == alice.String() }) {
+		t.Error("identity.unlinked is not on the record")
+	}
+	// The identity is free again: mallory's Slack user may now link it if
+	// its email is anna's.
+	h.idpEmailFor(mallory, anna.Email)
+	h.link(mallory, anna)
+}
