@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -15,7 +16,7 @@ import (
 	"github.com/agenthub/agenthub/internal/connect"
 	"github.com/agenthub/agenthub/internal/identity"
 	"github.com/agenthub/agenthub/internal/slackapp"
-	"github.com/agenthub/agenthub/internal/store"
+	"github.com/agenthub/agenthub/internal/stepup"
 	"github.com/agenthub/agenthub/internal/vault"
 	"github.com/agenthub/agenthub/internal/webhook"
 )
@@ -23,8 +24,9 @@ import (
 // connectFlows returns the OAuth connect flow on the providers' OAuth
 // clients, which the public listener serves; nil when AGENTHUB_PUBLIC_URL
 // is not set. landed is told of each connection the flow stores.
-func connectFlows(cfg *config.Config, provs *providers, idp *identity.IdP, c *core, st store.Store, k keys, logger *slog.Logger,
+func connectFlows(cfg *config.Config, provs *providers, idp *identity.IdP, env *botEnv, k keys, logger *slog.Logger,
 	landed func(ctx context.Context, p broker.Principal, service, account string)) (*connect.Flows, error) {
+	c, st := env.core, env.st
 	if cfg.PublicURL == "" {
 		return nil, nil
 	}
@@ -38,7 +40,48 @@ func connectFlows(cfg *config.Config, provs *providers, idp *identity.IdP, c *co
 	return connect.New(connect.Options{
 		PublicURL: cfg.PublicURL, Key: k.links, Store: st, Vault: c.Vault, Audit: c.Audit, Refuser: c.Broker,
 		Providers: flows, Connected: landed, HTTPClient: provs.stack.Client, Logger: logger,
+		Actions: map[string]connect.Action{enrolAction: enrolLinkAction(env)},
 	})
+}
+
+// enrolOnPage lets p enrol (by says who let them) and starts it, for a page
+// to show the key: the gate was passed in that browser.
+func enrolOnPage(ctx context.Context, env *botEnv, p broker.Principal, by, requestID string, reset bool) (stepup.Enrolment, error) {
+	if err := env.core.StepUp.Allow(ctx, p.String(), by, reset); err != nil {
+		return stepup.Enrolment{}, err
+	}
+	return env.app.EnrolOnPage(ctx, p, requestID)
+}
+
+// enrolLinkAction is what a link from "bot stepup enrol-link" does: the
+// operator handed it over out of band, so whoever opens it is let to enrol
+// its person, and sees the key on the page.
+func enrolLinkAction(env *botEnv) connect.Action {
+	return connect.Action{
+		Name: "the set-up",
+		Describe: func(_ context.Context, p broker.Principal, purpose string) connect.Done {
+			what := "set up an authenticator app for AgentHub's step-up codes"
+			if purpose == identity.PurposeReset {
+				what = "replace your authenticator app (the one you had stops working)"
+			}
+			return connect.Done{Title: "Set up your authenticator", Lines: []string{
+				fmt.Sprintf("This link, which whoever runs AgentHub gave you, lets Slack user %s in workspace %s %s.", p.User, p.Team, what),
+				"Continue shows the key, once. It works only once.",
+			}}
+		},
+		Do: func(ctx context.Context, p broker.Principal, purpose string) (connect.Done, error) {
+			enr, err := enrolOnPage(ctx, env, p, "operator-link", "", purpose == identity.PurposeReset)
+			if errors.Is(err, stepup.ErrAlreadyEnrolled) {
+				return connect.Done{}, &connect.Refused{Reason: "already_enrolled", Status: http.StatusConflict, Page: connect.Done{
+					Title: "An authenticator is set up already",
+					Lines: []string{"This link sets up a first one. To replace a lost one, ask for a reset link."}}}
+			}
+			if err != nil {
+				return connect.Done{}, err
+			}
+			return identity.EnrolmentPage(enr), nil
+		},
+	}
 }
 
 // identityProvider is the identity provider of OIDC_ISSUER, discovered;
@@ -56,6 +99,9 @@ func identityProvider(ctx context.Context, cfg *config.Config, env *botEnv, dir 
 		ACRValues: cfg.OIDCACRValues, AMR: cfg.OIDCAMR,
 		Store: env.st, Audit: env.core.Audit, EmailOf: dir.Email, Logger: logger,
 		SignedIn: func(ctx context.Context, p broker.Principal, requestID string) { env.app.SignedIn(ctx, p, requestID) },
+		Enrol: func(ctx context.Context, p broker.Principal, by, requestID string, reset bool) (stepup.Enrolment, error) {
+			return enrolOnPage(ctx, env, p, by, requestID, reset)
+		},
 		Describe: func(ctx context.Context, requestID string) string {
 			r, err := env.core.Broker.Lookup(ctx, requestID)
 			if err != nil {

@@ -2,17 +2,25 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
+	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/connect/connecttest"
 	"github.com/agenthub/agenthub/internal/identity/oidctest"
+	"github.com/agenthub/agenthub/internal/provider/providertest"
 	"github.com/agenthub/agenthub/internal/slackapp"
 	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
+	"github.com/agenthub/agenthub/internal/stepup"
+	"github.com/agenthub/agenthub/internal/store/redisstore/redistest"
 )
 
 // TestSlackBotStepUpBySignIn: with an identity provider set up (OIDC_*,
@@ -125,5 +133,80 @@ func TestSlackBotStepUpBySignIn(t *testing.T) {
 	}
 	if !regexp.MustCompile(`"issuer":"http://127\.0\.0\.1:\d+/oidc"`).MatchString(bot.stderr.String()) {
 		t.Error("start-up does not log the identity provider it set up")
+	}
+}
+
+// TestEnrolLinkOutOfBand: a bot on real providers gates enrolment; with
+// neither an identity provider nor administrators, "bot stepup enrol-link"
+// prints a link (on the record first) that the operator hands over. Opening
+// it shows the key on the page and nowhere in Slack; the DM only asks for
+// the first code, which confirms the authenticator. The link works once.
+func TestEnrolLinkOutOfBand(t *testing.T) {
+	rs := redistest.Start(t)
+	srv := slacktest.New(t)
+	gh := providertest.New(t, "github")
+	vars := e2eEnv(t, srv, rs.URL(), rs.Prefix())
+	delete(vars, "AGENTHUB_DEMO")
+	public := freeAddr(t)
+	vars["AGENTHUB_PUBLIC_URL"], vars["AGENTHUB_PUBLIC_ADDR"] = "http://"+public, public
+	vars["GITHUB_APP_CLIENT_ID"], vars["GITHUB_APP_CLIENT_SECRET"] = gh.ClientID, gh.Secret
+	vars["GITHUB_API_URL"], vars["GITHUB_WEB_URL"] = gh.URL()+"/api/v3/", gh.URL()
+	bot := startBot(t, srv, vars, hooks{})
+	if !strings.Contains(bot.stderr.String(), "nobody can set up an authenticator") {
+		t.Error("start-up does not warn that nobody can enrol")
+	}
+	who := broker.Principal{Team: slacktest.TeamID, User: alice}
+
+	var stdout, stderr strings.Builder
+	if err := run(t.Context(), []string{"bot", "stepup", "enrol-link", "-valid", "1h", who.String()}, func(k string) string { return vars[k] },
+		strings.NewReader(""), &stdout, &stderr); err != nil {
+		t.Fatalf("bot stepup enrol-link: %v (%s)", err, stderr.String())
+	}
+	link := strings.TrimSpace(stdout.String())
+	if !strings.HasPrefix(link, "http://"+public+"/connect?t=") {
+		t.Fatalf("enrol-link printed %q", link)
+	}
+	issued, err := bot.env.core.Audit.Tail(t.Context(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(issued, func(e audit.Event) bool {
+		return e.Kind == stepup.KindLinkIssued && e.Detail["principal"] == who.String()
+	}) {
+		t.Error("the link is not on the record")
+	}
+
+	browser := connecttest.New(t, "http://"+public)
+	page := browser.Open(link)
+	key := regexp.MustCompile(`<code[^>]*>([A-Z2-7]{16,})</code>`).FindStringSubmatch(page.Body)
+	if page.Status != http.StatusOK || key == nil {
+		t.Fatalf("the link's page: %d, no key shown", page.Status)
+	}
+	var confirm slacktest.Message
+	eventually(t, "the Confirm DM", func() bool {
+		var ok bool
+		confirm, ok = messageWith(srv, srv.DMChannel(alice), slackapp.ActionEnrolConfirm)
+		return ok
+	})
+	for _, ch := range []string{srv.DMChannel(alice), e2eChannel} {
+		for _, m := range srv.Messages(ch) {
+			if strings.Contains(m.Text+string(m.Blocks), key[1]) {
+				t.Fatal("the key is in Slack")
+			}
+		}
+	}
+	code, err := totp.GenerateCode(key[1], time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, srv, srv.BlockAction(slacktest.Action{User: alice, Channel: confirm.Channel, MessageTS: confirm.TS, ActionID: slackapp.ActionEnrolConfirm}))
+	push(t, srv, srv.ViewSubmission(slacktest.Submission{User: alice, CallbackID: slackapp.CallbackEnrol,
+		Values: map[string]map[string]string{slackapp.EnrolBlockID: {slackapp.EnrolActionID: code}}}))
+	eventually(t, "the authenticator confirmed", func() bool {
+		ok, err := bot.env.core.StepUp.Enrolled(t.Context(), who.String())
+		return err == nil && ok
+	})
+	if again := connecttest.New(t, "http://"+public).Do(http.MethodPost, "http://"+public+"/connect", url.Values{"t": {mustQuery(t, link).Get("t")}}); again.Status == http.StatusOK {
+		t.Error("the link worked twice")
 	}
 }

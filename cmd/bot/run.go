@@ -17,7 +17,7 @@ const usage = `AgentHub: AI agents act in GitHub, Google Calendar and Slack for 
 without ever holding your credentials.
 
 Usage:
-  bot                    run the Slack bot in Socket Mode (for now with AGENTHUB_DEMO=1:
+  bot                    run the Slack bot in Socket Mode (AGENTHUB_DEMO=1: against
                          simulated providers; settings in docs/INSTALL.md)
   bot demo               an offline session in the terminal (no keys, no network);
                          flags: -json, -store URL, -policy FILE
@@ -29,6 +29,9 @@ Usage:
   bot rekey              reseal every connection and step-up enrolment under
                          AGENTHUB_VAULT_KEY, after which AGENTHUB_VAULT_OLD_KEYS
                          can be dropped (key rotation: docs/INSTALL.md); flag: -store
+  bot stepup enrol-link  print a single-use link that lets one person set up (or,
+                         with -reset, replace) their authenticator, to hand over
+                         out of band; flags: -reset, -valid, -store
   bot help               this text
 
 Commands that touch state take -store URL: bolt:PATH (embedded, the default
@@ -60,6 +63,8 @@ func (h hooks) run(ctx context.Context, args []string, getenv func(string) strin
 		return runSim(ctx, rest, stdout, stderr)
 	case "rekey":
 		return h.runRekey(ctx, rest, getenv, stdout, stderr)
+	case "stepup":
+		return h.runStepUp(ctx, rest, getenv, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return usageError("unknown command %q", cmd)

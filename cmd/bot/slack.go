@@ -116,7 +116,7 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		return err
 	}
 
-	flows, err := connectFlows(cfg, provs, idp, env.core, st, k, logger, func(ctx context.Context, p broker.Principal, service, account string) {
+	flows, err := connectFlows(cfg, provs, idp, env, k, logger, func(ctx context.Context, p broker.Principal, service, account string) {
 		env.app.ConnectionLanded(ctx, p, service, account)
 	})
 	if err != nil {
@@ -154,6 +154,7 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		Connect:     env.core.connect,
 		ConnectLink: connectLink,
 		SignInLink:  signInLink,
+		Admins:      cfg.Admins,
 		Demo:        provs.sim != nil,
 		Services:    services,
 		Off:         provs.offNames(),
@@ -164,6 +165,9 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		return err
 	}
 
+	if provs.sim == nil && idp == nil && len(cfg.Admins) == 0 {
+		logger.Warn("nobody can set up an authenticator for step-up codes: set OIDC_ISSUER or AGENTHUB_ADMINS, or hand out links from 'bot stepup enrol-link'")
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return env.app.Run(gctx) })
 	g.Go(func() error { return runStore(gctx, st) })

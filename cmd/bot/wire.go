@@ -190,7 +190,7 @@ func wire(p *providers, w wiring) (*core, error) {
 	s, err := stack.Build(stack.Options{
 		Store: w.store, Providers: p.stack, Keys: w.keys, Policy: w.policy,
 		Logger: w.logger, OnRecord: w.onRecord, DemoStepUp: p.sim != nil, Directory: w.directory,
-		Factors: w.factors,
+		Factors: w.factors, GatedEnrolment: p.sim == nil,
 	})
 	if err != nil {
 		return nil, err

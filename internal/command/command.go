@@ -44,6 +44,9 @@ const (
 	// sign in there (the Slack app) offers them.
 	Link   Verb = "link"
 	Unlink Verb = "unlink"
+	// Reset replaces a lost authenticator, through the same gate as the
+	// first enrolment; only an adapter where people have one offers it.
+	Reset Verb = "reset"
 	// Code shows the demo authenticator's next code. Only the terminal
 	// demo has such an authenticator; an adapter without one answers Code
 	// with Unknown, as it would any verb it does not know.
@@ -100,6 +103,7 @@ var forms = []Form{
 	{Verb: Whoami, Does: "who you are and what you have connected"},
 	{Verb: Link, Does: "link your identity at your identity provider, which risky actions ask to sign in", SignIn: true},
 	{Verb: Unlink, Does: "undo that link (the linked identity signs in to do it)", SignIn: true},
+	{Verb: Reset, Does: "lost your authenticator? set up a new one (a sign-in or an administrator's approval first)", SignIn: true},
 	{Verb: Code, Does: "show the demo authenticator's next code", Demo: true},
 }
 

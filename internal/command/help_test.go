@@ -22,6 +22,7 @@ var accepted = map[Verb]string{
 	Code:      "code",
 	Link:      "link",
 	Unlink:    "unlink",
+	Reset:     "reset",
 }
 
 // TestHelpListsWhatTheParserAccepts: every verb the parser accepts has a

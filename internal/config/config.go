@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/agenthub/agenthub/internal/loopback"
@@ -96,6 +97,11 @@ type Config struct {
 	// id_token's amr must contain (OIDC_AMR; default mfa, "-" for no check).
 	OIDCACRValues string
 	OIDCAMR       string
+	// Admins are AgentHub's administrators, Slack user IDs
+	// (AGENTHUB_ADMINS, comma-separated): without an identity provider,
+	// one of them (never the person) approves each enrolment and reset of
+	// an authenticator.
+	Admins []string
 
 	// Operations.
 	HTTPAddr  string     // AGENTHUB_HTTP_ADDR
@@ -172,6 +178,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		OIDC:          l.client("OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"),
 		OIDCACRValues: strings.TrimSpace(getenv("OIDC_ACR_VALUES")),
 		OIDCAMR:       strings.TrimSpace(getenv("OIDC_AMR")),
+		Admins:        l.slackUsers("AGENTHUB_ADMINS"),
 	}
 	switch {
 	case c.OIDCIssuer != "" && c.OIDC.ID == "" && !l.reported("OIDC_CLIENT_ID"):
@@ -360,6 +367,28 @@ func (l *loader) url(name string) string {
 	return v
 }
 
+// slackUsers reads a comma-separated list of Slack user IDs (U… or W…).
+func (l *loader) slackUsers(name string) []string {
+	var out []string
+	for _, f := range strings.Split(l.getenv(name), ",") {
+		id := strings.TrimSpace(f)
+		if id == "" {
+			continue
+		}
+		valid := len(id) >= 3 && len(id) <= 32 && (id[0] == 'U' || id[0] == 'W') && !strings.ContainsFunc(id, func(r rune) bool {
+			return (r < 'A' || r > 'Z') && (r < '0' || r > '9')
+		})
+		if !valid {
+			l.bad(name, "must be Slack user IDs separated by commas, such as U012ABCDEF,U034GHIJKL (a profile's ⋮ menu → Copy member ID)")
+			return nil
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // client reads an OAuth client: both halves, or neither.
 func (l *loader) client(idName, secretName string) OAuthClient {
 	c := OAuthClient{ID: strings.TrimSpace(l.getenv(idName)), Secret: l.secret(secretName, false)}
@@ -506,6 +535,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Bool("github_webhook", !c.GitHubWebhookSecret.IsZero()),
 		slog.String("oidc_issuer", c.OIDCIssuer),
 		slog.String("oidc_client_id", c.OIDC.ID),
+		slog.Any("admins", c.Admins),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 	)

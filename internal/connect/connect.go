@@ -60,10 +60,29 @@ type Provider struct {
 	Describe func(ctx context.Context, p broker.Principal, purpose string) Done
 }
 
-// Done is a page to show when a flow ends, or begins (Describe).
+// Done is a page to show when a flow ends, or begins (Describe). Secret
+// is something the person is shown once, set apart (an authenticator's
+// key); After follows it.
 type Done struct {
-	Title string
-	Lines []string
+	Title  string
+	Lines  []string
+	Secret []string
+	After  []string
+}
+
+// page is the page that shows d.
+func (d Done) page() page {
+	return page{Title: d.Title, Lines: d.Lines, Secret: d.Secret, After: d.After}
+}
+
+// Action is something a link does on this side alone, with no provider:
+// Continue on its start page spends the link and calls Do (setting up an
+// authenticator with a link the operator handed over). Do's *Refused is
+// refused like a callback's.
+type Action struct {
+	Name     string // for the Continue button: "the set-up"
+	Describe func(ctx context.Context, p broker.Principal, purpose string) Done
+	Do       func(ctx context.Context, p broker.Principal, purpose string) (Done, error)
 }
 
 // Refused is a sign-in that does not count, and why: Reason is the audit
@@ -159,6 +178,8 @@ type Options struct {
 	Audit     Recorder
 	Refuser   Refuser
 	Providers map[string]Provider // by service name: "github", "google", "slack"
+	// Actions are what links may do with no provider, by name.
+	Actions map[string]Action
 	// Connected runs after a connection is stored, before the browser's
 	// page is finished, with a context the browser leaving does not end;
 	// account is the provider's name of the account ("" if not known).
@@ -200,13 +221,18 @@ func New(opts Options) (*Flows, error) {
 		return nil, errors.New("connect: Key must be at least 32 bytes")
 	case opts.Store == nil || opts.Vault == nil || opts.Audit == nil || opts.Refuser == nil:
 		return nil, errors.New("connect: Store, Vault, Audit and Refuser are required")
-	case len(opts.Providers) == 0:
+	case len(opts.Providers) == 0 && len(opts.Actions) == 0:
 		return nil, errors.New("connect: no providers")
 	}
 	if !loopback.SecureOrigin(opts.PublicURL) {
 		return nil, errors.New("connect: PublicURL must be an https origin with no path (or http on a loopback address), such as https://agenthub.example.com")
 	}
 	u, _ := url.Parse(strings.TrimSuffix(opts.PublicURL, "/"))
+	for name := range opts.Actions {
+		if _, clash := opts.Providers[name]; clash || (store.Key{Kind: stateKind, ID: name}).Validate() != nil || strings.ContainsAny(name, "/?#") {
+			return nil, fmt.Errorf("connect: invalid action name %q", name)
+		}
+	}
 	for name, p := range opts.Providers {
 		if p.Config == nil || p.Config.ClientID == "" || p.Config.Endpoint.AuthURL == "" || p.Config.Endpoint.TokenURL == "" {
 			return nil, fmt.Errorf("connect: provider %s needs a client ID and authorization and token URLs", name)
@@ -255,21 +281,31 @@ func (f *Flows) Link(p broker.Principal, service string) (string, error) {
 // LinkFor is Link for a purpose, which the flow's Finish is given: what a
 // sign-in at an identity provider is for.
 func (f *Flows) LinkFor(p broker.Principal, service, purpose string) (string, error) {
-	if _, ok := f.opts.Providers[service]; !ok {
+	_, provider := f.opts.Providers[service]
+	_, action := f.opts.Actions[service]
+	if !provider && !action {
 		return "", fmt.Errorf("connect: unknown service %q", service)
 	}
+	return NewLink(f.opts.Key, f.public.String(), p, service, purpose, f.opts.Now().Add(LinkTTL), f.opts.Rand)
+}
+
+// NewLink signs a link under key, for the Flows at publicURL, that makes
+// p do service (a provider's or an action's name) for purpose, until
+// expires, once. Flows.LinkFor makes them for LinkTTL; an operator's
+// command makes longer ones to hand over out of band.
+func NewLink(key []byte, publicURL string, p broker.Principal, service, purpose string, expires time.Time, random io.Reader) (string, error) {
 	if err := p.Validate(); err != nil {
 		return "", err
 	}
-	nonce, err := f.random()
+	var b [32]byte
+	if _, err := io.ReadFull(random, b[:]); err != nil {
+		return "", fmt.Errorf("connect: random: %w", err)
+	}
+	token, err := sign(key, link{Principal: p, Service: service, Purpose: purpose, Nonce: base64.RawURLEncoding.EncodeToString(b[:]), Expires: expires.Unix()})
 	if err != nil {
 		return "", err
 	}
-	token, err := sign(f.opts.Key, link{Principal: p, Service: service, Purpose: purpose, Nonce: nonce, Expires: f.opts.Now().Add(LinkTTL).Unix()})
-	if err != nil {
-		return "", err
-	}
-	return f.public.String() + StartPath + "?" + url.Values{"t": {token}}.Encode(), nil
+	return strings.TrimSuffix(publicURL, "/") + StartPath + "?" + url.Values{"t": {token}}.Encode(), nil
 }
 
 // Handler serves the start page, its Continue, and the callbacks.
@@ -338,6 +374,9 @@ func (f *Flows) checkLink(w http.ResponseWriter, r *http.Request, token, op stri
 		reason = err.Error()
 	}
 	prov, known := f.opts.Providers[l.Service]
+	if act, ok := f.opts.Actions[l.Service]; ok {
+		prov, known = Provider{Name: act.Name, Describe: act.Describe}, true
+	}
 	if err == nil && !known {
 		reason, err = "unknown_service", errLinkInvalid
 	}
@@ -366,10 +405,14 @@ func (f *Flows) startPage(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("%s will ask you to allow it. AgentHub keeps the access %s gives in its vault; agents act through it only as your policy and your approvals allow, and you can revoke it any time with /agenthub revoke %s.", prov.Name, prov.Name, l.Service),
 		},
 	}
+	authURL := ""
+	if prov.Config != nil {
+		authURL = prov.Config.Endpoint.AuthURL
+	}
 	if prov.Describe != nil {
 		d = prov.Describe(r.Context(), l.Principal, l.Purpose)
 	}
-	showStart(w, page{Title: d.Title, Lines: d.Lines, Service: prov.Name, Token: token, Action: StartPath}, origin(prov.Config.Endpoint.AuthURL))
+	showStart(w, page{Title: d.Title, Lines: d.Lines, Service: prov.Name, Token: token, Action: StartPath}, origin(authURL))
 }
 
 // flowState is a started flow, waiting for its callback.
@@ -425,6 +468,11 @@ func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		f.unavailable(w, r, "spend link", err)
+		return
+	}
+	if act, ok := f.opts.Actions[l.Service]; ok {
+		d, err := act.Do(context.WithoutCancel(ctx), l.Principal, l.Purpose)
+		f.done(w, r, l.Principal, l.Service, "link_action", d, err)
 		return
 	}
 	state, err1 := f.random()
@@ -614,23 +662,29 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 func (f *Flows) finish(w http.ResponseWriter, r *http.Request, prov Provider, x Exchange) {
 	service := r.PathValue("service")
 	d, err := prov.Finish(context.WithoutCancel(r.Context()), x)
+	f.done(w, r, x.Principal, service, "oidc_callback", d, err)
+}
+
+// done shows the end of a sign-in or an action: its page, or its refusal
+// (recorded), or a fault's page.
+func (f *Flows) done(w http.ResponseWriter, r *http.Request, p broker.Principal, service, op string, d Done, err error) {
 	if ref, ok := errors.AsType[*Refused](err); ok {
 		kind := cmp.Or(ref.Kind, audit.ConnectRefused)
 		if rerr := f.opts.Refuser.Refuse(context.WithoutCancel(r.Context()), broker.Refusal{
-			Actor: x.Principal.String(), Kind: kind, Reason: ref.Reason, Op: "oidc_callback", Resource: service, RequestID: ref.RequestID,
+			Actor: p.String(), Kind: kind, Reason: ref.Reason, Op: op, Resource: service, RequestID: ref.RequestID,
 		}); rerr != nil {
-			f.opts.Logger.WarnContext(r.Context(), "sign-in refusal not recorded", "reason", ref.Reason, "error", rerr)
+			f.opts.Logger.WarnContext(r.Context(), "refusal not recorded", "reason", ref.Reason, "error", rerr)
 		}
-		show(w, cmp.Or(ref.Status, http.StatusForbidden), page{Title: ref.Page.Title, Lines: ref.Page.Lines})
+		show(w, cmp.Or(ref.Status, http.StatusForbidden), ref.Page.page())
 		return
 	}
 	if err != nil {
 		f.logExchange(r.Context(), service, err)
-		show(w, http.StatusBadGateway, page{Title: "The sign-in could not be finished",
+		show(w, http.StatusBadGateway, page{Title: "This could not be finished",
 			Lines: []string{"Nothing was changed. Ask again in Slack in a moment for a new link."}})
 		return
 	}
-	show(w, http.StatusOK, page{Title: d.Title, Lines: d.Lines})
+	show(w, http.StatusOK, d.page())
 }
 
 // logExchange logs a failed exchange. oauth2's errors carry the provider's

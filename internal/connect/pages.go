@@ -26,6 +26,8 @@ button{font:inherit;padding:.5rem 1.2rem;border:0;border-radius:4px;background:#
 <body>
 <h1>{{.Title}}</h1>
 {{range .Lines}}<p>{{.}}</p>
+{{end}}{{range .Secret}}<p><code style="font-size:1.1rem;word-break:break-all">{{.}}</code></p>
+{{end}}{{range .After}}<p>{{.}}</p>
 {{end}}{{if .Token}}<form method="post" action="{{.Action}}">
 <input type="hidden" name="t" value="{{.Token}}">
 <button type="submit">Continue to {{.Service}}</button>
@@ -39,9 +41,11 @@ button{font:inherit;padding:.5rem 1.2rem;border:0;border-radius:4px;background:#
 type page struct {
 	Title   string
 	Lines   []string
-	Service string // the provider's name, for the Continue button
-	Token   string // the link, on the start page only
-	Action  string // where Continue posts
+	Secret  []string // shown to the person once, set apart (an authenticator's key)
+	After   []string // lines after Secret
+	Service string   // the provider's name, for the Continue button
+	Token   string   // the link, on the start page only
+	Action  string   // where Continue posts
 }
 
 // show writes p with status and the headers every page carries.

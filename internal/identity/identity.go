@@ -20,6 +20,7 @@ import (
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/connect"
+	"github.com/agenthub/agenthub/internal/stepup"
 	"github.com/agenthub/agenthub/internal/store"
 )
 
@@ -31,8 +32,20 @@ const Service = "identity"
 const (
 	PurposeLink   = "link"
 	PurposeUnlink = "unlink"
+	PurposeReset  = "reset" // a new authenticator in place of a lost one
 	stepUpPrefix  = "stepup:"
+	enrolPrefix   = "enrol:"
 )
+
+// EnrolPurpose is the purpose of a sign-in that lets its person set up an
+// authenticator (for request requestID, which waits for it; "" for none),
+// or, with reset, replace a lost one.
+func EnrolPurpose(requestID string, reset bool) string {
+	if reset {
+		return PurposeReset
+	}
+	return enrolPrefix + requestID
+}
 
 // StepUpPurpose is the purpose of a sign-in that verifies request id.
 func StepUpPurpose(requestID string) string { return stepUpPrefix + requestID }
@@ -78,6 +91,12 @@ type Options struct {
 	// sign-in was checked and recorded (stepup.passed): the Slack app
 	// moves the request on (broker.SignedIn).
 	SignedIn func(ctx context.Context, p broker.Principal, requestID string)
+	// Enrol lets p set up an authenticator (reset: replace theirs) after
+	// a sign-in of their linked identity (by names it, for the trail) and
+	// starts it; requestID is the request waiting for it, if any. The key
+	// it returns is shown on the page, to the browser that signed in, and
+	// nowhere else. nil: the sign-in does not open the enrolment gate.
+	Enrol func(ctx context.Context, p broker.Principal, by, requestID string, reset bool) (stepup.Enrolment, error)
 	// Describe says what request requestID is, for the sign-in page
 	// ("github.merge_pull_request on acme/payments"); nil: only its ID.
 	Describe func(ctx context.Context, requestID string) string
@@ -176,6 +195,15 @@ func (i *IdP) describe(ctx context.Context, p broker.Principal, purpose string) 
 		return connect.Done{Title: "Unlink your " + i.opts.Name + " identity", Lines: []string{
 			fmt.Sprintf("Signing in as the identity linked to %s undoes the link, as asked in Slack.", who),
 		}}
+	case purpose == PurposeReset || strings.HasPrefix(purpose, enrolPrefix):
+		what := "set up an authenticator app for AgentHub's step-up codes"
+		if purpose == PurposeReset {
+			what = "replace your authenticator app (the one you had stops working)"
+		}
+		return connect.Done{Title: "Set up your authenticator", Lines: []string{
+			fmt.Sprintf("Signing in again at %s as the identity linked to %s lets you %s. The set-up then comes in your Slack DM.", i.opts.Name, who, what),
+			"If you did not ask for this, close this tab.",
+		}}
 	case strings.HasPrefix(purpose, stepUpPrefix):
 		id := strings.TrimPrefix(purpose, stepUpPrefix)
 		what := "request " + id
@@ -222,6 +250,10 @@ func (i *IdP) finish(ctx context.Context, x connect.Exchange) (connect.Done, err
 		return i.unlink(ctx, x.Principal, s)
 	case strings.HasPrefix(x.Purpose, stepUpPrefix):
 		return i.stepUp(ctx, x.Principal, strings.TrimPrefix(x.Purpose, stepUpPrefix), s)
+	case x.Purpose == PurposeReset:
+		return i.enrol(ctx, x.Principal, "", true, s)
+	case strings.HasPrefix(x.Purpose, enrolPrefix):
+		return i.enrol(ctx, x.Principal, strings.TrimPrefix(x.Purpose, enrolPrefix), false, s)
 	}
 	return connect.Done{}, refused("unknown_purpose", "This sign-in was not for anything AgentHub knows")
 }
@@ -340,21 +372,11 @@ func (i *IdP) unlink(ctx context.Context, p broker.Principal, s signIn) (connect
 // stepUp counts the sign-in for request id, when it is p's linked identity
 // that signed in.
 func (i *IdP) stepUp(ctx context.Context, p broker.Principal, id string, s signIn) (connect.Done, error) {
-	cur, ok, err := i.links.Linked(ctx, p)
-	if err != nil {
+	if err := i.sameIdentity(ctx, p, s); err != nil {
+		if r, ok := errors.AsType[*connect.Refused](err); ok {
+			r.RequestID = id
+		}
 		return connect.Done{}, err
-	}
-	if !ok {
-		r := refused("not_linked", "Link your identity first",
-			"Verifying with a sign-in needs your Slack user linked to your identity: /agenthub link.")
-		r.RequestID = id
-		return connect.Done{}, r
-	}
-	if cur.Issuer != s.Issuer || cur.Subject != s.Subject {
-		r := refused("wrong_identity", "This is not your identity",
-			"The identity that signed in is not the one linked to the Slack user who asked. It does not verify anything.")
-		r.RequestID = id
-		return connect.Done{}, r
 	}
 	detail := i.detail(s)
 	detail["factor"] = "oidc"
@@ -364,6 +386,54 @@ func (i *IdP) stepUp(ctx context.Context, p broker.Principal, id string, s signI
 	i.opts.SignedIn(ctx, p, id)
 	return connect.Done{Title: "Verified", Lines: []string{
 		"AgentHub goes on with the request in Slack, where you will see what came of it. You can close this tab."}}, nil
+}
+
+// enrol opens the enrolment gate for p, when it is p's linked identity
+// that signed in.
+func (i *IdP) enrol(ctx context.Context, p broker.Principal, requestID string, reset bool, s signIn) (connect.Done, error) {
+	if i.opts.Enrol == nil {
+		return connect.Done{}, refused("unknown_purpose", "This sign-in was not for anything AgentHub knows")
+	}
+	if err := i.sameIdentity(ctx, p, s); err != nil {
+		return connect.Done{}, err
+	}
+	enr, err := i.opts.Enrol(ctx, p, "oidc:"+s.Subject, requestID, reset)
+	if err != nil {
+		return connect.Done{}, err
+	}
+	return EnrolmentPage(enr), nil
+}
+
+// EnrolmentPage shows a new authenticator's key, once, to the browser that
+// passed the enrolment gate: the key never travels through Slack.
+func EnrolmentPage(enr stepup.Enrolment) connect.Done {
+	return connect.Done{
+		Title:  "Set up your authenticator",
+		Lines:  []string{"Add this key to your authenticator app (1Password, Google Authenticator, Authy, …): scan it in as a setup key, or open the otpauth link on your phone."},
+		Secret: []string{enr.Secret.Reveal(), enr.URI.Reveal()},
+		After: []string{
+			"Then, in Slack, press Confirm in my DM and enter the code your app shows: the authenticator counts from then on.",
+			fmt.Sprintf("This page is the only place the key is shown; it works if confirmed within %d minutes. Close the tab once it is in your app.", int(stepup.PendingTTL/time.Minute)),
+		},
+	}
+}
+
+// sameIdentity refuses a sign-in of another identity than p's linked one,
+// or of anyone when p has linked none.
+func (i *IdP) sameIdentity(ctx context.Context, p broker.Principal, s signIn) error {
+	cur, ok, err := i.links.Linked(ctx, p)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return refused("not_linked", "Link your identity first",
+			"This needs your Slack user linked to your identity: /agenthub link.")
+	}
+	if cur.Issuer != s.Issuer || cur.Subject != s.Subject {
+		return refused("wrong_identity", "This is not your identity",
+			"The identity that signed in is not the one linked to the Slack user who asked. It does not count.")
+	}
+	return nil
 }
 
 // detail is what the trail keeps of a sign-in: who at which IdP, and

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -25,7 +26,9 @@ import (
 	"github.com/agenthub/agenthub/internal/identity"
 	"github.com/agenthub/agenthub/internal/identity/oidctest"
 	"github.com/agenthub/agenthub/internal/logtest"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/simenv"
+	"github.com/agenthub/agenthub/internal/stepup"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/redisstore/redistest"
 )
@@ -84,6 +87,12 @@ func newHarness(t *testing.T) *harness {
 			h.signed = append(h.signed, p.String()+" "+id)
 		},
 		Describe: func(_ context.Context, id string) string { return "github.merge_pull_request on acme/payments" },
+		Enrol: func(_ context.Context, p broker.Principal, by, id string, reset bool) (stepup.Enrolment, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.signed = append(h.signed, fmt.Sprintf("enrol %s by %s for %q reset=%v", p, by, id, reset))
+			return stepup.Enrolment{Secret: secret.New(totpKey), URI: secret.New("otpauth://totp/AgentHub?secret=" + totpKey)}, nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -399,4 +408,37 @@ func TestUnlink(t *testing.T) {
 	// its email is anna's.
 	h.idpEmailFor(mallory, anna.Email)
 	h.link(mallory, anna)
+}
+
+// totpKey is the key the harness's Enrol hands out.
+const totpKey = "JBSWY3DPEHPK3PXPJBSWY3DP"
+
+// The enrolment gate: a fresh sign-in of the linked identity lets its
+// person set up an authenticator (or replace one); another identity's does
+// not, nor a sign-in of someone who linked none.
+func TestEnrolGate(t *testing.T) {
+	h := newHarness(t)
+	h.link(alice, anna)
+	if r := h.signIn(alice, identity.EnrolPurpose("req-9", false), mark); r.Status != http.StatusForbidden {
+		t.Errorf("enrolment gate passed by another identity: %d", r.Status)
+	}
+	if r := h.signIn(mallory, identity.EnrolPurpose("", true), mark); r.Status != http.StatusForbidden || !h.refused(audit.IdentityRefused, "not_linked") {
+		t.Errorf("reset gate passed without a link: %d", r.Status)
+	}
+	if got := h.signedIns(); len(got) != 0 {
+		t.Fatalf("the gate opened: %v", got)
+	}
+	if r := h.signIn(alice, identity.EnrolPurpose("req-9", false), anna); r.Status != http.StatusOK || !strings.Contains(r.Body, totpKey) || !strings.Contains(r.Body, "Confirm") {
+		t.Fatalf("enrolment sign-in: %d, want the key on the page", r.Status)
+	}
+	if r := h.signIn(alice, identity.EnrolPurpose("", true), anna); r.Status != http.StatusOK {
+		t.Fatalf("reset sign-in: %d %s", r.Status, r.Body)
+	}
+	want := []string{
+		fmt.Sprintf("enrol %s by oidc:%s for %q reset=false", alice, anna.Subject, "req-9"),
+		fmt.Sprintf("enrol %s by oidc:%s for %q reset=true", alice, anna.Subject, ""),
+	}
+	if got := h.signedIns(); !slices.Equal(got, want) {
+		t.Errorf("Enrol told %q, want %q", got, want)
+	}
 }

@@ -91,6 +91,9 @@ type Options struct {
 	// Directory says what people are, for the policy (nil: everyone is a
 	// member).
 	Directory broker.Directory
+	// GatedEnrolment gates enrolment in step-up as with real providers
+	// (stepup.Options.Gated), for the tests of the gate.
+	GatedEnrolment bool
 }
 
 // Providers are the simulated providers on a loopback port.
@@ -243,7 +246,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 	}
 	core, err := stack.Build(stack.Options{Store: opts.Store, Providers: s.Stack(), Keys: keys, Policy: opts.Policy,
-		Logger: opts.Logger, OnRecord: opts.OnRecord, DemoStepUp: true, Directory: opts.Directory})
+		Logger: opts.Logger, OnRecord: opts.OnRecord, DemoStepUp: true, Directory: opts.Directory, GatedEnrolment: opts.GatedEnrolment})
 	if err != nil {
 		return nil, fmt.Errorf("simenv: %w", err)
 	}

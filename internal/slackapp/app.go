@@ -41,6 +41,9 @@ type Enroller interface {
 	Enroll(ctx context.Context, principal, accountName string) (stepup.Enrolment, error)
 	Confirm(ctx context.Context, principal, code string) error
 	Enrolled(ctx context.Context, principal string) (bool, error)
+	// Allow lets principal enrol once (reset: in place of a confirmed
+	// enrolment), after the enrolment gate; by says who let them.
+	Allow(ctx context.Context, principal, by string, reset bool) error
 }
 
 // Options configure an App. Broker, Store and API are required.
@@ -75,6 +78,10 @@ type Options struct {
 	// minutes. nil: no identity provider is set up; /agenthub link says
 	// so, and step-up asks for codes.
 	SignInLink func(principal broker.Principal, purpose string) (string, error)
+	// Admins are the Slack user IDs of AgentHub's administrators
+	// (AGENTHUB_ADMINS): without an identity provider, one of them, never
+	// the person, approves each enrolment and reset of an authenticator.
+	Admins []string
 	// Demo marks the app as running against simulated providers: each
 	// person is connected to every service on first contact (with Connect).
 	Demo     bool

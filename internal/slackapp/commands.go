@@ -110,6 +110,8 @@ func (a *App) runCommand(ctx context.Context, principal broker.Principal, c comm
 		return a.whoamiText(ctx, principal)
 	case command.Link, command.Unlink:
 		return a.linkText(ctx, principal, c.Verb)
+	case command.Reset:
+		return a.resetText(ctx, principal)
 	}
 	return helpText
 }

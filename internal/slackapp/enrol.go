@@ -86,27 +86,47 @@ func enrolmentKey(principal broker.Principal) store.Key {
 	return store.Key{Kind: enrolmentKind, ID: principal.String()}
 }
 
-// startEnrolment creates a pending enrolment and DMs its secret.
+// startEnrolment creates a pending enrolment and DMs its secret, after the
+// click of "Verify it's you" of someone not enrolled.
 func (a *App) startEnrolment(ctx context.Context, c click, requestID string) {
-	enr, err := a.opts.Enroller.Enroll(ctx, c.principal.String(), "")
+	a.enrol(ctx, c.principal, requestID, func(text string) { a.tell(ctx, c, text) })
+}
+
+// EnrolAllowed is told that principal passed the enrolment gate (a sign-in
+// of their linked identity, an administrator's approval, the operator's
+// link): the enrolment starts in their DM at once, for the request that
+// waits for it, if any.
+func (a *App) EnrolAllowed(ctx context.Context, principal broker.Principal, requestID string) {
+	a.enrol(ctx, principal, requestID, func(text string) { a.reply(ctx, thread{}, principal.User, escape(text)) })
+}
+
+// enrol creates a pending enrolment and DMs its secret; tell answers the
+// person when it cannot. Where enrolment is gated and nothing let them
+// enrol, the gate is started instead.
+func (a *App) enrol(ctx context.Context, principal broker.Principal, requestID string, tell func(string)) {
+	enr, err := a.opts.Enroller.Enroll(ctx, principal.String(), "")
+	if errors.Is(err, stepup.ErrNotAllowed) {
+		a.askGate(ctx, principal, requestID, false, tell)
+		return
+	}
 	if errors.Is(err, stepup.ErrAlreadyEnrolled) {
 		// Confirmed meanwhile (another click, another replica).
-		a.tell(ctx, c, "Your authenticator is already set up. Click \"Verify it's you\" again.")
+		tell("Your authenticator is already set up. Click \"Verify it's you\" again.")
 		return
 	}
 	if err != nil {
-		a.log.WarnContext(ctx, "enrolment not started", "request_id", requestID, "slack_user", c.user, "err", err)
-		a.tell(ctx, c, "I couldn't start setting up your authenticator just now. Try again in a moment.")
+		a.log.WarnContext(ctx, "enrolment not started", "request_id", requestID, "slack_user", principal.User, "err", err)
+		tell("I couldn't start setting up your authenticator just now. Try again in a moment.")
 		return
 	}
-	ch, ts, err := a.dm(ctx, c.user, "Set up your authenticator for AgentHub", EnrolmentMessage(enr, requestID))
+	ch, ts, err := a.dm(ctx, principal.User, "Set up your authenticator for AgentHub", EnrolmentMessage(enr, requestID))
 	if err != nil {
-		a.log.WarnContext(ctx, "enrolment dm failed", "request_id", requestID, "slack_user", c.user, "err", err)
-		a.tell(ctx, c, "I couldn't send you the set-up in a DM. Try again in a moment.")
+		a.log.WarnContext(ctx, "enrolment dm failed", "request_id", requestID, "slack_user", principal.User, "err", err)
+		tell("I couldn't send you the set-up in a DM. Try again in a moment.")
 		return
 	}
 	dm := enrolmentDM{Channel: ch, TS: ts, RequestID: requestID}
-	err = a.updateEnrolment(ctx, c.principal, func(rec *enrolmentRecord, _ bool) bool {
+	err = a.updateEnrolment(ctx, principal, func(rec *enrolmentRecord, _ bool) bool {
 		// An Enroller that does not number its enrolments (generation 0)
 		// gets last-writer-wins.
 		if enr.Generation != 0 && enr.Generation <= rec.Generation {
@@ -125,14 +145,14 @@ func (a *App) startEnrolment(ctx context.Context, c click, requestID string) {
 	if err != nil {
 		// Unrecorded, nothing would ever take the secret out of the DM:
 		// take it out now, and let the person start over.
-		a.log.WarnContext(ctx, "enrolment dm not recorded", "request_id", requestID, "slack_user", c.user, "err", err)
+		a.log.WarnContext(ctx, "enrolment dm not recorded", "request_id", requestID, "slack_user", principal.User, "err", err)
 		if err := a.rewriteEnrolmentDM(ctx, dm, retireUnsaved); err != nil {
-			a.log.ErrorContext(ctx, "unrecorded enrolment dm not rewritten", "request_id", requestID, "slack_user", c.user, "err", err)
+			a.log.ErrorContext(ctx, "unrecorded enrolment dm not rewritten", "request_id", requestID, "slack_user", principal.User, "err", err)
 		}
-		a.tell(ctx, c, "I couldn't save your authenticator set-up, so I removed its key. Click \"Verify it's you\" again in a moment.")
+		tell("I couldn't save your authenticator set-up, so I removed its key. Click \"Verify it's you\" again in a moment.")
 		return
 	}
-	a.settleEnrolment(ctx, c.principal)
+	a.settleEnrolment(ctx, principal)
 }
 
 // openEnrolConfirm opens the modal that takes the first code.
@@ -365,6 +385,37 @@ func EnrolmentMessage(enr stepup.Enrolment, requestID string) []slack.Block {
 		contextLine("Then press Confirm and type the first code your app shows. I'll remove the key from this conversation once it works."),
 	}
 	return append(blocks, actions("agenthub_enrol", []*slack.ButtonBlockElement{b})...)
+}
+
+// EnrolOnPageMessage asks for the first code of an authenticator whose
+// key was shown on a page (the enrolment gate's sign-in or the operator's
+// link): it holds no key, only the Confirm button (value: the request
+// waiting for step-up, if any).
+func EnrolOnPageMessage(requestID string) []slack.Block {
+	b := button(ActionEnrolConfirm, "Confirm", requestID).WithStyle(slack.StylePrimary)
+	blocks := []slack.Block{
+		header("Confirm your authenticator"),
+		section("Your authenticator's key is on the AgentHub page you just opened, and nowhere else. " +
+			"Once it is in your app, press Confirm and type the code your app shows."),
+	}
+	return append(blocks, actions("agenthub_enrol", []*slack.ButtonBlockElement{b})...)
+}
+
+// EnrolOnPage starts principal's enrolment for a page to show its key
+// (they passed the enrolment gate in that browser): only the Confirm
+// button comes to their DM. requestID is the request waiting for it, if
+// any.
+func (a *App) EnrolOnPage(ctx context.Context, principal broker.Principal, requestID string) (stepup.Enrolment, error) {
+	enr, err := a.opts.Enroller.Enroll(ctx, principal.String(), "")
+	if err != nil {
+		return stepup.Enrolment{}, err
+	}
+	if _, _, err := a.dm(ctx, principal.User, "Confirm your authenticator", EnrolOnPageMessage(requestID)); err != nil {
+		// The page still shows the key, but nothing here takes its first
+		// code: the person passes the gate again for a new one.
+		a.log.WarnContext(ctx, "enrolment confirm dm failed", "request_id", requestID, "slack_user", principal.User, "err", err)
+	}
+	return enr, nil
 }
 
 // EnrolModal asks for the first code of a new authenticator. Its private

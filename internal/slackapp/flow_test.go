@@ -45,6 +45,11 @@ type flowOptions struct {
 	// stackStore, when set, wraps the store the simulated stack (broker,
 	// vault, step-up) uses, to inject faults there.
 	stackStore func(store.Store) store.Store
+	// gated gates enrolment (stepup.Options.Gated), with admins as
+	// Options.Admins and signInLink as Options.SignInLink.
+	gated      bool
+	admins     []string
+	signInLink func(broker.Principal, string) (string, error)
 }
 
 // flow is one test's world: a fake Slack, the simulated stack and an App.
@@ -79,7 +84,7 @@ func newFlow(t testing.TB, fo flowOptions) *flow {
 	f.srv = slacktest.New(t)
 	api := slack.New(flowBotToken, slack.OptionAPIURL(f.srv.APIURL()))
 	env, err := simenv.Start(ctx, simenv.Options{Store: stackSt, Logger: stackLogger, Rand: f.random, Policy: fo.policy,
-		Directory: NewDirectory(api, f.clock.Now)})
+		Directory: NewDirectory(api, f.clock.Now), GatedEnrolment: fo.gated})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +114,7 @@ func newFlow(t testing.TB, fo flowOptions) *flow {
 		opts.Connect = env.Connect
 	}
 	opts.ConnectLink = fo.connectLink
+	opts.Admins, opts.SignInLink = fo.admins, fo.signInLink
 	f.app, err = New(opts)
 	if err != nil {
 		t.Fatal(err)

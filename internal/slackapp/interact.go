@@ -88,6 +88,10 @@ func (a *App) handleClick(ctx context.Context, c click) error {
 		a.openEnrolConfirm(ctx, c)
 	case c.actionID == ActionConnect:
 		a.connectClick(ctx, c)
+	case c.actionID == ActionGateAllow, c.actionID == ActionGateRefuse:
+		if a.opts.Enroller != nil {
+			a.gateClick(ctx, c)
+		}
 	case c.actionID == ActionViewArgs:
 		a.viewArgs(ctx, c)
 	case c.actionID == ActionRevokeService, c.actionID == ActionRevokeGrant, c.actionID == ActionRevokeAll:

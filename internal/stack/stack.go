@@ -72,6 +72,9 @@ type Options struct {
 	// alone); with policy.FactorOIDC, a rule that names none asks for a
 	// sign-in at the identity provider.
 	Factors []string
+	// GatedEnrolment makes setting up or replacing an authenticator need
+	// more than a Slack session (stepup.Options.Gated). Real providers only.
+	GatedEnrolment bool
 }
 
 // Stack is the assembled core.
@@ -114,7 +117,7 @@ func Build(opts Options) (*Stack, error) {
 		return nil, fmt.Errorf("stack: vault: %w", err)
 	}
 	s.StepUp, err = stepup.New(stepup.Options{Store: opts.Store, Key: opts.Keys.StepUp, OldKeys: opts.Keys.StepUpOld,
-		Audit: s.Audit, Logger: opts.Logger, Demo: opts.DemoStepUp})
+		Audit: s.Audit, Logger: opts.Logger, Demo: opts.DemoStepUp, Gated: opts.GatedEnrolment})
 	if err != nil {
 		return nil, fmt.Errorf("stack: step-up: %w", err)
 	}

@@ -28,6 +28,22 @@
 // confirmed enrolment is never replaced silently: Reset, an administrator's
 // action, must remove it first.
 //
+// # The enrolment gate
+//
+// Whoever can enrol can replace the second factor, and a Slack session is
+// all an approval button asks for. With Options.Gated (the bot on real
+// providers) every Enroll spends a permission that Allow gave, within
+// AllowTTL, once; without one it fails with ErrNotAllowed and creates
+// nothing. The caller is the gate: a fresh sign-in of the principal's
+// linked identity at the identity provider (internal/identity), the
+// approval of an administrator who is not the principal (the Slack app),
+// or a link the operator handed over out of band ("bot stepup
+// enrol-link"). Allow records who let them (stepup.enrol_allowed) before
+// the permission can be spent. A permission with reset lets the new
+// enrolment replace a confirmed one, clearing its lockout as Reset does:
+// that is the way back for someone who lost their authenticator, through
+// the same gate as the first enrolment.
+//
 // # Replay and lockout
 //
 // A code is valid for its 30-second time step and, to forgive clock drift,

@@ -76,6 +76,10 @@ const (
 const (
 	KindEnrolled audit.Kind = "stepup.enrolled"
 	KindReset    audit.Kind = "stepup.reset"
+	KindAllowed  audit.Kind = "stepup.enrol_allowed" // the gate let a principal enrol once (Allow)
+	// KindLinkIssued: the operator made a link that lets a principal enrol
+	// ("bot stepup enrol-link").
+	KindLinkIssued audit.Kind = "stepup.enrol_link_issued"
 )
 
 // PendingTTL is how long a pending enrolment can be confirmed. Its secret
@@ -124,6 +128,10 @@ type Options struct {
 	// Demo enables DemoCode, with which the terminal demo plays the
 	// person's phone. Never set it in production.
 	Demo bool
+	// Gated makes every Enroll spend a permission that Allow gave: a
+	// Slack session alone then cannot enrol (see "The enrolment gate" in
+	// doc.go).
+	Gated bool
 }
 
 // Enrolment is what Enroll hands out, once: the TOTP secret and the
@@ -157,6 +165,7 @@ type Service struct {
 	now    func() time.Time
 	rand   io.Reader
 	demo   bool
+	gated  bool
 }
 
 // New returns a Service.
@@ -169,7 +178,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{
 		store: opts.Store, audit: opts.Audit, issuer: opts.Issuer, logger: opts.Logger,
-		now: opts.Now, rand: opts.Rand, demo: opts.Demo,
+		now: opts.Now, rand: opts.Rand, demo: opts.Demo, gated: opts.Gated,
 	}
 	if s.issuer == "" {
 		s.issuer = DefaultIssuer
@@ -215,6 +224,12 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 	if err != nil {
 		return Enrolment{}, fmt.Errorf("stepup: generating a secret: %w", err)
 	}
+	reset := false
+	if s.gated {
+		if reset, err = s.spendAllowance(ctx, principal); err != nil {
+			return Enrolment{}, err
+		}
+	}
 	enr := Enrolment{Secret: secret.New(otpKey.Secret()), URI: secret.New(otpKey.URL())}
 	keyID, sealed, err := s.sealer.seal(principal, []byte(otpKey.Secret()))
 	if err != nil {
@@ -240,8 +255,17 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 			if err != nil {
 				return nil, err
 			}
-			if prev.Status == statusActive {
+			if prev.Status == statusActive && !reset {
 				return nil, ErrAlreadyEnrolled
+			}
+			if prev.Status == statusActive {
+				// A reset through the gate: the lost authenticator's
+				// record goes, lockout and all, as with Reset.
+				next.Generation = max(rec.Generation, prev.Generation+1)
+				enr.Generation = next.Generation
+				var err error
+				written, err = next.encode()
+				return written, err
 			}
 			// A new pending secret does not wipe the lockout, its rung on
 			// the ladder or the replay state: re-enrolling must not be a way
@@ -262,9 +286,12 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 		return Enrolment{}, fmt.Errorf("stepup: storing enrolment: %w", err)
 	}
 
+	detail := map[string]string{"method": Method}
+	if reset {
+		detail["reset"] = "true"
+	}
 	if _, err := s.audit.Record(ctx, audit.Event{
-		Kind: KindEnrolled, Actor: principal, Result: statusPending,
-		Detail: map[string]string{"method": Method},
+		Kind: KindEnrolled, Actor: principal, Result: statusPending, Detail: detail,
 	}); err != nil {
 		// Unaudited, the enrolment must not exist: put back what was there.
 		var rerr error
