@@ -16,6 +16,7 @@ import (
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/config"
+	"github.com/agenthub/agenthub/internal/connect"
 	"github.com/agenthub/agenthub/internal/identity"
 	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/slackapp"
@@ -123,12 +124,19 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		return err
 	}
 	var (
-		connectLink func(broker.Principal, string) (string, error)
+		connectLink func(broker.Principal, string, []string) (string, error)
 		signInLink  func(broker.Principal, string) (string, error)
 	)
 	services := provs.names
 	if flows != nil {
-		connectLink, services = flows.Link, slices.DeleteFunc(flows.Services(), func(s string) bool { return s == identity.Service })
+		connectLink = func(p broker.Principal, service string, scopes []string) (string, error) {
+			purpose := ""
+			if len(scopes) > 0 {
+				purpose = connect.ScopesPurpose(scopes)
+			}
+			return flows.LinkFor(p, service, purpose)
+		}
+		services = slices.DeleteFunc(flows.Services(), func(s string) bool { return s == identity.Service })
 	}
 	if idp != nil {
 		signInLink = func(p broker.Principal, purpose string) (string, error) {

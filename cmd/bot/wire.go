@@ -144,8 +144,9 @@ func realProviders(cfg *config.Config, logger *slog.Logger) (*providers, error) 
 		close: func() error { client.CloseIdleConnections(); return nil }}
 	for _, svc := range services {
 		p.names = append(p.names, svc.Name)
-		p.stack.Services = append(p.stack.Services, vault.Service{Name: svc.Name, APIHosts: svc.APIHosts, OAuth: svc.OAuth, Revoke: svc.Revoke})
-		p.oauth[svc.Name] = connect.Provider{Name: svc.Title, Config: svc.OAuth, AuthOptions: svc.AuthOptions, Exchange: svc.Exchange}
+		p.stack.Services = append(p.stack.Services, vault.Service{Name: svc.Name, APIHosts: svc.APIHosts, OAuth: svc.OAuth, Revoke: svc.Revoke, Covers: svc.Covers})
+		p.oauth[svc.Name] = connect.Provider{Name: svc.Title, Config: svc.OAuth, AuthOptions: svc.AuthOptions, Exchange: svc.Exchange,
+			OptionalScopes: svc.OptionalScopes}
 	}
 	for _, o := range off {
 		logger.Warn("service not set up: people cannot connect it", "service", o.Service, "missing", o.Missing)

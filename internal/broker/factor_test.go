@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/policy"
+	"github.com/agenthub/agenthub/internal/sim"
 )
 
 // withFactor switches the fixture to the default policy with its step-up
@@ -105,5 +107,24 @@ func TestDefaultFactor(t *testing.T) {
 	_, err = New(Options{Store: f.st, Vault: f.vault, Audit: f.rec, Policy: e, Registry: f.registry, Planner: f.plannerOrRules(), StepUp: f.stepup})
 	if err == nil || !strings.Contains(err.Error(), `"oidc"`) {
 		t.Errorf("New with a policy naming an absent factor: %v, want a refusal naming it", err)
+	}
+}
+
+// TestExpiredConnectionAsksToReconnect: when the provider refuses the
+// refresh token for good, the step asks the person to connect again, and
+// says it is a reconnection, so the adapter can offer one Reconnect button.
+func TestExpiredConnectionAsksToReconnect(t *testing.T) {
+	f := newFixture(t)
+	f.connect(alice, sim.ServiceGitHub, "repo")
+	if n := f.world.RevokeGrants(sim.ServiceGitHub, alice.String()); n == 0 {
+		t.Fatal("no grant to revoke at the simulated GitHub")
+	}
+	f.clock.Advance(sim.DefaultAccessTTL + time.Minute)
+	o := only(t, f.handle(alice, "list open pull requests in acme/website"), KindConnect)
+	if !o.Reconnect || !strings.Contains(o.Text, "expired") || o.Service != sim.ServiceGitHub {
+		t.Errorf("output = %+v, want a reconnection of github", o)
+	}
+	if f.count("", ofKind(audit.ConnectionExpired)) == 0 {
+		t.Error("connection.expired is not on the record")
 	}
 }

@@ -645,6 +645,7 @@ func leaseProblem(act *agent.Action, err error) (Output, bool) {
 	case errors.Is(err, vault.ErrReconnect):
 		o := connectOut(act)
 		o.Text = fmt.Sprintf("Your %s connection expired. Connect it again (/agenthub connect %s) and I'll carry on.", act.Service, act.Service)
+		o.Reconnect = true
 		return o, true
 	case errors.Is(err, vault.ErrInsufficientScope):
 		o := connectOut(act)
@@ -656,7 +657,7 @@ func leaseProblem(act *agent.Action, err error) (Output, bool) {
 }
 
 func connectOut(act *agent.Action) Output {
-	return Output{Kind: KindConnect, Service: act.Service, Action: act.Name,
+	return Output{Kind: KindConnect, Service: act.Service, Action: act.Name, Scopes: act.Scopes,
 		Text: fmt.Sprintf("%s needs your %s account. Connect it (/agenthub connect %s) and I'll carry on.", act.Name, act.Service, act.Service)}
 }
 

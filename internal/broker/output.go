@@ -73,6 +73,12 @@ type Output struct {
 	// Factor is what a step-up output asks for: policy.FactorTOTP (a code)
 	// or policy.FactorOIDC (a sign-in at the identity provider).
 	Factor string `json:"factor,omitempty"`
+	// Reconnect marks a connect output for a connection that expired (its
+	// refresh was refused for good): the person connects it again.
+	Reconnect bool `json:"reconnect,omitempty"`
+	// Scopes are what a connect output's action needs of the connection,
+	// so that connecting asks the provider for them.
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 func choicesFor(lifetimes []policy.Lifetime, risk policy.Risk) []Choice {

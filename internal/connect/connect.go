@@ -46,6 +46,10 @@ type Provider struct {
 	// standard exchange (golang.org/x/oauth2), with the scopes the token
 	// response names and no account.
 	Exchange Exchanger
+	// OptionalScopes are scopes Config does not ask for, which a link may
+	// ask for as well (ScopesPurpose): an action that needs more than the
+	// first connection granted (Google's calendar.events for a write).
+	OptionalScopes []string
 
 	// A sign-in at an identity provider (internal/identity) rather than
 	// a connection: Nonce sends an OpenID Connect nonce, fresh for each
@@ -58,6 +62,30 @@ type Provider struct {
 	Nonce    bool
 	Finish   func(ctx context.Context, x Exchange) (Done, error)
 	Describe func(ctx context.Context, p broker.Principal, purpose string) Done
+}
+
+// scopesPrefix starts the purpose of a link that asks for optional scopes.
+const scopesPrefix = "scopes:"
+
+// ScopesPurpose is the purpose of a connect link that asks for scopes
+// beyond the provider's first ones (its OptionalScopes).
+func ScopesPurpose(scopes []string) string { return scopesPrefix + strings.Join(scopes, " ") }
+
+// scopesFor are the scopes a connect flow for purpose asks prov for: its
+// own, and those of its optional scopes the purpose names (others are
+// ignored: a link asks for nothing the provider does not offer).
+func scopesFor(prov Provider, purpose string) []string {
+	scopes := slices.Clone(prov.Config.Scopes)
+	extra, ok := strings.CutPrefix(purpose, scopesPrefix)
+	if !ok {
+		return scopes
+	}
+	for _, s := range strings.Fields(extra) {
+		if slices.Contains(prov.OptionalScopes, s) && !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
+		}
+	}
+	return scopes
 }
 
 // Done is a page to show when a flow ends, or begins (Describe). Secret
@@ -409,6 +437,11 @@ func (f *Flows) startPage(w http.ResponseWriter, r *http.Request) {
 	if prov.Config != nil {
 		authURL = prov.Config.Endpoint.AuthURL
 	}
+	if prov.Config != nil {
+		if extra := scopesFor(prov, l.Purpose)[len(prov.Config.Scopes):]; len(extra) > 0 {
+			d.Lines = append(d.Lines, fmt.Sprintf("This time it also asks %s for what the action you asked for needs: %s.", prov.Name, strings.Join(extra, ", ")))
+		}
+	}
 	if prov.Describe != nil {
 		d = prov.Describe(r.Context(), l.Principal, l.Purpose)
 	}
@@ -513,6 +546,7 @@ func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 	})
 	conf := *prov.Config
 	conf.RedirectURL = f.redirectURL(l.Service)
+	conf.Scopes = scopesFor(prov, l.Purpose)
 	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}, prov.AuthOptions...)
 	if prov.LoginHint {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", l.Principal.String()))
@@ -616,6 +650,7 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	conf := *prov.Config
 	conf.RedirectURL = f.redirectURL(service)
+	conf.Scopes = scopesFor(prov, fs.Purpose)
 	x := Exchange{Config: &conf, Code: code, Verifier: fs.Verifier, Principal: fs.Principal, Client: f.opts.HTTPClient, Purpose: fs.Purpose, Nonce: fs.Nonce}
 	if prov.Finish != nil {
 		f.finish(w, r, prov, x)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"golang.org/x/oauth2"
+	"google.golang.org/api/calendar/v3"
 
 	"github.com/agenthub/agenthub/internal/agent"
 	"github.com/agenthub/agenthub/internal/agent/calendaragent"
@@ -22,8 +23,9 @@ import (
 // access (a refresh token), consent asked each time (Google gives a
 // refresh token only on consent), and include_granted_scopes, so that a
 // later, wider connection adds to what was granted instead of replacing
-// it. "openid email" names the account; the Calendar scope is the one the
-// calendar agent declares.
+// it. "openid email" names the account. Scopes are asked incrementally:
+// the first connection asks the calendar agent's read scopes alone;
+// calendar.events, which its writes need, is asked when a write needs it.
 func google(s Settings, ep *agent.Endpoints) (Service, error) {
 	var urls [4]string
 	var calendarHost string
@@ -41,7 +43,7 @@ func google(s Settings, ep *agent.Endpoints) (Service, error) {
 	g := &googleClient{http: s.HTTPClient, revokeURL: strings.TrimSuffix(urls[2], "/")}
 	conf := &oauth2.Config{
 		ClientID: s.Google.ID, ClientSecret: s.Google.Secret.Reveal(),
-		Scopes: []string{calendaragent.Scope, "openid", "email"},
+		Scopes: []string{calendaragent.ScopeRead, calendaragent.ScopeFreeBusy, "openid", "email"},
 		Endpoint: oauth2.Endpoint{AuthURL: strings.TrimSuffix(urls[0], "/"), TokenURL: strings.TrimSuffix(urls[1], "/"),
 			AuthStyle: oauth2.AuthStyleInParams},
 	}
@@ -50,7 +52,18 @@ func google(s Settings, ep *agent.Endpoints) (Service, error) {
 		AuthOptions: []oauth2.AuthCodeOption{oauth2.AccessTypeOffline, oauth2.ApprovalForce,
 			oauth2.SetAuthURLParam("include_granted_scopes", "true")},
 		Exchange: g.exchange, Revoke: g.revoke,
+		OptionalScopes: []string{calendaragent.ScopeWrite},
+		Covers:         googleCovers,
 	}, nil
+}
+
+// googleCovers are the Calendar scopes that include narrower ones, as the
+// discovery document of Calendar v3 lists the methods each one allows.
+var googleCovers = map[string][]string{
+	calendar.CalendarScope:               {calendaragent.ScopeRead, calendaragent.ScopeFreeBusy, calendaragent.ScopeWrite},
+	calendar.CalendarReadonlyScope:       {calendaragent.ScopeRead, calendaragent.ScopeFreeBusy},
+	calendar.CalendarEventsScope:         {calendaragent.ScopeRead},
+	calendar.CalendarEventsReadonlyScope: {calendaragent.ScopeRead},
 }
 
 type googleClient struct {

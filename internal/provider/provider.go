@@ -78,6 +78,12 @@ type Service struct {
 	Exchange connect.Exchanger
 	// Revoke revokes tokens at the provider; "already revoked" is success.
 	Revoke func(ctx context.Context, access, refresh secret.Secret) error
+	// OptionalScopes are scopes not asked for on the first connection: an
+	// action that needs one asks for it then (connect.Provider).
+	OptionalScopes []string
+	// Covers names the narrower scopes a granted scope includes
+	// (vault.Service).
+	Covers map[string][]string
 }
 
 // Public URLs of the providers.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenthub/agenthub/internal/agent/calendaragent"
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/clocktest"
@@ -70,7 +71,7 @@ func newHarness(t *testing.T, kind string) *harness {
 		t.Fatal(err)
 	}
 	h.vault, err = vault.New(vault.Options{Store: st, Keys: keys, Audit: h.audit, Logger: logger, Now: h.clock.Now, Services: []vault.Service{{
-		Name: h.svc.Name, APIHosts: h.svc.APIHosts, OAuth: h.svc.OAuth, Revoke: h.svc.Revoke}}})
+		Name: h.svc.Name, APIHosts: h.svc.APIHosts, OAuth: h.svc.OAuth, Revoke: h.svc.Revoke, Covers: h.svc.Covers}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,8 @@ func newHarness(t *testing.T, kind string) *harness {
 	h.flows, err = connect.New(connect.Options{
 		PublicURL: h.pub.URL, Key: bytes.Repeat([]byte("k"), 32), Store: st, Vault: h.vault, Audit: h.audit,
 		Refuser: refuser{h.audit}, Logger: logger,
-		Providers: map[string]connect.Provider{h.svc.Name: {Name: h.svc.Title, Config: h.svc.OAuth, AuthOptions: h.svc.AuthOptions, Exchange: h.svc.Exchange}},
+		Providers: map[string]connect.Provider{h.svc.Name: {Name: h.svc.Title, Config: h.svc.OAuth, AuthOptions: h.svc.AuthOptions, Exchange: h.svc.Exchange,
+			OptionalScopes: h.svc.OptionalScopes}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +150,13 @@ func (h *harness) do(b *browser, method, u string, form url.Values) (int, string
 // returns the last page.
 func (h *harness) connect(b *browser, p broker.Principal) (int, string, *http.Response) {
 	h.t.Helper()
-	link, err := h.flows.Link(p, h.svc.Name)
+	return h.connectFor(b, p, "")
+}
+
+// connectFor is connect with a link made for purpose.
+func (h *harness) connectFor(b *browser, p broker.Principal, purpose string) (int, string, *http.Response) {
+	h.t.Helper()
+	link, err := h.flows.LinkFor(p, h.svc.Name, purpose)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -202,9 +210,9 @@ func TestConnectUseRevoke(t *testing.T) {
 		authParams    map[string]string // what the consent request must carry
 	}{
 		{"github", "octocat", []string{"repo"}, map[string]string{"allow_signup": "false"}},
-		{"google", "ana@example.com", []string{"https://www.googleapis.com/auth/calendar.events", "https://www.googleapis.com/auth/userinfo.email", "openid"},
+		{"google", "ana@example.com", []string{calendaragent.ScopeFreeBusy, calendaragent.ScopeRead, "https://www.googleapis.com/auth/userinfo.email", "openid"},
 			map[string]string{"access_type": "offline", "include_granted_scopes": "true", "prompt": "consent",
-				"scope": "https://www.googleapis.com/auth/calendar.events openid email"}},
+				"scope": calendaragent.ScopeRead + " " + calendaragent.ScopeFreeBusy + " openid email"}},
 		{"slack", "U1 in T1", []string{"channels:manage", "channels:read", "chat:write"},
 			map[string]string{"user_scope": "channels:read,chat:write,channels:manage", "scope": ""}},
 	} {
@@ -458,4 +466,47 @@ func TestRevokeRetryAfterRotation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Google's scopes are asked incrementally: the first connection grants the
+// calendar agent's reads alone, so a write's lease is refused for want of
+// calendar.events; a link made for that scope asks for it as well, with
+// include_granted_scopes, and Google's answer (all scopes granted so far)
+// lets the write's lease through. A link cannot ask for a scope the
+// provider does not offer.
+func TestGoogleIncrementalScopes(t *testing.T) {
+	h := newHarness(t, "google")
+	if status, _, _ := h.connect(newBrowser(t, nil), alice); status != http.StatusOK {
+		t.Fatalf("first connection: %d", status)
+	}
+	lease := func(scope string) error {
+		l, err := h.vault.Lease(h.ctx, vault.LeaseRequest{Principal: alice.String(), Service: "google", Scopes: []string{scope}})
+		if err == nil {
+			l.Release(h.ctx)
+		}
+		return err
+	}
+	if err := lease(calendaragent.ScopeRead); err != nil {
+		t.Fatalf("a read after the first connection: %v", err)
+	}
+	if err := lease(calendaragent.ScopeWrite); !errors.Is(err, vault.ErrInsufficientScope) {
+		t.Fatalf("a write after the first connection: %v, want ErrInsufficientScope", err)
+	}
+
+	purpose := connect.ScopesPurpose([]string{calendaragent.ScopeWrite, "https://www.googleapis.com/auth/calendar"})
+	if status, _, _ := h.connectFor(newBrowser(t, nil), alice, purpose); status != http.StatusOK {
+		t.Fatalf("connection for the write: %d", status)
+	}
+	asked := strings.Fields(h.fake.AuthParams().Get("scope"))
+	if !slices.Contains(asked, calendaragent.ScopeWrite) || slices.Contains(asked, "https://www.googleapis.com/auth/calendar") ||
+		h.fake.AuthParams().Get("include_granted_scopes") != "true" {
+		t.Errorf("consent request asked %q (include_granted_scopes %q), want calendar.events and nothing unoffered",
+			asked, h.fake.AuthParams().Get("include_granted_scopes"))
+	}
+	for _, s := range []string{calendaragent.ScopeRead, calendaragent.ScopeFreeBusy, calendaragent.ScopeWrite} {
+		if err := lease(s); err != nil {
+			t.Errorf("lease for %s after granting the write: %v", s, err)
+		}
+	}
+	h.noCanary()
 }

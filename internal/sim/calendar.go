@@ -16,13 +16,18 @@ const (
 	ScopeCalendarEvents         = "https://www.googleapis.com/auth/calendar.events"
 	ScopeCalendarEventsReadonly = "https://www.googleapis.com/auth/calendar.events.readonly"
 	ScopeCalendarFreeBusy       = "https://www.googleapis.com/auth/calendar.freebusy"
+	ScopeCalendarEventsFreeBusy = "https://www.googleapis.com/auth/calendar.events.freebusy"
 )
 
-// Which scopes let a token do what, as Google documents per method.
+// Which scopes let a token do what, as Google's discovery document for
+// Calendar v3 lists them per method (events.list, events.insert and
+// events.delete, freebusy.query): calendar.events does not let a token
+// ask free/busy. (events.list also takes the free/busy scopes, for free/busy
+// fields only; the simulation refuses them there.)
 var (
 	calendarReadScopes  = []string{ScopeCalendar, ScopeCalendarReadonly, ScopeCalendarEvents, ScopeCalendarEventsReadonly}
 	calendarWriteScopes = []string{ScopeCalendar, ScopeCalendarEvents}
-	freeBusyScopes      = append(slices.Clone(calendarReadScopes), ScopeCalendarFreeBusy)
+	freeBusyScopes      = []string{ScopeCalendar, ScopeCalendarReadonly, ScopeCalendarFreeBusy, ScopeCalendarEventsFreeBusy}
 )
 
 // PrimaryCalendar is the calendar ID of the one simulated calendar; every principal's "primary"

@@ -189,6 +189,11 @@ func TestCalendarAuth(t *testing.T) {
 		_, err := cal.Events.List("primary").Do()
 		return err
 	}
+	freeBusy := func(cal *calendar.Service) error {
+		_, err := cal.Freebusy.Query(&calendar.FreeBusyRequest{TimeMin: day(1, 8, 0).Format(time.RFC3339), TimeMax: day(1, 18, 0).Format(time.RFC3339),
+			Items: []*calendar.FreeBusyRequestItem{{Id: "primary"}}}).Do()
+		return err
+	}
 	for _, tc := range []struct {
 		name       string
 		token      func(tb testing.TB, e *env) string
@@ -212,6 +217,12 @@ func TestCalendarAuth(t *testing.T) {
 		{"events scope inserts", func(tb testing.TB, e *env) string {
 			return e.connect(tb, sim.ServiceGoogle, "alice", sim.ScopeCalendarEvents)
 		}, insert, 0, ""},
+		{"events scope cannot ask free/busy", func(tb testing.TB, e *env) string {
+			return e.connect(tb, sim.ServiceGoogle, "alice", sim.ScopeCalendarEvents)
+		}, freeBusy, http.StatusForbidden, "insufficientPermissions"},
+		{"events free/busy scope asks free/busy", func(tb testing.TB, e *env) string {
+			return e.connect(tb, sim.ServiceGoogle, "alice", sim.ScopeCalendarEventsFreeBusy)
+		}, freeBusy, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)

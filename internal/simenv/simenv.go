@@ -51,7 +51,7 @@ var Services = []string{sim.ServiceGitHub, sim.ServiceGoogle, sim.ServiceSlack}
 // the agents declare.
 var scopes = map[string][]string{
 	sim.ServiceGitHub: {githubagent.Scope},
-	sim.ServiceGoogle: {calendaragent.Scope},
+	sim.ServiceGoogle: calendaragent.Scopes,
 	sim.ServiceSlack:  {slackagent.ScopeChannelsRead, slackagent.ScopeChatWrite, slackagent.ScopeChannelsManage},
 }
 

@@ -71,7 +71,9 @@ type Options struct {
 	// principal's account at service (internal/connect): signed, for them
 	// alone, single-use, good for 10 minutes. When set, Connect buttons and
 	// "/agenthub connect" answer with a fresh one, and Connect is not used.
-	ConnectLink func(principal broker.Principal, service string) (string, error)
+	// scopes are what the action that waits for it needs ("" for a plain
+	// connect): the link asks the provider for them as well.
+	ConnectLink func(principal broker.Principal, service string, scopes []string) (string, error)
 	// SignInLink returns a link to sign in at the identity provider for
 	// purpose (internal/identity: link, unlink, or the step-up of one
 	// request): signed, for principal alone, single-use, good for 10

@@ -545,7 +545,13 @@ func StepUpModal(r broker.Request) slack.ModalViewRequest {
 // is the service name: a click answers with a fresh connect link for the
 // clicker alone (or, in the demo without a public URL, connects at once).
 func ConnectMessage(o broker.Output) []slack.Block {
-	b := button(ActionConnect, "Connect "+o.Service, o.Service).WithStyle(slack.StylePrimary)
+	label := "Connect "
+	if o.Reconnect {
+		label = "Reconnect "
+	}
+	// The value names the scopes the action needs, so that the link asks
+	// the provider for them (those it offers later, as Google's writes).
+	b := button(ActionConnect, label+o.Service, strings.Join(append([]string{o.Service}, o.Scopes...), " ")).WithStyle(slack.StylePrimary)
 	blocks := []slack.Block{section(escape(o.Text))}
 	blocks = append(blocks, actions("agenthub_connect", []*slack.ButtonBlockElement{b})...)
 	return blocks

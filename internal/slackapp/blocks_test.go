@@ -153,6 +153,8 @@ func TestGolden(t *testing.T) {
 		{"args_modal", ArgsModal(longArgsRequest(5000)), maxModalBlocks},
 		{"connect", ConnectMessage(broker.Output{Kind: broker.KindConnect, Service: "github", Action: "github.create_issue",
 			Text: "github.create_issue needs your github account. Connect it (/agenthub connect github), then ask again."}), maxMessageBlock},
+		{"reconnect", ConnectMessage(broker.Output{Kind: broker.KindConnect, Service: "github", Action: "github.create_issue", Reconnect: true,
+			Text: "Your github connection expired. Connect it again (/agenthub connect github) and I'll carry on."}), maxMessageBlock},
 		{"result", map[string]string{"text": ResultText(broker.Output{Kind: broker.KindResult, Text: "Opened issue #17 <https://github.com/acme/payments/issues/17> & assigned it."})}, 0},
 		{"error", map[string]string{"text": ErrorText(broker.Output{Kind: broker.KindError, Text: "Not run: denied by policy rule \"no-force-push\" (force pushes > never)."})}, 0},
 		{"home", HomeView(conns, grants, pending, events), maxHomeBlocks},

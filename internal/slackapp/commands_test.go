@@ -131,7 +131,7 @@ func TestSlashConnectWithoutOAuth(t *testing.T) {
 // and connects nothing by itself.
 func TestSlashConnectGivesALinkForTheAskerAlone(t *testing.T) {
 	var asked []string
-	f := newFlow(t, flowOptions{connectLink: func(p broker.Principal, service string) (string, error) {
+	f := newFlow(t, flowOptions{connectLink: func(p broker.Principal, service string, _ []string) (string, error) {
 		asked = append(asked, p.String()+" "+service)
 		return "https://agenthub.example.com/connect?t=made-out-to-" + p.User, nil
 	}})
@@ -152,7 +152,7 @@ func TestSlashConnectGivesALinkForTheAskerAlone(t *testing.T) {
 // it has; no link is made for it.
 func TestSlashConnectServiceNotSetUp(t *testing.T) {
 	var asked int
-	f := newFlow(t, flowOptions{connectLink: func(p broker.Principal, service string) (string, error) {
+	f := newFlow(t, flowOptions{connectLink: func(p broker.Principal, service string, _ []string) (string, error) {
 		asked++
 		return "https://agenthub.example.com/connect?t=x", nil
 	}})
@@ -334,5 +334,25 @@ func TestSlackTokensRevokedAtSlack(t *testing.T) {
 	f.do(f.srv.AppUninstalled())
 	if want := []string{slacktest.TeamID}; !slices.Equal(uninstalled, want) {
 		t.Errorf("Uninstalled told of %q, want %q", uninstalled, want)
+	}
+}
+
+// The Connect button of a step that needs more than the connection
+// granted names the scopes it needs, and its link asks for them (Google's
+// calendar.events for a write, asked only then).
+func TestConnectButtonAsksForTheStepsScopes(t *testing.T) {
+	var asked [][]string
+	f := newFlow(t, flowOptions{connectLink: func(p broker.Principal, service string, scopes []string) (string, error) {
+		asked = append(asked, append([]string{service}, scopes...))
+		return "https://agenthub.example.com/connect?t=x", nil
+	}})
+	const write = "https://www.googleapis.com/auth/calendar.events"
+	f.app.deliverAsked(f.ctx, testPrincipal(alice), thread{}, []broker.Output{{Kind: broker.KindConnect, Service: "google",
+		Action: "calendar.create_event", Scopes: []string{write}, Text: "calendar.create_event needs your google account."}})
+	f.do(f.click(alice, f.lastDM(alice), ActionConnect))
+	_, env := f.command(alice, "connect google")
+	f.responsesTo(env)
+	if len(asked) != 2 || !slices.Equal(asked[0], []string{"google", write}) || !slices.Equal(asked[1], []string{"google"}) {
+		t.Errorf("links asked for %q, want the write's scope from the button and none from the command", asked)
 	}
 }

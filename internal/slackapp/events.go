@@ -283,22 +283,83 @@ func (a *App) sendStepUp(ctx context.Context, principal broker.Principal, t thre
 // there once the person has connected.
 func (a *App) sendConnect(ctx context.Context, principal broker.Principal, t thread, o broker.Output) {
 	user := principal.User
+	expires := a.now().Add(broker.DefaultRequestTTL)
+	if o.RequestID != "" {
+		if r, err := a.opts.Broker.Lookup(ctx, o.RequestID); err == nil {
+			expires = r.Expires
+		}
+		// One Connect button per person and service while requests wait
+		// for it: a second request (an expired connection meets every
+		// request that needs it) is told to use the first.
+		err := a.claimConnectPrompt(ctx, principal, o.Service, o.RequestID, expires)
+		if errors.Is(err, store.ErrExists) {
+			// Its thread is kept, for its result once connected.
+			a.remember(ctx, requestRecord{RequestID: o.RequestID, Owner: principal, Action: o.Action, Resource: o.Resource, Thread: t, Expires: expires}, shown{})
+			a.reply(ctx, t, user, escape(fmt.Sprintf("%s waits for your %s connection too: connect it with the button in our DM, and I'll carry on with everything that waits for it.", o.Action, o.Service)))
+			return
+		}
+		if err != nil {
+			a.log.WarnContext(ctx, "connect prompt not recorded", "slack_user", user, "err", err)
+		}
+	}
 	ch, ts, err := a.dm(ctx, user, escape(o.Text), ConnectMessage(o))
 	if err != nil {
 		a.log.WarnContext(ctx, "connect dm failed", "slack_user", user, "err", err)
+		a.forgetConnectPrompt(ctx, principal, o.Service)
 		a.reply(ctx, t, user, outputText(o))
 		return
 	}
 	if o.RequestID != "" {
-		base := requestRecord{RequestID: o.RequestID, Owner: principal, Action: o.Action, Resource: o.Resource, Thread: t,
-			Expires: a.now().Add(broker.DefaultRequestTTL)}
-		if r, err := a.opts.Broker.Lookup(ctx, o.RequestID); err == nil {
-			base.Expires = r.Expires
-		}
+		base := requestRecord{RequestID: o.RequestID, Owner: principal, Action: o.Action, Resource: o.Resource, Thread: t, Expires: expires}
 		a.remember(ctx, base, shown{Channel: ch, TS: ts, What: whatConnect, User: user})
 	}
 	if t.Channel != "" && t.Channel != ch {
 		a.reply(ctx, t, user, escape(fmt.Sprintf("This needs your %s account: I've sent you a DM to connect it.", o.Service)))
+	}
+}
+
+// connectPromptKind marks that a person was shown a Connect button for a
+// service (scope the principal, ID the service), until it is connected or
+// the request it was for expires.
+const connectPromptKind = "slack-connect-prompt"
+
+func connectPromptKey(p broker.Principal, service string) store.Key {
+	return store.Key{Scope: p.String(), Kind: connectPromptKind, ID: service}
+}
+
+// claimConnectPrompt records that request id shows the Connect button for
+// service, unless a request still waiting for it shows one already
+// (store.ErrExists). A button whose request no longer waits (it expired,
+// a revoke canceled it) does not count.
+func (a *App) claimConnectPrompt(ctx context.Context, p broker.Principal, service, id string, expires time.Time) error {
+	key := connectPromptKey(p, service)
+	ttl := max(expires.Sub(a.now()), time.Minute)
+	err := a.opts.Store.Create(ctx, key, []byte(id), ttl)
+	if !errors.Is(err, store.ErrExists) {
+		return err
+	}
+	cur, gerr := a.opts.Store.Get(ctx, key)
+	if gerr != nil {
+		return err
+	}
+	r, lerr := a.opts.Broker.Lookup(ctx, string(cur.Value))
+	if lerr == nil && r.Status == broker.StatusWaitingConnection && a.now().Before(r.Expires) {
+		return err
+	}
+	if errors.Is(lerr, broker.ErrNoRequest) || lerr == nil {
+		if a.opts.Store.CompareAndSwap(ctx, key, cur.Value, []byte(id), ttl) == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// forgetConnectPrompt lets the next request waiting for service show a
+// Connect button again (the connection landed, or the button was not
+// shown).
+func (a *App) forgetConnectPrompt(ctx context.Context, p broker.Principal, service string) {
+	if err := a.opts.Store.Delete(ctx, connectPromptKey(p, service)); err != nil {
+		a.log.WarnContext(ctx, "connect prompt not forgotten", "slack_user", p.User, "service", service, "err", err)
 	}
 }
 

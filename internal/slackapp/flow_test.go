@@ -41,7 +41,7 @@ type flowOptions struct {
 	noEnroller bool           // leave Options.Enroller nil
 	noConnect  bool           // leave Options.Connect nil
 	// connectLink is Options.ConnectLink (nil: not set).
-	connectLink func(broker.Principal, string) (string, error)
+	connectLink func(broker.Principal, string, []string) (string, error)
 	// stackStore, when set, wraps the store the simulated stack (broker,
 	// vault, step-up) uses, to inject faults there.
 	stackStore func(store.Store) store.Store

@@ -291,12 +291,16 @@ func (a *App) viewArgs(ctx context.Context, c click) {
 
 // connectClick answers a Connect button.
 func (a *App) connectClick(ctx context.Context, c click) {
-	a.tell(ctx, c, a.connect(ctx, c.principal, c.value))
+	fields := strings.Fields(c.value)
+	if len(fields) == 0 {
+		return
+	}
+	a.tell(ctx, c, a.connect(ctx, c.principal, fields[0], fields[1:]...))
 }
 
 // connect answers principal's wish to connect service: a link to the OAuth
 // flow, made out to them alone, or (the demo) the connection itself.
-func (a *App) connect(ctx context.Context, principal broker.Principal, service string) string {
+func (a *App) connect(ctx context.Context, principal broker.Principal, service string, scopes ...string) string {
 	if a.opts.Connect == nil && a.opts.ConnectLink == nil {
 		return escape(fmt.Sprintf("Connecting %s is not set up here (AGENTHUB_PUBLIC_URL and the service's OAuth client), so I can't connect it from Slack.", service))
 	}
@@ -308,7 +312,7 @@ func (a *App) connect(ctx context.Context, principal broker.Principal, service s
 		return escape(fmt.Sprintf("I don't know the service %q. I can connect %s.", service, strings.Join(a.opts.Services, ", ")))
 	}
 	if a.opts.ConnectLink != nil {
-		link, err := a.opts.ConnectLink(principal, service)
+		link, err := a.opts.ConnectLink(principal, service, scopes)
 		if err != nil {
 			a.log.WarnContext(ctx, "connect link not made", "slack_user", principal.User, "service", service, "err", err)
 			return "I couldn't make a connect link just now. Try again in a moment."
@@ -356,6 +360,7 @@ func (a *App) ConnectionLanded(ctx context.Context, principal broker.Principal, 
 // landed goes on after principal's connection to service was stored: the
 // requests that waited for it, App Home; it returns what to tell them.
 func (a *App) landed(ctx context.Context, principal broker.Principal, service, account string) string {
+	a.forgetConnectPrompt(ctx, principal, service)
 	resumed := a.resumeConnected(ctx, principal, service)
 	a.publishHome(ctx, principal)
 	what := service

@@ -78,7 +78,8 @@ func requestRecordKey(id string) store.Key {
 }
 
 // remember appends m to the request's record, creating it from base when
-// there is none. Several replicas may append at once (the owner's DM and
+// there is none (a zero m appends nothing: the record keeps the request's
+// thread alone). Several replicas may append at once (the owner's DM and
 // the approvers' DMs, a step-up DM), so it is a compare-and-swap loop. A
 // failure is logged: the message was shown, and only its later update is
 // lost.
@@ -102,7 +103,9 @@ func (a *App) appendShown(ctx context.Context, base requestRecord, m shown) erro
 				rec.Thread = base.Thread
 			}
 		}
-		rec.Messages = append(rec.Messages, m)
+		if m.TS != "" {
+			rec.Messages = append(rec.Messages, m)
+		}
 		return json.Marshal(rec)
 	})
 	if err != nil {

@@ -59,3 +59,54 @@ func TestPlanGoesOnAfterApproval(t *testing.T) {
 		t.Fatalf("thread replies after approving = %q, want the comment's result then the list's", got)
 	}
 }
+
+// TestOneConnectButtonPerService: requests that wait for the same
+// connection share one Connect button: the second is told to use the
+// first, and connecting goes on with both. Once its request no longer
+// waits (a revoke canceled it), the next one gets a button again.
+func TestOneConnectButtonPerService(t *testing.T) {
+	f := newFlow(t, flowOptions{demo: true})
+	f.mention(alice, "C1", listPulls) // first contact connects everything
+	if _, err := f.env.Broker.Revoke(f.ctx, testPrincipal(alice), sim.ServiceGitHub); err != nil {
+		t.Fatal(err)
+	}
+	buttons := func() int {
+		n := 0
+		for _, m := range f.dms(alice) {
+			if _, ok := flowButtons(f.message(m).Blocks)[ActionConnect]; ok {
+				n++
+			}
+		}
+		return n
+	}
+	first := f.mention(alice, "C1", listPulls)
+	second := f.mention(alice, "C2", listPulls)
+	if n := buttons(); n != 1 {
+		t.Fatalf("Connect buttons for two waiting requests = %d, want 1", n)
+	}
+	if got := f.replies("C2", second); len(got) != 1 || !strings.Contains(got[0], "waits for your github connection too") {
+		t.Errorf("second request's reply = %q, want it pointed at the first button", got)
+	}
+	f.do(f.click(alice, f.lastDM(alice), ActionConnect))
+	for ch, ts := range map[string]string{"C1": first, "C2": second} {
+		if got := f.replies(ch, ts); len(got) != 2 || !strings.HasPrefix(got[1], ":white_check_mark:") {
+			t.Errorf("%s replies after connecting = %q, want the result", ch, got)
+		}
+	}
+
+	// A new wait after the connection landed shows a button again; a revoke
+	// cancels its request, and the next wait shows one too.
+	f.command(alice, "revoke github")
+	f.mention(alice, "C1", listPulls)
+	if n := buttons(); n != 1 {
+		t.Fatalf("Connect buttons after connecting and revoking again = %d, want 1", n)
+	}
+	f.command(alice, "revoke github")
+	if n := buttons(); n != 0 {
+		t.Fatalf("Connect buttons after the revoke canceled their request = %d, want 0", n)
+	}
+	f.mention(alice, "C1", listPulls)
+	if n := buttons(); n != 1 {
+		t.Errorf("Connect buttons after the waiting request was canceled = %d, want 1 (the new one)", n)
+	}
+}

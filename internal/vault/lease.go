@@ -124,7 +124,7 @@ func (v *Vault) Lease(ctx context.Context, req LeaseRequest) (*Lease, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := checkConn(&rec, scopes); err != nil {
+	if err := checkConn(&rec, scopes, svc.Covers); err != nil {
 		return fail(err)
 	}
 	if err := v.record(ctx, audit.Event{
@@ -148,13 +148,13 @@ func (v *Vault) Lease(ctx context.Context, req LeaseRequest) (*Lease, error) {
 	return l, nil
 }
 
-func checkConn(rec *connRecord, scopes []string) error {
+func checkConn(rec *connRecord, scopes []string, covers map[string][]string) error {
 	if err := activeErr(rec.Principal, rec.Service, rec.Status); err != nil {
 		return err
 	}
 	var missing []string
 	for _, s := range scopes {
-		if !slices.Contains(rec.Scopes, s) {
+		if !slices.ContainsFunc(rec.Scopes, func(granted string) bool { return granted == s || slices.Contains(covers[granted], s) }) {
 			missing = append(missing, s)
 		}
 	}

@@ -102,6 +102,11 @@ type Service struct {
 	// The vault never shows its error, only the error's type or HTTP
 	// status, because an error may quote a URL that carried a token.
 	Revoke func(ctx context.Context, access, refresh secret.Secret) error
+	// Covers names, for a granted scope, the narrower scopes it includes
+	// as the provider documents them (Google's calendar.events includes
+	// calendar.events.readonly): a lease asking for a narrower scope is
+	// served by a connection that holds the wider one.
+	Covers map[string][]string
 }
 
 // String names the service and its API hosts only: the OAuth

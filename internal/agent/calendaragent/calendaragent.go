@@ -2,9 +2,11 @@
 // freebusy, and creating and deleting events, on google.golang.org/api/calendar/v3 with the
 // client of a vault lease.
 //
-// Scopes: every action declares calendar.events, which covers reading, creating and deleting
-// events and querying free/busy; a separate read-only scope for the reads would force the person
-// to connect twice for no gain in what the agent can reach.
+// Scopes: each action declares the narrowest scope Google's discovery document accepts for the
+// methods it calls: list_events calendar.events.readonly, find_free_time calendar.events.freebusy
+// (freebusy.query does not take calendar.events), create_event and delete_event calendar.events.
+// A person connects the read scopes first and grants calendar.events only when a write needs it
+// (include_granted_scopes adds it to what they granted).
 package calendaragent
 
 import (
@@ -32,8 +34,15 @@ const (
 // primary is the person's own calendar, which find_free_time always consults.
 const primary = "primary"
 
-// Scope is the OAuth scope every calendar action declares.
-const Scope = calendar.CalendarEventsScope
+// The OAuth scopes the calendar actions declare.
+const (
+	ScopeRead     = calendar.CalendarEventsReadonlyScope // list_events
+	ScopeFreeBusy = calendar.CalendarEventsFreebusyScope // find_free_time
+	ScopeWrite    = calendar.CalendarEventsScope         // create_event, delete_event
+)
+
+// Scopes are every scope the calendar actions declare.
+var Scopes = []string{ScopeRead, ScopeFreeBusy, ScopeWrite}
 
 // Register adds the calendar actions to r.
 func Register(r *agent.Registry, e agent.Endpoints) error { return r.Register(Actions(e)...) }
@@ -50,9 +59,16 @@ func Actions(e agent.Endpoints) []agent.Action {
 	g := gcal{endpoint: e.Calendar}
 	act := func(name, desc, schema string, risk policy.Risk, write bool, check func(agent.Args) error,
 		res func(agent.Args) policy.Resource, exec agent.Exec) agent.Action {
+		scope := ScopeWrite
+		switch name {
+		case "list_events":
+			scope = ScopeRead
+		case "find_free_time":
+			scope = ScopeFreeBusy
+		}
 		return agent.Action{
 			Name: Agent + "." + name, Agent: Agent, Service: Service, Description: desc, Schema: schema,
-			Scopes: []string{Scope}, Risk: risk, Write: write, Check: check, ResourceFromArgs: res, Execute: exec,
+			Scopes: []string{scope}, Risk: risk, Write: write, Check: check, ResourceFromArgs: res, Execute: exec,
 		}
 	}
 	return []agent.Action{

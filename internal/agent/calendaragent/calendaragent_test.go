@@ -21,7 +21,7 @@ var now = time.Date(2025, 3, 10, 8, 0, 0, 0, time.UTC)
 
 func setup(t *testing.T) (*sim.World, *agent.Registry, *http.Client) {
 	t.Helper()
-	return agenttest.Setup(t, sim.Options{Now: func() time.Time { return now }}, calendaragent.Register, sim.ServiceGoogle, calendaragent.Scope)
+	return agenttest.Setup(t, sim.Options{Now: func() time.Time { return now }}, calendaragent.Register, sim.ServiceGoogle, calendaragent.Scopes...)
 }
 
 type call struct{ Method, Path string }

@@ -47,12 +47,18 @@ type Fake struct {
 	revocations   []string // what was asked to revoke, described
 	apiAuth       []string // Authorization headers the API saw
 	exchanges     int
+	// granted are the scopes the person granted at Google so far: with
+	// include_granted_scopes a consent adds to them, as Google's
+	// incremental authorization does.
+	granted []string
+	scopes  map[int]string // grant → the scope its token responses name
 }
 
 type fakeCode struct {
 	challenge, redirect string
 	grant               int
 	used                bool
+	scope               string // what the token response names (Google)
 }
 
 // New starts a fake of kind: github, google or slack.
@@ -109,11 +115,34 @@ func (f *Fake) authorize(w http.ResponseWriter, r *http.Request) {
 		back.Set("error", "access_denied")
 	} else {
 		code := f.mint("code")
-		f.codes[code] = &fakeCode{challenge: q.Get("code_challenge"), redirect: q.Get("redirect_uri"), grant: f.n}
+		f.codes[code] = &fakeCode{challenge: q.Get("code_challenge"), redirect: q.Get("redirect_uri"), grant: f.n, scope: f.consent(q)}
 		back.Set("code", code)
 	}
 	redirect.RawQuery = back.Encode()
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
+}
+
+// consent is what a Google consent grants: the scopes asked for ("email"
+// named as Google names it), with those granted before when the request
+// says include_granted_scopes.
+func (f *Fake) consent(q url.Values) string {
+	if f.kind != "google" {
+		return ""
+	}
+	var now []string
+	if q.Get("include_granted_scopes") == "true" {
+		now = slices.Clone(f.granted)
+	}
+	for _, s := range strings.Fields(q.Get("scope")) {
+		if s == "email" {
+			s = "https://www.googleapis.com/auth/userinfo.email"
+		}
+		if !slices.Contains(now, s) {
+			now = append(now, s)
+		}
+	}
+	f.granted = now
+	return strings.Join(now, " ")
 }
 
 // fail answers a token request as the provider does.
@@ -167,6 +196,10 @@ func (f *Fake) token(w http.ResponseWriter, r *http.Request) {
 		c.used = true
 		grant = c.grant
 		f.exchanges++
+		if f.scopes == nil {
+			f.scopes = map[int]string{}
+		}
+		f.scopes[grant] = c.scope
 	default:
 		f.fail(w, "unsupported_grant_type")
 		return
@@ -181,7 +214,7 @@ func (f *Fake) token(w http.ResponseWriter, r *http.Request) {
 		claims, _ := json.Marshal(map[string]any{"iss": "https://accounts.google.com", "sub": "1234", "email": f.account, "email_verified": true})
 		idToken := "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(claims) + ".c2ln"
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": 3599, "refresh_token": refresh,
-			"scope": "https://www.googleapis.com/auth/calendar.events openid https://www.googleapis.com/auth/userinfo.email", "id_token": idToken})
+			"scope": f.scopes[grant], "id_token": idToken})
 	case "slack":
 		if r.PostForm.Get("grant_type") == "refresh_token" {
 			writeJSON(w, http.StatusOK, map[string]any{"ok": true, "access_token": access, "token_type": "user", "refresh_token": refresh,
