@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/connect"
@@ -44,37 +46,56 @@ func connectFlows(cfg *config.Config, provs *providers, idp *identity.IdP, env *
 	})
 }
 
-// enrolOnPage lets p enrol (by says who let them) and starts it, for a page
-// to show the key: the gate was passed in that browser.
-func enrolOnPage(ctx context.Context, env *botEnv, p broker.Principal, by, requestID string, reset bool) (stepup.Enrolment, error) {
-	if err := env.core.StepUp.Allow(ctx, p.String(), by, reset); err != nil {
-		return stepup.Enrolment{}, err
+// enrolLinkPurpose is the purpose of an enrol link: "enrol" or "reset",
+// and who issued it ("admin:T…:U…", "operator").
+func enrolLinkPurpose(by string, reset bool) string {
+	if reset {
+		return identity.PurposeReset + " " + by
 	}
-	return env.app.EnrolOnPage(ctx, p, requestID)
+	return "enrol " + by
 }
 
-// enrolLinkAction is what a link from "bot stepup enrol-link" does: the
-// operator handed it over out of band, so whoever opens it is let to enrol
-// its person, and sees the key on the page.
+// issueEnrolLink makes, on the record, a single-use link that lets p set
+// up an authenticator (reset: replace theirs), good for valid: the
+// enrolment gate's way through an administrator or the operator, who hands
+// it over out of band.
+func issueEnrolLink(ctx context.Context, rec *audit.Recorder, linkKey []byte, publicURL string, p broker.Principal, by string, reset bool, valid time.Duration) (string, error) {
+	expires := time.Now().Add(valid)
+	link, err := connect.NewLink(linkKey, publicURL, p, enrolAction, enrolLinkPurpose(by, reset), expires, rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	// On the record before it exists anywhere else.
+	if _, err := rec.Record(ctx, audit.Event{Kind: stepup.KindLinkIssued, Actor: by, Detail: map[string]string{
+		"principal": p.String(), "reset": fmt.Sprint(reset), "expires": expires.UTC().Format(time.RFC3339)}}); err != nil {
+		return "", fmt.Errorf("no link was made: %w", err)
+	}
+	return link, nil
+}
+
+// enrolLinkAction is what an enrol link does: whoever opens it passed the
+// gate (an administrator or the operator handed it over out of band), so
+// its person is enrolled and the page shows the key.
 func enrolLinkAction(env *botEnv) connect.Action {
 	return connect.Action{
 		Name: "the set-up",
 		Describe: func(_ context.Context, p broker.Principal, purpose string) connect.Done {
 			what := "set up an authenticator app for AgentHub's step-up codes"
-			if purpose == identity.PurposeReset {
+			if strings.HasPrefix(purpose, identity.PurposeReset+" ") {
 				what = "replace your authenticator app (the one you had stops working)"
 			}
 			return connect.Done{Title: "Set up your authenticator", Lines: []string{
-				fmt.Sprintf("This link, which whoever runs AgentHub gave you, lets Slack user %s in workspace %s %s.", p.User, p.Team, what),
-				"Continue shows the key, once. It works only once.",
+				fmt.Sprintf("This link, which an administrator of AgentHub gave you, lets Slack user %s in workspace %s %s.", p.User, p.Team, what),
+				"Continue shows the key, once. The link works only once.",
 			}}
 		},
 		Do: func(ctx context.Context, p broker.Principal, purpose string) (connect.Done, error) {
-			enr, err := enrolOnPage(ctx, env, p, "operator-link", "", purpose == identity.PurposeReset)
+			kind, by, _ := strings.Cut(purpose, " ")
+			enr, err := env.app.EnrolOnPage(ctx, p, "link:"+by, "", kind == identity.PurposeReset)
 			if errors.Is(err, stepup.ErrAlreadyEnrolled) {
 				return connect.Done{}, &connect.Refused{Reason: "already_enrolled", Status: http.StatusConflict, Page: connect.Done{
 					Title: "An authenticator is set up already",
-					Lines: []string{"This link sets up a first one. To replace a lost one, ask for a reset link."}}}
+					Lines: []string{"This link sets up a first one. To replace a lost one, ask for a reset link (/agenthub reset)."}}}
 			}
 			if err != nil {
 				return connect.Done{}, err
@@ -98,9 +119,11 @@ func identityProvider(ctx context.Context, cfg *config.Config, env *botEnv, dir 
 		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDC.ID, ClientSecret: cfg.OIDC.Secret.Reveal(),
 		ACRValues: cfg.OIDCACRValues, AMR: cfg.OIDCAMR,
 		Store: env.st, Audit: env.core.Audit, EmailOf: dir.Email, Logger: logger,
-		SignedIn: func(ctx context.Context, p broker.Principal, requestID string) { env.app.SignedIn(ctx, p, requestID) },
+		SignedIn: func(ctx context.Context, p broker.Principal, requestID string) error {
+			return env.app.SignedIn(ctx, p, requestID)
+		},
 		Enrol: func(ctx context.Context, p broker.Principal, by, requestID string, reset bool) (stepup.Enrolment, error) {
-			return enrolOnPage(ctx, env, p, by, requestID, reset)
+			return env.app.EnrolOnPage(ctx, p, by, requestID, reset)
 		},
 		Describe: func(ctx context.Context, requestID string) string {
 			r, err := env.core.Broker.Lookup(ctx, requestID)

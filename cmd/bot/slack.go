@@ -143,6 +143,12 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 			return flows.LinkFor(p, identity.Service, purpose)
 		}
 	}
+	var enrolLink func(context.Context, broker.Principal, string, bool) (string, error)
+	if flows != nil {
+		enrolLink = func(ctx context.Context, p broker.Principal, by string, reset bool) (string, error) {
+			return issueEnrolLink(ctx, env.core.Audit, k.links, cfg.PublicURL, p, by, reset, adminEnrolLinkTTL)
+		}
+	}
 	env.app, err = slackapp.New(slackapp.Options{
 		Broker: env.core.Broker, Store: st, API: api, Enroller: env.core.StepUp,
 		Connections: func(ctx context.Context, principal broker.Principal) ([]slackapp.HomeConnection, error) {
@@ -163,6 +169,7 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		ConnectLink: connectLink,
 		SignInLink:  signInLink,
 		Admins:      cfg.Admins,
+		EnrolLink:   enrolLink,
 		Demo:        provs.sim != nil,
 		Services:    services,
 		Off:         provs.offNames(),

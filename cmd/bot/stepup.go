@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,11 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/config"
-	"github.com/agenthub/agenthub/internal/connect"
-	"github.com/agenthub/agenthub/internal/stepup"
 )
 
 const stepupUsage = `Usage:
@@ -99,21 +95,15 @@ func (h hooks) runStepUp(ctx context.Context, args []string, getenv func(string)
 	if err != nil {
 		return fmt.Errorf("stepup: %w", err)
 	}
-	purpose := ""
-	if *reset {
-		purpose = "reset"
-	}
-	expires := time.Now().Add(*valid)
-	link, err := connect.NewLink(k.links, cfg.PublicURL, p, enrolAction, purpose, expires, rand.Reader)
+	link, err := issueEnrolLink(ctx, c.Audit, k.links, cfg.PublicURL, p, "operator", *reset, *valid)
 	if err != nil {
 		return fmt.Errorf("stepup: %w", err)
 	}
-	// On the record before it exists anywhere else.
-	if _, err := c.Audit.Record(ctx, audit.Event{Kind: stepup.KindLinkIssued, Actor: "operator:bot-stepup",
-		Detail: map[string]string{"principal": p.String(), "reset": fmt.Sprint(*reset), "expires": expires.UTC().Format(time.RFC3339)}}); err != nil {
-		return fmt.Errorf("stepup: no link was made: %w", err)
-	}
 	fmt.Fprintf(stdout, "%s\n", link)
-	fmt.Fprintf(stderr, "Hand this link to %s out of band. It works once, until %s.\n", p, expires.UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(stderr, "Hand this link to %s out of band. It works once, for %s.\n", p, *valid)
 	return nil
 }
+
+// adminEnrolLinkTTL is how long an enrol link an administrator got in
+// Slack works: long enough to reach the person out of band.
+const adminEnrolLinkTTL = 24 * time.Hour

@@ -187,6 +187,8 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		l.problems = append(l.problems, Problem{Name: "OIDC_ISSUER", Missing: true, Message: "required with OIDC_CLIENT_ID"})
 	case c.OIDCIssuer != "" && c.PublicURL == "" && l.getenv("AGENTHUB_PUBLIC_URL") == "":
 		l.bad("AGENTHUB_PUBLIC_URL", "required with OIDC_ISSUER: the identity provider sends browsers back to it")
+	case c.OIDCAMR == "-" && c.OIDCACRValues == "-":
+		l.bad("OIDC_AMR", "with OIDC_ACR_VALUES=- too, nothing would show that a sign-in used a second factor: keep one of them")
 	}
 	c.GitHubWebhookSecret = l.secret("GITHUB_WEBHOOK_SECRET", false)
 	if s := c.GitHubWebhookSecret; !s.IsZero() && len(s.Reveal()) < 16 {

@@ -142,6 +142,8 @@ func TestProviderClients(t *testing.T) {
 			"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com", "AGENTHUB_PUBLIC_ADDR": ":8443"}, []string{"OIDC_CLIENT_SECRET"}},
 		{"OIDC over http", map[string]string{"OIDC_ISSUER": "http://idp.example.com/", "OIDC_CLIENT_ID": "c", "OIDC_CLIENT_SECRET": canary,
 			"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com", "AGENTHUB_PUBLIC_ADDR": ":8443"}, []string{"OIDC_ISSUER"}},
+		{"OIDC with no word of the factor", map[string]string{"OIDC_ISSUER": "https://example.eu.auth0.com/", "OIDC_CLIENT_ID": "c", "OIDC_CLIENT_SECRET": canary,
+			"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com", "AGENTHUB_PUBLIC_ADDR": ":8443", "OIDC_AMR": "-", "OIDC_ACR_VALUES": "-"}, []string{"OIDC_AMR"}},
 		{"admins", map[string]string{"AGENTHUB_ADMINS": "U012ABCDEF, W034GHIJKL,U012ABCDEF"}, nil},
 		{"admins not user IDs", map[string]string{"AGENTHUB_ADMINS": "U012ABCDEF,@ana"}, []string{"AGENTHUB_ADMINS"}},
 		{"OIDC without a public URL", map[string]string{"OIDC_ISSUER": "https://example.eu.auth0.com/", "OIDC_CLIENT_ID": "c", "OIDC_CLIENT_SECRET": canary},

@@ -309,9 +309,10 @@ func (f *Flows) Link(p broker.Principal, service string) (string, error) {
 // LinkFor is Link for a purpose, which the flow's Finish is given: what a
 // sign-in at an identity provider is for.
 func (f *Flows) LinkFor(p broker.Principal, service, purpose string) (string, error) {
-	_, provider := f.opts.Providers[service]
-	_, action := f.opts.Actions[service]
-	if !provider && !action {
+	// Providers only: an action's links (an authenticator's set-up) are
+	// made by whoever may hand them over (NewLink), never on a Slack
+	// user's word.
+	if _, ok := f.opts.Providers[service]; !ok {
 		return "", fmt.Errorf("connect: unknown service %q", service)
 	}
 	return NewLink(f.opts.Key, f.public.String(), p, service, purpose, f.opts.Now().Add(LinkTTL), f.opts.Rand)
@@ -386,10 +387,10 @@ func (f *Flows) refuse(w http.ResponseWriter, r *http.Request, actor, service, r
 func linkRefusal(err error) page {
 	if errors.Is(err, errLinkExpired) {
 		return page{Title: "This link has expired", Lines: []string{
-			"Connect links work for 10 minutes. Ask again in Slack (the Connect button, or /agenthub connect) for a new one."}}
+			"AgentHub's links work for a short while only. Ask again where you got it (in Slack: the button, or the /agenthub command) for a new one."}}
 	}
 	return page{Title: "This link is not valid", Lines: []string{
-		"Ask again in Slack (the Connect button, or /agenthub connect) for a new one."}}
+		"Ask again where you got it (in Slack: the button, or the /agenthub command) for a new one."}}
 }
 
 // checkLink verifies a link's token for op, and refuses it (on the record,
@@ -716,7 +717,7 @@ func (f *Flows) done(w http.ResponseWriter, r *http.Request, p broker.Principal,
 	if err != nil {
 		f.logExchange(r.Context(), service, err)
 		show(w, http.StatusBadGateway, page{Title: "This could not be finished",
-			Lines: []string{"Nothing was changed. Ask again in Slack in a moment for a new link."}})
+			Lines: []string{"Nothing was changed, and this link is used up. Ask again where you got it for a new one."}})
 		return
 	}
 	show(w, http.StatusOK, d.page())
@@ -729,7 +730,9 @@ func (f *Flows) logExchange(ctx context.Context, service string, err error) {
 	if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
 		attrs = append(attrs, "status", re.Response.StatusCode, "error_code", re.ErrorCode)
 	} else {
-		attrs = append(attrs, "error_type", fmt.Sprintf("%T", err))
+		// Not the provider's answer (whose body oauth2 quotes): a fault
+		// of the store, the trail or the network, which names no token.
+		attrs = append(attrs, "error_type", fmt.Sprintf("%T", err), "error", err)
 	}
 	f.opts.Logger.WarnContext(ctx, "code exchange failed", attrs...)
 }

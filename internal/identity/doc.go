@@ -43,9 +43,18 @@
 //   - stepup:<request>: the sign-in of the identity linked to the request's
 //     owner is recorded as stepup.passed (factor oidc, with the subject and
 //     auth_time) and Options.SignedIn moves the request on
-//     (broker.SignedIn), which runs it if nothing else is missing. The
-//     state is single-use, so one login counts for that one request; a
-//     replayed callback is refused (state_spent).
+//     (broker.SignedIn), which runs it if nothing else is missing; a
+//     request that no longer waits for it (it ran, expired, was denied)
+//     takes nothing, and the page says so. The state is single-use, so one
+//     login counts for that one request; a replayed callback is refused
+//     (state_spent).
+//   - enrol:<request> and reset: the enrolment gate of step-up codes
+//     (internal/stepup): a sign-in of the linked identity enrols its
+//     person, and the page shows the new authenticator's key, which never
+//     travels through Slack.
+//
+// Where the IdP does not say which factors a login used (OIDC_AMR=-), the
+// acr it says the login met must be one of those asked for.
 //
 // Nothing of the tokens the IdP returns is kept, logged or shown: the
 // id_token is checked and dropped, and the access token is not used.

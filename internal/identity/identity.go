@@ -90,7 +90,7 @@ type Options struct {
 	// SignedIn is told that p signed in for request requestID, after the
 	// sign-in was checked and recorded (stepup.passed): the Slack app
 	// moves the request on (broker.SignedIn).
-	SignedIn func(ctx context.Context, p broker.Principal, requestID string)
+	SignedIn func(ctx context.Context, p broker.Principal, requestID string) error
 	// Enrol lets p set up an authenticator (reset: replace theirs) after
 	// a sign-in of their linked identity (by names it, for the trail) and
 	// starts it; requestID is the request waiting for it, if any. The key
@@ -134,7 +134,7 @@ func New(ctx context.Context, opts Options) (*IdP, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.SignedIn == nil {
-		opts.SignedIn = func(context.Context, broker.Principal, string) {}
+		opts.SignedIn = func(context.Context, broker.Principal, string) error { return nil }
 	}
 	opts.ACRValues = cmp.Or(opts.ACRValues, DefaultACR)
 	opts.AMR = cmp.Or(opts.AMR, DefaultAMR)
@@ -282,6 +282,7 @@ func (i *IdP) check(ctx context.Context, x connect.Exchange) (signIn, error) {
 	var c struct {
 		AuthTime      *float64 `json:"auth_time"`
 		AMR           []string `json:"amr"`
+		ACR           string   `json:"acr"`
 		Email         string   `json:"email"`
 		EmailVerified any      `json:"email_verified"`
 	}
@@ -298,9 +299,15 @@ func (i *IdP) check(ctx context.Context, x connect.Exchange) (signIn, error) {
 		return signIn{}, refused("auth_time_stale", "This sign-in was not fresh",
 			fmt.Sprintf("AgentHub needs a login made in the last %d minutes, and %s reused an older one.", int(MaxAge/time.Minute), i.opts.Name))
 	}
-	if i.opts.AMR != "-" && !slices.Contains(c.AMR, i.opts.AMR) {
+	switch {
+	case i.opts.AMR != "-" && !slices.Contains(c.AMR, i.opts.AMR):
 		return signIn{}, refused("factor_missing", "This sign-in did not use your second factor",
 			fmt.Sprintf("%s did not say that your second factor was used (amr %s).", i.opts.Name, i.opts.AMR))
+	case i.opts.AMR == "-" && !slices.Contains(strings.Fields(i.opts.ACRValues), c.ACR):
+		// Without amr, the only word of the factor is the acr the IdP
+		// says it met: acr_values alone is a wish it may ignore.
+		return signIn{}, refused("factor_missing", "This sign-in did not use your second factor",
+			fmt.Sprintf("%s did not say that the login met the policy AgentHub asked for (acr).", i.opts.Name))
 	}
 	verified := c.EmailVerified == true || c.EmailVerified == "true"
 	s := signIn{Identity: Identity{Issuer: idt.Issuer, Subject: idt.Subject, Linked: now}, AuthTime: at, AMR: c.AMR}
@@ -317,7 +324,7 @@ func (i *IdP) link(ctx context.Context, p broker.Principal, s signIn) (connect.D
 		if err != nil {
 			return connect.Done{}, fmt.Errorf("identity: the Slack user's email: %w", err)
 		}
-		if want == "" || s.Email == "" || !strings.EqualFold(want, s.Email) {
+		if !sameEmail(want, s.Email) {
 			return connect.Done{}, refused("email_mismatch", "This is not your identity",
 				fmt.Sprintf("The identity you signed in with at %s does not have the email of Slack user %s.", i.opts.Name, p.User))
 		}
@@ -343,6 +350,17 @@ func (i *IdP) link(ctx context.Context, p broker.Principal, s signIn) (connect.D
 		fmt.Sprintf("Slack user %s is linked to %s at %s.", p.User, cmp.Or(s.Email, s.Subject), i.opts.Name),
 		"AgentHub asks this identity to sign in again before risky actions. You can close this tab.",
 	}}, nil
+}
+
+// sameEmail compares two addresses as mail systems do in practice: ASCII
+// letters without case. An address with anything but printable ASCII
+// matches nothing (Unicode case folding would let "K" (Kelvin) stand for
+// "k").
+func sameEmail(a, b string) bool {
+	ascii := func(s string) bool {
+		return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' })
+	}
+	return ascii(a) && ascii(b) && strings.ToLower(a) == strings.ToLower(b)
 }
 
 // unlink undoes p's link, when the linked identity itself signed in.
@@ -383,7 +401,13 @@ func (i *IdP) stepUp(ctx context.Context, p broker.Principal, id string, s signI
 	if _, err := i.opts.Audit.Record(ctx, audit.Event{Kind: audit.StepUpPassed, Actor: p.String(), RequestID: id, Detail: detail}); err != nil {
 		return connect.Done{}, fmt.Errorf("identity: record step-up: %w", err)
 	}
-	i.opts.SignedIn(ctx, p, id)
+	if err := i.opts.SignedIn(ctx, p, id); err != nil {
+		// Checked and recorded, but the request did not take it: it ran,
+		// expired or was denied meanwhile, or the store failed.
+		return connect.Done{Title: "Signed in, but nothing ran", Lines: []string{
+			"This request is not waiting for your sign-in any more (it ran, expired or was denied), or AgentHub could not go on with it just now. Slack says which.",
+			"You can close this tab."}}, nil
+	}
 	return connect.Done{Title: "Verified", Lines: []string{
 		"AgentHub goes on with the request in Slack, where you will see what came of it. You can close this tab."}}, nil
 }
@@ -398,6 +422,11 @@ func (i *IdP) enrol(ctx context.Context, p broker.Principal, requestID string, r
 		return connect.Done{}, err
 	}
 	enr, err := i.opts.Enrol(ctx, p, "oidc:"+s.Subject, requestID, reset)
+	if errors.Is(err, stepup.ErrAlreadyEnrolled) {
+		return connect.Done{}, &connect.Refused{Reason: "already_enrolled", Kind: audit.IdentityRefused, Status: http.StatusConflict, Page: connect.Done{
+			Title: "An authenticator is set up already",
+			Lines: []string{"To replace a lost one, use /agenthub reset in Slack."}}}
+	}
 	if err != nil {
 		return connect.Done{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -81,10 +82,14 @@ func newHarness(t *testing.T) *harness {
 		EmailOf: func(_ context.Context, p broker.Principal) (string, error) {
 			return map[broker.Principal]string{alice: "Anna@Example.com", mallory: "mark@example.com"}[p], nil
 		},
-		SignedIn: func(_ context.Context, p broker.Principal, id string) {
+		SignedIn: func(_ context.Context, p broker.Principal, id string) error {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.signed = append(h.signed, p.String()+" "+id)
+			if id == "req-gone" {
+				return errors.New("the request no longer waits")
+			}
+			return nil
 		},
 		Describe: func(_ context.Context, id string) string { return "github.merge_pull_request on acme/payments" },
 		Enrol: func(_ context.Context, p broker.Principal, by, id string, reset bool) (stepup.Enrolment, error) {
@@ -440,5 +445,64 @@ func TestEnrolGate(t *testing.T) {
 	}
 	if got := h.signedIns(); !slices.Equal(got, want) {
 		t.Errorf("Enrol told %q, want %q", got, want)
+	}
+}
+
+// Where the IdP says nothing of amr (OIDC_AMR=-), the acr it says it met
+// must be the one asked for: acr_values alone is a wish.
+func TestACRWhenAMRIsOff(t *testing.T) {
+	h := newHarness(t)
+	h.link(alice, anna)
+	idp, err := identity.New(h.ctx, identity.Options{
+		Issuer: h.op.Issuer(), ClientID: h.op.ClientID, ClientSecret: h.op.ClientSecret, AMR: "-",
+		Store: h.st, Audit: h.env.Audit,
+		SignedIn: func(context.Context, broker.Principal, string) error { return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows, err := connect.New(connect.Options{
+		PublicURL: h.srv.URL, Key: bytes.Repeat([]byte("k"), 32), Store: h.st, Vault: h.env.Vault, Refuser: h.env.Broker, Audit: h.env.Audit,
+		Providers: map[string]connect.Provider{identity.Service: idp.Provider()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.flows = flows
+	h.srv.Config.Handler = flows.Handler()
+	noAMR := anna
+	noAMR.AMR = nil
+	if r := h.signIn(alice, identity.StepUpPurpose("req-acr"), noAMR); r.Status != http.StatusForbidden || !h.refused(audit.IdentityRefused, "factor_missing") {
+		t.Errorf("a sign-in with neither amr nor acr: %d", r.Status)
+	}
+	h.op.Tamper(func(c jwt.MapClaims) *mockoidc.Keypair { c["acr"] = identity.DefaultACR; return h.op.Keypair })
+	defer h.op.Tamper(nil)
+	if r := h.signIn(alice, identity.StepUpPurpose("req-acr"), noAMR); r.Status != http.StatusOK {
+		t.Errorf("a sign-in whose acr is the one asked for: %d %s", r.Status, r.Body)
+	}
+}
+
+// An email is compared as ASCII without case: Unicode case folding would
+// let a look-alike address (a Kelvin sign for a K) match.
+func TestLinkEmailIsASCII(t *testing.T) {
+	h := newHarness(t)
+	h.idpEmailFor(mallory, "kim@example.com")
+	lookalike := oidctest.Person{Subject: "idp|kim", Email: "\u212aim@example.com", AMR: anna.AMR}
+	if r := h.signIn(mallory, identity.PurposeLink, lookalike); r.Status != http.StatusForbidden || !h.refused(audit.IdentityRefused, "email_mismatch") {
+		t.Errorf("a look-alike email linked: %d", r.Status)
+	}
+	upper := lookalike
+	upper.Email = "KIM@EXAMPLE.COM"
+	h.link(mallory, upper)
+}
+
+// A sign-in for a request that no longer waits for it (it ran, expired,
+// was denied) says so, instead of "Verified".
+func TestStepUpForARequestGone(t *testing.T) {
+	h := newHarness(t)
+	h.link(alice, anna)
+	r := h.signIn(alice, identity.StepUpPurpose("req-gone"), anna)
+	if r.Status != http.StatusOK || strings.Contains(r.Body, "<h1>Verified") || !strings.Contains(r.Body, "nothing ran") {
+		t.Errorf("page for a request that did not take the sign-in: %d %s", r.Status, r.Body)
 	}
 }

@@ -110,15 +110,17 @@ func (l links) link(ctx context.Context, p broker.Principal, id Identity) (alrea
 	return false, nil
 }
 
-// unlink undoes p's link to id: the identity's record first, so that a
-// link is whole until its Slack user's record goes.
+// unlink undoes p's link to id: the Slack user's record first, so that a
+// process stopped in between leaves the identity still claimed by its
+// former Slack user (who may link it again, link() allows that) rather
+// than free while that user still counts as linked.
 func (l links) unlink(ctx context.Context, p broker.Principal, id Identity) error {
+	if err := l.st.Delete(ctx, linkKey(p)); err != nil {
+		return fmt.Errorf("identity: remove link: %w", err)
+	}
 	err := l.st.CompareAndDelete(ctx, subjectKey(id.Issuer, id.Subject), []byte(p.String()))
 	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("identity: release identity: %w", err)
-	}
-	if err := l.st.Delete(ctx, linkKey(p)); err != nil {
-		return fmt.Errorf("identity: remove link: %w", err)
 	}
 	return nil
 }

@@ -41,9 +41,9 @@ type Enroller interface {
 	Enroll(ctx context.Context, principal, accountName string) (stepup.Enrolment, error)
 	Confirm(ctx context.Context, principal, code string) error
 	Enrolled(ctx context.Context, principal string) (bool, error)
-	// Allow lets principal enrol once (reset: in place of a confirmed
-	// enrolment), after the enrolment gate; by says who let them.
-	Allow(ctx context.Context, principal, by string, reset bool) error
+	// EnrollAfterGate enrols principal (reset: in place of a confirmed
+	// enrolment) once they passed the enrolment gate; by says how.
+	EnrollAfterGate(ctx context.Context, principal, by string, reset bool) (stepup.Enrolment, error)
 }
 
 // Options configure an App. Broker, Store and API are required.
@@ -82,8 +82,14 @@ type Options struct {
 	SignInLink func(principal broker.Principal, purpose string) (string, error)
 	// Admins are the Slack user IDs of AgentHub's administrators
 	// (AGENTHUB_ADMINS): without an identity provider, one of them, never
-	// the person, approves each enrolment and reset of an authenticator.
+	// the person, approves each enrolment and reset of an authenticator,
+	// and gets an enrolment link (EnrolLink) to hand over out of band.
 	Admins []string
+	// EnrolLink issues, on the record, a single-use link that lets
+	// principal set up an authenticator (reset: replace theirs) and shows
+	// its key on the page it opens; by says who issued it. nil: the
+	// administrators' path is off.
+	EnrolLink func(ctx context.Context, principal broker.Principal, by string, reset bool) (string, error)
 	// Demo marks the app as running against simulated providers: each
 	// person is connected to every service on first contact (with Connect).
 	Demo     bool

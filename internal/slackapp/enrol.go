@@ -92,14 +92,6 @@ func (a *App) startEnrolment(ctx context.Context, c click, requestID string) {
 	a.enrol(ctx, c.principal, requestID, func(text string) { a.tell(ctx, c, text) })
 }
 
-// EnrolAllowed is told that principal passed the enrolment gate (a sign-in
-// of their linked identity, an administrator's approval, the operator's
-// link): the enrolment starts in their DM at once, for the request that
-// waits for it, if any.
-func (a *App) EnrolAllowed(ctx context.Context, principal broker.Principal, requestID string) {
-	a.enrol(ctx, principal, requestID, func(text string) { a.reply(ctx, thread{}, principal.User, escape(text)) })
-}
-
 // enrol creates a pending enrolment and DMs its secret; tell answers the
 // person when it cannot. Where enrolment is gated and nothing let them
 // enrol, the gate is started instead.
@@ -401,19 +393,18 @@ func EnrolOnPageMessage(requestID string) []slack.Block {
 	return append(blocks, actions("agenthub_enrol", []*slack.ButtonBlockElement{b})...)
 }
 
-// EnrolOnPage starts principal's enrolment for a page to show its key
-// (they passed the enrolment gate in that browser): only the Confirm
-// button comes to their DM. requestID is the request waiting for it, if
-// any.
-func (a *App) EnrolOnPage(ctx context.Context, principal broker.Principal, requestID string) (stepup.Enrolment, error) {
-	enr, err := a.opts.Enroller.Enroll(ctx, principal.String(), "")
+// EnrolOnPage enrols principal, who passed the enrolment gate in a browser
+// (by says how: a fresh sign-in, a link handed over out of band), for that
+// browser's page to show the key: only the Confirm button comes to their
+// DM. requestID is the request waiting for it, if any. When the DM cannot
+// be sent nothing would take the first code, so it fails.
+func (a *App) EnrolOnPage(ctx context.Context, principal broker.Principal, by, requestID string, reset bool) (stepup.Enrolment, error) {
+	enr, err := a.opts.Enroller.EnrollAfterGate(ctx, principal.String(), by, reset)
 	if err != nil {
 		return stepup.Enrolment{}, err
 	}
 	if _, _, err := a.dm(ctx, principal.User, "Confirm your authenticator", EnrolOnPageMessage(requestID)); err != nil {
-		// The page still shows the key, but nothing here takes its first
-		// code: the person passes the gate again for a new one.
-		a.log.WarnContext(ctx, "enrolment confirm dm failed", "request_id", requestID, "slack_user", principal.User, "err", err)
+		return stepup.Enrolment{}, fmt.Errorf("slackapp: the confirm DM: %w", err)
 	}
 	return enr, nil
 }

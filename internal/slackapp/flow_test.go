@@ -50,6 +50,7 @@ type flowOptions struct {
 	gated      bool
 	admins     []string
 	signInLink func(broker.Principal, string) (string, error)
+	enrolLink  func(context.Context, broker.Principal, string, bool) (string, error)
 }
 
 // flow is one test's world: a fake Slack, the simulated stack and an App.
@@ -114,7 +115,7 @@ func newFlow(t testing.TB, fo flowOptions) *flow {
 		opts.Connect = env.Connect
 	}
 	opts.ConnectLink = fo.connectLink
-	opts.Admins, opts.SignInLink = fo.admins, fo.signInLink
+	opts.Admins, opts.SignInLink, opts.EnrolLink = fo.admins, fo.signInLink, fo.enrolLink
 	f.app, err = New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,13 @@ package slackapp
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -17,16 +20,18 @@ import (
 )
 
 // The enrolment gate: where enrolment is gated (stepup.Options.Gated), a
-// Slack session alone cannot set up an authenticator, nor replace one. The
-// person passes one of: a fresh sign-in of their linked identity at the
-// identity provider (Options.SignInLink), or the approval of an
-// administrator who is not them (Options.Admins, in Slack); the operator's
-// out-of-band link (bot stepup enrol-link) is the third way. Then the
-// enrolment starts in their DM (EnrolAllowed).
+// Slack session alone cannot set up an authenticator, nor replace one, and
+// its key never travels through Slack. The person passes one of: a fresh
+// sign-in of their linked identity at the identity provider (Options.
+// SignInLink), whose page shows the key; or the approval of an
+// administrator who is not them (Options.Admins), who gets a single-use
+// link (Options.EnrolLink) to hand over out of band, whose page shows the
+// key; the operator's "bot stepup enrol-link" is the same link without
+// Slack.
 const (
 	// ActionGateAllow and ActionGateRefuse are an administrator's answer
 	// to someone's wish to set up (or reset) an authenticator; value is
-	// their principal.
+	// their principal and the wish's ID, "T…:U…|id".
 	ActionGateAllow  = "agenthub_gate_allow"
 	ActionGateRefuse = "agenthub_gate_refuse"
 )
@@ -41,9 +46,12 @@ const (
 
 // gateAsk is one person's wish, waiting for an administrator.
 type gateAsk struct {
-	RequestID string    `json:"request_id,omitempty"`
-	Reset     bool      `json:"reset,omitempty"`
-	Asked     time.Time `json:"asked"`
+	ID    string    `json:"id"` // in the buttons: an answer is for this wish only
+	Reset bool      `json:"reset,omitempty"`
+	Asked time.Time `json:"asked"`
+	// Shown are the administrators' DMs that ask, rewritten once one
+	// answers.
+	Shown []enrolmentDM `json:"shown,omitempty"`
 }
 
 func gateKey(p broker.Principal) store.Key { return store.Key{Kind: gateKind, ID: p.String()} }
@@ -57,22 +65,28 @@ func (a *App) askGate(ctx context.Context, principal broker.Principal, requestID
 	}
 	if a.opts.SignInLink != nil {
 		tell(a.signInText(ctx, principal, identity.EnrolPurpose(requestID, reset), "Sign in to set up your authenticator",
-			what+" needs a fresh sign-in at your identity provider. Once you have signed in, I send you the set-up here."))
+			what+" needs a fresh sign-in at your identity provider. The page you sign in on shows the key; then confirm it here."))
 		return
 	}
 	admins := slices.DeleteFunc(slices.Clone(a.opts.Admins), func(id string) bool { return id == principal.User })
-	if len(admins) == 0 {
+	if len(admins) == 0 || a.opts.EnrolLink == nil {
 		tell(what + " needs more than a Slack session, and neither an identity provider nor an administrator who could approve it is set up here. " +
 			"Ask whoever runs AgentHub for a set-up link (bot stepup enrol-link).")
 		return
 	}
-	ask, err := json.Marshal(gateAsk{RequestID: requestID, Reset: reset, Asked: a.now()})
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		tell("I couldn't ask an administrator just now. Try again in a moment.")
+		return
+	}
+	ask := gateAsk{ID: hex.EncodeToString(id[:]), Reset: reset, Asked: a.now()}
+	raw, err := json.Marshal(ask)
 	if err != nil {
 		return
 	}
-	switch err := a.opts.Store.Create(ctx, gateKey(principal), ask, gateTTL); {
+	switch err := a.opts.Store.Create(ctx, gateKey(principal), raw, gateTTL); {
 	case errors.Is(err, store.ErrExists):
-		tell(fmt.Sprintf("I already asked an administrator (%s) to approve this; I'll tell you here when one does.", mentions(admins)))
+		tell(fmt.Sprintf("I already asked an administrator (%s) to approve this; one of them will hand you a set-up link outside Slack.", mentions(admins)))
 		return
 	case err != nil:
 		a.log.WarnContext(ctx, "enrolment gate not asked", "slack_user", principal.User, "err", err)
@@ -83,36 +97,44 @@ func (a *App) askGate(ctx context.Context, principal broker.Principal, requestID
 	if reset {
 		why = "replace their authenticator (they lost it): the old one stops working"
 	}
-	text := fmt.Sprintf("%s asks to %s. Approve only once you know it is them (a call, in person): whoever holds their Slack session could be asking.",
-		mention(principal.User), why)
+	text := fmt.Sprintf("%s asks to %s. Approve only once you know it is them (a call, in person): whoever holds their Slack session could be asking. "+
+		"Approving gives you a link to hand them outside Slack; it shows their key once.", mention(principal.User), why)
+	value := principal.String() + "|" + ask.ID
 	blocks := []slack.Block{section(text)}
 	blocks = append(blocks, actions("agenthub_gate", []*slack.ButtonBlockElement{
-		button(ActionGateAllow, "Approve", principal.String()).WithStyle(slack.StylePrimary),
-		button(ActionGateRefuse, "Refuse", principal.String()).WithStyle(slack.StyleDanger),
+		button(ActionGateAllow, "Approve", value).WithStyle(slack.StylePrimary),
+		button(ActionGateRefuse, "Refuse", value).WithStyle(slack.StyleDanger),
 	})...)
-	asked := 0
 	for _, admin := range admins {
-		if _, _, err := a.dm(ctx, admin, text, blocks); err != nil {
+		ch, ts, err := a.dm(ctx, admin, text, blocks)
+		if err != nil {
 			a.log.WarnContext(ctx, "enrolment gate dm failed", "slack_user", admin, "err", err)
 			continue
 		}
-		asked++
+		ask.Shown = append(ask.Shown, enrolmentDM{Channel: ch, TS: ts})
 	}
-	if asked == 0 {
-		_ = a.opts.Store.Delete(ctx, gateKey(principal))
+	if len(ask.Shown) == 0 {
+		_ = a.opts.Store.CompareAndDelete(ctx, gateKey(principal), raw)
 		tell("I couldn't reach an administrator just now. Try again in a moment.")
 		return
 	}
-	tell(fmt.Sprintf("%s needs more than a Slack session: I asked an administrator (%s) to approve it, and I'll tell you here when one does.", what, mentions(admins)))
+	if shown, err := json.Marshal(ask); err == nil {
+		if err := a.opts.Store.CompareAndSwap(ctx, gateKey(principal), raw, shown, store.KeepTTL); err != nil {
+			a.log.WarnContext(ctx, "enrolment gate messages not recorded", "slack_user", principal.User, "err", err)
+		}
+	}
+	tell(fmt.Sprintf("%s needs more than a Slack session: I asked an administrator (%s) to approve it. One of them will hand you a set-up link outside Slack.",
+		what, mentions(admins)))
 }
 
 // gateClick answers an administrator's Approve or Refuse. Only the
-// administrators may answer, never for themselves, and the first answer
-// decides.
+// administrators may answer, never for themselves, for the wish the
+// buttons were shown for, and the first answer decides.
 func (a *App) gateClick(ctx context.Context, c click) {
-	who, err := broker.ParsePrincipal(c.value)
+	raw, askID, _ := strings.Cut(c.value, "|")
+	who, err := broker.ParsePrincipal(raw)
 	switch {
-	case err != nil:
+	case err != nil || askID == "":
 		return
 	case !slices.Contains(a.opts.Admins, c.user) || c.principal.Team != who.Team:
 		a.refused(ctx, c.principal, "not_an_admin", "enrol_gate", "")
@@ -130,9 +152,10 @@ func (a *App) gateClick(ctx context.Context, c click) {
 			return nil, store.Keep
 		}
 		var g gateAsk
-		if json.Unmarshal(cur, &g) == nil {
-			ask = &g
+		if json.Unmarshal(cur, &g) != nil || g.ID != askID {
+			return nil, store.Keep // another wish's buttons, or damaged
 		}
+		ask = &g
 		return nil, store.Remove
 	})
 	if err != nil {
@@ -144,6 +167,8 @@ func (a *App) gateClick(ctx context.Context, c click) {
 		a.tell(ctx, c, "This was already answered, or it expired.")
 		return
 	}
+	outcome := "refused by " + mention(c.user)
+	defer func() { a.settleGate(ctx, who, *ask, outcome) }()
 	if c.actionID == ActionGateRefuse {
 		if err := a.opts.Broker.Refuse(ctx, broker.Refusal{Actor: who.String(), Kind: audit.InteractionRejected,
 			Reason: "enrolment_refused", Op: "enrol_gate", Resource: c.principal.String()}); err != nil {
@@ -153,14 +178,37 @@ func (a *App) gateClick(ctx context.Context, c click) {
 		a.reply(ctx, thread{}, who.User, fmt.Sprintf("%s refused setting up your authenticator. Talk to them if it was you who asked.", mention(c.user)))
 		return
 	}
-	if err := a.opts.Enroller.Allow(ctx, who.String(), "admin:"+c.principal.String(), ask.Reset); err != nil {
-		a.log.WarnContext(ctx, "enrolment not allowed", "slack_user", c.user, "err", err)
-		a.tell(ctx, c, "I couldn't record your approval just now. Ask them to ask again.")
+	link, err := a.opts.EnrolLink(ctx, who, "admin:"+c.principal.String(), ask.Reset)
+	if err != nil {
+		a.log.WarnContext(ctx, "enrolment link not made", "slack_user", c.user, "err", err)
+		outcome = "not answered: the link could not be made"
+		a.tell(ctx, c, "I couldn't make the set-up link just now. Ask them to ask again.")
 		return
 	}
-	a.tell(ctx, c, fmt.Sprintf("Approved: I am sending %s the set-up of their authenticator.", mention(who.User)))
-	a.reply(ctx, thread{}, who.User, fmt.Sprintf("%s approved setting up your authenticator.", mention(c.user)))
-	a.EnrolAllowed(ctx, who, ask.RequestID)
+	outcome = "approved by " + mention(c.user)
+	// The link is a URL AgentHub made (base64url and a fixed path).
+	a.tell(ctx, c, fmt.Sprintf("Approved. Hand %s this link outside Slack (in person, on a call): <%s|set-up link>. "+
+		"It works once, shows their key once, and nothing in Slack ever shows it.", mention(who.User), link))
+	a.reply(ctx, thread{}, who.User, fmt.Sprintf("%s approved setting up your authenticator and will hand you a set-up link outside Slack. "+
+		"Open it in your browser: it shows your key once.", mention(c.user)))
+}
+
+// settleGate rewrites the administrators' DMs of an answered wish, so that
+// no button of it stays.
+func (a *App) settleGate(ctx context.Context, who broker.Principal, ask gateAsk, outcome string) {
+	what := "set up an authenticator"
+	if ask.Reset {
+		what = "replace their authenticator"
+	}
+	text := fmt.Sprintf("%s asked to %s: %s.", mention(who.User), what, outcome)
+	for _, m := range ask.Shown {
+		_, _, _, err := a.opts.API.UpdateMessageContext(ctx, m.Channel, m.TS, slack.MsgOptionText(text, false),
+			slack.MsgOptionBlocks(section(text)))
+		a.noteAuth(err)
+		if err != nil && !slackGone(err) {
+			a.log.WarnContext(ctx, "enrolment gate dm not rewritten", "slack_user", who.User, "err", err)
+		}
+	}
 }
 
 // resetText answers /agenthub reset: the gate, for a new authenticator in

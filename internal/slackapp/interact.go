@@ -229,13 +229,22 @@ func (a *App) submitStepUp(ctx context.Context, principal broker.Principal, v sl
 	return err
 }
 
+// errNotMoved: a sign-in that the request did not take.
+var errNotMoved = errors.New("slackapp: the request did not take the sign-in")
+
 // SignedIn is told that principal's sign-in at the identity provider for
 // request id was checked and recorded (internal/identity): the request
-// moves on, and what comes of it goes to its thread, as after a code.
-func (a *App) SignedIn(ctx context.Context, principal broker.Principal, id string) {
+// moves on, and what comes of it goes to its thread, as after a code. It
+// returns an error when the request did not take it (it no longer waits
+// for it, or the broker failed), so that the sign-in's page says so.
+func (a *App) SignedIn(ctx context.Context, principal broker.Principal, id string) error {
+	prior, perr := a.lookup(ctx, id)
 	outs, err := a.opts.Broker.SignedIn(ctx, id, principal)
 	a.logBroker(ctx, "signed_in", id, principal.User, err)
 	r, lerr := a.lookup(ctx, id)
+	if err == nil && (perr != nil || lerr != nil || prior.Status != broker.StatusAwaitingStepUp || r.Status == broker.StatusAwaitingStepUp) {
+		err = errNotMoved // it was not waiting for this, or still is
+	}
 	if lerr != nil || r.Principal != principal {
 		for _, o := range outs {
 			a.reply(ctx, thread{}, principal.User, outputText(o))
@@ -243,11 +252,12 @@ func (a *App) SignedIn(ctx context.Context, principal broker.Principal, id strin
 		if errors.Is(lerr, broker.ErrNoRequest) {
 			a.updateMessages(ctx, id, "")
 		}
-		return
+		return cmp.Or(err, lerr, errNotMoved)
 	}
 	a.deliverAsked(ctx, principal, a.threadOf(ctx, id), outs)
 	a.updateMessages(ctx, id, principal.User)
 	a.publishHome(ctx, principal)
+	return err
 }
 
 // signInText is the answer that gives principal a link to sign in at the

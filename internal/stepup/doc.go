@@ -32,17 +32,19 @@
 //
 // Whoever can enrol can replace the second factor, and a Slack session is
 // all an approval button asks for. With Options.Gated (the bot on real
-// providers) every Enroll spends a permission that Allow gave, within
-// AllowTTL, once; without one it fails with ErrNotAllowed and creates
-// nothing. The caller is the gate: a fresh sign-in of the principal's
-// linked identity at the identity provider (internal/identity), the
-// approval of an administrator who is not the principal (the Slack app),
-// or a link the operator handed over out of band ("bot stepup
-// enrol-link"). Allow records who let them (stepup.enrol_allowed) before
-// the permission can be spent. A permission with reset lets the new
-// enrolment replace a confirmed one, clearing its lockout as Reset does:
-// that is the way back for someone who lost their authenticator, through
-// the same gate as the first enrolment.
+// providers) Enroll fails with ErrNotAllowed and creates nothing; only
+// EnrollAfterGate enrols, called where the gate was passed: the page after
+// a fresh sign-in of the principal's linked identity at the identity
+// provider (internal/identity), or the page of a single-use link that an
+// administrator (after approving in Slack, never their own) or the
+// operator ("bot stepup enrol-link") handed over out of band. That page
+// shows the secret; it never travels through Slack, where a stolen session
+// could read it. The stepup.enrolled event says how the gate was passed.
+// With reset the new enrolment replaces a confirmed one, clearing its
+// lockout as Reset does: that is the way back for someone who lost their
+// authenticator, through the same gate as the first enrolment. (It takes
+// effect at once: the old authenticator stops counting before the new one
+// is confirmed.)
 //
 // # Replay and lockout
 //

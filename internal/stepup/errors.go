@@ -26,9 +26,10 @@ var (
 	// while. The lockout grows with each one in a row, so the text names no
 	// length: a *LockedOut joined with it says until when.
 	ErrLocked = errors.New("too many failed attempts: step-up is locked for a while")
-	// ErrNotAllowed means enrolment is gated and nothing let this
-	// principal enrol (Allow): a fresh sign-in at the identity provider,
-	// an administrator's approval, or a link from the operator.
+	// ErrNotAllowed means enrolment is gated (Options.Gated): only
+	// EnrollAfterGate enrols, after a fresh sign-in at the identity
+	// provider or with a link an administrator or the operator handed
+	// over.
 	ErrNotAllowed = errors.New("setting up an authenticator needs more than a Slack session: a sign-in at your identity provider, or an administrator's approval")
 	// ErrNotDemo means DemoCode was called on a Service not in demo mode.
 	ErrNotDemo = errors.New("demo codes are only available in the demo")

@@ -17,61 +17,46 @@ func (f *fixture) gated(tb testing.TB) *Service {
 	return svc
 }
 
-// TestEnrolmentGate: a gated service enrols only with a permission, each
-// permission serves one enrolment, a permission expires, and only a reset
-// permission replaces a confirmed enrolment, whose old secret then stops
-// working; every permission is on the record with who gave it.
+// TestEnrolmentGate: a gated service never enrols through Enroll, neither
+// a first authenticator nor one in place of a pending or a confirmed one;
+// EnrollAfterGate does, saying on the record how the gate was passed, and
+// only with reset replaces a confirmed enrolment, whose old secret then
+// stops counting.
 func TestEnrolmentGate(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture, _ func() *Service) {
 		ctx := context.Background()
 		svc := f.gated(t)
 		const p = "T1:U1"
 		if _, err := svc.Enroll(ctx, p, ""); !errors.Is(err, ErrNotAllowed) {
-			t.Fatalf("Enroll without a permission: %v, want ErrNotAllowed", err)
+			t.Fatalf("Enroll on a gated service: %v, want ErrNotAllowed", err)
 		}
-		if err := svc.Allow(ctx, p, "admin:T1:U2", false); err != nil {
-			t.Fatal(err)
+		if _, err := svc.EnrollAfterGate(ctx, p, "", false); err == nil {
+			t.Fatal("EnrollAfterGate without saying how the gate was passed succeeded")
 		}
-		if e := f.audit.last(t); e.Kind != KindAllowed || e.Actor != p || e.Detail["by"] != "admin:T1:U2" {
-			t.Errorf("permission on the record as %+v", e)
-		}
-		enr, err := svc.Enroll(ctx, p, "")
+		enr, err := svc.EnrollAfterGate(ctx, p, "oidc:idp|anna", false)
 		if err != nil {
-			t.Fatalf("Enroll with a permission: %v", err)
+			t.Fatalf("EnrollAfterGate: %v", err)
 		}
-		// Spent: a second enrolment (a stolen session replacing the
-		// pending secret with one it reads) needs a permission of its own.
+		if e := f.audit.last(t); e.Kind != KindEnrolled || e.Actor != p || e.Detail["by"] != "oidc:idp|anna" {
+			t.Errorf("enrolment on the record as %+v", e)
+		}
+		// A stolen session cannot swap the pending secret for one it reads.
 		if _, err := svc.Enroll(ctx, p, ""); !errors.Is(err, ErrNotAllowed) {
-			t.Fatalf("second Enroll on one permission: %v, want ErrNotAllowed", err)
+			t.Fatalf("Enroll over a pending enrolment: %v, want ErrNotAllowed", err)
 		}
 		old := enr.Secret.Reveal()
 		if err := svc.Confirm(ctx, p, codeAt(t, old, f.clock.Now())); err != nil {
 			t.Fatalf("Confirm: %v", err)
 		}
-		// A permission that is not a reset does not replace a confirmed
-		// enrolment (and is spent trying).
-		if err := svc.Allow(ctx, p, "oidc:idp|anna", false); err != nil {
-			t.Fatal(err)
+		if _, err := svc.EnrollAfterGate(ctx, p, "link:operator", false); !errors.Is(err, ErrAlreadyEnrolled) {
+			t.Fatalf("EnrollAfterGate over a confirmed enrolment: %v, want ErrAlreadyEnrolled", err)
 		}
-		if _, err := svc.Enroll(ctx, p, ""); !errors.Is(err, ErrAlreadyEnrolled) {
-			t.Fatalf("Enroll over a confirmed enrolment: %v, want ErrAlreadyEnrolled", err)
-		}
-		// A permission waits AllowTTL, no longer.
-		if err := svc.Allow(ctx, p, "operator", true); err != nil {
-			t.Fatal(err)
-		}
-		f.clock.Advance(AllowTTL + time.Second)
-		if _, err := svc.Enroll(ctx, p, ""); !errors.Is(err, ErrNotAllowed) {
-			t.Fatalf("Enroll on an expired permission: %v, want ErrNotAllowed", err)
-		}
-		// A reset permission replaces it: the lost authenticator's codes
-		// stop counting.
-		if err := svc.Allow(ctx, p, "oidc:idp|anna", true); err != nil {
-			t.Fatal(err)
-		}
-		fresh, err := svc.Enroll(ctx, p, "")
+		fresh, err := svc.EnrollAfterGate(ctx, p, "oidc:idp|anna", true)
 		if err != nil {
-			t.Fatalf("Enroll on a reset permission: %v", err)
+			t.Fatalf("EnrollAfterGate with reset: %v", err)
+		}
+		if e := f.audit.last(t); e.Detail["reset"] != "true" {
+			t.Errorf("reset not on the record: %+v", e)
 		}
 		f.clock.Advance(time.Minute)
 		if err := svc.Verify(ctx, p, "req-1", codeAt(t, old, f.clock.Now())); !errors.Is(err, ErrPending) {
@@ -83,17 +68,20 @@ func TestEnrolmentGate(t *testing.T) {
 	})
 }
 
-// TestEnrolmentGateFailsClosed: a permission the trail cannot record is
-// not given.
+// TestEnrolmentGateFailsClosed: an enrolment the trail cannot record does
+// not exist.
 func TestEnrolmentGateFailsClosed(t *testing.T) {
 	f := newFixture(t, nil, false)
 	svc := f.gated(t)
 	f.audit.setFail(errAuditDown)
-	if err := svc.Allow(context.Background(), "T1:U1", "operator", false); err == nil {
-		t.Fatal("Allow with the audit trail down succeeded")
+	if _, err := svc.EnrollAfterGate(context.Background(), "T1:U1", "link:operator", false); err == nil {
+		t.Fatal("EnrollAfterGate with the audit trail down succeeded")
 	}
 	f.audit.setFail(nil)
-	if _, err := svc.Enroll(context.Background(), "T1:U1", ""); !errors.Is(err, ErrNotAllowed) {
-		t.Fatalf("Enroll after an unrecorded permission: %v, want ErrNotAllowed", err)
+	if ok, err := svc.Enrolled(context.Background(), "T1:U1"); ok || err != nil {
+		t.Fatalf("Enrolled after an unrecorded enrolment = %v, %v", ok, err)
+	}
+	if err := svc.Confirm(context.Background(), "T1:U1", "123456"); !errors.Is(err, ErrNotEnrolled) {
+		t.Fatalf("Confirm after an unrecorded enrolment: %v, want ErrNotEnrolled", err)
 	}
 }

@@ -76,7 +76,6 @@ const (
 const (
 	KindEnrolled audit.Kind = "stepup.enrolled"
 	KindReset    audit.Kind = "stepup.reset"
-	KindAllowed  audit.Kind = "stepup.enrol_allowed" // the gate let a principal enrol once (Allow)
 	// KindLinkIssued: the operator made a link that lets a principal enrol
 	// ("bot stepup enrol-link").
 	KindLinkIssued audit.Kind = "stepup.enrol_link_issued"
@@ -128,8 +127,8 @@ type Options struct {
 	// Demo enables DemoCode, with which the terminal demo plays the
 	// person's phone. Never set it in production.
 	Demo bool
-	// Gated makes every Enroll spend a permission that Allow gave: a
-	// Slack session alone then cannot enrol (see "The enrolment gate" in
+	// Gated refuses Enroll (ErrNotAllowed): only EnrollAfterGate enrols,
+	// so that a Slack session alone cannot (see "The enrolment gate" in
 	// doc.go).
 	Gated bool
 }
@@ -205,6 +204,27 @@ func New(opts Options) (*Service, error) {
 // The enrolment counts for step-up only after Confirm. Enroll refuses with
 // ErrAlreadyEnrolled when a confirmed enrolment exists.
 func (s *Service) Enroll(ctx context.Context, principal, accountName string) (Enrolment, error) {
+	if s.gated {
+		return Enrolment{}, ErrNotAllowed
+	}
+	return s.enroll(ctx, principal, accountName, "", false)
+}
+
+// EnrollAfterGate is Enroll for a principal who passed the enrolment gate:
+// by says how ("oidc:<subject>" for a fresh sign-in of their linked
+// identity, "link:<who issued it>" for a link handed over out of band), and
+// is on the stepup.enrolled record. With reset, the new enrolment replaces
+// a confirmed one (a lost authenticator), lockout and all, as Reset does.
+// The caller shows the secret where the gate was passed (the browser that
+// signed in or opened the link), never in a chat.
+func (s *Service) EnrollAfterGate(ctx context.Context, principal, by string, reset bool) (Enrolment, error) {
+	if by == "" {
+		return Enrolment{}, errors.New("stepup: EnrollAfterGate needs how the gate was passed")
+	}
+	return s.enroll(ctx, principal, "", by, reset)
+}
+
+func (s *Service) enroll(ctx context.Context, principal, accountName, by string, reset bool) (Enrolment, error) {
 	key, err := recordKey(principal)
 	if err != nil {
 		return Enrolment{}, err
@@ -223,12 +243,6 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 	})
 	if err != nil {
 		return Enrolment{}, fmt.Errorf("stepup: generating a secret: %w", err)
-	}
-	reset := false
-	if s.gated {
-		if reset, err = s.spendAllowance(ctx, principal); err != nil {
-			return Enrolment{}, err
-		}
 	}
 	enr := Enrolment{Secret: secret.New(otpKey.Secret()), URI: secret.New(otpKey.URL())}
 	keyID, sealed, err := s.sealer.seal(principal, []byte(otpKey.Secret()))
@@ -287,6 +301,9 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 	}
 
 	detail := map[string]string{"method": Method}
+	if by != "" {
+		detail["by"] = by
+	}
 	if reset {
 		detail["reset"] = "true"
 	}
