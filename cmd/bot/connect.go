@@ -37,12 +37,22 @@ func connectFlows(cfg *config.Config, provs *providers, idp *identity.IdP, env *
 		if flows == nil {
 			flows = map[string]connect.Provider{}
 		}
+		// GitHub and Google say whose account consented, but not whose
+		// Slack user it is: the linked identity signs in first, so that a
+		// forwarded link connects nothing. (Slack's own answer names the
+		// Slack user, which the exchange checks.)
+		for name, p := range flows {
+			if name != "slack" {
+				p.SignInFirst = true
+				flows[name] = p
+			}
+		}
 		flows[identity.Service] = idp.Provider()
 	}
 	return connect.New(connect.Options{
 		PublicURL: cfg.PublicURL, Key: k.links, Store: st, Vault: c.Vault, Audit: c.Audit, Refuser: c.Broker,
 		Providers: flows, Connected: landed, HTTPClient: provs.stack.Client, Logger: logger,
-		Actions: map[string]connect.Action{enrolAction: enrolLinkAction(env)},
+		Actions: map[string]connect.Action{enrolAction: enrolLinkAction(env)}, SignIn: identity.Service,
 	})
 }
 

@@ -59,9 +59,14 @@ type Provider struct {
 	// *Refused, which is refused with its page and reason (any other
 	// error is a fault of AgentHub's). Describe is what the start page
 	// says for a purpose.
-	Nonce    bool
-	Finish   func(ctx context.Context, x Exchange) (Done, error)
-	Describe func(ctx context.Context, p broker.Principal, purpose string) Done
+	Nonce  bool
+	Finish func(ctx context.Context, x Exchange) (Done, error)
+	// SignInFirst makes the person sign in at the identity provider
+	// (Options.SignIn) as the identity linked to the link's Slack user
+	// before the provider is asked: a link forwarded to, or opened by,
+	// someone else connects nothing.
+	SignInFirst bool
+	Describe    func(ctx context.Context, p broker.Principal, purpose string) Done
 }
 
 // scopesPrefix starts the purpose of a link that asks for optional scopes.
@@ -208,6 +213,9 @@ type Options struct {
 	Providers map[string]Provider // by service name: "github", "google", "slack"
 	// Actions are what links may do with no provider, by name.
 	Actions map[string]Action
+	// SignIn names the identity provider among Providers, for providers
+	// with SignInFirst.
+	SignIn string
 	// Connected runs after a connection is stored, before the browser's
 	// page is finished, with a context the browser leaving does not end;
 	// account is the provider's name of the account ("" if not known).
@@ -256,6 +264,11 @@ func New(opts Options) (*Flows, error) {
 		return nil, errors.New("connect: PublicURL must be an https origin with no path (or http on a loopback address), such as https://agenthub.example.com")
 	}
 	u, _ := url.Parse(strings.TrimSuffix(opts.PublicURL, "/"))
+	for name, p := range opts.Providers {
+		if sp, ok := opts.Providers[opts.SignIn]; p.SignInFirst && (!ok || sp.Finish == nil || sp.SignInFirst) {
+			return nil, fmt.Errorf("connect: provider %s signs in first, and Options.SignIn names no identity provider", name)
+		}
+	}
 	for name := range opts.Actions {
 		if _, clash := opts.Providers[name]; clash || (store.Key{Kind: stateKind, ID: name}).Validate() != nil || strings.ContainsAny(name, "/?#") {
 			return nil, fmt.Errorf("connect: invalid action name %q", name)
@@ -457,8 +470,11 @@ type flowState struct {
 	Verifier  string           `json:"v"`
 	Nonce     string           `json:"n,omitempty"` // OpenID Connect
 	Binding   string           `json:"b"`           // SHA-256 of the cookie's value, hex
-	Expires   time.Time        `json:"e"`
-	Spent     bool             `json:"spent,omitempty"`
+	// AwaitSignIn: the flow waits for the sign-in before it
+	// (Provider.SignInFirst); its callback is refused until then.
+	AwaitSignIn bool      `json:"await_sign_in,omitempty"`
+	Expires     time.Time `json:"e"`
+	Spent       bool      `json:"spent,omitempty"`
 }
 
 func stateKey(state string) store.Key { return store.Key{Kind: stateKind, ID: digest(state)} }
@@ -509,55 +525,100 @@ func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 		f.done(w, r, l.Principal, l.Service, "link_action", d, err)
 		return
 	}
+	state, fs, ok := f.begin(w, r, l.Principal, l.Service, l.Purpose, prov, prov.SignInFirst)
+	if !ok {
+		return
+	}
+	if prov.SignInFirst {
+		// The person signs in at the identity provider first, as the
+		// identity linked to the link's Slack user; only then does this
+		// flow go on to the provider (finish).
+		idp := f.opts.Providers[f.opts.SignIn]
+		state1, fs1, ok := f.begin(w, r, l.Principal, f.opts.SignIn, signInPrefix+state, idp, false)
+		if !ok {
+			return
+		}
+		f.redirect(w, r, f.authURL(idp, f.opts.SignIn, state1, fs1))
+		return
+	}
+	f.redirect(w, r, f.authURL(prov, l.Service, state, fs))
+}
+
+// signInPrefix starts the purpose of the sign-in that a provider's flow
+// (its state after the prefix) waits for (Provider.SignInFirst).
+const signInPrefix = "connect:"
+
+// SignInPurpose reports whether purpose is that of a sign-in before a
+// connection (Provider.SignInFirst): its Finish checks the identity and
+// does nothing else; the flow then goes on to the provider.
+func SignInPurpose(purpose string) bool { return strings.HasPrefix(purpose, signInPrefix) }
+
+// begin starts a flow of p at prov (service) for purpose: a single-use
+// state, kept with a PKCE verifier (and a nonce, for a sign-in), bound to
+// this browser by a cookie, and on the record. awaitSignIn keeps the flow
+// from finishing until the sign-in before it passed. It writes the fault's
+// page and returns false when it cannot.
+func (f *Flows) begin(w http.ResponseWriter, r *http.Request, p broker.Principal, service, purpose string, prov Provider, awaitSignIn bool) (string, flowState, bool) {
+	ctx := r.Context()
 	state, err1 := f.random()
 	binding, err2 := f.random()
 	nonce, err3 := f.random()
 	if err := errors.Join(err1, err2, err3); err != nil {
 		f.unavailable(w, r, "random", err)
-		return
+		return "", flowState{}, false
 	}
 	if !prov.Nonce {
 		nonce = ""
 	}
-	verifier := oauth2.GenerateVerifier()
-	fs := flowState{Principal: l.Principal, Service: l.Service, Purpose: l.Purpose, Verifier: verifier, Nonce: nonce,
-		Binding: digest(binding), Expires: f.opts.Now().Add(StateTTL)}
+	fs := flowState{Principal: p, Service: service, Purpose: purpose, Verifier: oauth2.GenerateVerifier(), Nonce: nonce,
+		Binding: digest(binding), Expires: f.opts.Now().Add(StateTTL), AwaitSignIn: awaitSignIn}
 	value, err := json.Marshal(fs)
 	if err != nil {
 		f.unavailable(w, r, "encode state", err)
-		return
+		return "", flowState{}, false
 	}
 	// Started is on the record before the browser leaves: a flow the
 	// trail does not know of is not started.
-	detail := map[string]string{"service": l.Service}
-	if l.Purpose != "" {
-		detail["purpose"] = l.Purpose
+	detail := map[string]string{"service": service}
+	if purpose != "" && !SignInPurpose(purpose) {
+		detail["purpose"] = purpose
 	}
-	if _, err := f.opts.Audit.Record(ctx, audit.Event{Kind: audit.ConnectStarted, Actor: l.Principal.String(), Detail: detail}); err != nil {
+	if _, err := f.opts.Audit.Record(ctx, audit.Event{Kind: audit.ConnectStarted, Actor: p.String(), Detail: detail}); err != nil {
 		f.unavailable(w, r, "record connect.started", err)
-		return
+		return "", flowState{}, false
 	}
 	if err := f.opts.Store.Create(ctx, stateKey(state), value, StateTTL+time.Minute); err != nil {
 		f.unavailable(w, r, "store state", err)
-		return
+		return "", flowState{}, false
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: f.cookieName(state), Value: binding, Path: "/", MaxAge: int(StateTTL / time.Second),
 		Secure: f.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
+	return state, fs, true
+}
+
+// authURL is where the browser goes to consent (or sign in) for the flow
+// of state.
+func (f *Flows) authURL(prov Provider, service, state string, fs flowState) string {
 	conf := *prov.Config
-	conf.RedirectURL = f.redirectURL(l.Service)
-	conf.Scopes = scopesFor(prov, l.Purpose)
-	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}, prov.AuthOptions...)
+	conf.RedirectURL = f.redirectURL(service)
+	conf.Scopes = scopesFor(prov, fs.Purpose)
+	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(fs.Verifier)}, prov.AuthOptions...)
 	if prov.LoginHint {
-		opts = append(opts, oauth2.SetAuthURLParam("login_hint", l.Principal.String()))
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", fs.Principal.String()))
 	}
-	if nonce != "" {
-		opts = append(opts, oauth2.SetAuthURLParam("nonce", nonce))
+	if fs.Nonce != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("nonce", fs.Nonce))
 	}
+	return conf.AuthCodeURL(state, opts...)
+}
+
+// redirect sends the browser on to a provider, leaving no referrer.
+func (f *Flows) redirect(w http.ResponseWriter, r *http.Request, to string) {
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, conf.AuthCodeURL(state, opts...), http.StatusSeeOther)
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 // unavailable is the page for a fault of AgentHub's own (the store or the
@@ -626,6 +687,10 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	case !f.opts.Now().Before(fs.Expires):
 		f.refuse(w, r, actor, service, "state_expired", "oauth_callback", http.StatusBadRequest, page{Title: "This connect flow took too long", Lines: again})
+		return
+	case fs.AwaitSignIn:
+		f.refuse(w, r, actor, service, "sign_in_missing", "oauth_callback", http.StatusForbidden, page{Title: "You did not sign in first",
+			Lines: []string{"Connecting this service needs a sign-in at your identity provider first. Nothing was connected."}})
 		return
 	case cookie == nil || subtle.ConstantTimeCompare([]byte(digest(cookie.Value)), []byte(fs.Binding)) != 1:
 		f.refuse(w, r, actor, service, "other_browser", "oauth_callback", http.StatusForbidden, page{Title: "This connect flow was started in another browser",
@@ -698,7 +763,49 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 func (f *Flows) finish(w http.ResponseWriter, r *http.Request, prov Provider, x Exchange) {
 	service := r.PathValue("service")
 	d, err := prov.Finish(context.WithoutCancel(r.Context()), x)
+	if err == nil && SignInPurpose(x.Purpose) {
+		f.afterSignIn(w, r, x.Principal, strings.TrimPrefix(x.Purpose, signInPrefix))
+		return
+	}
 	f.done(w, r, x.Principal, service, "oidc_callback", d, err)
+}
+
+// afterSignIn goes on with the flow of state, which waited for p's
+// sign-in: it may now finish, and the browser goes to its provider.
+func (f *Flows) afterSignIn(w http.ResponseWriter, r *http.Request, p broker.Principal, state string) {
+	var fs flowState
+	reason := ""
+	_, err := store.Update(r.Context(), f.opts.Store, stateKey(state), store.KeepTTL, func(cur []byte) ([]byte, error) {
+		fs, reason = flowState{}, ""
+		if cur == nil {
+			reason = "state_unknown"
+			return nil, store.Keep
+		}
+		if err := json.Unmarshal(cur, &fs); err != nil {
+			return nil, fmt.Errorf("connect: decode state: %w", err)
+		}
+		switch {
+		case fs.Spent || !fs.AwaitSignIn || fs.Principal != p:
+			reason = "state_spent"
+			return nil, store.Keep
+		case !f.opts.Now().Before(fs.Expires):
+			reason = "state_expired"
+			return nil, store.Keep
+		}
+		fs.AwaitSignIn = false
+		return json.Marshal(fs)
+	})
+	if err != nil {
+		f.unavailable(w, r, "resume after sign-in", err)
+		return
+	}
+	prov, ok := f.opts.Providers[fs.Service]
+	if reason != "" || !ok {
+		f.refuse(w, r, p.String(), fs.Service, cmp.Or(reason, "unknown_service"), "oidc_callback", http.StatusBadRequest, page{Title: "This connect flow cannot go on",
+			Lines: []string{"Nothing was connected. Ask again in Slack (the Connect button, or /agenthub connect) for a new link."}})
+		return
+	}
+	f.redirect(w, r, f.authURL(prov, fs.Service, state, fs))
 }
 
 // done shows the end of a sign-in or an action: its page, or its refusal

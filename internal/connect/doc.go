@@ -39,14 +39,18 @@
 // must be the link's own Slack user in the link's workspace, or nothing is
 // connected (ErrWrongAccount: the Exchanger revokes what it obtained).
 //
-// At GitHub and Google nothing yet ties the browser to the Slack user the
-// link names: a link works for whoever opens it. Someone who forwards
-// their own link to a colleague already signed in at the provider gets the
-// colleague's account stored under their own name (and the colleague's
-// name shown on the page); a leaked link stores the opener's account under
-// the link's person. The link is therefore given to its person alone (an
-// ephemeral reply) and says so. Signing in (Slack's OpenID Connect, or the
-// IdP identity linked with /agenthub link) before Continue closes this.
+// At GitHub and Google the provider's answer does not tie the browser to
+// the Slack user the link names. With an identity provider (Options.
+// SignIn) such a provider signs in first (Provider.SignInFirst): Continue
+// goes to the identity provider, and only a sign-in of the identity linked
+// to the link's Slack user lets the flow go on to the provider (its state
+// waits, AwaitSignIn, and its callback is refused until then). Without one,
+// a link works for whoever opens it: someone who forwards their own link
+// to a colleague already signed in at the provider gets the colleague's
+// account stored under their own name (and the colleague's name shown on
+// the page), and a leaked link stores the opener's account under the
+// link's person; the link is therefore given to its person alone (an
+// ephemeral reply) and says so.
 //
 // # Sign-ins
 //

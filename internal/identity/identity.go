@@ -204,6 +204,10 @@ func (i *IdP) describe(ctx context.Context, p broker.Principal, purpose string) 
 			fmt.Sprintf("Signing in again at %s as the identity linked to %s lets you %s. The set-up then comes in your Slack DM.", i.opts.Name, who, what),
 			"If you did not ask for this, close this tab.",
 		}}
+	case connect.SignInPurpose(purpose):
+		return connect.Done{Title: "Sign in first", Lines: []string{
+			fmt.Sprintf("Connecting an account for %s starts with a sign-in at %s as the identity linked to it.", who, i.opts.Name),
+		}}
 	case strings.HasPrefix(purpose, stepUpPrefix):
 		id := strings.TrimPrefix(purpose, stepUpPrefix)
 		what := "request " + id
@@ -250,6 +254,10 @@ func (i *IdP) finish(ctx context.Context, x connect.Exchange) (connect.Done, err
 		return i.unlink(ctx, x.Principal, s)
 	case strings.HasPrefix(x.Purpose, stepUpPrefix):
 		return i.stepUp(ctx, x.Principal, strings.TrimPrefix(x.Purpose, stepUpPrefix), s)
+	case connect.SignInPurpose(x.Purpose):
+		// Before a connection (connect.Provider.SignInFirst): the linked
+		// identity signed in, and the flow goes on to the provider.
+		return connect.Done{}, i.sameIdentity(ctx, x.Principal, s)
 	case x.Purpose == PurposeReset:
 		return i.enrol(ctx, x.Principal, "", true, s)
 	case strings.HasPrefix(x.Purpose, enrolPrefix):

@@ -19,6 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
+	"golang.org/x/oauth2"
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
@@ -28,6 +29,7 @@ import (
 	"github.com/agenthub/agenthub/internal/identity/oidctest"
 	"github.com/agenthub/agenthub/internal/logtest"
 	"github.com/agenthub/agenthub/internal/secret"
+	"github.com/agenthub/agenthub/internal/sim"
 	"github.com/agenthub/agenthub/internal/simenv"
 	"github.com/agenthub/agenthub/internal/stepup"
 	"github.com/agenthub/agenthub/internal/store"
@@ -504,5 +506,50 @@ func TestStepUpForARequestGone(t *testing.T) {
 	r := h.signIn(alice, identity.StepUpPurpose("req-gone"), anna)
 	if r.Status != http.StatusOK || strings.Contains(r.Body, "<h1>Verified") || !strings.Contains(r.Body, "nothing ran") {
 		t.Errorf("page for a request that did not take the sign-in: %d %s", r.Status, r.Body)
+	}
+}
+
+// With an identity provider, connecting GitHub starts with a sign-in of
+// the identity linked to the link's Slack user: the link opened by its
+// person connects; the same link's flow signed in as someone else (a
+// forwarded link) connects nothing.
+func TestConnectAfterSignIn(t *testing.T) {
+	h := newHarness(t)
+	h.link(alice, anna)
+	c := sim.DefaultClients()[sim.ServiceGitHub]
+	github := connect.Provider{Name: "GitHub", LoginHint: true, SignInFirst: true,
+		Config: &oauth2.Config{ClientID: c.ID, ClientSecret: c.Secret, Scopes: []string{"repo"},
+			Endpoint: oauth2.Endpoint{AuthURL: h.env.URL + sim.AuthorizePath(sim.ServiceGitHub), TokenURL: h.env.URL + sim.TokenPath(sim.ServiceGitHub),
+				AuthStyle: oauth2.AuthStyleInParams}}}
+	flows, err := connect.New(connect.Options{
+		PublicURL: h.srv.URL, Key: bytes.Repeat([]byte("k"), 32), Store: h.st, Vault: h.env.Vault, Refuser: h.env.Broker, Audit: h.env.Audit,
+		Providers: map[string]connect.Provider{identity.Service: h.idp.Provider(), sim.ServiceGitHub: github}, SignIn: identity.Service,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.flows = flows
+	h.srv.Config.Handler = flows.Handler()
+	connected := func(p broker.Principal) bool {
+		_, err := h.env.Vault.Connection(h.ctx, p.String(), sim.ServiceGitHub)
+		return err == nil
+	}
+	open := func(who oidctest.Person) connecttest.Response {
+		link, err := flows.Link(alice, sim.ServiceGitHub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.op.SignInAs(who)
+		return connecttest.New(t, h.srv.URL).Open(link)
+	}
+	if r := open(mark); r.Status != http.StatusForbidden || connected(alice) || !h.refused(audit.IdentityRefused, "wrong_identity") {
+		t.Fatalf("alice's link signed in as mark: %d, connected %v", r.Status, connected(alice))
+	}
+	if r := open(anna); r.Status != http.StatusOK || !strings.Contains(r.Body, "GitHub is connected") || !connected(alice) {
+		t.Fatalf("alice's link signed in as anna: %d %s", r.Status, r.Body)
+	}
+	if _, err := connect.New(connect.Options{PublicURL: h.srv.URL, Key: bytes.Repeat([]byte("k"), 32), Store: h.st, Vault: h.env.Vault,
+		Refuser: h.env.Broker, Audit: h.env.Audit, Providers: map[string]connect.Provider{sim.ServiceGitHub: github}}); err == nil {
+		t.Error("a provider that signs in first was accepted without an identity provider")
 	}
 }
