@@ -42,9 +42,10 @@
 // could read it. The stepup.enrolled event says how the gate was passed.
 // With reset the new enrolment replaces a confirmed one, clearing its
 // lockout as Reset does: that is the way back for someone who lost their
-// authenticator, through the same gate as the first enrolment. (It takes
-// effect at once: the old authenticator stops counting before the new one
-// is confirmed.)
+// authenticator, through the same gate as the first enrolment. The new
+// secret waits beside the confirmed one, which keeps counting until a code
+// of the new one confirms it: a reset nobody finishes (a stale link, a
+// scanner that pressed Continue) takes nothing away.
 //
 // # Replay and lockout
 //

@@ -20,8 +20,8 @@ func (f *fixture) gated(tb testing.TB) *Service {
 // TestEnrolmentGate: a gated service never enrols through Enroll, neither
 // a first authenticator nor one in place of a pending or a confirmed one;
 // EnrollAfterGate does, saying on the record how the gate was passed, and
-// only with reset replaces a confirmed enrolment, whose old secret then
-// stops counting.
+// only with reset replaces a confirmed enrolment: the old secret counts
+// until a code of the new one confirms it, and stops then.
 func TestEnrolmentGate(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, f *fixture, _ func() *Service) {
 		ctx := context.Background()
@@ -58,12 +58,30 @@ func TestEnrolmentGate(t *testing.T) {
 		if e := f.audit.last(t); e.Detail["reset"] != "true" {
 			t.Errorf("reset not on the record: %+v", e)
 		}
+		// Until the new one is confirmed, the old one counts: a reset
+		// nobody finishes takes nothing away.
 		f.clock.Advance(time.Minute)
-		if err := svc.Verify(ctx, p, "req-1", codeAt(t, old, f.clock.Now())); !errors.Is(err, ErrPending) {
-			t.Fatalf("the old authenticator after a reset: %v, want ErrPending", err)
+		if ok, err := svc.Enrolled(ctx, p); !ok || err != nil {
+			t.Fatalf("Enrolled during a reset = %v, %v; want true", ok, err)
 		}
+		if err := svc.Verify(ctx, p, "req-1", codeAt(t, old, f.clock.Now())); err != nil {
+			t.Fatalf("the old authenticator during a reset: %v, want it to count", err)
+		}
+		// A code of the old one does not confirm the new one.
+		f.clock.Advance(time.Minute)
+		if err := svc.Confirm(ctx, p, codeAt(t, old, f.clock.Now())); !errors.Is(err, ErrBadCode) {
+			t.Fatalf("Confirm with the old authenticator: %v, want ErrBadCode", err)
+		}
+		f.clock.Advance(time.Minute)
 		if err := svc.Confirm(ctx, p, codeAt(t, fresh.Secret.Reveal(), f.clock.Now())); err != nil {
 			t.Fatalf("Confirm the new one: %v", err)
+		}
+		f.clock.Advance(time.Minute)
+		if err := svc.Verify(ctx, p, "req-2", codeAt(t, old, f.clock.Now())); !errors.Is(err, ErrBadCode) {
+			t.Fatalf("the old authenticator after the new one was confirmed: %v, want ErrBadCode", err)
+		}
+		if err := svc.Verify(ctx, p, "req-3", codeAt(t, fresh.Secret.Reveal(), f.clock.Now())); err != nil {
+			t.Fatalf("the new authenticator: %v", err)
 		}
 	})
 }
@@ -83,5 +101,42 @@ func TestEnrolmentGateFailsClosed(t *testing.T) {
 	}
 	if err := svc.Confirm(context.Background(), "T1:U1", "123456"); !errors.Is(err, ErrNotEnrolled) {
 		t.Fatalf("Confirm after an unrecorded enrolment: %v, want ErrNotEnrolled", err)
+	}
+}
+
+// TestResetSurvivesRekey: a replacement waiting for its first code is
+// resealed with the enrolment, and still confirms after a key rotation.
+func TestResetSurvivesRekey(t *testing.T) {
+	f := newFixture(t, nil, false)
+	ctx := context.Background()
+	svc := f.gated(t)
+	const p = "T1:U1"
+	enr, err := svc.EnrollAfterGate(ctx, p, "link:operator", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Confirm(ctx, p, codeAt(t, enr.Secret.Reveal(), f.clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := svc.EnrollAfterGate(ctx, p, "link:operator", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey := make([]byte, 32)
+	newKey[0] = 9
+	rotated, err := New(Options{Store: f.store, Key: newKey, OldKeys: [][]byte{testKey}, Audit: f.audit, Now: f.clock.Now, Gated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotated.ResealAll(ctx, nil); err != nil {
+		t.Fatalf("ResealAll: %v", err)
+	}
+	onlyNew, err := New(Options{Store: f.store, Key: newKey, Audit: f.audit, Now: f.clock.Now, Gated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	if err := onlyNew.Confirm(ctx, p, codeAt(t, fresh.Secret.Reveal(), f.clock.Now())); err != nil {
+		t.Fatalf("Confirm the replacement under the new key alone: %v", err)
 	}
 }

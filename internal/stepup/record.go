@@ -51,6 +51,18 @@ type record struct {
 	// comes within EscalationWindow, lasts longer. Records written before
 	// the ladder lack it and start from the bottom rung.
 	LockLevel int `json:"lock_level,omitempty"`
+	// Next is a replacement waiting for its first code (a reset through
+	// the enrolment gate): the confirmed secret above keeps counting until
+	// Confirm takes a code of Next, which then replaces it.
+	Next *nextSecret `json:"next,omitempty"`
+}
+
+// nextSecret is a replacement secret, sealed as the record's own.
+type nextSecret struct {
+	KeyID      string     `json:"key_id"`
+	Sealed     []byte     `json:"sealed"`
+	Created    time.Time  `json:"created"`
+	Generation Generation `json:"generation"`
 }
 
 func (r record) encode() ([]byte, error) {

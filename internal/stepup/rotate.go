@@ -47,6 +47,8 @@ func (s *Service) Principals(ctx context.Context) ([]string, error) {
 
 // SealedUnder returns the ID of the key principal's enrolment is sealed
 // under, and false when they have none: what a rotation's last look checks.
+// A replacement waiting for its first code sealed under another key than
+// the enrolment is reported instead, so that it is not forgotten.
 func (s *Service) SealedUnder(ctx context.Context, principal string) (string, bool, error) {
 	key, err := recordKey(principal)
 	if err != nil {
@@ -62,6 +64,9 @@ func (s *Service) SealedUnder(ctx context.Context, principal string) (string, bo
 	rec, err := decode(it.Value)
 	if err != nil {
 		return "", false, err
+	}
+	if rec.Next != nil && rec.Next.KeyID != rec.KeyID {
+		return rec.Next.KeyID, true, nil
 	}
 	return rec.KeyID, true, nil
 }
@@ -101,17 +106,18 @@ func (s *Service) reseal(ctx context.Context, principal string, index bool) (boo
 		if err != nil {
 			return nil, err
 		}
-		if rec.KeyID == s.sealer.current() {
+		if rec.KeyID == s.sealer.current() && (rec.Next == nil || rec.Next.KeyID == s.sealer.current()) {
 			return nil, store.Keep
 		}
-		secret, err := s.sealer.open(principal, rec.KeyID, rec.Sealed)
-		if err != nil {
+		if rec.KeyID, rec.Sealed, err = s.resealSecret(principal, rec.KeyID, rec.Sealed); err != nil {
 			return nil, err
 		}
-		rec.KeyID, rec.Sealed, err = s.sealer.seal(principal, secret)
-		clear(secret)
-		if err != nil {
-			return nil, err
+		if rec.Next != nil {
+			next := *rec.Next
+			if next.KeyID, next.Sealed, err = s.resealSecret(principal, next.KeyID, next.Sealed); err != nil {
+				return nil, err
+			}
+			rec.Next = &next
 		}
 		rewrote = true
 		return rec.encode()
@@ -160,4 +166,18 @@ func (s *Service) ResealAll(ctx context.Context, progress func(done, total int))
 		}
 	}
 	return rewritten, errors.Join(errs...)
+}
+
+// resealSecret moves one sealed secret of principal under the current key (it
+// leaves one there already as it is).
+func (s *Service) resealSecret(principal, keyID string, sealed []byte) (string, []byte, error) {
+	if keyID == s.sealer.current() {
+		return keyID, sealed, nil
+	}
+	secret, err := s.sealer.open(principal, keyID, sealed)
+	if err != nil {
+		return "", nil, err
+	}
+	defer clear(secret)
+	return s.sealer.seal(principal, secret)
 }

@@ -273,12 +273,18 @@ func (s *Service) enroll(ctx context.Context, principal, accountName, by string,
 				return nil, ErrAlreadyEnrolled
 			}
 			if prev.Status == statusActive {
-				// A reset through the gate: the lost authenticator's
-				// record goes, lockout and all, as with Reset.
-				next.Generation = max(rec.Generation, prev.Generation+1)
-				enr.Generation = next.Generation
+				// A reset through the gate: the new secret waits beside the
+				// confirmed one, which keeps counting until a code of the
+				// new one confirms it (a reset nobody finishes, or someone
+				// else's, then takes nothing away).
+				kept := prev
+				kept.Next = &nextSecret{KeyID: keyID, Sealed: sealed, Created: created, Generation: max(rec.Generation, prev.Generation+1)}
+				if prev.Next != nil {
+					kept.Next.Generation = max(kept.Next.Generation, prev.Next.Generation+1)
+				}
+				enr.Generation = kept.Next.Generation
 				var err error
-				written, err = next.encode()
+				written, err = kept.encode()
 				return written, err
 			}
 			// A new pending secret does not wipe the lockout, its rung on
@@ -338,7 +344,7 @@ func (s *Service) Confirm(ctx context.Context, principal, code string) error {
 	ev := s.event(principal, "", "confirm", res, err)
 	if _, aerr := s.audit.Record(ctx, ev); aerr != nil {
 		if res.reason == "" && err == nil {
-			s.rollbackConfirm(ctx, key, principal, res.written)
+			s.rollbackConfirm(ctx, key, principal, res.written, res.previous)
 		}
 		return joinAudit(res, err, aerr)
 	}
@@ -348,16 +354,21 @@ func (s *Service) Confirm(ctx context.Context, principal, code string) error {
 	return res.err()
 }
 
-// rollbackConfirm turns an activation whose audit event failed back into a
-// pending enrolment. The code stays used up.
-func (s *Service) rollbackConfirm(ctx context.Context, key store.Key, principal string, written []byte) {
-	rec, err := decode(written)
+// rollbackConfirm puts back the record a confirmation replaced (a pending
+// enrolment, or a confirmed one with its replacement waiting) when its
+// audit event failed. The code stays used up.
+func (s *Service) rollbackConfirm(ctx context.Context, key store.Key, principal string, written, previous []byte) {
+	now, err := decode(written)
+	var back []byte
 	if err == nil {
-		rec.Status = statusPending
-		var back []byte
-		if back, err = rec.encode(); err == nil {
-			err = s.store.CompareAndSwap(ctx, key, written, back, 0)
+		var prev record
+		if prev, err = decode(previous); err == nil {
+			prev.LastStep = now.LastStep
+			back, err = prev.encode()
 		}
+	}
+	if err == nil {
+		err = s.store.CompareAndSwap(ctx, key, written, back, 0)
 	}
 	if err != nil {
 		s.logger.ErrorContext(ctx, "stepup confirm rollback failed", "principal", principal, "err", err)
@@ -479,6 +490,7 @@ type result struct {
 	lockedUntil time.Time // when engaged or locked
 	level       int       // the lockout's rung, when engaged or locked
 	written     []byte    // the record as stored by a success
+	previous    []byte    // the record a success replaced
 }
 
 // err maps the outcome to the error the caller returns.
@@ -534,14 +546,21 @@ func (s *Service) attempt(ctx context.Context, key store.Key, principal, code st
 		if err != nil {
 			return nil, err
 		}
+		// The secret the code is checked against: the confirmed one, the
+		// pending one, or for Confirm during a reset the replacement.
+		keyID, sealed, created := rec.KeyID, rec.Sealed, rec.Created
+		replacing := confirm && rec.Status == statusActive && rec.Next != nil
+		if replacing {
+			keyID, sealed, created = rec.Next.KeyID, rec.Next.Sealed, rec.Next.Created
+		}
 		switch {
-		case confirm && rec.Status == statusActive:
+		case confirm && rec.Status == statusActive && !replacing:
 			res.reason = ReasonAlreadyEnrolled
 			return nil, store.Keep
 		case !confirm && rec.Status == statusPending:
 			res.reason = ReasonPending
 			return nil, store.Keep
-		case confirm && !now.Before(rec.Created.Add(PendingTTL)):
+		case confirm && !now.Before(created.Add(PendingTTL)):
 			// Before the lockout and the code: an expired secret is dead
 			// whatever is typed with it.
 			res.reason = ReasonExpired
@@ -552,7 +571,7 @@ func (s *Service) attempt(ctx context.Context, key store.Key, principal, code st
 			res.reason, res.lockedUntil, res.level = ReasonLocked, rec.LockedUntil, max(rec.LockLevel, 1)
 			return nil, store.Keep
 		}
-		secret, err := s.sealer.open(principal, rec.KeyID, rec.Sealed)
+		secret, err := s.sealer.open(principal, keyID, sealed)
 		if err != nil {
 			return nil, err
 		}
@@ -564,9 +583,14 @@ func (s *Service) attempt(ctx context.Context, key store.Key, principal, code st
 		switch {
 		case matched && step > rec.LastStep:
 			next = rec.withSuccess(step)
-			if confirm {
+			switch {
+			case replacing:
+				next.KeyID, next.Sealed, next.Created, next.Generation = rec.Next.KeyID, rec.Next.Sealed, rec.Next.Created, rec.Next.Generation
+				next.Next, next.LockedUntil = nil, time.Time{}
+			case confirm:
 				next.Status = statusActive
 			}
+			res.previous = cur
 		case matched:
 			res.reason = ReasonReplay
 			next, res.engaged = rec.withFailure(now)
