@@ -180,6 +180,15 @@ func leftOver(ctx context.Context, v *vault.Vault, su *stepup.Service, current s
 			left = append(left, fmt.Sprintf("%d %s under key %s", counts[id], plural(counts[id], "connection", "connections"), id))
 		}
 	}
+	queued, err := v.QueuedByKey(ctx)
+	if err != nil {
+		return fmt.Errorf("the last look could not count the queued revocations by key: %w", err)
+	}
+	for _, id := range slices.Sorted(maps.Keys(queued)) {
+		if id != current {
+			left = append(left, fmt.Sprintf("%d queued %s under key %s", queued[id], plural(queued[id], "revocation", "revocations"), id))
+		}
+	}
 	enrolled, err := enrolmentsByKey(ctx, v, su)
 	if err != nil {
 		return fmt.Errorf("the last look could not count the step-up enrolments by key: %w", err)

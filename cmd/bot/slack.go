@@ -195,8 +195,8 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		return nil
 	})
 	if n, err := env.core.Vault.QueuedRevocations(ctx); err == nil && n > 0 {
-		// Sealed under the key of the day they were queued: a key rotation
-		// keeps the old key until they are confirmed (INSTALL.md).
+		// Tokens a provider has not confirmed revoking yet: asked again
+		// until it does ("bot rekey" reseals them with the rest).
 		logger.Warn("queued revocations not confirmed yet", "queued", n)
 	}
 	g.Go(func() error { return retryRevocations(gctx, env.core.Vault, logger) })

@@ -264,3 +264,69 @@ func (v *Vault) QueuedRevocations(ctx context.Context) (int, error) {
 	}
 	return len(items), nil
 }
+
+// rekeyQueued reseals every queued revocation under the current key, and
+// returns how many it rewrote. A record changed meanwhile (tried, or
+// confirmed and dropped) is left to that change: a retry that failed
+// reseals what it rewrites under the current key anyway.
+func (v *Vault) rekeyQueued(ctx context.Context) (int, error) {
+	items, err := v.store.List(ctx, "", RevocationKind)
+	if err != nil {
+		return 0, fmt.Errorf("vault: list queued revocations: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, it := range items {
+		var q queuedRevocation
+		if err := json.Unmarshal(it.Value, &q); err != nil {
+			errs = append(errs, fmt.Errorf("vault: decode queued revocation %s: %w", it.Key.ID, ErrCorrupt))
+			continue
+		}
+		if q.KeyID == v.keys.CurrentKeyID() {
+			continue
+		}
+		ad := revocationAD(it.Key.ID, q.Principal, q.Service)
+		plain, err := v.keys.Open(q.KeyID, q.Sealed, ad)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("vault: open queued revocation %s: %w", it.Key.ID, err))
+			continue
+		}
+		q.KeyID, q.Sealed, err = v.keys.Seal(v.rand, plain, ad)
+		clear(plain)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		next, err := json.Marshal(q)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		switch err := v.store.CompareAndSwap(ctx, it.Key, it.Value, next, store.KeepTTL); {
+		case errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("vault: reseal queued revocation %s: %w", it.Key.ID, err))
+		default:
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// QueuedByKey counts the queued revocations by the ID of the key their
+// tokens are sealed under: what a rotation's last look checks.
+func (v *Vault) QueuedByKey(ctx context.Context) (map[string]int, error) {
+	items, err := v.store.List(ctx, "", RevocationKind)
+	if err != nil {
+		return nil, fmt.Errorf("vault: list queued revocations: %w", err)
+	}
+	counts := make(map[string]int)
+	for _, it := range items {
+		var q queuedRevocation
+		if err := json.Unmarshal(it.Value, &q); err != nil {
+			return nil, fmt.Errorf("vault: decode queued revocation %s: %w", it.Key.ID, ErrCorrupt)
+		}
+		counts[q.KeyID]++
+	}
+	return counts, nil
+}

@@ -243,3 +243,42 @@ func TestRevocationRetriesWithRotatedTokens(t *testing.T) {
 		t.Errorf("refresh tokens the provider was asked to revoke = %d, the retry's must be the rotated one", len(asked))
 	}
 }
+
+// A key rotation reseals queued revocations too: after RekeyAll under a new
+// key, a vault holding the new key alone still revokes the queued tokens.
+func TestRekeyResealsQueuedRevocations(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	clock := clocktest.New(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
+	prov := &flakyProvider{down: true}
+	st := memstore.New(memstore.Options{})
+	withProvider := func(o *Options) {
+		o.Now = clock.Now
+		for i := range o.Services {
+			o.Services[i].Revoke = prov.revoke
+		}
+	}
+	old := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')), withProvider)
+	tok := f.tokens.fresh()
+	mustConnect(t, old, alice, "github", tok)
+	if err := old.Revoke(ctx, alice, "github"); !errors.Is(err, ErrProviderRevoke) {
+		t.Fatalf("Revoke with the provider down: %v", err)
+	}
+	rotated := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('b'), testKey('a')), withProvider)
+	if _, err := rotated.RekeyAll(ctx, nil); err != nil {
+		t.Fatalf("RekeyAll: %v", err)
+	}
+	counts, err := rotated.QueuedByKey(ctx)
+	if err != nil || len(counts) != 1 || counts[mustKeys(t, testKey('b')).CurrentKeyID()] != 1 {
+		t.Fatalf("queued by key after the rekey = %v, %v; want one under the new key", counts, err)
+	}
+	onlyNew := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('b')), withProvider)
+	prov.setDown(false)
+	clock.Advance(time.Minute)
+	if res, err := onlyNew.RetryRevocations(ctx); err != nil || res != (RetryResult{Revoked: 1}) {
+		t.Fatalf("retry under the new key alone = %+v, %v; want it revoked", res, err)
+	}
+	if len(prov.revoked) != 1 || prov.revoked[0] != tok.RefreshToken {
+		t.Errorf("the provider revoked %d token(s), want the queued refresh token", len(prov.revoked))
+	}
+}

@@ -855,8 +855,8 @@ func (v *Vault) SealedByKey(ctx context.Context) (map[string]int, error) {
 }
 
 // RekeyAll reseals, under the current key, every connection of every
-// principal in the principal index (see Rekey), and returns how many
-// records it rewrote. It goes on past a principal that fails and returns
+// principal in the principal index (see Rekey) and every queued
+// revocation, and returns how many records it rewrote. It goes on past a principal that fails and returns
 // every failure, joined; it stops when ctx ends. progress, when not nil,
 // is called after each principal with how many are done of how many there
 // are. When it returns nil no record needs an old key any more, and the
@@ -880,6 +880,13 @@ func (v *Vault) RekeyAll(ctx context.Context, progress func(done, total int)) (i
 		}
 		if progress != nil {
 			progress(i+1, len(principals))
+		}
+	}
+	if ctx.Err() == nil {
+		k, err := v.rekeyQueued(ctx)
+		n += k
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return n, errors.Join(errs...)
