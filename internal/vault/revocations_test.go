@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/clocktest"
 	"github.com/agenthub/agenthub/internal/secret"
@@ -280,5 +282,73 @@ func TestRekeyResealsQueuedRevocations(t *testing.T) {
 	}
 	if len(prov.revoked) != 1 || prov.revoked[0] != tok.RefreshToken {
 		t.Errorf("the provider revoked %d token(s), want the queued refresh token", len(prov.revoked))
+	}
+}
+
+// barrierStore holds the first two reads of a connection until both have
+// read: two connects racing, each seeing the same earlier connection.
+type barrierStore struct {
+	store.Store
+	mu      sync.Mutex
+	arrived int
+	both    chan struct{}
+}
+
+func (b *barrierStore) Get(ctx context.Context, k store.Key) (store.Item, error) {
+	it, err := b.Store.Get(ctx, k)
+	if k.Kind != ConnectionKind {
+		return it, err
+	}
+	b.mu.Lock()
+	b.arrived++
+	n := b.arrived
+	if n == 2 {
+		close(b.both)
+	}
+	b.mu.Unlock()
+	if n <= 2 {
+		select {
+		case <-b.both:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	return it, err
+}
+
+// Two connections of different accounts landing at once: one is stored,
+// and the other, which it replaced, is revoked at the provider; neither is
+// dropped with its tokens alive.
+func TestConcurrentConnectsRevokeTheReplaced(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	prov := &flakyProvider{}
+	st := &barrierStore{Store: memstore.New(memstore.Options{}), both: make(chan struct{})}
+	v := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')), func(o *Options) {
+		for i := range o.Services {
+			o.Services[i].Revoke = prov.revoke
+		}
+	})
+	toks := map[string]*oauth2.Token{"ana": f.tokens.fresh(), "bea": f.tokens.fresh()}
+	var wg sync.WaitGroup
+	for account, tok := range toks {
+		wg.Go(func() {
+			if _, err := v.ConnectAccount(ctx, alice, "github", account, []string{"repo"}, tok); err != nil {
+				t.Errorf("ConnectAccount(%s): %v", account, err)
+			}
+		})
+	}
+	wg.Wait()
+	c, err := v.Connection(ctx, alice, "github")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loser := "ana"
+	if c.Account == "ana" {
+		loser = "bea"
+	}
+	prov.mu.Lock()
+	defer prov.mu.Unlock()
+	if len(prov.revoked) != 1 || prov.revoked[0] != toks[loser].RefreshToken {
+		t.Errorf("stored %s; the provider revoked %d token(s), want the replaced %s's refresh token", c.Account, len(prov.revoked), loser)
 	}
 }

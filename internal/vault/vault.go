@@ -506,16 +506,6 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, account 
 	if err != nil {
 		return "", err
 	}
-	// The earlier connection, if any: its account, and its tokens when
-	// they are to be revoked. One that cannot be read or opened is
-	// replaced all the same.
-	var old material
-	if _, prev, err := v.load(ctx, principal, service); err == nil {
-		replaced = prev.Account
-		if prev.Status != StatusRevoked && len(prev.Sealed) > 0 && prev.Account != "" && account != "" && prev.Account != account {
-			old, _ = v.openMaterial(principal, service, &prev)
-		}
-	}
 	now := v.now().UTC()
 	rec := connRecord{
 		V: 1, ID: id, Principal: principal, Service: service, Account: account,
@@ -529,38 +519,78 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, account 
 	if err != nil {
 		return "", fmt.Errorf("vault: encode connection: %w", err)
 	}
-	detail := map[string]string{"service": service, "scopes": strings.Join(rec.Scopes, " ")}
-	if account != "" {
-		detail["account"] = account
-	}
-	if replaced != "" && replaced != account {
-		detail["replaced_account"] = replaced
-	}
-	if err := v.record(ctx, audit.Event{Kind: audit.ConnectionCreated, Actor: principal, Result: "ok", Detail: detail}); err != nil {
-		return "", err
-	}
 	// The index entry is written first, so no sealed record exists that
 	// RekeyAll cannot find.
 	if err := v.store.Put(ctx, principalKey(principal), []byte(`{"v":1}`), 0); err != nil {
 		return "", fmt.Errorf("vault: index principal %s: %w", principal, err)
 	}
-	// The replaced account's tokens are queued for revocation before the
-	// record that holds them is overwritten: a process killed in between
-	// leaves them to a retry, not live and forgotten.
-	oldAccess, oldRefresh := secret.New(old.AccessToken), secret.New(old.RefreshToken)
-	revokeOld := (old.AccessToken != "" || old.RefreshToken != "") && svc.Revoke != nil
 	var (
-		queueID string
-		qerr    error
+		oldAccess, oldRefresh secret.Secret
+		revokeOld             bool
+		queueID               string
+		qerr                  error
 	)
-	if revokeOld {
-		queueID, qerr = v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, oldAccess, oldRefresh)
-	}
-	if err := v.store.Put(ctx, connKey(principal, service), value, 0); err != nil {
-		if qerr == nil && revokeOld {
-			v.store.Delete(context.WithoutCancel(ctx), revocationKey(queueID)) // the old connection stands
+	// The new record replaces the earlier one with compare-and-swap: two
+	// callbacks landing at once, or a refresh of the earlier connection,
+	// make it read again, so the tokens it replaces are the ones it read.
+	for attempt := 1; ; attempt++ {
+		item, prev, lerr := v.load(ctx, principal, service)
+		if lerr != nil && !errors.Is(lerr, ErrNotConnected) && item.Value == nil {
+			return "", lerr // the store did not answer: nothing is replaced blind
 		}
-		return "", fmt.Errorf("vault: store %s connection of %s: %w", service, principal, err)
+		// The earlier connection, if any: its account, and its tokens when
+		// they are to be revoked. One that cannot be opened is replaced
+		// all the same.
+		var old material
+		replaced = ""
+		if lerr == nil {
+			replaced = prev.Account
+			if prev.Status != StatusRevoked && len(prev.Sealed) > 0 && prev.Account != "" && account != "" && prev.Account != account {
+				old, _ = v.openMaterial(principal, service, &prev)
+			}
+		}
+		// The replaced account's tokens are queued for revocation before
+		// the record that holds them is overwritten: a process killed in
+		// between leaves them to a retry, not live and forgotten.
+		oldAccess, oldRefresh = secret.New(old.AccessToken), secret.New(old.RefreshToken)
+		revokeOld = (old.AccessToken != "" || old.RefreshToken != "") && svc.Revoke != nil
+		if revokeOld {
+			queueID, qerr = v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, oldAccess, oldRefresh)
+		}
+		var werr error
+		if item.Value == nil {
+			werr = v.store.Create(ctx, connKey(principal, service), value, 0)
+		} else {
+			werr = v.store.CompareAndSwap(ctx, connKey(principal, service), item.Value, value, 0)
+		}
+		if werr == nil {
+			// On the record once stored; a record that cannot be written
+			// puts back what was there: a connection the trail does not
+			// know is not made.
+			if err := v.record(ctx, v.createdEvent(principal, service, account, replaced, rec.Scopes)); err != nil {
+				var rerr error
+				if item.Value == nil {
+					rerr = v.store.CompareAndDelete(context.WithoutCancel(ctx), connKey(principal, service), value)
+				} else {
+					rerr = v.store.CompareAndSwap(context.WithoutCancel(ctx), connKey(principal, service), value, item.Value, 0)
+				}
+				if rerr != nil {
+					v.log.ErrorContext(ctx, "unrecorded connection not rolled back", "principal", principal, "service", service, "error", rerr)
+				}
+				if revokeOld && qerr == nil {
+					v.store.Delete(context.WithoutCancel(ctx), revocationKey(queueID)) // the old connection stands
+				}
+				return "", err
+			}
+			break
+		}
+		if revokeOld && qerr == nil {
+			v.store.Delete(context.WithoutCancel(ctx), revocationKey(queueID)) // the old connection stands, or changed
+		}
+		lost := errors.Is(werr, store.ErrExists) || errors.Is(werr, store.ErrConflict) || errors.Is(werr, store.ErrNotFound)
+		if !lost || attempt == connectTries {
+			return "", fmt.Errorf("vault: store %s connection of %s: %w", service, principal, werr)
+		}
 	}
 	if m.AccessToken != "" && v.fresh(m.Expiry) {
 		v.setCache(principal, service, cachedToken{connID: id, access: secret.New(m.AccessToken), tokenType: m.TokenType, expiry: m.Expiry})
@@ -574,6 +604,22 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, account 
 		}
 	}
 	return replaced, nil
+}
+
+// connectTries bounds how often ConnectAccount reads again when the
+// connection it replaces changed under it.
+const connectTries = 8
+
+// createdEvent is connection.created for an account that replaced another.
+func (v *Vault) createdEvent(principal, service, account, replaced string, scopes []string) audit.Event {
+	detail := map[string]string{"service": service, "scopes": strings.Join(scopes, " ")}
+	if account != "" {
+		detail["account"] = account
+	}
+	if replaced != "" && replaced != account {
+		detail["replaced_account"] = replaced
+	}
+	return audit.Event{Kind: audit.ConnectionCreated, Actor: principal, Result: "ok", Detail: detail}
 }
 
 func normalizeScopes(scopes []string) []string {
