@@ -29,6 +29,7 @@ import (
 	"github.com/agenthub/agenthub/internal/simenv"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/redisstore/redistest"
+	"github.com/agenthub/agenthub/internal/vault"
 )
 
 var (
@@ -65,7 +66,7 @@ type seenVault struct {
 	down   atomic.Bool // Connect fails, as a store that does not answer
 }
 
-func (v *seenVault) ConnectAccount(ctx context.Context, principal, service, account string, scopes []string, tok *oauth2.Token) (string, error) {
+func (v *seenVault) ConnectAccount(ctx context.Context, principal, service string, account vault.Account, scopes []string, tok *oauth2.Token) (string, error) {
 	v.mu.Lock()
 	v.tokens = append(v.tokens, tok.AccessToken, tok.RefreshToken)
 	v.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/google/go-github/v62/github"
 	"golang.org/x/oauth2"
@@ -82,6 +83,9 @@ func (g *gitHubApp) exchange(ctx context.Context, x connect.Exchange) (connect.G
 		return connect.Grant{}, fmt.Errorf("github: who is this: %w", githubFailure(err))
 	}
 	grant.Account = user.GetLogin()
+	if id := user.GetID(); id != 0 {
+		grant.AccountID = strconv.FormatInt(id, 10) // a login can be renamed; the ID stays
+	}
 	return grant, nil
 }
 

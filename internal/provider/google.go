@@ -82,29 +82,34 @@ func (g *googleClient) exchange(ctx context.Context, x connect.Exchange) (connec
 		return connect.Grant{}, err
 	}
 	if raw, _ := grant.Token.Extra("id_token").(string); raw != "" {
-		grant.Account = emailIn(raw)
+		grant.Account, grant.AccountID = accountIn(raw)
 	}
 	return grant, nil
 }
 
-// emailIn is the verified address an ID token's claims hold, or "".
-func emailIn(idToken string) string {
+// accountIn is the verified address an ID token's claims hold ("" when not
+// verified) and its subject, the account's stable ID.
+func accountIn(idToken string) (email, sub string) {
 	parts := strings.Split(idToken, ".")
 	if len(parts) != 3 {
-		return ""
+		return "", ""
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	var claims struct {
+		Sub      string `json:"sub"`
 		Email    string `json:"email"`
 		Verified bool   `json:"email_verified"`
 	}
-	if json.Unmarshal(payload, &claims) != nil || !claims.Verified {
-		return ""
+	if json.Unmarshal(payload, &claims) != nil {
+		return "", ""
 	}
-	return claims.Email
+	if !claims.Verified {
+		claims.Email = ""
+	}
+	return claims.Email, claims.Sub
 }
 
 // revoke asks Google to revoke the refresh token (which ends the grant,

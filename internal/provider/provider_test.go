@@ -406,6 +406,29 @@ func TestReconnectOtherAccount(t *testing.T) {
 	}
 }
 
+// A renamed GitHub login is the same account (the user ID says so):
+// reconnecting under the new name does not revoke the grant, which would
+// end the new connection with the old.
+func TestReconnectRenamedAccount(t *testing.T) {
+	h := newHarness(t, "github")
+	if status, _, _ := h.connect(newBrowser(t, nil), alice); status != http.StatusOK {
+		t.Fatal("first connect failed")
+	}
+	h.fake.Rename("octo-renamed")
+	status, page, _ := h.connect(newBrowser(t, nil), alice)
+	if status != http.StatusOK || !strings.Contains(page, "octo-renamed") {
+		t.Fatalf("renamed account: %d\n%s", status, page)
+	}
+	if got := h.fake.Revocations(); len(got) != 0 {
+		t.Errorf("revocations at GitHub after reconnecting a renamed login = %q, want none", got)
+	}
+	l, err := h.vault.Lease(h.ctx, vault.LeaseRequest{Principal: alice.String(), Service: "github", Scopes: []string{"repo"}})
+	if err != nil {
+		t.Fatalf("lease after reconnecting: %v", err)
+	}
+	l.Release(h.ctx)
+}
+
 func (h *harness) notConnected(p broker.Principal) {
 	h.t.Helper()
 	if c, err := h.vault.Connection(h.ctx, p.String(), h.svc.Name); !errors.Is(err, vault.ErrNotConnected) {

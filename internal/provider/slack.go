@@ -80,7 +80,7 @@ func (c *slackClient) exchange(ctx context.Context, x connect.Exchange) (connect
 	}
 	scopes := strings.FieldsFunc(u.Scope, func(r rune) bool { return r == ',' || r == ' ' })
 	slices.Sort(scopes)
-	return connect.Grant{Token: tok, Scopes: scopes, Account: u.ID + " in " + resp.Team.ID}, nil
+	return connect.Grant{Token: tok, Scopes: scopes, Account: u.ID + " in " + resp.Team.ID, AccountID: resp.Team.ID + "/" + u.ID}, nil
 }
 
 // revoke calls auth.revoke with the token itself (Slack revokes the token

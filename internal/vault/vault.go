@@ -284,6 +284,26 @@ const (
 	StatusRevoked Status = "revoked" // revoked by the person; the token is deleted
 )
 
+// Account is the provider's account a connection is of: Name as people
+// know it (a GitHub login, a Google address), which may change, and ID,
+// which does not (GitHub's user ID, Google's sub, Slack's user ID); either
+// may be "" when the connect flow did not learn it.
+type Account struct {
+	Name, ID string
+}
+
+// same reports whether a and b are known to be one account: by ID when
+// both have one, else by name. Unknown is not the same.
+func (a Account) same(b Account) bool {
+	if a.ID != "" && b.ID != "" {
+		return a.ID == b.ID
+	}
+	return a.Name != "" && a.Name == b.Name
+}
+
+// known reports whether anything names the account.
+func (a Account) known() bool { return a.Name != "" || a.ID != "" }
+
 // Connection is a connection's public metadata. It deliberately has no
 // token fields.
 type Connection struct {
@@ -309,6 +329,7 @@ type connRecord struct {
 	Principal string    `json:"principal"`
 	Service   string    `json:"service"`
 	Account   string    `json:"account,omitempty"`
+	AccountID string    `json:"account_id,omitempty"` // Account.ID
 	Scopes    []string  `json:"scopes"`
 	Status    Status    `json:"status"`
 	Created   time.Time `json:"created"`
@@ -474,24 +495,24 @@ func (v *Vault) record(ctx context.Context, e audit.Event) error {
 // service with the provider scopes granted, replacing any earlier
 // connection; it is ConnectAccount for an account whose name is not known.
 func (v *Vault) Connect(ctx context.Context, principal, service string, scopes []string, tok *oauth2.Token) error {
-	_, err := v.ConnectAccount(ctx, principal, service, "", scopes, tok)
+	_, err := v.ConnectAccount(ctx, principal, service, Account{}, scopes, tok)
 	return err
 }
 
 // ConnectAccount seals tok and stores it as principal's active connection
-// to service: the provider's account named account, with the provider
-// scopes granted. The connection.created audit event is stored first: if
+// to service: the provider's account, with the provider scopes granted. The connection.created audit event is stored first: if
 // it cannot be, nothing is connected.
 //
-// It replaces any earlier connection, and returns the account that one
-// named ("" if none, or not known), so the person can be told. When the
-// earlier connection was of another account, its tokens are revoked at
-// the provider: the person moved to another account, and the old one's
+// It replaces any earlier connection, and returns the name of the account
+// that one was of ("" if none, or not known), so the person can be told.
+// When the earlier connection was of another account (by ID when both
+// have one: a renamed GitHub login is the same account), its tokens are
+// revoked at the provider: the person moved to another account, and the old one's
 // access must not live on where nobody can see it. (Of the same account
 // they are not: at GitHub and Google revoking one token of a grant ends
 // the whole grant, the new token with it.) A failure there leaves the new
 // connection stored and wraps ErrProviderRevoke.
-func (v *Vault) ConnectAccount(ctx context.Context, principal, service, account string, scopes []string, tok *oauth2.Token) (replaced string, err error) {
+func (v *Vault) ConnectAccount(ctx context.Context, principal, service string, account Account, scopes []string, tok *oauth2.Token) (replaced string, err error) {
 	svc, err := v.service(service)
 	if err != nil {
 		return "", err
@@ -508,7 +529,7 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, account 
 	}
 	now := v.now().UTC()
 	rec := connRecord{
-		V: 1, ID: id, Principal: principal, Service: service, Account: account,
+		V: 1, ID: id, Principal: principal, Service: service, Account: account.Name, AccountID: account.ID,
 		Scopes: normalizeScopes(scopes), Status: StatusActive, Created: now, Updated: now,
 	}
 	m := material{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType, Expiry: tok.Expiry}
@@ -545,7 +566,8 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, account 
 		replaced = ""
 		if lerr == nil {
 			replaced = prev.Account
-			if prev.Status != StatusRevoked && len(prev.Sealed) > 0 && prev.Account != "" && account != "" && prev.Account != account {
+			was := Account{Name: prev.Account, ID: prev.AccountID}
+			if prev.Status != StatusRevoked && len(prev.Sealed) > 0 && was.known() && account.known() && !was.same(account) {
 				old, _ = v.openMaterial(principal, service, &prev)
 			}
 		}
@@ -567,7 +589,7 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, account 
 			// On the record once stored; a record that cannot be written
 			// puts back what was there: a connection the trail does not
 			// know is not made.
-			if err := v.record(ctx, v.createdEvent(principal, service, account, replaced, rec.Scopes)); err != nil {
+			if err := v.record(ctx, v.createdEvent(principal, service, account.Name, replaced, rec.Scopes)); err != nil {
 				var rerr error
 				if item.Value == nil {
 					rerr = v.store.CompareAndDelete(context.WithoutCancel(ctx), connKey(principal, service), value)

@@ -52,6 +52,30 @@ type Fake struct {
 	// incremental authorization does.
 	granted []string
 	scopes  map[int]string // grant → the scope its token responses name
+	// ids are the accounts' stable IDs (GitHub's user ID, Google's sub),
+	// which a rename keeps.
+	ids map[string]int
+}
+
+// idOf is account's stable ID, given on first sight.
+func (f *Fake) idOf(account string) int {
+	if f.ids == nil {
+		f.ids = map[string]int{}
+	}
+	if _, ok := f.ids[account]; !ok {
+		f.ids[account] = 1000 + len(f.ids)
+	}
+	return f.ids[account]
+}
+
+// Rename gives the signed-in account a new name, as a GitHub login
+// renamed: its ID stays.
+func (f *Fake) Rename(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.idOf(f.account)
+	f.ids[name] = f.ids[f.account]
+	f.account = name
 }
 
 type fakeCode struct {
@@ -211,7 +235,7 @@ func (f *Fake) token(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": access, "token_type": "bearer", "scope": "",
 			"expires_in": 28800, "refresh_token": refresh, "refresh_token_expires_in": 15811200})
 	case "google":
-		claims, _ := json.Marshal(map[string]any{"iss": "https://accounts.google.com", "sub": "1234", "email": f.account, "email_verified": true})
+		claims, _ := json.Marshal(map[string]any{"iss": "https://accounts.google.com", "sub": fmt.Sprint(f.idOf(f.account)), "email": f.account, "email_verified": true})
 		idToken := "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(claims) + ".c2ln"
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": 3599, "refresh_token": refresh,
 			"scope": f.scopes[grant], "id_token": idToken})
@@ -240,7 +264,7 @@ func (f *Fake) user(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Bad credentials"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"login": f.account, "id": 1})
+	writeJSON(w, http.StatusOK, map[string]any{"login": f.account, "id": f.idOf(f.account)})
 }
 
 func (f *Fake) api(w http.ResponseWriter, r *http.Request) {
