@@ -456,6 +456,13 @@ func (f *Flows) startPage(w http.ResponseWriter, r *http.Request) {
 	if prov.Config != nil {
 		authURL = prov.Config.Endpoint.AuthURL
 	}
+	if prov.SignInFirst {
+		// Continue goes to the identity provider first: the form may post
+		// to where that redirect leads, and the person is told.
+		idp := f.opts.Providers[f.opts.SignIn]
+		authURL = idp.Config.Endpoint.AuthURL
+		d.Lines = append(d.Lines, fmt.Sprintf("You sign in at %s first, as the identity linked to your Slack user (/agenthub link, once): only then does %s ask you.", idp.Name, prov.Name))
+	}
 	if prov.Config != nil {
 		if extra := scopesFor(prov, l.Purpose)[len(prov.Config.Scopes):]; len(extra) > 0 {
 			d.Lines = append(d.Lines, fmt.Sprintf("This time it also asks %s for what the action you asked for needs: %s.", prov.Name, strings.Join(extra, ", ")))

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -541,6 +542,17 @@ func TestConnectAfterSignIn(t *testing.T) {
 		}
 		h.op.SignInAs(who)
 		return connecttest.New(t, h.srv.URL).Open(link)
+	}
+	// The start page lets its form lead to the identity provider, where
+	// Continue goes first, and says so.
+	link, err := flows.Link(alice, sim.ServiceGitHub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := connecttest.New(t, h.srv.URL).Do(http.MethodGet, link, nil)
+	opURL, _ := url.Parse(h.op.Issuer())
+	if csp := start.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' http://"+opURL.Host) || !strings.Contains(start.Body, "sign in at") {
+		t.Errorf("start page CSP %q; want form-action to allow the identity provider, and the page to say it comes first", csp)
 	}
 	if r := open(mark); r.Status != http.StatusForbidden || connected(alice) || !h.refused(audit.IdentityRefused, "wrong_identity") {
 		t.Fatalf("alice's link signed in as mark: %d, connected %v", r.Status, connected(alice))

@@ -396,17 +396,19 @@ func EnrolOnPageMessage(requestID string) []slack.Block {
 // EnrolOnPage enrols principal, who passed the enrolment gate in a browser
 // (by says how: a fresh sign-in, a link handed over out of band), for that
 // browser's page to show the key: only the Confirm button comes to their
-// DM. requestID is the request waiting for it, if any. When the DM cannot
-// be sent nothing would take the first code, so it fails.
+// DM. requestID is the request waiting for it, if any. The DM, which holds
+// no key, comes first: when it cannot be sent nothing would take the first
+// code, so nothing is enrolled.
 func (a *App) EnrolOnPage(ctx context.Context, principal broker.Principal, by, requestID string, reset bool) (stepup.Enrolment, error) {
-	enr, err := a.opts.Enroller.EnrollAfterGate(ctx, principal.String(), by, reset)
-	if err != nil {
-		return stepup.Enrolment{}, err
+	if !reset {
+		if ok, err := a.opts.Enroller.Enrolled(ctx, principal.String()); err == nil && ok {
+			return stepup.Enrolment{}, stepup.ErrAlreadyEnrolled // no DM for a set-up that cannot be
+		}
 	}
 	if _, _, err := a.dm(ctx, principal.User, "Confirm your authenticator", EnrolOnPageMessage(requestID)); err != nil {
 		return stepup.Enrolment{}, fmt.Errorf("slackapp: the confirm DM: %w", err)
 	}
-	return enr, nil
+	return a.opts.Enroller.EnrollAfterGate(ctx, principal.String(), by, reset)
 }
 
 // EnrolModal asks for the first code of a new authenticator. Its private

@@ -3,6 +3,7 @@ package slackapp
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
 
 	"github.com/agenthub/agenthub/internal/audit"
@@ -284,34 +286,43 @@ func (a *App) sendStepUp(ctx context.Context, principal broker.Principal, t thre
 func (a *App) sendConnect(ctx context.Context, principal broker.Principal, t thread, o broker.Output) {
 	user := principal.User
 	expires := a.now().Add(broker.DefaultRequestTTL)
+	var earlier *connectPrompt
 	if o.RequestID != "" {
 		if r, err := a.opts.Broker.Lookup(ctx, o.RequestID); err == nil {
 			expires = r.Expires
 		}
-		// One Connect button per person and service while requests wait
-		// for it: a second request (an expired connection meets every
-		// request that needs it) is told to use the first.
-		err := a.claimConnectPrompt(ctx, principal, o.Service, o.RequestID, expires)
-		if errors.Is(err, store.ErrExists) {
-			// Its thread is kept, for its result once connected.
-			a.remember(ctx, requestRecord{RequestID: o.RequestID, Owner: principal, Action: o.Action, Resource: o.Resource, Thread: t, Expires: expires}, shown{})
-			a.reply(ctx, t, user, escape(fmt.Sprintf("%s waits for your %s connection too: connect it with the button in our DM, and I'll carry on with everything that waits for it.", o.Action, o.Service)))
-			return
-		}
-		if err != nil {
-			a.log.WarnContext(ctx, "connect prompt not recorded", "slack_user", user, "err", err)
+		// One Connect button per person and service: the newest request
+		// waiting for the connection holds it (it is the last to expire),
+		// asking for the scopes every waiting request needs, and the
+		// earlier button is rewritten to point at it.
+		earlier = a.waitingPrompt(ctx, principal, o.Service)
+		if earlier != nil {
+			o.Scopes = union(o.Scopes, earlier.Scopes)
 		}
 	}
 	ch, ts, err := a.dm(ctx, user, escape(o.Text), ConnectMessage(o))
 	if err != nil {
 		a.log.WarnContext(ctx, "connect dm failed", "slack_user", user, "err", err)
-		a.forgetConnectPrompt(ctx, principal, o.Service)
 		a.reply(ctx, t, user, outputText(o))
 		return
 	}
 	if o.RequestID != "" {
 		base := requestRecord{RequestID: o.RequestID, Owner: principal, Action: o.Action, Resource: o.Resource, Thread: t, Expires: expires}
 		a.remember(ctx, base, shown{Channel: ch, TS: ts, What: whatConnect, User: user})
+		p := connectPrompt{RequestID: o.RequestID, Channel: ch, TS: ts, Scopes: o.Scopes}
+		if raw, err := json.Marshal(p); err == nil {
+			if err := a.opts.Store.Put(ctx, connectPromptKey(principal, o.Service), raw, max(expires.Sub(a.now()), time.Minute)); err != nil {
+				a.log.WarnContext(ctx, "connect prompt not recorded", "slack_user", user, "err", err)
+			}
+		}
+		if earlier != nil {
+			text := escape(fmt.Sprintf("This waits for your %s connection too: connect it with the newer button below, and I'll carry on with everything that waits for it.", o.Service))
+			_, _, _, err := a.opts.API.UpdateMessageContext(ctx, earlier.Channel, earlier.TS, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(section(text)))
+			a.noteAuth(err)
+			if err != nil && !slackGone(err) {
+				a.log.WarnContext(ctx, "earlier connect button not rewritten", "slack_user", user, "err", err)
+			}
+		}
 	}
 	if t.Channel != "" && t.Channel != ch {
 		a.reply(ctx, t, user, escape(fmt.Sprintf("This needs your %s account: I've sent you a DM to connect it.", o.Service)))
@@ -327,31 +338,42 @@ func connectPromptKey(p broker.Principal, service string) store.Key {
 	return store.Key{Scope: p.String(), Kind: connectPromptKind, ID: service}
 }
 
-// claimConnectPrompt records that request id shows the Connect button for
-// service, unless a request still waiting for it shows one already
-// (store.ErrExists). A button whose request no longer waits (it expired,
-// a revoke canceled it) does not count.
-func (a *App) claimConnectPrompt(ctx context.Context, p broker.Principal, service, id string, expires time.Time) error {
-	key := connectPromptKey(p, service)
-	ttl := max(expires.Sub(a.now()), time.Minute)
-	err := a.opts.Store.Create(ctx, key, []byte(id), ttl)
-	if !errors.Is(err, store.ErrExists) {
-		return err
+// connectPrompt is the Connect button shown for a service: the request it
+// was posted for, where, and the scopes it asks for.
+type connectPrompt struct {
+	RequestID string   `json:"request_id"`
+	Channel   string   `json:"channel"`
+	TS        string   `json:"ts"`
+	Scopes    []string `json:"scopes,omitempty"`
+}
+
+// waitingPrompt is the Connect button shown for service while its request
+// still waits for the connection; nil when there is none.
+func (a *App) waitingPrompt(ctx context.Context, p broker.Principal, service string) *connectPrompt {
+	it, err := a.opts.Store.Get(ctx, connectPromptKey(p, service))
+	if err != nil {
+		return nil
 	}
-	cur, gerr := a.opts.Store.Get(ctx, key)
-	if gerr != nil {
-		return err
+	var cp connectPrompt
+	if json.Unmarshal(it.Value, &cp) != nil {
+		return nil
 	}
-	r, lerr := a.opts.Broker.Lookup(ctx, string(cur.Value))
-	if lerr == nil && r.Status == broker.StatusWaitingConnection && a.now().Before(r.Expires) {
-		return err
+	r, err := a.opts.Broker.Lookup(ctx, cp.RequestID)
+	if err != nil || r.Status != broker.StatusWaitingConnection || !a.now().Before(r.Expires) {
+		return nil
 	}
-	if errors.Is(lerr, broker.ErrNoRequest) || lerr == nil {
-		if a.opts.Store.CompareAndSwap(ctx, key, cur.Value, []byte(id), ttl) == nil {
-			return nil
+	return &cp
+}
+
+// union is a's strings then b's that a lacks.
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
 		}
 	}
-	return err
+	return out
 }
 
 // forgetConnectPrompt lets the next request waiting for service show a

@@ -183,12 +183,17 @@ func (a *App) gateClick(ctx context.Context, c click) {
 		a.log.WarnContext(ctx, "enrolment link not made", "slack_user", c.user, "err", err)
 		outcome = "not answered: the link could not be made"
 		a.tell(ctx, c, "I couldn't make the set-up link just now. Ask them to ask again.")
+		a.reply(ctx, thread{}, who.User, "An administrator approved setting up your authenticator, but I couldn't make the set-up link. Ask again in a moment.")
 		return
 	}
 	outcome = "approved by " + mention(c.user)
-	// The link is a URL AgentHub made (base64url and a fixed path).
-	a.tell(ctx, c, fmt.Sprintf("Approved. Hand %s this link outside Slack (in person, on a call): <%s|set-up link>. "+
-		"It works once, shows their key once, and nothing in Slack ever shows it.", mention(who.User), link))
+	// The link is a URL AgentHub made (base64url and a fixed path). It is
+	// shown to the administrator alone, and never left in a conversation.
+	if !a.ephemeralOnly(ctx, c.channel, c.user, c.responseURL, fmt.Sprintf("Approved. Hand %s this link outside Slack (in person, on a call): <%s|set-up link>. "+
+		"It works once, shows their key once, and nothing in Slack ever shows it.", mention(who.User), link)) {
+		a.reply(ctx, thread{}, c.user, fmt.Sprintf("Approved, but I couldn't show you the set-up link privately, and it must not stay in a conversation. "+
+			"Run bot stepup enrol-link %s where AgentHub runs instead.", who))
+	}
 	a.reply(ctx, thread{}, who.User, fmt.Sprintf("%s approved setting up your authenticator and will hand you a set-up link outside Slack. "+
 		"Open it in your browser: it shows your key once.", mention(c.user)))
 }

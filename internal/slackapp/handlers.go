@@ -133,24 +133,34 @@ func (a *App) reply(ctx context.Context, t thread, user, text string) {
 // ephemeral shows text to user alone, in channel when there is one, else
 // through the interaction's response_url, else in their DM.
 func (a *App) ephemeral(ctx context.Context, channel, user, responseURL, text string) {
+	if a.ephemeralOnly(ctx, channel, user, responseURL, text) {
+		return
+	}
+	if _, _, err := a.dm(ctx, user, text, nil); err != nil {
+		a.log.WarnContext(ctx, "slack dm failed", "slack_user", user, "err", err)
+	}
+}
+
+// ephemeralOnly is ephemeral without the DM: for what must not stay in a
+// conversation's history (a link that shows a key). It reports whether it
+// was shown.
+func (a *App) ephemeralOnly(ctx context.Context, channel, user, responseURL, text string) bool {
 	if channel != "" {
 		_, err := a.opts.API.PostEphemeralContext(ctx, channel, user, slack.MsgOptionText(text, false))
 		a.noteAuth(err)
 		if err == nil {
-			return
+			return true
 		}
 		a.log.WarnContext(ctx, "slack ephemeral failed", "slack_user", user, "err", err)
 	}
 	if responseURL != "" {
 		err := a.respond(ctx, responseURL, text)
 		if err == nil {
-			return
+			return true
 		}
 		a.log.WarnContext(ctx, "slack response_url failed", "slack_user", user, "err", err)
 	}
-	if _, _, err := a.dm(ctx, user, text, nil); err != nil {
-		a.log.WarnContext(ctx, "slack dm failed", "slack_user", user, "err", err)
-	}
+	return false
 }
 
 // respond posts an ephemeral answer to a response_url. The URL is a

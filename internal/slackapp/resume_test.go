@@ -6,6 +6,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/sim"
+	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
 )
 
 // TestWaitingRequestGoesOnInItsThread: asked while GitHub is not
@@ -61,52 +62,77 @@ func TestPlanGoesOnAfterApproval(t *testing.T) {
 }
 
 // TestOneConnectButtonPerService: requests that wait for the same
-// connection share one Connect button: the second is told to use the
-// first, and connecting goes on with both. Once its request no longer
-// waits (a revoke canceled it), the next one gets a button again.
+// connection share one Connect button: the newest holds it (it expires
+// last) and the earlier one is rewritten to point at it; connecting goes
+// on with both. A button whose request no longer waits (a revoke canceled
+// it) does not count.
 func TestOneConnectButtonPerService(t *testing.T) {
 	f := newFlow(t, flowOptions{demo: true})
 	f.mention(alice, "C1", listPulls) // first contact connects everything
 	if _, err := f.env.Broker.Revoke(f.ctx, testPrincipal(alice), sim.ServiceGitHub); err != nil {
 		t.Fatal(err)
 	}
-	buttons := func() int {
-		n := 0
+	withButton := func() []slacktest.Message {
+		var out []slacktest.Message
 		for _, m := range f.dms(alice) {
-			if _, ok := flowButtons(f.message(m).Blocks)[ActionConnect]; ok {
-				n++
+			if now := f.message(m); flowButtons(now.Blocks)[ActionConnect] != "" {
+				out = append(out, now)
 			}
 		}
-		return n
+		return out
 	}
 	first := f.mention(alice, "C1", listPulls)
+	firstDM := f.lastDM(alice)
 	second := f.mention(alice, "C2", listPulls)
-	if n := buttons(); n != 1 {
-		t.Fatalf("Connect buttons for two waiting requests = %d, want 1", n)
+	buttons := withButton()
+	if len(buttons) != 1 || buttons[0].TS == firstDM.TS {
+		t.Fatalf("Connect buttons for two waiting requests = %d, want 1, the newest", len(buttons))
 	}
-	if got := f.replies("C2", second); len(got) != 1 || !strings.Contains(got[0], "waits for your github connection too") {
-		t.Errorf("second request's reply = %q, want it pointed at the first button", got)
+	if now := f.message(firstDM); !strings.Contains(now.Text, "newer button") {
+		t.Errorf("the earlier Connect DM reads %q, want it pointed at the newer button", now.Text)
 	}
-	f.do(f.click(alice, f.lastDM(alice), ActionConnect))
+	f.do(f.click(alice, buttons[0], ActionConnect))
 	for ch, ts := range map[string]string{"C1": first, "C2": second} {
 		if got := f.replies(ch, ts); len(got) != 2 || !strings.HasPrefix(got[1], ":white_check_mark:") {
 			t.Errorf("%s replies after connecting = %q, want the result", ch, got)
 		}
 	}
 
-	// A new wait after the connection landed shows a button again; a revoke
-	// cancels its request, and the next wait shows one too.
+	// A revoke cancels the waiting request; the next wait shows a button
+	// of its own.
 	f.command(alice, "revoke github")
 	f.mention(alice, "C1", listPulls)
-	if n := buttons(); n != 1 {
-		t.Fatalf("Connect buttons after connecting and revoking again = %d, want 1", n)
-	}
 	f.command(alice, "revoke github")
-	if n := buttons(); n != 0 {
+	if n := len(withButton()); n != 0 {
 		t.Fatalf("Connect buttons after the revoke canceled their request = %d, want 0", n)
 	}
 	f.mention(alice, "C1", listPulls)
-	if n := buttons(); n != 1 {
+	if n := len(withButton()); n != 1 {
 		t.Errorf("Connect buttons after the waiting request was canceled = %d, want 1 (the new one)", n)
+	}
+}
+
+// The newest button asks for every waiting request's scopes: a read's and
+// a write's wait for one Google connection, and its link asks for both.
+func TestConnectButtonAsksForEveryWaitingRequestsScopes(t *testing.T) {
+	f := newFlow(t, flowOptions{demo: true})
+	read := broker.Output{Kind: broker.KindConnect, Service: "google", Action: "calendar.list_events", Scopes: []string{"read-scope"}, Text: "x"}
+	write := broker.Output{Kind: broker.KindConnect, Service: "google", Action: "calendar.create_event", Scopes: []string{"write-scope"}, Text: "y"}
+	// Requests that wait, so that the first button counts while the
+	// second is shown.
+	f.mention(alice, "C1", listPulls)
+	if _, err := f.env.Broker.Revoke(f.ctx, testPrincipal(alice), sim.ServiceGitHub); err != nil {
+		t.Fatal(err)
+	}
+	f.mention(alice, "C1", listPulls)
+	pending, err := f.env.Broker.Pending(f.ctx, testPrincipal(alice))
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending = %d, %v", len(pending), err)
+	}
+	read.RequestID, write.RequestID = pending[0].ID, pending[0].ID
+	f.app.deliverAsked(f.ctx, testPrincipal(alice), thread{}, []broker.Output{read})
+	f.app.deliverAsked(f.ctx, testPrincipal(alice), thread{}, []broker.Output{write})
+	if v := flowButtons(f.lastDM(alice).Blocks)[ActionConnect]; v != "google write-scope read-scope" {
+		t.Errorf("the newest button's value = %q, want google with both scopes", v)
 	}
 }

@@ -40,12 +40,14 @@
 // operator ("bot stepup enrol-link") handed over out of band. That page
 // shows the secret; it never travels through Slack, where a stolen session
 // could read it. The stepup.enrolled event says how the gate was passed.
-// With reset the new enrolment replaces a confirmed one, clearing its
-// lockout as Reset does: that is the way back for someone who lost their
-// authenticator, through the same gate as the first enrolment. The new
-// secret waits beside the confirmed one, which keeps counting until a code
-// of the new one confirms it: a reset nobody finishes (a stale link, a
-// scanner that pressed Continue) takes nothing away.
+// With reset the new enrolment replaces a confirmed one: that is the way
+// back for someone who lost their authenticator, through the same gate as
+// the first enrolment. The new secret waits beside the confirmed one,
+// which keeps counting until a code of the new one confirms it: a reset
+// nobody finishes (a stale link, a scanner that pressed Continue) takes
+// nothing away. The confirmation clears the failure count and the ladder;
+// a lockout running at the time must end first (someone guessing codes in
+// the person's Slack session can delay a reset that long, not stop it).
 //
 // # Replay and lockout
 //

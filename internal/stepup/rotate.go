@@ -47,8 +47,9 @@ func (s *Service) Principals(ctx context.Context) ([]string, error) {
 
 // SealedUnder returns the ID of the key principal's enrolment is sealed
 // under, and false when they have none: what a rotation's last look checks.
-// A replacement waiting for its first code sealed under another key than
-// the enrolment is reported instead, so that it is not forgotten.
+// With a replacement waiting for its first code, a key other than the
+// current one is reported if either is sealed under one, so that neither
+// is forgotten.
 func (s *Service) SealedUnder(ctx context.Context, principal string) (string, bool, error) {
 	key, err := recordKey(principal)
 	if err != nil {
@@ -65,7 +66,7 @@ func (s *Service) SealedUnder(ctx context.Context, principal string) (string, bo
 	if err != nil {
 		return "", false, err
 	}
-	if rec.Next != nil && rec.Next.KeyID != rec.KeyID {
+	if rec.Next != nil && rec.KeyID == s.sealer.current() {
 		return rec.Next.KeyID, true, nil
 	}
 	return rec.KeyID, true, nil

@@ -213,8 +213,9 @@ func (s *Service) Enroll(ctx context.Context, principal, accountName string) (En
 // EnrollAfterGate is Enroll for a principal who passed the enrolment gate:
 // by says how ("oidc:<subject>" for a fresh sign-in of their linked
 // identity, "link:<who issued it>" for a link handed over out of band), and
-// is on the stepup.enrolled record. With reset, the new enrolment replaces
-// a confirmed one (a lost authenticator), lockout and all, as Reset does.
+// is on the stepup.enrolled record. With reset, the new enrolment waits
+// beside a confirmed one (a lost authenticator) and replaces it when a code
+// of it confirms it; a lockout running then must end first.
 // The caller shows the secret where the gate was passed (the browser that
 // signed in or opened the link), never in a chat.
 func (s *Service) EnrollAfterGate(ctx context.Context, principal, by string, reset bool) (Enrolment, error) {

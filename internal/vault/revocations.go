@@ -102,30 +102,46 @@ func (v *Vault) confirmRevocation(ctx context.Context, svc *Service, principal, 
 
 // noteFailure writes a failed try's description into the queued record
 // item and, when the hook rotated the tokens before failing, the rotated
-// tokens in place of the spent ones. Best effort: on a conflict another
-// process has the record, and asks again itself.
+// tokens in place of the spent ones, sealed under the current key. It
+// reads again on a conflict (a rekey or another process changed the
+// record meanwhile): rotated tokens must not be lost, since the spent ones
+// no longer name the grant. Only a record that is gone is left gone.
 func (v *Vault) noteFailure(ctx context.Context, item store.Item, failure string, err error) {
-	var q queuedRevocation
-	if json.Unmarshal(item.Value, &q) != nil {
-		return
+	var (
+		rt                RotatedTokens
+		rotated           = errors.As(err, &rt)
+		access, refresh   secret.Secret
+		service           string
+		sealErr, writeErr error
+	)
+	if rotated {
+		access, refresh = rt.RotatedTokens()
 	}
-	q.Failure = failure
-	var rt RotatedTokens
-	if errors.As(err, &rt) {
-		access, refresh := rt.RotatedTokens()
-		keyID, sealed, serr := v.sealQueued(item.Key.ID, q.Principal, q.Service, access, refresh)
-		if serr != nil {
-			v.log.ErrorContext(ctx, "rotated tokens not queued", "service", q.Service, "error", serr)
-		} else {
+	_, writeErr = store.UpdateFrom(ctx, v.store, item.Key, item.Value, store.KeepTTL, func(cur []byte) ([]byte, error) {
+		if cur == nil {
+			return nil, store.Keep
+		}
+		var q queuedRevocation
+		if json.Unmarshal(cur, &q) != nil {
+			return nil, store.Keep
+		}
+		service = q.Service
+		q.Failure = failure
+		if rotated {
+			keyID, sealed, serr := v.sealQueued(item.Key.ID, q.Principal, q.Service, access, refresh)
+			if serr != nil {
+				sealErr = serr
+				return nil, store.Keep
+			}
 			q.KeyID, q.Sealed = keyID, sealed
 		}
+		return json.Marshal(q)
+	})
+	if sealErr != nil {
+		v.log.ErrorContext(ctx, "rotated tokens not queued", "service", service, "error", sealErr)
 	}
-	next, merr := json.Marshal(q)
-	if merr != nil {
-		return
-	}
-	if cerr := v.store.CompareAndSwap(ctx, item.Key, item.Value, next, store.KeepTTL); cerr != nil && !errors.Is(cerr, store.ErrConflict) {
-		v.log.WarnContext(ctx, "queued revocation not updated", "service", q.Service, "error", cerr)
+	if writeErr != nil {
+		v.log.WarnContext(ctx, "queued revocation not updated", "service", service, "error", writeErr)
 	}
 }
 

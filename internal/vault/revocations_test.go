@@ -352,3 +352,58 @@ func TestConcurrentConnectsRevokeTheReplaced(t *testing.T) {
 		t.Errorf("stored %s; the provider revoked %d token(s), want the replaced %s's refresh token", c.Account, len(prov.revoked), loser)
 	}
 }
+
+// A retry whose hook refreshed the tokens and then failed keeps the
+// rotated tokens even when a rekey rewrote the queued record meanwhile:
+// the spent ones no longer name the grant.
+func TestRotatedTokensSurviveARekeyDuringTheRetry(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	clock := clocktest.New(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
+	st := memstore.New(memstore.Options{})
+	var (
+		asked []string
+		mode  = "down"
+		rekey func()
+	)
+	hook := func(o *Options) {
+		o.Now = clock.Now
+		for i := range o.Services {
+			o.Services[i].Revoke = func(_ context.Context, _, refresh secret.Secret) error {
+				asked = append(asked, refresh.Reveal())
+				switch mode {
+				case "down":
+					return &statusErr{503}
+				case "rotate while a rekey runs":
+					rekey()
+					return &rotated{secret.New("access-2"), secret.New("refresh-2")}
+				}
+				return nil
+			}
+		}
+	}
+	old := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('a')), hook)
+	rot := f.vault(t, st, &fakeRecorder{}, mustKeys(t, testKey('b'), testKey('a')), hook)
+	rekey = func() {
+		if _, err := rot.RekeyAll(ctx, nil); err != nil {
+			t.Errorf("rekey: %v", err)
+		}
+	}
+	mustConnect(t, old, alice, "github", f.tokens.fresh())
+	if err := old.Revoke(ctx, alice, "github"); !errors.Is(err, ErrProviderRevoke) {
+		t.Fatalf("Revoke with the provider down: %v", err)
+	}
+	clock.Advance(time.Hour)
+	mode = "rotate while a rekey runs"
+	if _, err := rot.RetryRevocations(ctx); !errors.Is(err, ErrProviderRevoke) {
+		t.Fatalf("retry that rotated and failed: %v", err)
+	}
+	mode = "up"
+	clock.Advance(2 * time.Hour)
+	if res, err := rot.RetryRevocations(ctx); err != nil || res != (RetryResult{Revoked: 1}) {
+		t.Fatalf("next retry = %+v, %v", res, err)
+	}
+	if last := asked[len(asked)-1]; last != "refresh-2" {
+		t.Errorf("the last retry asked with a spent refresh token, want the rotated one (asked %d times)", len(asked))
+	}
+}
