@@ -38,6 +38,7 @@ const (
 	IdentityLinked      Kind = "identity.linked"     // a Slack user linked to their identity at the IdP (a fresh sign-in)
 	IdentityUnlinked    Kind = "identity.unlinked"   // that link undone (a fresh sign-in of the linked identity)
 	IdentityRefused     Kind = "identity.refused"    // a sign-in at the IdP that did not count: stale, without the factor, someone else's, …
+	IdentityVerified    Kind = "identity.verified"   // the linked identity signed in before a connection went on to its provider
 )
 
 // Kinds returns every kind above, in their order (the metrics label them;
@@ -48,7 +49,7 @@ func Kinds() []Kind {
 		StepUpPassed, StepUpFailed, TokenIssued, TokenRefreshed, ProviderRequested, ProviderCalled,
 		ActionSucceeded, ActionFailed, RequestExpired, RequestCanceled, GrantCreated, GrantRevoked,
 		ConnectionCreated, ConnectionRevoked, ConnectionExpired, ProviderRevoked, LeaseIssued, VaultRekeyStarted, VaultRekeyed,
-		ConnectStarted, ConnectRefused, WebhookRefused, IdentityLinked, IdentityUnlinked, IdentityRefused,
+		ConnectStarted, ConnectRefused, WebhookRefused, IdentityLinked, IdentityUnlinked, IdentityRefused, IdentityVerified,
 	}
 }
 

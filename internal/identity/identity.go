@@ -257,7 +257,13 @@ func (i *IdP) finish(ctx context.Context, x connect.Exchange) (connect.Done, err
 	case connect.SignInPurpose(x.Purpose):
 		// Before a connection (connect.Provider.SignInFirst): the linked
 		// identity signed in, and the flow goes on to the provider.
-		return connect.Done{}, i.sameIdentity(ctx, x.Principal, s)
+		if err := i.sameIdentity(ctx, x.Principal, s); err != nil {
+			return connect.Done{}, err
+		}
+		if _, err := i.opts.Audit.Record(ctx, audit.Event{Kind: audit.IdentityVerified, Actor: x.Principal.String(), Detail: i.detail(s)}); err != nil {
+			return connect.Done{}, fmt.Errorf("identity: record the sign-in: %w", err)
+		}
+		return connect.Done{}, nil
 	case x.Purpose == PurposeReset:
 		return i.enrol(ctx, x.Principal, "", true, s)
 	case strings.HasPrefix(x.Purpose, enrolPrefix):

@@ -560,6 +560,11 @@ func TestConnectAfterSignIn(t *testing.T) {
 	if r := open(anna); r.Status != http.StatusOK || !strings.Contains(r.Body, "GitHub is connected") || !connected(alice) {
 		t.Fatalf("alice's link signed in as anna: %d %s", r.Status, r.Body)
 	}
+	if !slices.ContainsFunc(h.events(), func(e audit.Event) bool {
+		return e.Kind == audit.IdentityVerified && e.Actor == alice.String() && e.Detail["subject"] == anna.Subject
+	}) {
+		t.Error("the sign-in before the connection is not on the record")
+	}
 	if _, err := connect.New(connect.Options{PublicURL: h.srv.URL, Key: bytes.Repeat([]byte("k"), 32), Store: h.st, Vault: h.env.Vault,
 		Refuser: h.env.Broker, Audit: h.env.Audit, Providers: map[string]connect.Provider{sim.ServiceGitHub: github}}); err == nil {
 		t.Error("a provider that signs in first was accepted without an identity provider")
