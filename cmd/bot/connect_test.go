@@ -168,6 +168,36 @@ func readAll(t *testing.T, r *http.Response) string {
 	return b.String()
 }
 
+// awaitApproval waits for the approval DM in dm, and returns it with the
+// ID of the request it is for.
+func awaitApproval(t *testing.T, srv *slacktest.Server, dm string) (slacktest.Message, string) {
+	t.Helper()
+	var approval slacktest.Message
+	eventually(t, "the approval DM", func() bool {
+		var ok bool
+		approval, ok = messageWith(srv, dm, slackapp.ActionDecidePrefix+broker.ChoiceOnce)
+		return ok
+	})
+	return approval, buttonValue(t, approval.Blocks, slackapp.ActionDecidePrefix+broker.ChoiceOnce)
+}
+
+// seenBy is everything the bot wrote where people or operators read it:
+// its log, the messages in dm, the test channel and the audit channel, and
+// the responses to commands and clicks.
+func seenBy(bot *runningBot, srv *slacktest.Server, dm string) string {
+	var seen strings.Builder
+	seen.WriteString(bot.stderr.String())
+	for _, ch := range []string{dm, e2eChannel, e2eAudit} {
+		for _, m := range srv.Messages(ch) {
+			seen.WriteString(m.Text + string(m.Blocks))
+		}
+	}
+	for _, r := range srv.Responses() {
+		seen.WriteString(r.Text)
+	}
+	return seen.String()
+}
+
 // responseWith waits for a response (to a slash command or a click) that
 // holds s, and returns its text.
 func responseWith(t *testing.T, srv *slacktest.Server, s string) string {
@@ -260,17 +290,7 @@ func TestSlackBotOnRealGitHub(t *testing.T) {
 		t.Errorf("at GitHub after revoke: revocations %q, grants alive %d; want the grant deleted", got, gh.GrantsAlive())
 	}
 
-	var seen strings.Builder
-	seen.WriteString(bot.stderr.String())
-	for _, ch := range []string{dm, e2eChannel, e2eAudit} {
-		for _, m := range srv.Messages(ch) {
-			seen.WriteString(m.Text + string(m.Blocks))
-		}
-	}
-	for _, r := range srv.Responses() {
-		seen.WriteString(r.Text)
-	}
-	if regexp.MustCompile(`CANARY-github-(access|refresh|code)|client-secret-CANARY|webhook-secret-CANARY`).MatchString(seen.String()) {
+	if regexp.MustCompile(`CANARY-github-(access|refresh|code)|client-secret-CANARY|webhook-secret-CANARY`).MatchString(seenBy(bot, srv, dm)) {
 		t.Error("a token or a secret is in the log or in Slack")
 	}
 }

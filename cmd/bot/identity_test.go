@@ -58,13 +58,7 @@ func TestSlackBotStepUpBySignIn(t *testing.T) {
 	}
 
 	push(t, srv, srv.AppMention(slacktest.Msg{User: alice, Channel: e2eChannel, Text: "<@" + slacktest.BotUserID + "> merge PR 7 in acme/payments"}))
-	var approval slacktest.Message
-	eventually(t, "the approval DM", func() bool {
-		var ok bool
-		approval, ok = messageWith(srv, dm, slackapp.ActionDecidePrefix+broker.ChoiceOnce)
-		return ok
-	})
-	reqID := buttonValue(t, approval.Blocks, slackapp.ActionDecidePrefix+broker.ChoiceOnce)
+	approval, reqID := awaitApproval(t, srv, dm)
 	push(t, srv, srv.BlockAction(slacktest.Action{User: alice, Channel: dm, MessageTS: approval.TS,
 		ActionID: slackapp.ActionDecidePrefix + broker.ChoiceOnce, Value: reqID}))
 	var stepMsg slacktest.Message
@@ -116,18 +110,9 @@ func TestSlackBotStepUpBySignIn(t *testing.T) {
 		t.Errorf("request after the sign-in: %s, %v", r.Status, err)
 	}
 
-	var seen strings.Builder
-	seen.WriteString(bot.stderr.String())
-	for _, ch := range []string{dm, e2eChannel, e2eAudit} {
-		for _, m := range srv.Messages(ch) {
-			seen.WriteString(m.Text + string(m.Blocks))
-		}
-	}
-	for _, r := range srv.Responses() {
-		seen.WriteString(r.Text)
-	}
+	seen := seenBy(bot, srv, dm)
 	for _, secret := range append([]string{oidctest.SecretCanary}, op.Issued()...) {
-		if strings.Contains(seen.String(), secret) {
+		if strings.Contains(seen, secret) {
 			t.Fatal("the OIDC client secret or a token the OP issued is in the log or in Slack")
 		}
 	}

@@ -38,6 +38,21 @@ not be resealed (each is named by principal and service) or the run was
 interrupted; 2 for a usage or settings mistake, or no old keys.
 `
 
+// botSettings loads the settings a command shares with the bot (the
+// vault and audit keys, the store); a setting missing or malformed is named
+// on stderr, with exit status 2.
+func botSettings(getenv func(string) string, stderr io.Writer, command string) (*config.Config, error) {
+	cfg, err := config.Load(getenv, os.ReadFile, config.NeedVault|config.NeedAudit)
+	if ce, ok := errors.AsType[*config.Error](err); ok {
+		fmt.Fprintf(stderr, "%s needs these settings, as the bot has them:\n", command)
+		for _, p := range ce.Problems {
+			fmt.Fprintf(stderr, "  %-26s %s\n", p.Name, p.Message)
+		}
+		return nil, &exitError{code: 2}
+	}
+	return cfg, err
+}
+
 // rekeyActor is the audit actor of a rekey run: an operator at a terminal,
 // not a Slack user.
 const rekeyActor = "operator:bot-rekey"
@@ -50,14 +65,7 @@ func (h hooks) runRekey(ctx context.Context, args []string, getenv func(string) 
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	cfg, err := config.Load(getenv, os.ReadFile, config.NeedVault|config.NeedAudit)
-	if ce, ok := errors.AsType[*config.Error](err); ok {
-		fmt.Fprintln(stderr, "bot rekey needs these settings, as the bot has them:")
-		for _, p := range ce.Problems {
-			fmt.Fprintf(stderr, "  %-26s %s\n", p.Name, p.Message)
-		}
-		return &exitError{code: 2}
-	}
+	cfg, err := botSettings(getenv, stderr, "bot rekey")
 	if err != nil {
 		return err
 	}

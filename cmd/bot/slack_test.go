@@ -222,13 +222,7 @@ func TestSlackBotEndToEnd(t *testing.T) {
 	// A merge: approval DM → Approve → step-up → enrolment → code → result.
 	mergeMention := srv.AppMention(slacktest.Msg{User: alice, Channel: e2eChannel, Text: "<@" + slacktest.BotUserID + "> merge PR 7 in acme/payments"})
 	push(t, srv, mergeMention)
-	var approval slacktest.Message
-	eventually(t, "the approval DM", func() bool {
-		var ok bool
-		approval, ok = messageWith(srv, dm, slackapp.ActionDecidePrefix+broker.ChoiceOnce)
-		return ok
-	})
-	reqID := buttonValue(t, approval.Blocks, slackapp.ActionDecidePrefix+broker.ChoiceOnce)
+	approval, reqID := awaitApproval(t, srv, dm)
 
 	// A stranger's click is refused, ephemerally, and changes nothing.
 	strangerClick := srv.BlockAction(slacktest.Action{User: mallory, Channel: dm, MessageTS: approval.TS,
@@ -469,13 +463,7 @@ func TestTwoBotsShareOneRedis(t *testing.T) {
 	// Alice's first contact connects her (demo mode); the comment needs
 	// approval.
 	push(t, srv, srv.AppMention(slacktest.Msg{User: alice, Channel: e2eChannel, Text: "<@" + slacktest.BotUserID + "> comment 'LGTM' on PR 7 in acme/payments"}))
-	var approval slacktest.Message
-	eventually(t, "the approval DM", func() bool {
-		var ok bool
-		approval, ok = messageWith(srv, dm, slackapp.ActionDecidePrefix+broker.ChoiceOnce)
-		return ok
-	})
-	reqID := buttonValue(t, approval.Blocks, slackapp.ActionDecidePrefix+broker.ChoiceOnce)
+	approval, reqID := awaitApproval(t, srv, dm)
 	before := len(providers.World.CallsFor("github"))
 
 	click := srv.BlockAction(slacktest.Action{User: alice, Channel: dm, MessageTS: approval.TS,

@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/agenthub/agenthub/internal/broker"
-	"github.com/agenthub/agenthub/internal/config"
 )
 
 const stepupUsage = `Usage:
@@ -63,14 +60,7 @@ func (h hooks) runStepUp(ctx context.Context, args []string, getenv func(string)
 	if *valid <= 0 || *valid > maxEnrolLink {
 		return usageError("stepup enrol-link: -valid must be more than 0 and at most 72h")
 	}
-	cfg, err := config.Load(getenv, os.ReadFile, config.NeedVault|config.NeedAudit)
-	if ce, ok := errors.AsType[*config.Error](err); ok {
-		fmt.Fprintln(stderr, "bot stepup enrol-link needs these settings, as the bot has them:")
-		for _, p := range ce.Problems {
-			fmt.Fprintf(stderr, "  %-26s %s\n", p.Name, p.Message)
-		}
-		return &exitError{code: 2}
-	}
+	cfg, err := botSettings(getenv, stderr, "bot stepup enrol-link")
 	if err != nil {
 		return err
 	}
