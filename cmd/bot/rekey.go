@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/stepup"
+	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/vault"
 )
 
@@ -53,6 +55,22 @@ func botSettings(getenv func(string) string, stderr io.Writer, command string) (
 	return cfg, err
 }
 
+// offlineCore opens the store and wires the core the bot wires, on no
+// providers, for a command that opens and seals records (and records what
+// it did) but never calls a provider. The caller closes the store.
+func (h hooks) offlineCore(ctx context.Context, settings config.StoreSettings, k keys, logger *slog.Logger) (*core, store.Store, error) {
+	st, err := h.openStore(ctx, settings, false, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := wire(&providers{close: func() error { return nil }}, wiring{store: st, keys: k.stack(), logger: logger})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return c, st, nil
+}
+
 // rekeyActor is the audit actor of a rekey run: an operator at a terminal,
 // not a Slack user.
 const rekeyActor = "operator:bot-rekey"
@@ -90,17 +108,11 @@ func (h hooks) runRekey(ctx context.Context, args []string, getenv func(string) 
 	}
 	logger := newLogger(cfg, stderr)
 
-	st, err := h.openStore(ctx, settings, false, logger)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	// The core the bot wires, on no providers: resealing opens and seals
-	// records, and never calls a provider.
-	c, err := wire(&providers{close: func() error { return nil }}, wiring{store: st, keys: k.stack(), logger: logger})
+	c, st, err := h.offlineCore(ctx, settings, k, logger)
 	if err != nil {
 		return fmt.Errorf("rekey: %w", err)
 	}
+	defer st.Close()
 	rec, v, su := c.Audit, c.Vault, c.StepUp
 	// Never reseal under a key the bot does not hold: everything would be
 	// sealed where the bot cannot open it.

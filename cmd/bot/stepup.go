@@ -76,15 +76,11 @@ func (h hooks) runStepUp(ctx context.Context, args []string, getenv func(string)
 		return err
 	}
 	logger := newLogger(cfg, stderr)
-	st, err := h.openStore(ctx, settings, false, logger)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	c, err := wire(&providers{close: func() error { return nil }}, wiring{store: st, keys: k.stack(), logger: logger})
+	c, st, err := h.offlineCore(ctx, settings, k, logger)
 	if err != nil {
 		return fmt.Errorf("stepup: %w", err)
 	}
+	defer st.Close()
 	link, err := issueEnrolLink(ctx, c.Audit, k.links, cfg.PublicURL, p, "operator", *reset, *valid)
 	if err != nil {
 		return fmt.Errorf("stepup: %w", err)
