@@ -25,7 +25,6 @@ import (
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/loopback"
 	"github.com/agenthub/agenthub/internal/store"
-	"github.com/agenthub/agenthub/internal/vault"
 )
 
 // Provider is one service a person can connect.
@@ -190,7 +189,7 @@ func StandardExchange(ctx context.Context, x Exchange) (Grant, error) {
 // stored, but the replaced account's tokens could not be revoked at the
 // provider.
 type Vault interface {
-	ConnectAccount(ctx context.Context, principal, service string, account vault.Account, scopes []string, tok *oauth2.Token) (replaced string, err error)
+	ConnectAccount(ctx context.Context, principal, service, accountName, accountID string, scopes []string, tok *oauth2.Token) (replaced string, err error)
 }
 
 // Recorder is the audit trail; *audit.Recorder is one.
@@ -754,7 +753,7 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cctx := context.WithoutCancel(ctx)
-	replaced, err := f.opts.Vault.ConnectAccount(cctx, fs.Principal.String(), service, vault.Account{Name: g.Account, ID: g.AccountID}, g.Scopes, g.Token)
+	replaced, err := f.opts.Vault.ConnectAccount(cctx, fs.Principal.String(), service, g.Account, g.AccountID, g.Scopes, g.Token)
 	if err != nil && replaced == "" {
 		f.unavailable(w, r, "store connection", err)
 		return

@@ -29,7 +29,6 @@ import (
 	"github.com/agenthub/agenthub/internal/simenv"
 	"github.com/agenthub/agenthub/internal/store"
 	"github.com/agenthub/agenthub/internal/store/redisstore/redistest"
-	"github.com/agenthub/agenthub/internal/vault"
 )
 
 var (
@@ -66,14 +65,14 @@ type seenVault struct {
 	down   atomic.Bool // Connect fails, as a store that does not answer
 }
 
-func (v *seenVault) ConnectAccount(ctx context.Context, principal, service string, account vault.Account, scopes []string, tok *oauth2.Token) (string, error) {
+func (v *seenVault) ConnectAccount(ctx context.Context, principal, service, account, accountID string, scopes []string, tok *oauth2.Token) (string, error) {
 	v.mu.Lock()
 	v.tokens = append(v.tokens, tok.AccessToken, tok.RefreshToken)
 	v.mu.Unlock()
 	if v.down.Load() {
 		return "", errors.New("store unavailable")
 	}
-	return v.next.ConnectAccount(ctx, principal, service, account, scopes, tok)
+	return v.next.ConnectAccount(ctx, principal, service, account, accountID, scopes, tok)
 }
 
 func newHarness(t *testing.T) *harness {

@@ -189,10 +189,10 @@ func TestRevocationQueuedWhileProviderAsked(t *testing.T) {
 			}
 		}
 	})
-	if _, err := v.ConnectAccount(ctx, alice, "github", Account{Name: "octocat"}, nil, f.tokens.fresh()); err != nil {
+	if _, err := v.ConnectAccount(ctx, alice, "github", "octocat", "", nil, f.tokens.fresh()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.ConnectAccount(ctx, alice, "github", Account{Name: "hubot"}, nil, f.tokens.fresh()); err != nil {
+	if _, err := v.ConnectAccount(ctx, alice, "github", "hubot", "", nil, f.tokens.fresh()); err != nil {
 		t.Fatal(err)
 	}
 	if err := v.Revoke(ctx, alice, "github"); err != nil {
@@ -332,7 +332,7 @@ func TestConcurrentConnectsRevokeTheReplaced(t *testing.T) {
 	var wg sync.WaitGroup
 	for account, tok := range toks {
 		wg.Go(func() {
-			if _, err := v.ConnectAccount(ctx, alice, "github", Account{Name: account}, []string{"repo"}, tok); err != nil {
+			if _, err := v.ConnectAccount(ctx, alice, "github", account, "", []string{"repo"}, tok); err != nil {
 				t.Errorf("ConnectAccount(%s): %v", account, err)
 			}
 		})

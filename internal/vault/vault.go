@@ -495,12 +495,13 @@ func (v *Vault) record(ctx context.Context, e audit.Event) error {
 // service with the provider scopes granted, replacing any earlier
 // connection; it is ConnectAccount for an account whose name is not known.
 func (v *Vault) Connect(ctx context.Context, principal, service string, scopes []string, tok *oauth2.Token) error {
-	_, err := v.ConnectAccount(ctx, principal, service, Account{}, scopes, tok)
+	_, err := v.ConnectAccount(ctx, principal, service, "", "", scopes, tok)
 	return err
 }
 
 // ConnectAccount seals tok and stores it as principal's active connection
-// to service: the provider's account, with the provider scopes granted. The connection.created audit event is stored first: if
+// to service: the provider's account (its name as people know it, and its
+// stable ID; either may be ""), with the provider scopes granted. The connection.created audit event is stored first: if
 // it cannot be, nothing is connected.
 //
 // It replaces any earlier connection, and returns the name of the account
@@ -512,7 +513,8 @@ func (v *Vault) Connect(ctx context.Context, principal, service string, scopes [
 // they are not: at GitHub and Google revoking one token of a grant ends
 // the whole grant, the new token with it.) A failure there leaves the new
 // connection stored and wraps ErrProviderRevoke.
-func (v *Vault) ConnectAccount(ctx context.Context, principal, service string, account Account, scopes []string, tok *oauth2.Token) (replaced string, err error) {
+func (v *Vault) ConnectAccount(ctx context.Context, principal, service, accountName, accountID string, scopes []string, tok *oauth2.Token) (replaced string, err error) {
+	account := Account{Name: accountName, ID: accountID}
 	svc, err := v.service(service)
 	if err != nil {
 		return "", err

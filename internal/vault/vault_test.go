@@ -696,23 +696,23 @@ func TestConnectAccountReplaces(t *testing.T) {
 		}
 	})
 	first := f.tokens.fresh()
-	if replaced, err := v.ConnectAccount(ctx, alice, "github", Account{Name: "octocat"}, []string{"repo"}, first); err != nil || replaced != "" {
+	if replaced, err := v.ConnectAccount(ctx, alice, "github", "octocat", "", []string{"repo"}, first); err != nil || replaced != "" {
 		t.Fatalf("first ConnectAccount = %q, %v; want \"\", nil", replaced, err)
 	}
 	if c, err := v.Connection(ctx, alice, "github"); err != nil || c.Account != "octocat" {
 		t.Fatalf("Connection = %+v, %v; want account octocat", c, err)
 	}
-	if replaced, err := v.ConnectAccount(ctx, alice, "github", Account{Name: "octocat"}, []string{"repo"}, f.tokens.fresh()); err != nil || replaced != "octocat" {
+	if replaced, err := v.ConnectAccount(ctx, alice, "github", "octocat", "", []string{"repo"}, f.tokens.fresh()); err != nil || replaced != "octocat" {
 		t.Fatalf("same account again = %q, %v; want octocat, nil", replaced, err)
 	}
 	if len(revoked) != 0 {
 		t.Fatalf("reconnecting the same account revoked %d token(s) at the provider, want 0", len(revoked))
 	}
 	prev := f.tokens.fresh()
-	if _, err := v.ConnectAccount(ctx, alice, "github", Account{Name: "octocat"}, []string{"repo"}, prev); err != nil {
+	if _, err := v.ConnectAccount(ctx, alice, "github", "octocat", "", []string{"repo"}, prev); err != nil {
 		t.Fatal(err)
 	}
-	replaced, err := v.ConnectAccount(ctx, alice, "github", Account{Name: "hubot"}, []string{"repo"}, f.tokens.fresh())
+	replaced, err := v.ConnectAccount(ctx, alice, "github", "hubot", "", []string{"repo"}, f.tokens.fresh())
 	if err != nil || replaced != "octocat" {
 		t.Fatalf("other account = %q, %v; want octocat, nil", replaced, err)
 	}
@@ -736,10 +736,10 @@ func TestConnectAccountReplacedRevokeFails(t *testing.T) {
 			o.Services[i].Revoke = func(context.Context, secret.Secret, secret.Secret) error { return errors.New("provider down") }
 		}
 	})
-	if _, err := v.ConnectAccount(ctx, alice, "github", Account{Name: "octocat"}, nil, f.tokens.fresh()); err != nil {
+	if _, err := v.ConnectAccount(ctx, alice, "github", "octocat", "", nil, f.tokens.fresh()); err != nil {
 		t.Fatal(err)
 	}
-	_, err := v.ConnectAccount(ctx, alice, "github", Account{Name: "hubot"}, nil, f.tokens.fresh())
+	_, err := v.ConnectAccount(ctx, alice, "github", "hubot", "", nil, f.tokens.fresh())
 	if !errors.Is(err, ErrProviderRevoke) {
 		t.Fatalf("error = %v, want ErrProviderRevoke", err)
 	}
