@@ -15,6 +15,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/console"
 	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/sim"
@@ -192,6 +193,15 @@ func (h hooks) startDemo(ctx context.Context, storeURL string, pol *policy.Engin
 	if err != nil {
 		return nil, err
 	}
+	// The LLM planner, when OPENAI_API_KEY is set, against the simulated
+	// services; the rules planner otherwise.
+	llmConf, err := config.LoadLLM(getenv, os.ReadFile)
+	if ce, ok := errors.AsType[*config.Error](err); ok {
+		return nil, usageError("%s: %s", ce.Problems[0].Name, ce.Problems[0].Message)
+	}
+	if err != nil {
+		return nil, err
+	}
 	settings.URL = storeURL
 	env.st, err = h.openStore(ctx, settings, true, logger)
 	if err != nil {
@@ -218,7 +228,7 @@ func (h hooks) startDemo(ctx context.Context, storeURL string, pol *policy.Engin
 		provs.close()
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	env.core, err = wire(provs, wiring{store: env.st, keys: keys, policy: pol, logger: logger})
+	env.core, err = wire(provs, wiring{store: env.st, keys: keys, policy: pol, logger: logger, llm: llmConf})
 	if err != nil {
 		provs.close()
 		return nil, fmt.Errorf("demo: %w", err)

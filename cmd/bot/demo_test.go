@@ -13,7 +13,9 @@ import (
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/logtest"
+	"github.com/agenthub/agenthub/internal/planner/llm/llmtest"
 	"github.com/agenthub/agenthub/internal/sim"
 	"github.com/agenthub/agenthub/internal/store"
 )
@@ -480,4 +482,27 @@ func indexOf[T comparable](s []T, v T) int {
 		}
 	}
 	return -1
+}
+
+// With OPENAI_API_KEY and OPENAI_BASE_URL, `bot demo` plans with the LLM
+// planner against the simulated services: a sentence no rule reads becomes
+// the model's merge, which still asks its owner for approval; nothing is
+// merged by the model's word alone.
+func TestDemoWithTheLLMPlanner(t *testing.T) {
+	m := llmtest.New(t, llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall("github__merge_pull_request", `{"repo":"acme/payments","number":7}`)}})
+	r := runDemoWith(t, demoOpts{env: map[string]string{"OPENAI_API_KEY": "sk-CANARY-demo-key", "OPENAI_BASE_URL": m.URL()}},
+		say("ship the payments fix, the one from this morning"))
+	a := r.one(t, 0, broker.KindApproval)
+	if !strings.Contains(a.Text, "github.merge_pull_request") {
+		t.Fatalf("approval %q, want the model's merge", a.Text)
+	}
+	if len(m.Requests()) != 1 || m.Requests()[0]["model"] != config.DefaultLLMModel {
+		t.Errorf("the model was asked %d time(s) (model %v), want once, the default model", len(m.Requests()), m.Requests())
+	}
+	if pr, _ := r.env.world.GitHub().PullRequest("acme/payments", 7); pr.Merged {
+		t.Fatal("merged on the model's word")
+	}
+	if strings.Contains(r.stderr, "sk-CANARY-demo-key") {
+		t.Error("the API key is in the log")
+	}
 }

@@ -10,10 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agenthub/agenthub/internal/agent"
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/connect"
+	"github.com/agenthub/agenthub/internal/planner"
+	"github.com/agenthub/agenthub/internal/planner/llm"
 	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/provider"
 	"github.com/agenthub/agenthub/internal/simenv"
@@ -180,6 +183,7 @@ type wiring struct {
 	// policy decides; nil where only the person at the terminal asks.
 	directory broker.Directory
 	factors   []string // the second factors step-up may ask for; nil: TOTP alone
+	llm       config.LLM
 }
 
 // wire assembles the core on the providers: the one assembly of the Slack
@@ -191,12 +195,24 @@ func wire(p *providers, w wiring) (*core, error) {
 	s, err := stack.Build(stack.Options{
 		Store: w.store, Providers: p.stack, Keys: w.keys, Policy: w.policy,
 		Logger: w.logger, OnRecord: w.onRecord, DemoStepUp: p.sim != nil, Directory: w.directory,
-		Factors: w.factors, GatedEnrolment: p.sim == nil,
+		Factors: w.factors, GatedEnrolment: p.sim == nil, NewPlanner: llmPlanner(w.llm, w.logger),
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &core{Stack: s, providers: p}, nil
+}
+
+// llmPlanner makes the LLM planner on the registry when a model is set up
+// (nil: the rules planner plans), with the rules planner to fall back on.
+func llmPlanner(c config.LLM, logger *slog.Logger) func(*agent.Registry) (broker.Planner, error) {
+	if !c.On() {
+		return nil
+	}
+	return func(reg *agent.Registry) (broker.Planner, error) {
+		return llm.New(llm.Options{APIKey: c.APIKey.Reveal(), BaseURL: c.BaseURL, Model: c.Model, Registry: reg,
+			Fallback: planner.NewRules(), Logger: logger})
+	}
 }
 
 // connect links principal to service where the providers can do it at

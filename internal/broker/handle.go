@@ -73,7 +73,11 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 		// small enough that no record of it strains the store.
 		return []Output{errorOut("That plan is too long to keep while it waits for you. Nothing was done.")}, b.Refuse(ctx, refusal)
 	}
-	return b.runPlan(ctx, asker{m.Principal, m.Traits, marks}, steps)
+	outs, err := b.runPlan(ctx, asker{m.Principal, m.Traits, marks}, steps)
+	if plan.Note != "" {
+		outs = append([]Output{message(plan.Note)}, outs...)
+	}
+	return outs, err
 }
 
 // Bounds of a plan. A plan is a person's request, and its steps after the

@@ -97,6 +97,10 @@ type Config struct {
 	// id_token's amr must contain (OIDC_AMR; default mfa, "-" for no check).
 	OIDCACRValues string
 	OIDCAMR       string
+	// LLM is the model the LLM planner asks; off (the rules planner
+	// plans) without OPENAI_API_KEY.
+	LLM LLM
+
 	// Admins are AgentHub's administrators, Slack user IDs
 	// (AGENTHUB_ADMINS, comma-separated): without an identity provider,
 	// one of them (never the person) approves each enrolment and reset of
@@ -107,6 +111,41 @@ type Config struct {
 	HTTPAddr  string     // AGENTHUB_HTTP_ADDR
 	LogLevel  slog.Level // AGENTHUB_LOG_LEVEL: debug, info, warn, error
 	LogFormat string     // AGENTHUB_LOG_FORMAT: json or text
+}
+
+// LLM is an OpenAI-compatible chat-completions endpoint: OPENAI_API_KEY
+// (or _FILE), OPENAI_BASE_URL (https, or http on loopback, such as a local
+// Ollama: the key travels to it) and AGENTHUB_LLM_MODEL.
+type LLM struct {
+	APIKey  secret.Secret
+	BaseURL string // "" is OpenAI's
+	Model   string
+}
+
+// On reports whether the LLM planner is set up.
+func (l LLM) On() bool { return !l.APIKey.IsZero() }
+
+// DefaultLLMModel is the model asked when AGENTHUB_LLM_MODEL is not set.
+const DefaultLLMModel = "gpt-4o-mini"
+
+func (l *loader) llm() LLM {
+	c := LLM{APIKey: l.secret("OPENAI_API_KEY", false), BaseURL: l.providerURL("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+		Model: strings.TrimSpace(l.getenv("AGENTHUB_LLM_MODEL"))}
+	if c.Model == "" {
+		c.Model = DefaultLLMModel
+	}
+	return c
+}
+
+// LoadLLM reads the LLM planner's settings alone, for the terminal demo,
+// which needs no other.
+func LoadLLM(getenv func(string) string, readFile func(string) ([]byte, error)) (LLM, error) {
+	l := loader{getenv: getenv, readFile: readFile}
+	c := l.llm()
+	if len(l.problems) > 0 {
+		return LLM{}, &Error{Problems: l.problems}
+	}
+	return c, nil
 }
 
 // OAuthClient is an OAuth client's ID and secret.
@@ -179,6 +218,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		OIDCACRValues: strings.TrimSpace(getenv("OIDC_ACR_VALUES")),
 		OIDCAMR:       strings.TrimSpace(getenv("OIDC_AMR")),
 		Admins:        l.slackUsers("AGENTHUB_ADMINS"),
+		LLM:           l.llm(),
 	}
 	switch {
 	case c.OIDCIssuer != "" && c.OIDC.ID == "" && !l.reported("OIDC_CLIENT_ID"):
@@ -538,6 +578,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("oidc_issuer", c.OIDCIssuer),
 		slog.String("oidc_client_id", c.OIDC.ID),
 		slog.Any("admins", c.Admins),
+		slog.Bool("llm", c.LLM.On()),
+		slog.String("llm_base_url", c.LLM.BaseURL),
+		slog.String("llm_model", c.LLM.Model),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 	)

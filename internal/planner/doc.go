@@ -8,9 +8,10 @@
 // credential, and a wrong plan costs at most a refused or declined request.
 //
 // Rules is the deterministic planner used by the demo and by tests: a fixed
-// set of English patterns, one or more per action. The LLM planner will
-// offer the same method, Plan(ctx, Request) (Plan, error), so the broker can
-// hold either behind an interface of its own.
+// set of English patterns, one or more per action. The LLM planner
+// (internal/planner/llm) offers the same method, Plan(ctx, Request) (Plan,
+// error), so the broker holds either behind an interface of its own; it
+// falls back to Rules when the model does not answer.
 //
 // Conventions shared by every planner:
 //   - A sentence that cannot be read is not an error: Plan returns a Plan

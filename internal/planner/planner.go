@@ -35,6 +35,9 @@ type Plan struct {
 	// Reply is set when Steps is empty: a short, helpful answer with
 	// example sentences.
 	Reply string
+	// Note, with Steps, is said to the person before the steps' outcomes
+	// (the LLM planner fell back to the rules planner, say).
+	Note string
 }
 
 // Rules is the deterministic, pattern-based planner. The zero value is not

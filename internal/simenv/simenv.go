@@ -94,6 +94,8 @@ type Options struct {
 	// GatedEnrolment gates enrolment in step-up as with real providers
 	// (stepup.Options.Gated), for the tests of the gate.
 	GatedEnrolment bool
+	// Planner plans people's messages (default: the rules planner).
+	Planner broker.Planner
 }
 
 // Providers are the simulated providers on a loopback port.
@@ -246,7 +248,8 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 	}
 	core, err := stack.Build(stack.Options{Store: opts.Store, Providers: s.Stack(), Keys: keys, Policy: opts.Policy,
-		Logger: opts.Logger, OnRecord: opts.OnRecord, DemoStepUp: true, Directory: opts.Directory, GatedEnrolment: opts.GatedEnrolment})
+		Logger: opts.Logger, OnRecord: opts.OnRecord, DemoStepUp: true, Directory: opts.Directory, GatedEnrolment: opts.GatedEnrolment,
+		Planner: opts.Planner})
 	if err != nil {
 		return nil, fmt.Errorf("simenv: %w", err)
 	}

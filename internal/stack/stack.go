@@ -72,6 +72,9 @@ type Options struct {
 	// alone); with policy.FactorOIDC, a rule that names none asks for a
 	// sign-in at the identity provider.
 	Factors []string
+	// NewPlanner, when set, makes the planner from the action registry
+	// (the LLM planner's tools); it replaces Planner.
+	NewPlanner func(*agent.Registry) (broker.Planner, error)
 	// GatedEnrolment makes setting up or replacing an authenticator need
 	// more than a Slack session (stepup.Options.Gated). Real providers only.
 	GatedEnrolment bool
@@ -125,6 +128,11 @@ func Build(opts Options) (*Stack, error) {
 	for _, register := range []func(*agent.Registry, agent.Endpoints) error{githubagent.Register, calendaragent.Register, slackagent.Register} {
 		if err := register(s.Registry, opts.Providers.Endpoints); err != nil {
 			return nil, fmt.Errorf("stack: agents: %w", err)
+		}
+	}
+	if opts.NewPlanner != nil {
+		if opts.Planner, err = opts.NewPlanner(s.Registry); err != nil {
+			return nil, fmt.Errorf("stack: planner: %w", err)
 		}
 	}
 	s.Broker, err = broker.New(broker.Options{

@@ -1,0 +1,95 @@
+package llm_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/agenthub/agenthub/internal/broker"
+	"github.com/agenthub/agenthub/internal/planner"
+	"github.com/agenthub/agenthub/internal/planner/llm"
+	"github.com/agenthub/agenthub/internal/planner/llm/llmtest"
+	"github.com/agenthub/agenthub/internal/sim"
+	"github.com/agenthub/agenthub/internal/simenv"
+	"github.com/agenthub/agenthub/internal/store/memstore"
+)
+
+var alice = broker.Principal{Team: "T1", User: "U1"}
+
+// stack is the simulated stack with the LLM planner on a scripted model;
+// alice is connected to GitHub with tokens the test knows.
+type stack struct {
+	env    *simenv.Env
+	m      *llmtest.Model
+	tokens []string
+}
+
+func newStack(t *testing.T, answers ...llmtest.Answer) *stack {
+	t.Helper()
+	s := &stack{m: llmtest.New(t, answers...)}
+	reg := registry(t)
+	p, err := llm.New(llm.Options{APIKey: "sk-test-key", BaseURL: s.m.URL(), Model: "scripted", Registry: reg,
+		Fallback: planner.NewRules(), Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.env, err = simenv.Start(t.Context(), simenv.Options{Store: memstore.New(memstore.Options{}), Planner: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.env.Close() })
+	access, refresh, err := s.env.World.IssueTokens(sim.ServiceGitHub, alice.String(), []string{"repo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.tokens = []string{access, refresh}
+	if err := s.env.Vault.Connect(t.Context(), alice.String(), sim.ServiceGitHub, []string{"repo"},
+		&oauth2.Token{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *stack) handle(t *testing.T, text string) []broker.Output {
+	t.Helper()
+	outs, err := s.env.Broker.Handle(context.Background(), broker.Message{Principal: alice, Text: text})
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	return outs
+}
+
+// Whatever the model proposes goes through the policy: a merge it calls
+// for is an approval for its owner, with the exact arguments, and nothing
+// is merged; the model never saw a token of the person's.
+func TestModelProposalsGoThroughThePolicy(t *testing.T) {
+	s := newStack(t, llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall(merge, `{"repo":"acme/payments","number":7}`)}})
+	outs := s.handle(t, "please tidy up my pull requests")
+	if len(outs) != 1 || outs[0].Kind != broker.KindApproval || outs[0].Action != "github.merge_pull_request" || !strings.Contains(string(outs[0].Args), `"number":7`) {
+		t.Fatalf("outputs = %+v, want an approval for the merge, with its arguments", outs)
+	}
+	if pr, _ := s.env.World.GitHub().PullRequest("acme/payments", 7); pr.Merged {
+		t.Fatal("the model's merge ran without its owner")
+	}
+	for _, r := range s.m.Bodies() {
+		for _, tok := range s.tokens {
+			if strings.Contains(string(r), tok) {
+				t.Fatal("a token of the person's reached the model")
+			}
+		}
+	}
+}
+
+// The fallback note reaches the person beside what the rules planner
+// made of the message.
+func TestFallbackNoteReachesThePerson(t *testing.T) {
+	s := newStack(t, llmtest.Answer{Status: http.StatusUnauthorized})
+	outs := s.handle(t, "list open pull requests in acme/website")
+	if len(outs) < 2 || !strings.Contains(outs[0].Text, "did not answer") || outs[1].Kind != broker.KindResult {
+		t.Fatalf("outputs = %+v, want the note, then the rules planner's result", outs)
+	}
+}
