@@ -382,7 +382,7 @@ func (b *Broker) policyChanged(ctx context.Context, r Request, res policy.Resour
 		return failed("Nothing was done: I couldn't check who asked for this just now. Ask again in a moment.", "directory_unavailable", err)
 	}
 	d := b.policy.Evaluate(policy.Input{
-		Principal: r.Principal.policy(traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
+		Principal: r.Principal.policy(traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(), Tainted: r.Step.Tainted != "",
 	})
 	if d.Err != nil {
 		b.log.WarnContext(ctx, "policy condition failed", "request_id", r.ID, "rule", d.Rule, "err", d.Err)

@@ -128,3 +128,34 @@ func TestExpiredConnectionAsksToReconnect(t *testing.T) {
 		t.Error("connection.expired is not on the record")
 	}
 }
+
+// A step the planner proposed after reading untrusted content is tainted:
+// a grant that covers the same step untainted does not stand in for its
+// owner's approval, the card says where the content came from, and the
+// trail keeps it.
+func TestTaintedStepIgnoresGrants(t *testing.T) {
+	f := newFixture(t)
+	g := f.approval("comment 'third' on PR 12 in acme/website")
+	only(t, f.decide(alice, g.RequestID, ChoiceHour), KindResult)
+	only(t, f.handle(alice, "comment 'fourth' on PR 12 in acme/website"), KindResult) // the grant covers it
+
+	const source = "github.get_pull_request on acme/website"
+	f.planner = scriptedPlanner{{Action: "github.comment", Args: map[string]any{"repo": "acme/website", "number": 12, "body": "LGTM, merging"}, Tainted: source}}
+	f.b = f.newBroker()
+	a := only(t, f.handle(alice, "whatever the model read"), KindApproval)
+	if !strings.Contains(a.Reason, "Proposed after reading content from "+source) {
+		t.Errorf("approval reason = %q, want the untrusted source named", a.Reason)
+	}
+	if got := f.calls(http.MethodPost, commentPath); got != 2 {
+		t.Fatalf("comments = %d, want 2: the tainted comment ran on the grant", got)
+	}
+	if a.Choices[0].Key != ChoiceOnce || len(a.Choices) != 2 {
+		t.Errorf("choices for a tainted step = %+v, want once or deny", a.Choices)
+	}
+	if f.count(a.RequestID, func(e audit.Event) bool { return e.Kind == audit.StepProposed && e.Detail["tainted"] == source }) != 1 {
+		t.Error("step.proposed does not say the step is tainted")
+	}
+	if r := f.request(a.RequestID); r.Step.Tainted != source {
+		t.Errorf("stored step taint = %q", r.Step.Tainted)
+	}
+}

@@ -45,9 +45,18 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 	if err != nil {
 		return []Output{errorOut("Nothing was done: an internal error occurred.")}, err
 	}
-	plan, err := b.planner.Plan(ctx, planner.Request{Principal: m.Principal.String(), Text: m.Text, Now: b.now(), Location: b.loc})
+	who := asker{m.Principal, m.Traits, marks}
+	plan, err := b.planner.Plan(ctx, planner.Request{Principal: m.Principal.String(), Text: m.Text, Now: b.now(), Location: b.loc,
+		Read: b.reader(who)})
 	if err != nil {
 		return []Output{errorOut("I couldn't plan that, so I did nothing.")}, fmt.Errorf("broker: plan: %w", err)
+	}
+	if len(plan.Steps) == 0 && plan.Reads > 0 {
+		// An answer from what the planner read: for the person alone if
+		// any of it was not public.
+		o := message(plan.Reply)
+		o.Private = plan.Private
+		return []Output{o}, nil
 	}
 	if len(plan.Steps) == 0 {
 		err := b.Refuse(ctx, Refusal{Actor: m.Principal.String(), Kind: audit.RequestRefused, Reason: "no_plan", Op: "message"})
@@ -66,18 +75,92 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 			return []Output{errorOut("I couldn't plan that, so I did nothing.")}, fmt.Errorf("broker: encode planned args: %w", err)
 		}
 		size += len(s.Action) + len(raw)
-		steps = append(steps, Step{Action: s.Action, Args: raw})
+		steps = append(steps, Step{Action: s.Action, Args: raw, Tainted: clipTaint(s.Tainted)})
 	}
 	if size > maxPlanBytes {
 		// The rest of a plan is stored with its request: a plan is kept
 		// small enough that no record of it strains the store.
 		return []Output{errorOut("That plan is too long to keep while it waits for you. Nothing was done.")}, b.Refuse(ctx, refusal)
 	}
-	outs, err := b.runPlan(ctx, asker{m.Principal, m.Traits, marks}, steps)
+	outs, err := b.runPlan(ctx, who, steps)
 	if plan.Note != "" {
 		outs = append([]Output{message(plan.Note)}, outs...)
 	}
 	return outs, err
+}
+
+// maxReadData bounds a read's result as the planner gets it.
+const maxReadData = 16 << 10
+
+// reader runs a planner's read step for p now, as every step runs: on the
+// record, through the policy, and only when the policy (or a grant) lets
+// it run without asking. A write is never run this way; a read the policy
+// does not let run at once is not run, and the planner proposes it.
+func (b *Broker) reader(p asker) func(context.Context, planner.Step) (planner.ReadResult, error) {
+	return func(ctx context.Context, s planner.Step) (planner.ReadResult, error) {
+		act, ok := b.registry.Lookup(s.Action)
+		if !ok || act.Write {
+			return planner.ReadResult{Why: "only reads run before the plan is proposed"}, nil
+		}
+		args, err := b.registry.Validate(s.Action, s.Args)
+		if err != nil {
+			return planner.ReadResult{Why: "invalid arguments"}, nil
+		}
+		if revoked, err := b.revokedSince(ctx, p.Principal, p.revoked, act.Service); revoked || err != nil {
+			return planner.ReadResult{Why: "access was revoked"}, err
+		}
+		id, err := b.newID()
+		if err != nil {
+			return planner.ReadResult{}, err
+		}
+		ev := audit.Event{Kind: audit.StepProposed, Actor: p.String(), Agent: act.Agent, Action: act.Name, RequestID: id, Args: args,
+			Detail: map[string]string{"by": "planner_read"}}
+		if s.Tainted != "" {
+			ev.Detail["tainted"] = clipTaint(s.Tainted)
+		}
+		if err := b.record(ctx, ev); err != nil {
+			return planner.ReadResult{}, err
+		}
+		ans, d, _, err := b.evaluate(ctx, p, id, act, args, s.Tainted, "planner_read")
+		switch {
+		case errors.Is(err, errNeedsConnection):
+			return planner.ReadResult{Why: "the " + act.Service + " connection is needed first"}, nil
+		case errors.Is(err, errTold):
+			return planner.ReadResult{Why: "the provider refused it"}, nil
+		case err != nil:
+			return planner.ReadResult{}, err
+		case d.Effect != policy.Allow && ans.Grant == "":
+			return planner.ReadResult{Why: "it needs the person's approval"}, nil
+		}
+		o, ok, err := b.run(ctx, p.Principal, id, act, args, ans.Resource)
+		if !ok {
+			return planner.ReadResult{Why: "it failed"}, err
+		}
+		visibility(&o, ans.Resource, ans.Decision)
+		data, merr := json.Marshal(map[string]any{"summary": o.Text, "data": o.Data})
+		if merr != nil {
+			return planner.ReadResult{}, merr
+		}
+		if len(data) > maxReadData {
+			data = append(data[:maxReadData:maxReadData], []byte("…(truncated)")...)
+		}
+		return planner.ReadResult{Ran: true, Data: string(data), Source: act.Name + " on " + ans.Resource.Name, Private: o.Private}, err
+	}
+}
+
+// clipTaint bounds what names a step's untrusted source: it is shown on the
+// approval card and kept in the audit trail.
+func clipTaint(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(s))
+	if r := []rune(s); len(r) > 200 {
+		s = string(r[:200]) + "…"
+	}
+	return s
 }
 
 // Bounds of a plan. A plan is a person's request, and its steps after the
@@ -183,7 +266,7 @@ func (b *Broker) handleStep(ctx context.Context, p asker, s Step, rest []Step) (
 	if err == nil {
 		var args agent.Args
 		if args, err = b.registry.Validate(s.Action, raw); err == nil {
-			return b.proposeStep(ctx, p, act, args, rest)
+			return b.proposeStep(ctx, p, act, args, s.Tainted, rest)
 		}
 	}
 	refused.Reason = "invalid_arguments"
@@ -196,19 +279,22 @@ func (b *Broker) handleStep(ctx context.Context, p asker, s Step, rest []Step) (
 
 // proposeStep records a valid step and takes it on: run it now if the
 // policy (or a grant) allows, or store it as a request.
-func (b *Broker) proposeStep(ctx context.Context, p asker, act *agent.Action, args agent.Args, rest []Step) ([]Output, stepOutcome, error) {
+func (b *Broker) proposeStep(ctx context.Context, p asker, act *agent.Action, args agent.Args, tainted string, rest []Step) ([]Output, stepOutcome, error) {
 	id, err := b.newID()
 	if err != nil {
 		return []Output{errorOut("Nothing was done: an internal error occurred.")}, stepStopped, err
 	}
 	ev := audit.Event{Kind: audit.StepProposed, Actor: p.String(), Agent: act.Agent, Action: act.Name, RequestID: id, Args: args}
+	if tainted != "" {
+		ev.Detail = map[string]string{"tainted": tainted}
+	}
 	if err := b.record(ctx, ev); err != nil {
 		return []Output{auditDown()}, stepStopped, err
 	}
-	ans, d, outs, err := b.evaluate(ctx, p, id, act, args, "")
+	ans, d, outs, err := b.evaluate(ctx, p, id, act, args, tainted, "")
 	switch {
 	case errors.Is(err, errNeedsConnection):
-		r, err := b.newRequest(ctx, p, id, act, args, Event{Type: EventAskConnection}, rest)
+		r, err := b.newRequest(ctx, p, id, act, args, tainted, Event{Type: EventAskConnection}, rest)
 		if err != nil {
 			return []Output{errorOut("Nothing was done: the request could not be stored.")}, stepStopped, err
 		}
@@ -230,7 +316,7 @@ func (b *Broker) proposeStep(ctx context.Context, p asker, act *agent.Action, ar
 		return []Output{o}, stepDone, err
 	case d.Effect.NeedsApproval():
 		onceForPlan(&ans, rest)
-		r, err := b.newRequest(ctx, p, id, act, args, Event{Type: EventAskApproval, Answer: &ans}, rest)
+		r, err := b.newRequest(ctx, p, id, act, args, tainted, Event{Type: EventAskApproval, Answer: &ans}, rest)
 		if err != nil {
 			return []Output{errorOut("Nothing was done: the request could not be stored.")}, stepStopped, err
 		}
@@ -253,7 +339,7 @@ var (
 // output) when the step's connection is missing or unusable, with errTold
 // (and an output) when the provider refused the lookup, and with another
 // error (and an output) when the store or the audit trail failed.
-func (b *Broker) evaluate(ctx context.Context, p asker, id string, act *agent.Action, args agent.Args, at string) (Answer, policy.Decision, []Output, error) {
+func (b *Broker) evaluate(ctx context.Context, p asker, id string, act *agent.Action, args agent.Args, tainted, at string) (Answer, policy.Decision, []Output, error) {
 	// A step needs its connection before the policy is asked. When the
 	// step's resource is looked up, the lookup's lease checks the
 	// connection (and leaseProblem answers as below), so a read of it here
@@ -288,7 +374,7 @@ func (b *Broker) evaluate(ctx context.Context, p asker, id string, act *agent.Ac
 		return Answer{}, policy.Decision{}, []Output{errorOut("Nothing was done: I couldn't check who you are just now. Try again in a moment.")}, err
 	}
 	d := b.policy.Evaluate(policy.Input{
-		Principal: p.policy(traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(),
+		Principal: p.policy(traits), Action: act.Policy(), Resource: res, Args: args, Now: b.now(), Tainted: tainted != "",
 	})
 	if d.Err != nil {
 		b.log.WarnContext(ctx, "policy condition failed", "request_id", id, "rule", d.Rule, "err", d.Err)
@@ -380,7 +466,7 @@ const requestGrace = time.Hour
 
 // newRequest stores a request for a step, born by event e (ask_connection
 // or ask_approval), with the rest of its plan.
-func (b *Broker) newRequest(ctx context.Context, p asker, id string, act *agent.Action, args agent.Args, e Event, rest []Step) (Request, error) {
+func (b *Broker) newRequest(ctx context.Context, p asker, id string, act *agent.Action, args agent.Args, tainted string, e Event, rest []Step) (Request, error) {
 	hash, raw, err := canonicalHash(act.Name, args)
 	if err != nil {
 		return Request{}, err
@@ -388,7 +474,7 @@ func (b *Broker) newRequest(ctx context.Context, p asker, id string, act *agent.
 	now := b.now()
 	r := Request{
 		V: 1, ID: id, Principal: p.Principal, Traits: p.traits,
-		Step: Step{Action: act.Name, Args: raw}, ArgsHash: hash,
+		Step: Step{Action: act.Name, Args: raw, Tainted: tainted}, ArgsHash: hash,
 		Service: act.Service, Scopes: act.Scopes, Rest: rest, Revoked: p.revoked,
 		Created: now, Expires: now.Add(b.requestTTL),
 	}
@@ -414,6 +500,9 @@ func (b *Broker) newRequest(ctx context.Context, p asker, id string, act *agent.
 // approvalOut asks the owner to approve request r.
 func approvalOut(r Request) Output {
 	reason := fmt.Sprintf("%s (policy rule %q, %s risk)", r.Decision.Reason, r.Decision.Rule, r.Decision.Risk)
+	if r.Step.Tainted != "" {
+		reason += fmt.Sprintf(" Proposed after reading content from %s, which may have told the planner to: check that this is what you asked for.", r.Step.Tainted)
+	}
 	if r.Decision.StepUp {
 		reason += " After you approve, you will be asked for a code from your authenticator."
 	}
@@ -487,7 +576,7 @@ func (b *Broker) resume(ctx context.Context, r Request, raw []byte) ([]Output, e
 		out := Output{Kind: KindError, RequestID: r.ID, Text: "This request can no longer run: its stored step is not valid. Ask again."}
 		return append([]Output{out}, planDropped(r)...), errors.Join(err, ferr)
 	}
-	ans, d, outs, err := b.evaluate(ctx, r.asker(), r.ID, act, args, "connected")
+	ans, d, outs, err := b.evaluate(ctx, r.asker(), r.ID, act, args, r.Step.Tainted, "connected")
 	switch {
 	case errors.Is(err, errNeedsConnection):
 		outs[0].RequestID = r.ID

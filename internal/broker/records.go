@@ -24,6 +24,9 @@ import (
 type Step struct {
 	Action string          `json:"action"`
 	Args   json.RawMessage `json:"args"`
+	// Tainted names the untrusted content the planner had read when it
+	// proposed the step (planner.Step.Tainted); "" when none.
+	Tainted string `json:"tainted,omitempty"`
 }
 
 // StoredDecision is the part of a policy decision a request keeps.

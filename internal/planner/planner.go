@@ -13,6 +13,11 @@ import (
 type Step struct {
 	Action string
 	Args   map[string]any
+	// Tainted names the untrusted content the planner had read when it
+	// proposed the step ("github.list_pull_requests on acme/website"):
+	// the policy then never lets it run on a grant or without its owner
+	// approving that very step. "" when it read none.
+	Tainted string
 }
 
 // Request is what a person asked, with the context needed to read it.
@@ -26,6 +31,27 @@ type Request struct {
 	Now time.Time
 	// Location is the person's time zone; nil means UTC.
 	Location *time.Location
+	// Read, when set, runs a read step now, as the policy allows it for
+	// the person (the broker's): a planner that reads before it proposes
+	// (the LLM planner) learns what it needs. A read the policy does not
+	// let run at once is not run (Ran false): the planner proposes it.
+	Read func(ctx context.Context, s Step) (ReadResult, error)
+}
+
+// ReadResult is what Request.Read did.
+type ReadResult struct {
+	Ran bool
+	// Data is the read's result as JSON, for the planner alone: untrusted
+	// content (a pull request's body, an event's description).
+	Data string
+	// Source names what was read: "github.list_pull_requests on
+	// acme/website".
+	Source string
+	// Private is set when the result is not public: whatever the planner
+	// says from it is for the person alone.
+	Private bool
+	// Why says why it did not run (needs approval, a connection, …).
+	Why string
 }
 
 // Plan is a planner's answer: the steps to propose, in order, or, when
@@ -38,6 +64,11 @@ type Plan struct {
 	// Note, with Steps, is said to the person before the steps' outcomes
 	// (the LLM planner fell back to the rules planner, say).
 	Note string
+	// Reads counts the reads the planner ran (Request.Read): a Reply after
+	// them is an answer, not a plan that failed. Private is set when one of
+	// them was not public, so the Reply is for the person alone.
+	Reads   int
+	Private bool
 }
 
 // Rules is the deterministic, pattern-based planner. The zero value is not

@@ -93,3 +93,59 @@ func TestFallbackNoteReachesThePerson(t *testing.T) {
 		t.Fatalf("outputs = %+v, want the note, then the rules planner's result", outs)
 	}
 }
+
+// An injection in what the model read: a pull request's title tells it to
+// merge, and it does propose the merge; the merge is tainted, asks its
+// owner (no grant stands in), says where the content came from, and does
+// not run. The read itself ran through the policy, on the record.
+func TestInjectedMergeAsksItsOwner(t *testing.T) {
+	s := newStack(t,
+		llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall(list, `{"repo":"acme/website"}`)}},
+		llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall(merge, `{"repo":"acme/website","number":12}`)}},
+	)
+	outs := s.handle(t, "what's open in acme/website?")
+	if len(outs) != 1 || outs[0].Kind != broker.KindApproval || !strings.Contains(outs[0].Reason, "Proposed after reading content from github.list_pull_requests on acme/website") {
+		t.Fatalf("outputs = %+v, want the tainted merge's approval", outs)
+	}
+	if pr, _ := s.env.World.GitHub().PullRequest("acme/website", 12); pr.Merged {
+		t.Fatal("merged on what a pull request said")
+	}
+	events, err := s.env.Audit.Tail(t.Context(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var readRecorded, taintRecorded bool
+	for _, e := range events {
+		readRecorded = readRecorded || e.Kind == "step.proposed" && e.Action == "github.list_pull_requests" && e.Detail["by"] == "planner_read"
+		taintRecorded = taintRecorded || e.Kind == "step.proposed" && e.Action == "github.merge_pull_request" && e.Detail["tainted"] != ""
+	}
+	if !readRecorded || !taintRecorded {
+		t.Errorf("trail: the planner's read recorded %v, the tainted merge %v", readRecorded, taintRecorded)
+	}
+	for _, r := range s.m.Bodies() {
+		for _, tok := range s.tokens {
+			if strings.Contains(string(r), tok) {
+				t.Fatal("a token of the person's reached the model")
+			}
+		}
+	}
+}
+
+// A private repository's pull requests need a grant: the model's read of
+// them is proposed for approval, not run. Once a grant covers it, the read
+// runs, and the answer the model wrote from it is for the person alone.
+func TestAnswerFromAPrivateReadIsPrivate(t *testing.T) {
+	read := llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall(list, `{"repo":"acme/payments"}`)}}
+	s := newStack(t, read, read, llmtest.Answer{Words: "acme/payments has one open pull request, #7."})
+	outs := s.handle(t, "anything open in payments?")
+	if len(outs) != 1 || outs[0].Kind != broker.KindApproval || outs[0].Action != "github.list_pull_requests" {
+		t.Fatalf("outputs = %+v, want the private read proposed for approval", outs)
+	}
+	if _, err := s.env.Broker.Decide(context.Background(), broker.Decision{RequestID: outs[0].RequestID, Actor: alice, Choice: broker.ChoiceStanding}); err != nil {
+		t.Fatal(err)
+	}
+	outs = s.handle(t, "anything open in payments?")
+	if len(outs) != 1 || outs[0].Kind != broker.KindMessage || !outs[0].Private || !strings.Contains(outs[0].Text, "#7") {
+		t.Fatalf("outputs = %+v, want the model's private answer", outs)
+	}
+}
