@@ -9,6 +9,9 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/agenthub/agenthub/internal/agent/calendaragent"
+	"github.com/agenthub/agenthub/internal/agent/githubagent"
+	"github.com/agenthub/agenthub/internal/agent/slackagent"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/planner"
 	"github.com/agenthub/agenthub/internal/planner/llm"
@@ -42,14 +45,20 @@ func newStack(t *testing.T, answers ...llmtest.Answer) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.env.Close() })
-	access, refresh, err := s.env.World.IssueTokens(sim.ServiceGitHub, alice.String(), []string{"repo"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.tokens = []string{access, refresh}
-	if err := s.env.Vault.Connect(t.Context(), alice.String(), sim.ServiceGitHub, []string{"repo"},
-		&oauth2.Token{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
+	for service, scopes := range map[string][]string{
+		sim.ServiceGitHub: {githubagent.Scope},
+		sim.ServiceGoogle: calendaragent.Scopes,
+		sim.ServiceSlack:  {slackagent.ScopeChannelsRead, slackagent.ScopeChatWrite, slackagent.ScopeChannelsManage},
+	} {
+		access, refresh, err := s.env.World.IssueTokens(service, alice.String(), scopes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.tokens = append(s.tokens, access, refresh)
+		if err := s.env.Vault.Connect(t.Context(), alice.String(), service, scopes,
+			&oauth2.Token{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return s
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/agenthub/agenthub/internal/planner/llm/llmtest"
 )
 
-func registry(t *testing.T) *agent.Registry {
+func registry(t testing.TB) *agent.Registry {
 	t.Helper()
 	r := agent.NewRegistry()
 	for _, register := range []func(*agent.Registry, agent.Endpoints) error{githubagent.Register, calendaragent.Register, slackagent.Register} {
