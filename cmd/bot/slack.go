@@ -169,6 +169,7 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		ConnectLink: connectLink,
 		SignInLink:  signInLink,
 		Admins:      cfg.Admins,
+		Forget:      forgetFor(env.core),
 		EnrolLink:   enrolLink,
 		Demo:        provs.sim != nil,
 		Services:    services,
@@ -288,4 +289,13 @@ func newLogger(cfg *config.Config, stderr io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(stderr, opts))
 	}
 	return slog.New(slog.NewJSONHandler(stderr, opts))
+}
+
+// forgetFor is the Slack app's /agenthub forget on c's LLM planner; nil
+// without one.
+func forgetFor(c *core) func(context.Context, broker.Principal) (int, error) {
+	if c.forget == nil {
+		return nil
+	}
+	return func(ctx context.Context, p broker.Principal) (int, error) { return c.forget(ctx, p.String()) }
 }

@@ -170,6 +170,9 @@ func (p *providers) offNames() []string {
 type core struct {
 	*stack.Stack
 	providers *providers
+	// forget clears the LLM planner's memory of a person's conversations;
+	// nil without the LLM planner.
+	forget func(ctx context.Context, principal string) (int, error)
 }
 
 // wiring is what wire needs besides the providers.
@@ -184,6 +187,8 @@ type wiring struct {
 	directory broker.Directory
 	factors   []string // the second factors step-up may ask for; nil: TOTP alone
 	llm       config.LLM
+	// memory is set by wire to the LLM planner's Forget, when there is one.
+	memory func(ctx context.Context, principal string) (int, error)
 }
 
 // wire assembles the core on the providers: the one assembly of the Slack
@@ -195,23 +200,27 @@ func wire(p *providers, w wiring) (*core, error) {
 	s, err := stack.Build(stack.Options{
 		Store: w.store, Providers: p.stack, Keys: w.keys, Policy: w.policy,
 		Logger: w.logger, OnRecord: w.onRecord, DemoStepUp: p.sim != nil, Directory: w.directory,
-		Factors: w.factors, GatedEnrolment: p.sim == nil, NewPlanner: llmPlanner(w.llm, w.logger),
+		Factors: w.factors, GatedEnrolment: p.sim == nil, NewPlanner: llmPlanner(w.llm, w.store, w.logger, &w.memory),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &core{Stack: s, providers: p}, nil
+	return &core{Stack: s, providers: p, forget: w.memory}, nil
 }
 
 // llmPlanner makes the LLM planner on the registry when a model is set up
 // (nil: the rules planner plans), with the rules planner to fall back on.
-func llmPlanner(c config.LLM, logger *slog.Logger) func(*agent.Registry) (broker.Planner, error) {
+func llmPlanner(c config.LLM, st store.Store, logger *slog.Logger, forget *func(context.Context, string) (int, error)) func(*agent.Registry) (broker.Planner, error) {
 	if !c.On() {
 		return nil
 	}
 	return func(reg *agent.Registry) (broker.Planner, error) {
-		return llm.New(llm.Options{APIKey: c.APIKey.Reveal(), BaseURL: c.BaseURL, Model: c.Model, Registry: reg,
-			Fallback: planner.NewRules(), Logger: logger})
+		p, err := llm.New(llm.Options{APIKey: c.APIKey.Reveal(), BaseURL: c.BaseURL, Model: c.Model, Registry: reg,
+			Fallback: planner.NewRules(), Store: st, Logger: logger})
+		if err == nil {
+			*forget = p.Forget
+		}
+		return p, err
 	}
 }
 

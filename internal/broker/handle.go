@@ -24,6 +24,9 @@ type Message struct {
 	Principal Principal
 	Traits    Traits // what the adapter knows of them, for the policy
 	Text      string
+	// Conversation names the conversation it belongs to (a Slack thread:
+	// channel and thread ts), for a planner that remembers one.
+	Conversation string
 }
 
 // Handle plans the message and takes its steps in order, each as far as it
@@ -47,7 +50,7 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 	}
 	who := asker{m.Principal, m.Traits, marks}
 	plan, err := b.planner.Plan(ctx, planner.Request{Principal: m.Principal.String(), Text: m.Text, Now: b.now(), Location: b.loc,
-		Read: b.reader(who)})
+		Conversation: m.Conversation, Read: b.reader(who)})
 	if err != nil {
 		return []Output{errorOut("I couldn't plan that, so I did nothing.")}, fmt.Errorf("broker: plan: %w", err)
 	}

@@ -47,6 +47,9 @@ const (
 	// Reset replaces a lost authenticator, through the same gate as the
 	// first enrolment; only an adapter where people have one offers it.
 	Reset Verb = "reset"
+	// Forget clears what the LLM planner remembers of the person's
+	// conversations; only an adapter with conversations offers it.
+	Forget Verb = "forget"
 	// Code shows the demo authenticator's next code. Only the terminal
 	// demo has such an authenticator; an adapter without one answers Code
 	// with Unknown, as it would any verb it does not know.
@@ -77,6 +80,8 @@ type Form struct {
 	Demo bool   // only where there is a demo authenticator (Code)
 	// SignIn: only where people sign in at an identity provider (Link).
 	SignIn bool
+	// Memory: only where conversations are remembered (Forget).
+	Memory bool
 }
 
 // Usage is the form as the help shows it: "/agenthub connect <service>".
@@ -104,6 +109,7 @@ var forms = []Form{
 	{Verb: Link, Does: "link your identity at your identity provider, which risky actions ask to sign in", SignIn: true},
 	{Verb: Unlink, Does: "undo that link (the linked identity signs in to do it)", SignIn: true},
 	{Verb: Reset, Does: "lost your authenticator? set up a new one (a sign-in or an administrator's approval first)", SignIn: true},
+	{Verb: Forget, Does: "forget what I remember of our conversations", Memory: true},
 	{Verb: Code, Does: "show the demo authenticator's next code", Demo: true},
 }
 

@@ -33,6 +33,8 @@ type Style struct {
 	// SignIn includes the forms of signing in at an identity provider
 	// (Link, Unlink).
 	SignIn bool
+	// Memory includes the forms about remembered conversations (Forget).
+	Memory bool
 }
 
 // example is the message to the bot the help suggests.
@@ -71,7 +73,7 @@ func (s Style) offered(first Verb) []Form {
 	var fs []Form
 	for _, f := range forms {
 		word, _, _ := strings.Cut(string(f.Verb), " ")
-		if (s.Demo || !f.Demo) && (s.SignIn || !f.SignIn) && (first == "" || Verb(word) == first) {
+		if (s.Demo || !f.Demo) && (s.SignIn || !f.SignIn) && (s.Memory || !f.Memory) && (first == "" || Verb(word) == first) {
 			fs = append(fs, f)
 		}
 	}

@@ -23,6 +23,7 @@ var accepted = map[Verb]string{
 	Link:      "link",
 	Unlink:    "unlink",
 	Reset:     "reset",
+	Forget:    "forget",
 }
 
 // TestHelpListsWhatTheParserAccepts: every verb the parser accepts has a
@@ -151,8 +152,8 @@ func TestErrorText(t *testing.T) {
 
 func TestHelpWithoutTheDemo(t *testing.T) {
 	for _, f := range Forms() {
-		if got := strings.Contains(Style{}.Help(), f.Usage()+"  "); got == (f.Demo || f.SignIn) {
-			t.Errorf("help without the demo lists %q: %v, want %v", f.Usage(), got, !f.Demo && !f.SignIn)
+		if got := strings.Contains(Style{}.Help(), f.Usage()+"  "); got == (f.Demo || f.SignIn || f.Memory) {
+			t.Errorf("help without the demo lists %q: %v, want %v", f.Usage(), got, !f.Demo && !f.SignIn && !f.Memory)
 		}
 	}
 }
@@ -161,8 +162,8 @@ func TestHelpWithoutTheDemo(t *testing.T) {
 // in at an identity provider.
 func TestHelpWithSignIn(t *testing.T) {
 	for _, f := range Forms() {
-		if got := strings.Contains(Style{SignIn: true}.Help(), f.Usage()+"  "); got == f.Demo {
-			t.Errorf("help with sign-in lists %q: %v, want %v", f.Usage(), got, !f.Demo)
+		if got := strings.Contains(Style{SignIn: true}.Help(), f.Usage()+"  "); got == (f.Demo || f.Memory) {
+			t.Errorf("help with sign-in lists %q: %v, want %v", f.Usage(), got, !f.Demo && !f.Memory)
 		}
 	}
 }

@@ -40,7 +40,7 @@ func (s *session) command(ctx context.Context, text string) ([]broker.Output, er
 	if err == nil && c.Verb == command.Code && s.opts.DemoCode == nil {
 		err = command.Unknown(text) // no demo authenticator here
 	}
-	if err == nil && (c.Verb == command.Link || c.Verb == command.Unlink || c.Verb == command.Reset) {
+	if err == nil && (c.Verb == command.Link || c.Verb == command.Unlink || c.Verb == command.Reset || c.Verb == command.Forget) {
 		err = command.Unknown(text) // nobody signs in at an identity provider here
 	}
 	var bad *command.Error

@@ -31,6 +31,9 @@ type Request struct {
 	Now time.Time
 	// Location is the person's time zone; nil means UTC.
 	Location *time.Location
+	// Conversation names the conversation the message belongs to (a
+	// Slack thread), for a planner that remembers one ("" for none).
+	Conversation string
 	// Read, when set, runs a read step now, as the policy allows it for
 	// the person (the broker's): a planner that reads before it proposes
 	// (the LLM planner) learns what it needs. A read the policy does not

@@ -80,6 +80,9 @@ type Options struct {
 	// minutes. nil: no identity provider is set up; /agenthub link says
 	// so, and step-up asks for codes.
 	SignInLink func(principal broker.Principal, purpose string) (string, error)
+	// Forget clears what the LLM planner remembers of principal's
+	// conversations and says how many (nil: no memory here).
+	Forget func(ctx context.Context, principal broker.Principal) (int, error)
 	// Admins are the Slack user IDs of AgentHub's administrators
 	// (AGENTHUB_ADMINS): without an identity provider, one of them, never
 	// the person, approves each enrolment and reset of an authenticator,

@@ -23,6 +23,7 @@ var slashStyle = command.Style{
 	Example: func(s string) string { return "_" + escape(s) + "_" },
 	Reach:   "mention me or DM me",
 	SignIn:  true,
+	Memory:  true,
 }
 
 // helpText lists the commands, in mrkdwn.
@@ -112,8 +113,24 @@ func (a *App) runCommand(ctx context.Context, principal broker.Principal, c comm
 		return a.linkText(ctx, principal, c.Verb)
 	case command.Reset:
 		return a.resetText(ctx, principal)
+	case command.Forget:
+		return a.forgetText(ctx, principal)
 	}
 	return helpText
+}
+
+// forgetText answers /agenthub forget: the LLM planner's memory of the
+// person's conversations is cleared.
+func (a *App) forgetText(ctx context.Context, principal broker.Principal) string {
+	if a.opts.Forget == nil {
+		return "I remember no conversation here: the language model is not set up (OPENAI_API_KEY)."
+	}
+	n, err := a.opts.Forget(ctx, principal)
+	if err != nil {
+		a.log.WarnContext(ctx, "conversations not forgotten", "slack_user", principal.User, "err", err)
+		return "I couldn't forget our conversations just now. Try again in a moment."
+	}
+	return fmt.Sprintf("Forgotten: I no longer remember our %d conversation(s). Your requests, grants and the audit trail stay as they are.", n)
 }
 
 // linkText answers /agenthub link and unlink: a sign-in link.

@@ -356,3 +356,26 @@ func TestConnectButtonAsksForTheStepsScopes(t *testing.T) {
 		t.Errorf("links asked for %q, want the write's scope from the button and none from the command", asked)
 	}
 }
+
+// /agenthub forget clears what the LLM planner remembers of the person's
+// conversations, theirs alone; without the LLM planner it says there is
+// nothing to forget.
+func TestSlashForget(t *testing.T) {
+	var forgot []broker.Principal
+	f := newFlow(t, flowOptions{})
+	_, env := f.command(alice, "forget")
+	if rs := f.responsesTo(env); len(rs) != 1 || !strings.Contains(rs[0].Text, "not set up") {
+		t.Errorf("forget without the LLM planner: %+v", rs)
+	}
+	f.app.opts.Forget = func(_ context.Context, p broker.Principal) (int, error) {
+		forgot = append(forgot, p)
+		return 2, nil
+	}
+	_, env = f.command(alice, "forget")
+	if rs := f.responsesTo(env); len(rs) != 1 || !strings.Contains(rs[0].Text, "our 2 conversation(s)") {
+		t.Errorf("forget: %+v", rs)
+	}
+	if len(forgot) != 1 || forgot[0] != testPrincipal(alice) {
+		t.Errorf("forgot %v, want alice's alone", forgot)
+	}
+}

@@ -137,7 +137,7 @@ func (a *App) handleMessage(ctx context.Context, team, user string, t thread, te
 		return
 	}
 	connected := a.firstContact(ctx, principal)
-	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Text: text})
+	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Text: text, Conversation: t.Channel + ":" + t.TS})
 	a.logBroker(ctx, "handle", requestIDOf(outs), user, err)
 	a.deliverAsked(ctx, principal, t, outs)
 	if connected || changesHome(outs) {

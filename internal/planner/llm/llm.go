@@ -28,6 +28,15 @@
 // a grant or without its owner approving it, and the approval card names
 // the content it was proposed after.
 //
+// # Memory
+//
+// With Options.Store each conversation (a Slack thread) is kept for
+// MemoryTTL, its last MemoryTurns turns within MemoryBytes: the person's
+// messages and what came of them in words (the model's answers, the steps
+// it proposed), never a read's raw result. What the conversation read
+// stays with it: every step proposed in it later is tainted with those
+// sources. /agenthub forget clears a person's conversations (Forget).
+//
 // # Failures
 //
 // A tool call the schema refuses gets one repair round: the model is told
@@ -56,6 +65,7 @@ import (
 
 	"github.com/agenthub/agenthub/internal/agent"
 	"github.com/agenthub/agenthub/internal/planner"
+	"github.com/agenthub/agenthub/internal/store"
 )
 
 // Planner is the fallback's interface: *planner.Rules is one.
@@ -82,7 +92,10 @@ type Options struct {
 	Backoff  time.Duration
 	// MaxTokens bounds each completion (default 1024).
 	MaxTokens int
-	Logger    *slog.Logger
+	// Store keeps each conversation (a Slack thread) for MemoryTTL, so
+	// that "now merge it" follows "show me PR 7"; nil: no memory.
+	Store  store.Store
+	Logger *slog.Logger
 }
 
 // LLM is the LLM planner. It is safe for concurrent use.
@@ -149,12 +162,41 @@ const maxRounds = 6
 // writes or answers in words; every step it proposes after reading is
 // tainted with what it read.
 func (l *LLM) Plan(ctx context.Context, req planner.Request) (planner.Plan, error) {
-	msgs := []openai.ChatCompletionMessage{
-		{Role: openai.ChatMessageRoleSystem, Content: l.system(req)},
-		{Role: openai.ChatMessageRoleUser, Content: req.Text},
+	mem := l.recall(ctx, req.Principal, req.Conversation)
+	plan, sources, err := l.plan(ctx, req, mem)
+	if err == nil {
+		l.remember(ctx, req.Principal, req.Conversation, req.Text, outcome(plan), sources)
 	}
+	return plan, err
+}
+
+// outcome is what a conversation keeps of a plan: its answer, or the steps
+// it proposed.
+func outcome(p planner.Plan) string {
+	if len(p.Steps) == 0 {
+		return p.Reply
+	}
+	var b strings.Builder
+	b.WriteString("Proposed (the policy decides, the person approves what it asks):")
+	for _, s := range p.Steps {
+		args, _ := json.Marshal(s.Args)
+		fmt.Fprintf(&b, " %s %s;", s.Action, args)
+	}
+	return b.String()
+}
+
+// plan is Plan after the conversation so far, mem: its turns come before
+// the message, and what tainted them taints what is proposed now. It
+// returns the untrusted sources the conversation has read, this turn's
+// included.
+func (l *LLM) plan(ctx context.Context, req planner.Request, mem memory) (planner.Plan, []string, error) {
+	msgs := []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleSystem, Content: l.system(req)}}
+	for _, t := range mem.Turns {
+		msgs = append(msgs, openai.ChatCompletionMessage{Role: t.Role, Content: t.Content})
+	}
+	msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: req.Text})
 	var (
-		sources  []string // what was read, in order: the taint of what follows
+		sources  = slices.Clone(mem.Sources) // what was read: the taint of what follows
 		reads    int
 		private  bool
 		repaired bool
@@ -172,15 +214,17 @@ func (l *LLM) Plan(ctx context.Context, req planner.Request) (planner.Plan, erro
 		resp, err := l.complete(ctx, msgs)
 		if err != nil {
 			if ctx.Err() != nil {
-				return planner.Plan{}, ctx.Err()
+				return planner.Plan{}, sources, ctx.Err()
 			}
 			if reads > 0 {
-				return answer("The language model stopped answering after reading; nothing was changed. Ask again in a moment."), nil
+				return answer("The language model stopped answering after reading; nothing was changed. Ask again in a moment."), sources, nil
 			}
-			return l.fallback(ctx, req, err)
+			p, err := l.fallback(ctx, req, err)
+			return p, nil, err
 		}
 		if len(resp.Choices) == 0 {
-			return l.fallback(ctx, req, errors.New("the model answered with no choice"))
+			p, err := l.fallback(ctx, req, errors.New("the model answered with no choice"))
+			return p, nil, err
 		}
 		msg := resp.Choices[0].Message
 		if len(msg.ToolCalls) == 0 {
@@ -188,13 +232,13 @@ func (l *LLM) Plan(ctx context.Context, req planner.Request) (planner.Plan, erro
 			if reply == "" {
 				reply = "I didn't find an action for that. Try `/agenthub help` for what I can do."
 			}
-			return answer(reply), nil
+			return answer(reply), sources, nil
 		}
 		steps, problems := l.steps(msg.ToolCalls)
 		if len(problems) > 0 {
 			if repaired {
 				return answer("I couldn't turn that into valid actions: " + clip(strings.Join(problems, "; "), maxReply) +
-					". Nothing was done; say it again with what is missing."), nil
+					". Nothing was done; say it again with what is missing."), sources, nil
 			}
 			// One repair round: the model hears what was wrong with each call.
 			repaired = true
@@ -205,7 +249,7 @@ func (l *LLM) Plan(ctx context.Context, req planner.Request) (planner.Plan, erro
 			continue
 		}
 		if req.Read == nil || slices.ContainsFunc(steps, l.writes) {
-			return propose(steps), nil
+			return propose(steps), sources, nil
 		}
 		// Reads only: run them now, and give the model what they found.
 		msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, ToolCalls: msg.ToolCalls})
@@ -213,12 +257,12 @@ func (l *LLM) Plan(ctx context.Context, req planner.Request) (planner.Plan, erro
 			st.Tainted = strings.Join(sources, ", ")
 			res, err := req.Read(ctx, st)
 			if err != nil {
-				return planner.Plan{}, fmt.Errorf("llm: read %s: %w", st.Action, err)
+				return planner.Plan{}, sources, fmt.Errorf("llm: read %s: %w", st.Action, err)
 			}
 			if !res.Ran {
 				// The policy wants more than a read at once: it is
 				// proposed, and goes the way of every step.
-				return propose(steps[i:]), nil
+				return propose(steps[i:]), sources, nil
 			}
 			reads++
 			private = private || res.Private
@@ -229,7 +273,7 @@ func (l *LLM) Plan(ctx context.Context, req planner.Request) (planner.Plan, erro
 				Content: untrusted(res.Source, res.Data)})
 		}
 	}
-	return answer("I read what I could but did not finish within the rounds I allow myself. Nothing was changed; ask again more precisely."), nil
+	return answer("I read what I could but did not finish within the rounds I allow myself. Nothing was changed; ask again more precisely."), sources, nil
 }
 
 // writes reports whether a step changes anything.
