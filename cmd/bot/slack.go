@@ -108,7 +108,7 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 		factors = []string{policy.FactorTOTP, policy.FactorOIDC}
 	}
 	env.core, err = wire(provs, wiring{store: st, keys: k.stack(), policy: pol, logger: logger, onRecord: onRecord,
-		directory: directory, factors: factors, llm: cfg.LLM})
+		directory: directory, factors: factors, llm: cfg.LLM, registerer: registry})
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/agenthub/agenthub/internal/agent"
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
@@ -187,6 +189,8 @@ type wiring struct {
 	directory broker.Directory
 	factors   []string // the second factors step-up may ask for; nil: TOTP alone
 	llm       config.LLM
+	// registerer takes the LLM planner's metrics; nil: not registered.
+	registerer prometheus.Registerer
 	// memory is set by wire to the LLM planner's Forget, when there is one.
 	memory func(ctx context.Context, principal string) (int, error)
 }
@@ -200,7 +204,7 @@ func wire(p *providers, w wiring) (*core, error) {
 	s, err := stack.Build(stack.Options{
 		Store: w.store, Providers: p.stack, Keys: w.keys, Policy: w.policy,
 		Logger: w.logger, OnRecord: w.onRecord, DemoStepUp: p.sim != nil, Directory: w.directory,
-		Factors: w.factors, GatedEnrolment: p.sim == nil, NewPlanner: llmPlanner(w.llm, w.store, w.logger, &w.memory),
+		Factors: w.factors, GatedEnrolment: p.sim == nil, NewPlanner: llmPlanner(w, &w.memory),
 	})
 	if err != nil {
 		return nil, err
@@ -210,13 +214,14 @@ func wire(p *providers, w wiring) (*core, error) {
 
 // llmPlanner makes the LLM planner on the registry when a model is set up
 // (nil: the rules planner plans), with the rules planner to fall back on.
-func llmPlanner(c config.LLM, st store.Store, logger *slog.Logger, forget *func(context.Context, string) (int, error)) func(*agent.Registry) (broker.Planner, error) {
+func llmPlanner(w wiring, forget *func(context.Context, string) (int, error)) func(*agent.Registry) (broker.Planner, error) {
+	c := w.llm
 	if !c.On() {
 		return nil
 	}
 	return func(reg *agent.Registry) (broker.Planner, error) {
 		p, err := llm.New(llm.Options{APIKey: c.APIKey.Reveal(), BaseURL: c.BaseURL, Model: c.Model, Registry: reg,
-			Fallback: planner.NewRules(), Store: st, Logger: logger})
+			Fallback: planner.NewRules(), Store: w.store, Registerer: w.registerer, Logger: w.logger})
 		if err == nil {
 			*forget = p.Forget
 		}

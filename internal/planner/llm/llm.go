@@ -47,6 +47,15 @@
 // the fallback planner (the rules planner) answers, with a note saying so.
 // Any other error of the model (a bad key, an unknown model) also falls
 // back, with its own note.
+//
+// # Limits
+//
+// One request makes at most maxRounds model calls (reads and one repair),
+// each bounded by Options.MaxTokens; one person's requests make at most
+// Options.CallsPerMinute calls a minute, counted in the store across
+// replicas, after which the rules planner answers with a note. Calls (by
+// outcome) and the tokens the model reports are counted for /metrics
+// (agenthub_llm_calls_total, agenthub_llm_tokens_total).
 package llm
 
 import (
@@ -61,6 +70,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/agenthub/agenthub/internal/agent"
@@ -94,16 +104,25 @@ type Options struct {
 	MaxTokens int
 	// Store keeps each conversation (a Slack thread) for MemoryTTL, so
 	// that "now merge it" follows "show me PR 7"; nil: no memory.
-	Store  store.Store
-	Logger *slog.Logger
+	Store store.Store
+	// CallsPerMinute bounds one person's model calls in a minute, counted
+	// in Store (default DefaultCallsPerMinute); past it the rules planner
+	// answers, with a note.
+	CallsPerMinute int
+	// Registerer takes the planner's metrics (calls by outcome, tokens
+	// used); nil: not registered.
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // LLM is the LLM planner. It is safe for concurrent use.
 type LLM struct {
-	opts   Options
-	client *openai.Client
-	tools  []openai.Tool
-	names  map[string]string // tool name → action name
+	opts    Options
+	metrics *metrics
+	client  *openai.Client
+	tools   []openai.Tool
+	names   map[string]string // tool name → action name
 }
 
 // New returns the planner.
@@ -129,12 +148,22 @@ func New(opts Options) (*LLM, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.CallsPerMinute <= 0 {
+		opts.CallsPerMinute = DefaultCallsPerMinute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("llm: metrics: %w", err)
+	}
 	conf := openai.DefaultConfig(opts.APIKey)
 	if opts.BaseURL != "" {
 		conf.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
 	}
 	conf.HTTPClient = opts.HTTPClient
-	l := &LLM{opts: opts, client: openai.NewClientWithConfig(conf), names: map[string]string{}}
+	l := &LLM{opts: opts, metrics: m, client: openai.NewClientWithConfig(conf), names: map[string]string{}}
 	for _, a := range opts.Registry.Actions() {
 		name := ToolName(a.Name)
 		l.names[name] = a.Name
@@ -211,7 +240,7 @@ func (l *LLM) plan(ctx context.Context, req planner.Request, mem memory) (planne
 		return planner.Plan{Steps: steps}
 	}
 	for round := 0; round < maxRounds; round++ {
-		resp, err := l.complete(ctx, msgs)
+		resp, err := l.complete(ctx, req.Principal, msgs)
 		if err != nil {
 			if ctx.Err() != nil {
 				return planner.Plan{}, sources, ctx.Err()
@@ -336,19 +365,27 @@ func (l *LLM) verdict(tc openai.ToolCall) string {
 
 // complete asks the model, again with backoff and jitter when it is slow,
 // rate-limited or failing.
-func (l *LLM) complete(ctx context.Context, msgs []openai.ChatCompletionMessage) (openai.ChatCompletionResponse, error) {
+func (l *LLM) complete(ctx context.Context, principal string, msgs []openai.ChatCompletionMessage) (openai.ChatCompletionResponse, error) {
 	req := openai.ChatCompletionRequest{Model: l.opts.Model, Messages: msgs, Tools: l.tools, MaxTokens: l.opts.MaxTokens, Temperature: 0}
 	pause := l.opts.Backoff
 	var err error
 	for attempt := 1; attempt <= l.opts.Attempts; attempt++ {
+		if !l.allow(ctx, principal) {
+			l.metrics.calls.WithLabelValues("rate_limited").Inc()
+			return openai.ChatCompletionResponse{}, errRateLimited
+		}
 		var resp openai.ChatCompletionResponse
 		resp, err = l.client.CreateChatCompletion(ctx, req)
 		if err == nil {
+			l.metrics.calls.WithLabelValues("ok").Inc()
+			l.metrics.used(resp.Usage)
 			return resp, nil
 		}
 		if !retryable(err) || attempt == l.opts.Attempts {
+			l.metrics.calls.WithLabelValues("failed").Inc()
 			break
 		}
+		l.metrics.calls.WithLabelValues("retried").Inc()
 		l.opts.Logger.WarnContext(ctx, "model call failed; trying again", "attempt", attempt, "status", status(err))
 		wait := pause/2 + rand.N(pause) // jitter: half to one and a half pauses
 		select {
@@ -393,6 +430,9 @@ func (l *LLM) fallback(ctx context.Context, req planner.Request, cause error) (p
 		return plan, err
 	}
 	note := "The language model did not answer just now, so I read your message with my simple rules."
+	if errors.Is(cause, errRateLimited) {
+		note = "You have asked the language model a lot in the last minute, so I read this message with my simple rules."
+	}
 	if len(plan.Steps) == 0 {
 		plan.Reply = note + " " + plan.Reply
 	} else {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/agenthub/agenthub/internal/clocktest"
 	"github.com/agenthub/agenthub/internal/planner"
 	"github.com/agenthub/agenthub/internal/planner/llm"
@@ -110,5 +112,52 @@ func TestMemoryBoundsAndExpiry(t *testing.T) {
 	p.Plan(context.Background(), r)
 	if n := len(m.Requests()[31]["messages"].([]any)); n != 2 {
 		t.Errorf("after Forget the conversation sent %d messages, want 2", n)
+	}
+}
+
+// One person's model calls are bounded per minute: past the bound the rules
+// planner answers, with a note, until the next minute; calls and tokens
+// are counted for /metrics.
+func TestCallsPerMinuteAndMetrics(t *testing.T) {
+	clock := clocktest.New(time.Date(2026, 12, 2, 12, 0, 10, 0, time.UTC))
+	ok := llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall(merge, `{"repo":"acme/payments","number":7}`)}}
+	m := llmtest.New(t, ok, ok, ok)
+	reg := prometheus.NewRegistry()
+	p, err := llm.New(llm.Options{APIKey: "k", BaseURL: m.URL(), Model: "scripted", Registry: registry(t), Fallback: planner.NewRules(),
+		Backoff: time.Millisecond, Store: memstore.New(memstore.Options{Now: clock.Now}), CallsPerMinute: 2, Now: clock.Now, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := []string{}
+	for range 3 {
+		plan, err := p.Plan(context.Background(), req)
+		if err != nil || len(plan.Steps) != 1 {
+			t.Fatalf("plan = %+v, %v", plan, err)
+		}
+		notes = append(notes, plan.Note)
+	}
+	if notes[0] != "" || notes[1] != "" || !strings.Contains(notes[2], "a lot in the last minute") {
+		t.Errorf("notes = %q, want the third request answered by the rules, saying why", notes)
+	}
+	if n := len(m.Requests()); n != 2 {
+		t.Errorf("the model was asked %d times, want 2", n)
+	}
+	clock.Advance(time.Minute)
+	if plan, _ := p.Plan(context.Background(), req); plan.Note != "" || len(m.Requests()) != 3 {
+		t.Errorf("a minute later: note %q, model asked %d times; want the model again", plan.Note, len(m.Requests()))
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			got[mf.GetName()+"/"+mt.GetLabel()[0].GetValue()] = mt.GetCounter().GetValue()
+		}
+	}
+	if got["agenthub_llm_calls_total/ok"] != 3 || got["agenthub_llm_calls_total/rate_limited"] != 1 ||
+		got["agenthub_llm_tokens_total/prompt"] != 30 || got["agenthub_llm_tokens_total/completion"] != 15 {
+		t.Errorf("metrics = %v", got)
 	}
 }
