@@ -159,3 +159,30 @@ func TestTaintedStepIgnoresGrants(t *testing.T) {
 		t.Errorf("stored step taint = %q", r.Step.Tainted)
 	}
 }
+
+// The owner stops a request (Slack's Stop button): it does not run, and
+// it says so on the record; nobody else can stop it.
+func TestCancel(t *testing.T) {
+	f := newFixture(t)
+	a := f.approval("comment 'LGTM' on PR 12 in acme/website")
+	outs, err := f.b.Cancel(f.ctx, a.RequestID, bob, "stopped in Slack")
+	if err != nil || outs[0].Kind != KindError {
+		t.Fatalf("bob's cancel = %+v, %v; want refused", outs, err)
+	}
+	outs, err = f.b.Cancel(f.ctx, a.RequestID, alice, "stopped in Slack")
+	if err != nil || !strings.Contains(outs[0].Text, "Stopped") {
+		t.Fatalf("alice's cancel = %+v, %v", outs, err)
+	}
+	if got := f.request(a.RequestID).Status; got != StatusCanceled {
+		t.Fatalf("status = %s, want canceled", got)
+	}
+	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindMessage) // too late
+	if f.calls(http.MethodPost, commentPath) != 0 {
+		t.Fatal("a stopped request ran")
+	}
+	if f.count(a.RequestID, func(e audit.Event) bool {
+		return e.Kind == audit.RequestCanceled && e.Detail["reason"] == "stopped in Slack"
+	}) != 1 {
+		t.Error("request.canceled with the reason is not on the record")
+	}
+}

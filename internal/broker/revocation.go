@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/agenthub/agenthub/internal/store"
@@ -106,4 +107,33 @@ func (b *Broker) cancelIfRevoked(ctx context.Context, r Request, raw []byte) ([]
 		out = Output{Kind: KindError, RequestID: r.ID, Text: "Nothing was done: you revoked access after asking for this, and the request could not be canceled just now."}
 	}
 	return []Output{out}, true, merr
+}
+
+// Cancel ends a request its owner no longer wants (Slack's Stop button on
+// the agent session it belongs to): it does not run, and the rest of its
+// plan does not start. Only the owner cancels, on the record
+// (request.canceled with reason); a request already settled, or running,
+// stays as it is.
+func (b *Broker) Cancel(ctx context.Context, requestID string, actor Principal, reason string) ([]Output, error) {
+	r, raw, err := b.loadRequest(ctx, requestID)
+	if errors.Is(err, ErrNoRequest) {
+		return []Output{gone(requestID)}, nil
+	}
+	if err != nil {
+		return []Output{errorOut("Nothing was done: the request could not be read.")}, err
+	}
+	if actor != r.Principal {
+		return b.reject(ctx, actor, r, "cancel")
+	}
+	if r.Status == StatusExecuting || r.Status.Terminal() {
+		return []Output{{Kind: KindMessage, RequestID: r.ID, Text: fmt.Sprintf("This request is %s: there is nothing to stop.", strings.ReplaceAll(string(r.Status), "_", " "))}}, nil
+	}
+	if _, _, err := b.move(ctx, r, raw, Event{Type: EventCancel, By: actor, Result: reason}, nil); err != nil {
+		if errors.Is(err, ErrIllegal) || errors.Is(err, ErrNoRequest) {
+			return []Output{{Kind: KindMessage, RequestID: r.ID, Text: "This request ended meanwhile."}}, nil
+		}
+		return []Output{{Kind: KindError, RequestID: r.ID, Text: "Nothing was done: the request could not be stopped just now."}}, err
+	}
+	return append([]Output{{Kind: KindMessage, RequestID: r.ID, Text: fmt.Sprintf("Stopped: %s on %s will not run.", r.Step.Action, r.Resource.Name)}},
+		planDropped(r)...), nil
 }

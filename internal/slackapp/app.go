@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ type Broker interface {
 	Decide(ctx context.Context, d broker.Decision) ([]broker.Output, error)
 	StepUp(ctx context.Context, requestID string, actor broker.Principal, code string) ([]broker.Output, error)
 	SignedIn(ctx context.Context, requestID string, actor broker.Principal) ([]broker.Output, error)
+	Cancel(ctx context.Context, requestID string, actor broker.Principal, reason string) ([]broker.Output, error)
 	Revoke(ctx context.Context, principal broker.Principal, service string) ([]broker.Output, error)
 	RevokeAll(ctx context.Context, principal broker.Principal) ([]broker.Output, error)
 	RevokeGrant(ctx context.Context, principal broker.Principal, grantID string) ([]broker.Output, error)
@@ -139,6 +141,8 @@ type App struct {
 	// another workspace, whose principal would otherwise borrow this
 	// workspace's team ID.
 	botTeam string
+	// noAgents is set once the workspace said it has no agent sessions.
+	noAgents atomic.Bool
 
 	// ackPayload is what an envelope is acked with (nil: a bare ack); it
 	// runs on the reader, so it does no I/O. handle does the work on a

@@ -72,6 +72,8 @@ func (a *App) handleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) er
 				a.ProviderRevoked(ctx, principalOf(ev.TeamID, user), "slack", "Slack")
 			}
 		}
+	case *slackevents.AgentSessionStoppedEvent:
+		a.sessionStopped(ctx, ev.TeamID, e)
 	case *slackevents.AppUninstalledEvent:
 		// Slack revoked every token of the app in the workspace, the bot's
 		// own among them: nobody can be told, but nothing may stay
@@ -137,9 +139,11 @@ func (a *App) handleMessage(ctx context.Context, team, user string, t thread, te
 		return
 	}
 	connected := a.firstContact(ctx, principal)
+	a.setSession(ctx, t, user, sessionProcessing, text)
 	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Text: text, Conversation: t.Channel + ":" + t.TS})
 	a.logBroker(ctx, "handle", requestIDOf(outs), user, err)
 	a.deliverAsked(ctx, principal, t, outs)
+	a.setSession(ctx, t, user, sessionAfter(outs), "")
 	if connected || changesHome(outs) {
 		a.publishHome(ctx, principal)
 	}

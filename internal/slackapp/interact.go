@@ -143,6 +143,7 @@ func (a *App) decide(ctx context.Context, c click, choice string) error {
 	}
 	a.deliverAsked(ctx, r.Principal, t, forOwner)
 	a.updateMessages(ctx, id, c.user)
+	a.settleSession(ctx, t, id, r.Principal.User)
 	a.publishHome(ctx, r.Principal)
 	return err
 }
@@ -223,8 +224,10 @@ func (a *App) submitStepUp(ctx context.Context, principal broker.Principal, v sl
 	}
 	// A wrong code comes back as a step-up output: a fresh button, since
 	// the modal has closed.
-	a.deliverAsked(ctx, principal, a.threadOf(ctx, id), outs)
+	t := a.threadOf(ctx, id)
+	a.deliverAsked(ctx, principal, t, outs)
 	a.updateMessages(ctx, id, user)
+	a.settleSession(ctx, t, id, user)
 	a.publishHome(ctx, principal)
 	return err
 }
@@ -254,8 +257,10 @@ func (a *App) SignedIn(ctx context.Context, principal broker.Principal, id strin
 		}
 		return cmp.Or(err, lerr, errNotMoved)
 	}
-	a.deliverAsked(ctx, principal, a.threadOf(ctx, id), outs)
+	t := a.threadOf(ctx, id)
+	a.deliverAsked(ctx, principal, t, outs)
 	a.updateMessages(ctx, id, principal.User)
+	a.settleSession(ctx, t, id, principal.User)
 	a.publishHome(ctx, principal)
 	return err
 }

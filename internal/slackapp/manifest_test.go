@@ -249,6 +249,7 @@ var webAPIMethods = map[string]string{
 	"OpenConversationContext":        "conversations.open",
 	"GetUserInfo":                    "users.info",
 	"GetUserInfoContext":             "users.info",
+	"SetAgentSessionStatusContext":   "agents.sessions.setStatus",
 	"PublishView":                    "views.publish",
 	"PublishViewContext":             "views.publish",
 	"OpenView":                       "views.open",

@@ -7,30 +7,32 @@ package slackapp
 const Command = "/agenthub"
 
 // BotEvents are the Events API events the app subscribes to.
-var BotEvents = []string{"app_mention", "message.im", "app_home_opened", "tokens_revoked", "app_uninstalled"}
+var BotEvents = []string{"app_mention", "message.im", "app_home_opened", "tokens_revoked", "app_uninstalled", "agent_session_stopped"}
 
 // MethodScopes are the Web API methods the app calls, each with the bot
 // scope it needs ("" for none beyond the bot token). BotScopes is exactly
 // the set of these scopes plus those the events and the command need.
 var MethodScopes = map[string]string{
-	"auth.test":             "",
-	"apps.connections.open": "", // the app-level token's connections:write
-	"conversations.open":    "im:write",
-	"chat.postMessage":      "chat:write",
-	"chat.update":           "chat:write",
-	"chat.postEphemeral":    "chat:write",
-	"views.publish":         "",
-	"views.open":            "",
-	"users.info":            "users:read", // whether someone is a guest or from elsewhere, for the policy
+	"auth.test":                 "",
+	"apps.connections.open":     "", // the app-level token's connections:write
+	"conversations.open":        "im:write",
+	"chat.postMessage":          "chat:write",
+	"chat.update":               "chat:write",
+	"chat.postEphemeral":        "chat:write",
+	"views.publish":             "",
+	"views.open":                "",
+	"users.info":                "users:read", // whether someone is a guest or from elsewhere, for the policy
+	"agents.sessions.setStatus": "chat:write", // the agent session's status follows the work
 }
 
 // EventScopes are the bot scopes each event subscription needs.
 var EventScopes = map[string]string{
-	"app_mention":     "app_mentions:read",
-	"message.im":      "im:history",
-	"app_home_opened": "",
-	"tokens_revoked":  "",
-	"app_uninstalled": "",
+	"app_mention":           "app_mentions:read",
+	"message.im":            "im:history",
+	"app_home_opened":       "",
+	"tokens_revoked":        "",
+	"app_uninstalled":       "",
+	"agent_session_stopped": "", // Stop on an agent session
 }
 
 // FieldScopes are bot scopes that a method needs for one field of its

@@ -58,6 +58,9 @@ func (socketBroker) StepUp(context.Context, string, broker.Principal, string) ([
 func (socketBroker) SignedIn(context.Context, string, broker.Principal) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }
+func (socketBroker) Cancel(context.Context, string, broker.Principal, string) ([]broker.Output, error) {
+	return nil, errSocketBroker
+}
 func (socketBroker) Revoke(context.Context, broker.Principal, string) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }

@@ -101,6 +101,13 @@ func (s *Server) TokensRevoked(users ...string) Envelope {
 	})
 }
 
+// AgentSessionStopped is an events_api envelope saying that user pressed
+// Stop on the agent session of the thread thread_ts in channel.
+func (s *Server) AgentSessionStopped(user, channel, threadTS string) Envelope {
+	return s.eventsAPI(map[string]any{"type": "agent_session_stopped", "user": user, "channel": channel, "thread_ts": threadTS,
+		"event_ts": s.ts()})
+}
+
 // AppUninstalled is an events_api envelope saying that the app was
 // uninstalled from the workspace.
 func (s *Server) AppUninstalled() Envelope {

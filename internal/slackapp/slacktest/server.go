@@ -67,6 +67,8 @@ type Server struct {
 	windows   map[string]*window
 	revoked   bool // RevokeTokens was called
 	users     map[string]User
+	sessions  []SessionStatus
+	noAgents  bool
 }
 
 // New starts a fake Slack on loopback and stops it when the test ends.

@@ -260,6 +260,17 @@ func (s *Server) dispatchLocked(method string, f map[string]string) reply {
 		return s.openViewLocked(f)
 	case "users.info":
 		return s.userInfoLocked(f)
+	case "agents.sessions.setStatus":
+		if s.noAgents {
+			return reply{code: "unknown_method"}
+		}
+		switch f["status"] {
+		case "active", "processing", "suspended", "closed":
+		default:
+			return reply{code: "invalid_arguments"}
+		}
+		s.sessions = append(s.sessions, SessionStatus{Channel: f["channel_id"], ThreadTS: f["thread_ts"], Status: f["status"], Initiator: f["initiator_user_id"]})
+		return reply{body: map[string]any{"status": f["status"], "agent_status": f["status"]}}
 	}
 	return reply{code: "unknown_method"}
 }
@@ -462,4 +473,24 @@ func (s *Server) openViewLocked(f map[string]string) reply {
 	s.triggers[tid] = true
 	s.views = append(s.views, v)
 	return reply{body: map[string]any{"view": view}}
+}
+
+// SessionStatus is one agents.sessions.setStatus call.
+type SessionStatus struct {
+	Channel, ThreadTS, Status, Initiator string
+}
+
+// Sessions are the agent session statuses the app set, in order.
+func (s *Server) Sessions() []SessionStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]SessionStatus(nil), s.sessions...)
+}
+
+// NoAgents makes the workspace one without Slack's agent features:
+// agents.* methods answer unknown_method.
+func (s *Server) NoAgents() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noAgents = true
 }
