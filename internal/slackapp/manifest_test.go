@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/agenthub/agenthub/internal/agent/slackagent"
+	"github.com/agenthub/agenthub/internal/command"
 	"github.com/agenthub/agenthub/internal/slackapp"
 )
 
@@ -39,6 +40,13 @@ type manifest struct {
 		BackgroundColor string `yaml:"background_color"`
 	} `yaml:"display_information"`
 	Features struct {
+		AgentView struct {
+			AgentDescription string `yaml:"agent_description"`
+			SuggestedPrompts []struct {
+				Title   string `yaml:"title"`
+				Message string `yaml:"message"`
+			} `yaml:"suggested_prompts"`
+		} `yaml:"agent_view"`
 		AppHome struct {
 			HomeTabEnabled             bool `yaml:"home_tab_enabled"`
 			MessagesTabEnabled         bool `yaml:"messages_tab_enabled"`
@@ -115,6 +123,18 @@ func duplicates(s []string) []string {
 	return dups
 }
 
+// slackUsage is the usage hint the slash command's forms make, as Slack
+// offers them (all but the terminal demo's).
+func slackUsage() string {
+	var parts []string
+	for _, f := range command.Forms() {
+		if !f.Demo {
+			parts = append(parts, strings.TrimPrefix(f.Usage(), command.Name+" "))
+		}
+	}
+	return strings.Join(parts, " | ")
+}
+
 // TestManifest holds manifest.yaml to scopes.go: the app asks a workspace
 // for what the code needs, and for nothing more.
 func TestManifest(t *testing.T) {
@@ -140,7 +160,15 @@ func TestManifest(t *testing.T) {
 		{"messages tab not read-only", m.Features.AppHome.MessagesTabReadOnlyEnabled, false},
 		{"one slash command", ncmd, 1},
 		{"slash command", command, slackapp.Command},
-		{"slash command usage lists the commands", strings.Fields(usage), strings.Fields("help | connect <service> | grants | revoke <service> | revoke all | pending | audit [n] | whoami")},
+		{"slash command usage lists the commands", strings.Fields(usage), strings.Fields(slackUsage())},
+		{"an agent view that says what AgentHub is", len(m.Features.AgentView.AgentDescription) > 40, true},
+		{"suggested prompts, each with a title and a message", len(m.Features.AgentView.SuggestedPrompts) >= 3 &&
+			!slices.ContainsFunc(m.Features.AgentView.SuggestedPrompts, func(p struct {
+				Title   string `yaml:"title"`
+				Message string `yaml:"message"`
+			}) bool {
+				return p.Title == "" || p.Message == ""
+			}), true},
 		{"slash command text not escaped", escape, false},
 		{"bot scopes are BotScopes", sorted(m.OAuthConfig.Scopes.Bot), sorted(slackapp.BotScopes)},
 		{"duplicate bot scopes", duplicates(m.OAuthConfig.Scopes.Bot), []string(nil)},

@@ -158,3 +158,30 @@ func TestAnswerFromAPrivateReadIsPrivate(t *testing.T) {
 		t.Fatalf("outputs = %+v, want the model's private answer", outs)
 	}
 }
+
+// The model changes the target between proposal and approval: its new
+// proposal is a new request, and approving the first runs the first as it
+// was shown, nothing else.
+func TestChangedTargetIsANewRequest(t *testing.T) {
+	s := newStack(t,
+		llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall("github__comment", `{"repo":"acme/website","number":12,"body":"LGTM"}`)}},
+		llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall("github__comment", `{"repo":"acme/website","number":13,"body":"LGTM"}`)}},
+	)
+	first := s.handle(t, "comment LGTM on the website's PR")
+	second := s.handle(t, "actually, the other one")
+	if len(first) != 1 || len(second) != 1 || first[0].Kind != broker.KindApproval || second[0].Kind != broker.KindApproval || first[0].RequestID == second[0].RequestID {
+		t.Fatalf("proposals = %+v / %+v, want two approvals, two requests", first, second)
+	}
+	if _, err := s.env.Broker.Decide(t.Context(), broker.Decision{RequestID: first[0].RequestID, Actor: alice, Choice: broker.ChoiceOnce}); err != nil {
+		t.Fatal(err)
+	}
+	var on []string
+	for _, c := range s.env.World.CallsFor(sim.ServiceGitHub) {
+		if c.Method == http.MethodPost && strings.HasSuffix(c.Path, "/comments") {
+			on = append(on, c.Path)
+		}
+	}
+	if len(on) != 1 || !strings.Contains(on[0], "/issues/12/") {
+		t.Errorf("comments posted = %q, want PR 12's alone", on)
+	}
+}
