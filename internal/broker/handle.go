@@ -54,16 +54,16 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 	if err != nil {
 		return []Output{errorOut("I couldn't plan that, so I did nothing.")}, fmt.Errorf("broker: plan: %w", err)
 	}
-	if len(plan.Steps) == 0 && plan.Reads > 0 {
-		// An answer from what the planner read: for the person alone if
-		// any of it was not public.
-		o := message(plan.Reply)
-		o.Private = plan.Private
-		return []Output{o}, nil
-	}
 	if len(plan.Steps) == 0 {
+		// An answer, from what the planner read now or earlier in the
+		// conversation: for the person alone if any of it was not public.
+		o := message(plan.Reply)
+		o.Private, o.ByRule = plan.Private, plan.ByRule
+		if plan.Reads > 0 {
+			return []Output{o}, nil
+		}
 		err := b.Refuse(ctx, Refusal{Actor: m.Principal.String(), Kind: audit.RequestRefused, Reason: "no_plan", Op: "message"})
-		return []Output{message(plan.Reply)}, err
+		return []Output{o}, err
 	}
 	refusal := Refusal{Actor: m.Principal.String(), Kind: audit.RequestRefused, Reason: "plan_too_big", Op: "message"}
 	if len(plan.Steps) > MaxPlanSteps {
@@ -147,7 +147,7 @@ func (b *Broker) reader(p asker) func(context.Context, planner.Step) (planner.Re
 		if len(data) > maxReadData {
 			data = append(data[:maxReadData:maxReadData], []byte("…(truncated)")...)
 		}
-		return planner.ReadResult{Ran: true, Data: string(data), Source: act.Name + " on " + ans.Resource.Name, Private: o.Private}, err
+		return planner.ReadResult{Ran: true, Data: string(data), Source: act.Name + " on " + ans.Resource.Name, Private: o.Private, ByRule: o.ByRule}, err
 	}
 }
 
@@ -503,7 +503,10 @@ func (b *Broker) newRequest(ctx context.Context, p asker, id string, act *agent.
 // approvalOut asks the owner to approve request r.
 func approvalOut(r Request) Output {
 	reason := fmt.Sprintf("%s (policy rule %q, %s risk)", r.Decision.Reason, r.Decision.Rule, r.Decision.Risk)
-	if r.Step.Tainted != "" {
+	switch {
+	case r.Step.Tainted == planner.ModelProposal:
+		reason += " Proposed by the language model, not typed by you: check that this is what you asked for."
+	case r.Step.Tainted != "":
 		reason += fmt.Sprintf(" Proposed after reading content from %s, which may have told the planner to: check that this is what you asked for.", r.Step.Tainted)
 	}
 	if r.Decision.StepUp {

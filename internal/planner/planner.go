@@ -41,6 +41,11 @@ type Request struct {
 	Read func(ctx context.Context, s Step) (ReadResult, error)
 }
 
+// ModelProposal is the taint of a write a language model proposed without
+// reading anything: the model's own words are not the person's, so no
+// grant stands in for the person approving it.
+const ModelProposal = "the language model"
+
 // ReadResult is what Request.Read did.
 type ReadResult struct {
 	Ran bool
@@ -51,8 +56,11 @@ type ReadResult struct {
 	// acme/website".
 	Source string
 	// Private is set when the result is not public: whatever the planner
-	// says from it is for the person alone.
-	Private bool
+	// says from it is for the person alone. ByRule is set when it is not
+	// private only because a policy rule lets the asking channel see it:
+	// what the planner says from it stays out of channels shared with
+	// another company.
+	Private, ByRule bool
 	// Why says why it did not run (needs approval, a connection, …).
 	Why string
 }
@@ -72,6 +80,9 @@ type Plan struct {
 	// them was not public, so the Reply is for the person alone.
 	Reads   int
 	Private bool
+	// ByRule: a Reply drawn from results only a policy rule lets the
+	// channel see (ReadResult.ByRule).
+	ByRule bool
 }
 
 // Rules is the deterministic, pattern-based planner. The zero value is not

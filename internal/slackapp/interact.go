@@ -438,6 +438,13 @@ func (a *App) revokeClick(ctx context.Context, c click) {
 // afterRevoke settles the messages of the requests a revoke canceled and
 // shows the person their App Home as it now is.
 func (a *App) afterRevoke(ctx context.Context, principal broker.Principal, outs []broker.Output) {
+	// What the planner remembers may quote what the revoked access read:
+	// it goes with the access.
+	if a.opts.Forget != nil {
+		if _, err := a.opts.Forget(ctx, principal); err != nil {
+			a.log.WarnContext(ctx, "conversations not forgotten after a revoke", "slack_user", principal.User, "err", err)
+		}
+	}
 	for _, o := range outs {
 		for _, id := range o.Requests {
 			a.updateMessages(ctx, id, "")

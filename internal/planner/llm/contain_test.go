@@ -16,6 +16,7 @@ import (
 	"github.com/agenthub/agenthub/internal/planner"
 	"github.com/agenthub/agenthub/internal/planner/llm"
 	"github.com/agenthub/agenthub/internal/planner/llm/llmtest"
+	"github.com/agenthub/agenthub/internal/policy"
 	"github.com/agenthub/agenthub/internal/sim"
 	"github.com/agenthub/agenthub/internal/simenv"
 	"github.com/agenthub/agenthub/internal/store/memstore"
@@ -33,14 +34,21 @@ type stack struct {
 
 func newStack(t *testing.T, answers ...llmtest.Answer) *stack {
 	t.Helper()
+	return newStackWith(t, nil, answers...)
+}
+
+// newStackWith is newStack under pol (nil: the default policy).
+func newStackWith(t *testing.T, pol *policy.Engine, answers ...llmtest.Answer) *stack {
+	t.Helper()
 	s := &stack{m: llmtest.New(t, answers...)}
 	reg := registry(t)
+	st := memstore.New(memstore.Options{})
 	p, err := llm.New(llm.Options{APIKey: "sk-test-key", BaseURL: s.m.URL(), Model: "scripted", Registry: reg,
-		Fallback: planner.NewRules(), Backoff: time.Millisecond})
+		Fallback: planner.NewRules(), Backoff: time.Millisecond, Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.env, err = simenv.Start(t.Context(), simenv.Options{Store: memstore.New(memstore.Options{}), Planner: p})
+	s.env, err = simenv.Start(t.Context(), simenv.Options{Store: st, Planner: p, Policy: pol})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +73,7 @@ func newStack(t *testing.T, answers ...llmtest.Answer) *stack {
 
 func (s *stack) handle(t *testing.T, text string) []broker.Output {
 	t.Helper()
-	outs, err := s.env.Broker.Handle(context.Background(), broker.Message{Principal: alice, Text: text})
+	outs, err := s.env.Broker.Handle(context.Background(), broker.Message{Principal: alice, Text: text, Conversation: "C1:1700000000.000100"})
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
@@ -183,5 +191,73 @@ func TestChangedTargetIsANewRequest(t *testing.T) {
 	}
 	if len(on) != 1 || !strings.Contains(on[0], "/issues/12/") {
 		t.Errorf("comments posted = %q, want PR 12's alone", on)
+	}
+}
+
+// An answer the model gives later in a conversation that read something
+// private is private too, though it reads nothing itself then.
+func TestPrivateConversationStaysPrivate(t *testing.T) {
+	read := llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall(list, `{"repo":"acme/payments"}`)}}
+	s := newStack(t, read, read, llmtest.Answer{Words: "acme/payments has one open pull request, #7."},
+		llmtest.Answer{Words: "As I said: #7 is still open."})
+	outs := s.handle(t, "anything open in payments?")
+	if _, err := s.env.Broker.Decide(context.Background(), broker.Decision{RequestID: outs[0].RequestID, Actor: alice, Choice: broker.ChoiceStanding}); err != nil {
+		t.Fatal(err)
+	}
+	if outs = s.handle(t, "anything open in payments?"); !outs[0].Private {
+		t.Fatalf("the answer from the private read is not private: %+v", outs)
+	}
+	if outs = s.handle(t, "and now?"); len(outs) != 1 || !outs[0].Private {
+		t.Fatalf("a later answer in the same conversation = %+v, want it private", outs)
+	}
+}
+
+// Where a rule lets the channel see a private resource's results, the
+// model's answer from them keeps the rule's mark, so it stays out of
+// channels shared with another company.
+func TestAnswerKeepsTheRulesMark(t *testing.T) {
+	pol, err := policy.Parse("p.yaml", []byte(`version: 1
+rules:
+  - name: payments-for-the-team
+    action: github.list_pull_requests
+    resource: acme/payments
+    effect: allow
+    results: channel
+  - name: default
+    effect: approve
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStackWith(t, pol, llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall(list, `{"repo":"acme/payments"}`)}},
+		llmtest.Answer{Words: "One open pull request, #7."})
+	outs := s.handle(t, "anything open in payments?")
+	if len(outs) != 1 || outs[0].Private || !outs[0].ByRule {
+		t.Fatalf("outputs = %+v, want the answer marked ByRule", outs)
+	}
+}
+
+// A write the model proposes on its own words, having read nothing, is its
+// owner's to approve: a grant that covers the same step does not run it.
+func TestModelsOwnWriteIgnoresGrants(t *testing.T) {
+	s := newStack(t, llmtest.Answer{Status: http.StatusUnauthorized},
+		llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall("github__comment", `{"repo":"acme/website","number":12,"body":"private numbers: 42"}`)}})
+	first := s.handle(t, "comment 'LGTM' on PR 12 in acme/website") // the rules plan it: the person's own words
+	approval := first[len(first)-1]
+	if _, err := s.env.Broker.Decide(context.Background(), broker.Decision{RequestID: approval.RequestID, Actor: alice, Choice: broker.ChoiceStanding}); err != nil {
+		t.Fatal(err)
+	}
+	outs := s.handle(t, "what's the weather?")
+	if len(outs) != 1 || outs[0].Kind != broker.KindApproval || !strings.Contains(outs[0].Reason, "Proposed by the language model") {
+		t.Fatalf("outputs = %+v, want the model's comment to ask its owner", outs)
+	}
+	n := 0
+	for _, c := range s.env.World.CallsFor(sim.ServiceGitHub) {
+		if c.Method == http.MethodPost && strings.HasSuffix(c.Path, "/comments") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("comments posted = %d, want the person's own alone", n)
 	}
 }

@@ -89,18 +89,19 @@ func TestInjectionCorpus(t *testing.T) {
 				cases++
 				t.Run(fmt.Sprintf("%s/%s/%s", src.name, harm.name, shape.name), func(t *testing.T) {
 					s := newStack(t,
-						llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall("github__comment", `{"repo":"acme/website","number":12,"body":"LGTM"}`)}},
+						llmtest.Answer{Status: http.StatusUnauthorized}, // the person's own comment: planned by the rules
 						llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall(src.tool, src.args)}},
 						llmtest.Answer{Calls: shape.calls(harm)},
 					)
 					// First, asked by the person: a comment they approve
 					// until revoked, so that a standing grant for comments on
 					// acme/website exists. A tainted comment must not run on it.
-					first := s.handle(t, "comment LGTM on PR 12 in acme/website")
-					if len(first) != 1 || first[0].Kind != broker.KindApproval {
+					first := s.handle(t, "comment 'LGTM' on PR 12 in acme/website")
+					approval := first[len(first)-1]
+					if approval.Kind != broker.KindApproval {
 						t.Fatalf("the person's own comment: %+v", first)
 					}
-					if outs, err := s.env.Broker.Decide(t.Context(), broker.Decision{RequestID: first[0].RequestID, Actor: alice, Choice: broker.ChoiceStanding}); err != nil || outs[0].Kind != broker.KindResult {
+					if outs, err := s.env.Broker.Decide(t.Context(), broker.Decision{RequestID: approval.RequestID, Actor: alice, Choice: broker.ChoiceStanding}); err != nil || outs[0].Kind != broker.KindResult {
 						t.Fatalf("approving the person's comment: %+v, %v", outs, err)
 					}
 					before := len(writes(s.env.World))
@@ -208,7 +209,7 @@ func TestBenignTasks(t *testing.T) {
 			case len(outs) == 0 || outs[0].Kind != task.want:
 				t.Errorf("outputs = %+v, want %s first", outs, task.want)
 			case task.want == broker.KindApproval && (outs[0].Action != task.action || strings.Contains(outs[0].Reason, "Proposed after reading")):
-				t.Errorf("approval %+v, want an untainted one for %s", outs[0], task.action)
+				t.Errorf("approval %+v, want one for %s, not tainted by a read", outs[0], task.action)
 			default:
 				done++
 			}

@@ -32,6 +32,11 @@ const memoryKind = "llm-memory"
 type memory struct {
 	Turns   []turn   `json:"turns"`
 	Sources []string `json:"sources,omitempty"`
+	// Private and ByRule stick once a turn's answer came from results
+	// that were not public (or public by a rule only): every later answer
+	// in the conversation may repeat them.
+	Private bool `json:"private,omitempty"`
+	ByRule  bool `json:"by_rule,omitempty"`
 }
 
 type turn struct {
@@ -65,7 +70,7 @@ func (l *LLM) recall(ctx context.Context, principal, conversation string) memory
 
 // remember adds a turn's message and outcome, and the untrusted sources it
 // read, within the bounds.
-func (l *LLM) remember(ctx context.Context, principal, conversation, said, outcome string, sources []string) {
+func (l *LLM) remember(ctx context.Context, principal, conversation, said, outcome string, sources []string, private, byRule bool) {
 	if l.opts.Store == nil || conversation == "" {
 		return
 	}
@@ -76,6 +81,7 @@ func (l *LLM) remember(ctx context.Context, principal, conversation, said, outco
 		}
 		m.Turns = append(m.Turns, turn{Role: openai.ChatMessageRoleUser, Content: clip(said, MemoryBytes/4)},
 			turn{Role: openai.ChatMessageRoleAssistant, Content: clip(outcome, MemoryBytes/4)})
+		m.Private, m.ByRule = m.Private || private, m.ByRule || byRule
 		for _, s := range sources {
 			if !slices.Contains(m.Sources, s) {
 				m.Sources = append(m.Sources, s)
