@@ -196,10 +196,11 @@ const maxRounds = 6
 // writes or answers in words; every step it proposes after reading is
 // tainted with what it read.
 func (l *LLM) Plan(ctx context.Context, req planner.Request) (planner.Plan, error) {
+	began := l.opts.Now()
 	mem := l.recall(ctx, req.Principal, req.Conversation)
 	plan, sources, err := l.plan(ctx, req, mem)
 	if err == nil {
-		l.remember(ctx, req.Principal, req.Conversation, req.Text, outcome(plan), sources, plan.Private, plan.ByRule)
+		l.remember(ctx, req.Principal, req.Conversation, req.Text, outcome(plan), sources, plan.Private, plan.ByRule, began)
 	}
 	return plan, err
 }

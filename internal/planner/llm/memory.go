@@ -70,9 +70,16 @@ func (l *LLM) recall(ctx context.Context, principal, conversation string) memory
 
 // remember adds a turn's message and outcome, and the untrusted sources it
 // read, within the bounds.
-func (l *LLM) remember(ctx context.Context, principal, conversation, said, outcome string, sources []string, private, byRule bool) {
+func (l *LLM) remember(ctx context.Context, principal, conversation, said, outcome string, sources []string, private, byRule bool, began time.Time) {
 	if l.opts.Store == nil || conversation == "" {
 		return
+	}
+	// A Forget while this turn was planned wins: the person was told
+	// everything was forgotten.
+	if it, err := l.opts.Store.Get(ctx, forgotKey(principal)); err == nil {
+		if at, perr := time.Parse(time.RFC3339Nano, string(it.Value)); perr == nil && !began.After(at) {
+			return
+		}
 	}
 	_, err := store.Update(ctx, l.opts.Store, memoryKey(principal, conversation), MemoryTTL, func(cur []byte) ([]byte, error) {
 		var m memory
@@ -105,11 +112,20 @@ func size(turns []turn) int {
 	return n
 }
 
+// forgotKey holds when principal last asked to forget, so that a turn
+// planned meanwhile is not kept after it.
+func forgotKey(principal string) store.Key {
+	return store.Key{Scope: principal, Kind: memoryKind + "-forgot", ID: "at"}
+}
+
 // Forget clears every conversation principal has had with the planner
 // (/agenthub forget).
 func (l *LLM) Forget(ctx context.Context, principal string) (int, error) {
 	if l.opts.Store == nil {
 		return 0, nil
+	}
+	if err := l.opts.Store.Put(ctx, forgotKey(principal), []byte(l.opts.Now().UTC().Format(time.RFC3339Nano)), MemoryTTL); err != nil {
+		return 0, fmt.Errorf("llm: note the forgetting: %w", err)
 	}
 	items, err := l.opts.Store.List(ctx, principal, memoryKind)
 	if err != nil {
