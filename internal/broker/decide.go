@@ -97,18 +97,30 @@ func (b *Broker) SignedIn(ctx context.Context, requestID string, actor Principal
 	return b.stepUp(ctx, requestID, actor, policy.FactorOIDC, func(Request) error { return nil })
 }
 
+// loadForOwner loads request id for an operation (op) its owner alone may
+// do; outs, with err, answer when it cannot go on: the request is gone, or
+// unreadable, or actor is not its owner (refused, on the record).
+func (b *Broker) loadForOwner(ctx context.Context, id string, actor Principal, op string) (Request, []byte, []Output, error) {
+	r, raw, err := b.loadRequest(ctx, id)
+	if errors.Is(err, ErrNoRequest) {
+		return r, raw, []Output{gone(id)}, nil
+	}
+	if err != nil {
+		return r, raw, []Output{errorOut("Nothing was done: the request could not be read.")}, err
+	}
+	if actor != r.Principal {
+		outs, err := b.reject(ctx, actor, r, op)
+		return r, raw, outs, err
+	}
+	return r, raw, nil, nil
+}
+
 // stepUp is StepUp and SignedIn: verify checks the proof of factor for the
 // loaded request, after the lifecycle said it could take it.
 func (b *Broker) stepUp(ctx context.Context, requestID string, actor Principal, factor string, verify func(Request) error) ([]Output, error) {
-	r, raw, err := b.loadRequest(ctx, requestID)
-	if errors.Is(err, ErrNoRequest) {
-		return []Output{gone(requestID)}, nil
-	}
-	if err != nil {
-		return []Output{errorOut("Nothing was done: the request could not be read.")}, err
-	}
-	if actor != r.Principal {
-		return b.reject(ctx, actor, r, "stepup")
+	r, raw, outs, err := b.loadForOwner(ctx, requestID, actor, "stepup")
+	if outs != nil || err != nil {
+		return outs, err
 	}
 	if want := r.Decision.SecondFactor(); want != factor {
 		rerr := b.Refuse(ctx, Refusal{Actor: actor.String(), Kind: audit.InteractionRejected, Reason: "wrong_factor", Op: "stepup",

@@ -115,15 +115,9 @@ func (b *Broker) cancelIfRevoked(ctx context.Context, r Request, raw []byte) ([]
 // (request.canceled with reason); a request already settled, or running,
 // stays as it is.
 func (b *Broker) Cancel(ctx context.Context, requestID string, actor Principal, reason string) ([]Output, error) {
-	r, raw, err := b.loadRequest(ctx, requestID)
-	if errors.Is(err, ErrNoRequest) {
-		return []Output{gone(requestID)}, nil
-	}
-	if err != nil {
-		return []Output{errorOut("Nothing was done: the request could not be read.")}, err
-	}
-	if actor != r.Principal {
-		return b.reject(ctx, actor, r, "cancel")
+	r, raw, outs, err := b.loadForOwner(ctx, requestID, actor, "cancel")
+	if outs != nil || err != nil {
+		return outs, err
 	}
 	if r.Status == StatusExecuting || r.Status.Terminal() {
 		return []Output{{Kind: KindMessage, RequestID: r.ID, Text: fmt.Sprintf("This request is %s: there is nothing to stop.", strings.ReplaceAll(string(r.Status), "_", " "))}}, nil
