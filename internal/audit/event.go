@@ -30,15 +30,16 @@ const (
 	ConnectionExpired   Kind = "connection.expired"
 	ProviderRevoked     Kind = "connection.provider_revoked" // a provider confirmed, on a retry, a revocation it had failed
 	LeaseIssued         Kind = "lease.issued"
-	VaultRekeyStarted   Kind = "vault.rekey_started" // "bot rekey" began resealing under the current key
-	VaultRekeyed        Kind = "vault.rekeyed"       // "bot rekey" ended; Detail holds its counts and Result whether anything failed
-	ConnectStarted      Kind = "connect.started"     // a person's browser left for a provider's consent page
-	ConnectRefused      Kind = "connect.refused"     // a connect link or callback that could not be used
-	WebhookRefused      Kind = "webhook.refused"     // a provider webhook delivery that was not believed
-	IdentityLinked      Kind = "identity.linked"     // a Slack user linked to their identity at the IdP (a fresh sign-in)
-	IdentityUnlinked    Kind = "identity.unlinked"   // that link undone (a fresh sign-in of the linked identity)
-	IdentityRefused     Kind = "identity.refused"    // a sign-in at the IdP that did not count: stale, without the factor, someone else's, …
-	IdentityVerified    Kind = "identity.verified"   // the linked identity signed in before a connection went on to its provider
+	VaultRekeyStarted   Kind = "vault.rekey_started"  // "bot rekey" began resealing under the current key
+	VaultRekeyed        Kind = "vault.rekeyed"        // "bot rekey" ended; Detail holds its counts and Result whether anything failed
+	ConnectStarted      Kind = "connect.started"      // a person's browser left for a provider's consent page
+	ConnectRefused      Kind = "connect.refused"      // a connect link or callback that could not be used
+	WebhookRefused      Kind = "webhook.refused"      // a provider webhook delivery that was not believed
+	IdentityLinked      Kind = "identity.linked"      // a Slack user linked to their identity at the IdP (a fresh sign-in)
+	IdentityUnlinked    Kind = "identity.unlinked"    // that link undone (a fresh sign-in of the linked identity)
+	IdentityRefused     Kind = "identity.refused"     // a sign-in at the IdP that did not count: stale, without the factor, someone else's, …
+	IdentityVerified    Kind = "identity.verified"    // the linked identity signed in before a connection went on to its provider
+	ConversationStopped Kind = "conversation.stopped" // a person stopped a conversation (Slack's Stop): nothing begun in it goes on
 )
 
 // Kinds returns every kind above, in their order (the metrics label them;
@@ -50,6 +51,7 @@ func Kinds() []Kind {
 		ActionSucceeded, ActionFailed, RequestExpired, RequestCanceled, GrantCreated, GrantRevoked,
 		ConnectionCreated, ConnectionRevoked, ConnectionExpired, ProviderRevoked, LeaseIssued, VaultRekeyStarted, VaultRekeyed,
 		ConnectStarted, ConnectRefused, WebhookRefused, IdentityLinked, IdentityUnlinked, IdentityRefused, IdentityVerified,
+		ConversationStopped,
 	}
 }
 

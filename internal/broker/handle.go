@@ -48,7 +48,7 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 	if err != nil {
 		return []Output{errorOut("Nothing was done: an internal error occurred.")}, err
 	}
-	who := asker{m.Principal, m.Traits, marks}
+	who := asker{m.Principal, m.Traits, planMarks(marks, m.Conversation), m.Conversation}
 	plan, err := b.planner.Plan(ctx, planner.Request{Principal: m.Principal.String(), Text: m.Text, Now: b.now(), Location: b.loc,
 		Conversation: m.Conversation, Read: b.reader(who)})
 	if err != nil {
@@ -57,6 +57,10 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 	if len(plan.Steps) == 0 {
 		// An answer, from what the planner read now or earlier in the
 		// conversation: for the person alone if any of it was not public.
+		// Not if they stopped the conversation meanwhile.
+		if why, err := b.interrupted(ctx, who, ""); why != "" || err != nil {
+			return []Output{message(interruptedText(why, err, 0))}, err
+		}
 		o := message(plan.Reply)
 		o.Private, o.ByRule = plan.Private, plan.ByRule
 		if plan.Reads > 0 {
@@ -109,8 +113,8 @@ func (b *Broker) reader(p asker) func(context.Context, planner.Step) (planner.Re
 		if err != nil {
 			return planner.ReadResult{Why: "invalid arguments"}, nil
 		}
-		if revoked, err := b.revokedSince(ctx, p.Principal, p.revoked, act.Service); revoked || err != nil {
-			return planner.ReadResult{Why: "access was revoked"}, err
+		if why, err := b.interrupted(ctx, p, act.Service); why != "" || err != nil {
+			return planner.ReadResult{Why: "the person " + why + " it"}, err
 		}
 		id, err := b.newID()
 		if err != nil {
@@ -183,16 +187,35 @@ const (
 	stepStopped                    // refused or failed: the plan ends here
 )
 
-// asker is the principal a plan is for, with their traits and their
-// revocation marks when the plan began.
+// asker is the principal a plan is for, with their traits, their
+// revocation marks when the plan began and the conversation it is of.
 type asker struct {
 	Principal
-	traits  Traits
-	revoked map[string]string
+	traits       Traits
+	revoked      map[string]string
+	conversation string
 }
 
 // asker is the request's owner as its plan began.
-func (r Request) asker() asker { return asker{r.Principal, r.Traits, r.Revoked} }
+func (r Request) asker() asker { return asker{r.Principal, r.Traits, r.Revoked, r.Conversation} }
+
+// interruptedText tells the person why a plan stopped with left steps not
+// started (why as interrupted returns it, or err if that failed).
+func interruptedText(why string, err error, left int) string {
+	switch {
+	case err != nil && left == 0:
+		return "I could not check that you have not revoked access or stopped this meanwhile, so I did nothing."
+	case err != nil:
+		return fmt.Sprintf("I could not check that you have not revoked access or stopped this meanwhile, so I did not start the %d step(s) left.", left)
+	case why == whyStopped && left == 0:
+		return "You stopped this conversation, so I dropped what I was preparing."
+	case why == whyStopped:
+		return fmt.Sprintf("You stopped this conversation, so I did not start the %d step(s) left.", left)
+	case left == 0:
+		return "You revoked access while I worked on this, so I did nothing."
+	}
+	return fmt.Sprintf("You revoked access while I worked on this, so I did not start the %d step(s) left.", left)
+}
 
 // runPlan takes steps in order until one does not finish now. A step
 // whose service, or everything, the asker revoked since the plan began
@@ -204,12 +227,8 @@ func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step) ([]Output, 
 		if act, ok := b.registry.Lookup(s.Action); ok {
 			service = act.Service
 		}
-		if revoked, err := b.revokedSince(ctx, p.Principal, p.revoked, service); revoked || err != nil {
-			text := fmt.Sprintf("You revoked access while I worked on this, so I did not start the %d step(s) left.", len(steps)-i)
-			if err != nil {
-				text = fmt.Sprintf("I could not check that you have not revoked access meanwhile, so I did not start the %d step(s) left.", len(steps)-i)
-			}
-			return append(outs, message(text)), err
+		if why, err := b.interrupted(ctx, p, service); why != "" || err != nil {
+			return append(outs, message(interruptedText(why, err, len(steps)-i))), err
 		}
 		o, outcome, err := b.handleStep(ctx, p, s, steps[i+1:])
 		if err == nil && outcome == stepWaiting {
@@ -242,7 +261,7 @@ func (b *Broker) runPlan(ctx context.Context, p asker, steps []Step) ([]Output, 
 // if service was revoked since the plan began. The request is read only
 // then: it holds the plan's marks and service, which the caller has.
 func (b *Broker) keepUnlessRevoked(ctx context.Context, p asker, service string, outs []Output) ([]Output, bool, error) {
-	if revoked, err := b.revokedSince(ctx, p.Principal, p.revoked, service); err == nil && !revoked {
+	if why, err := b.interrupted(ctx, p, service); err == nil && why == "" {
 		return outs, false, nil
 	}
 	r, raw, err := b.loadOwned(ctx, p.Principal, outs[0].RequestID)
@@ -478,7 +497,7 @@ func (b *Broker) newRequest(ctx context.Context, p asker, id string, act *agent.
 	r := Request{
 		V: 1, ID: id, Principal: p.Principal, Traits: p.traits,
 		Step: Step{Action: act.Name, Args: raw, Tainted: tainted}, ArgsHash: hash,
-		Service: act.Service, Scopes: act.Scopes, Rest: rest, Revoked: p.revoked,
+		Service: act.Service, Scopes: act.Scopes, Rest: rest, Revoked: p.revoked, Conversation: p.conversation,
 		Created: now, Expires: now.Add(b.requestTTL),
 	}
 	r, _, err = r.apply(e, now)

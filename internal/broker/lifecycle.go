@@ -85,7 +85,7 @@ const (
 	EventSucceed       EventType = "succeed"
 	EventFail          EventType = "fail"
 	EventExpire        EventType = "expire"    // nobody acted in time
-	EventCancel        EventType = "cancel"    // the owner revoked the service
+	EventCancel        EventType = "cancel"    // the owner revoked the service, stopped the conversation, or canceled it
 	EventInterrupt     EventType = "interrupt" // its process stopped half-way
 )
 

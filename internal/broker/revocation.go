@@ -1,13 +1,17 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/store"
 )
 
@@ -34,11 +38,39 @@ func revocationKey(p Principal) store.Key {
 	return store.Key{Scope: p.String(), Kind: revocationKind, ID: "marks"}
 }
 
+// A person's Stop on a conversation (Slack's Stop button on an agent
+// session) is a mark too, among the same marks: stopKey(conversation),
+// whose value begins with a sequence number, so that only the latest
+// maxStopMarks are kept. A plan of that conversation, and a request it
+// stored, compares it as it compares its service's mark: what was begun
+// before the Stop does not go on after it, whichever replica holds it.
+// Should a conversation's mark be dropped for newer ones, its plans stop
+// too (as when marks expire).
+const (
+	stopPrefix   = "conversation:"
+	maxStopMarks = 64
+)
+
+func stopKey(conversation string) string { return stopPrefix + conversation }
+
+// Why a plan does not go on: its owner revoked access, or stopped its
+// conversation, since it began.
+const (
+	whyRevoked = "revoked"
+	whyStopped = "stopped"
+)
+
 // markRevoked leaves a fresh mark on principal for service ("" for all).
 func (b *Broker) markRevoked(ctx context.Context, p Principal, service string) error {
 	if service == "" {
 		service = allServices
 	}
+	return b.mark(ctx, p, service)
+}
+
+// mark sets principal's mark key to a fresh value: a random one, after a
+// sequence number for a Stop.
+func (b *Broker) mark(ctx context.Context, p Principal, key string) error {
 	mark, err := b.newID()
 	if err != nil {
 		return err
@@ -48,13 +80,68 @@ func (b *Broker) markRevoked(ctx context.Context, p Principal, service string) e
 		if cur != nil && json.Unmarshal(cur, &marks) != nil {
 			marks = map[string]string{} // unreadable marks are replaced: every plan stops once
 		}
-		marks[service] = mark
+		if strings.HasPrefix(key, stopPrefix) {
+			marks[key] = fmt.Sprintf("%020d.%s", lastStop(marks)+1, mark)
+			dropOldStops(marks)
+		} else {
+			marks[key] = mark
+		}
 		return json.Marshal(marks)
 	})
 	if err != nil {
-		return fmt.Errorf("broker: mark revocation: %w", err)
+		return fmt.Errorf("broker: mark %s: %w", key, err)
 	}
 	return nil
+}
+
+// stopSeq is the sequence number of a Stop's mark.
+func stopSeq(mark string) uint64 {
+	n, _ := strconv.ParseUint(mark[:strings.IndexByte(mark+".", '.')], 10, 64)
+	return n
+}
+
+// lastStop is the highest sequence number of marks' Stops.
+func lastStop(marks map[string]string) uint64 {
+	var last uint64
+	for k, v := range marks {
+		if strings.HasPrefix(k, stopPrefix) {
+			last = max(last, stopSeq(v))
+		}
+	}
+	return last
+}
+
+// dropOldStops keeps the latest maxStopMarks Stops.
+func dropOldStops(marks map[string]string) {
+	var stops []string
+	for k := range marks {
+		if strings.HasPrefix(k, stopPrefix) {
+			stops = append(stops, k)
+		}
+	}
+	if len(stops) <= maxStopMarks {
+		return
+	}
+	slices.SortFunc(stops, func(a, b string) int { return cmp.Compare(stopSeq(marks[a]), stopSeq(marks[b])) })
+	for _, k := range stops[:len(stops)-maxStopMarks] {
+		delete(marks, k)
+	}
+}
+
+// planMarks are the marks a plan of conversation keeps: the services'
+// and its own conversation's, not other conversations'.
+func planMarks(marks map[string]string, conversation string) map[string]string {
+	var keep map[string]string
+	for k, v := range marks {
+		if strings.HasPrefix(k, stopPrefix) && (conversation == "" || k != stopKey(conversation)) {
+			continue
+		}
+		if keep == nil {
+			keep = make(map[string]string, len(marks))
+		}
+		keep[k] = v
+	}
+	return keep
 }
 
 // revocationMarks returns principal's marks, none when they never revoked
@@ -74,39 +161,69 @@ func (b *Broker) revocationMarks(ctx context.Context, p Principal) (map[string]s
 	return marks, nil
 }
 
-// revokedSince reports whether principal revoked service, or everything,
-// since they had the marks since.
-func (b *Broker) revokedSince(ctx context.Context, p Principal, since map[string]string, service string) (bool, error) {
-	now, err := b.revocationMarks(ctx, p)
+// interrupted reports why p's plan must not take a step of service: ""
+// when it may, whyRevoked when p revoked service, or everything, since
+// the plan began, whyStopped when p stopped the plan's conversation.
+func (b *Broker) interrupted(ctx context.Context, p asker, service string) (string, error) {
+	now, err := b.revocationMarks(ctx, p.Principal)
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	return now[allServices] != since[allServices] || (service != "" && now[service] != since[service]), nil
+	since := p.revoked
+	switch {
+	case now[allServices] != since[allServices] || (service != "" && now[service] != since[service]):
+		return whyRevoked, nil
+	case p.conversation != "" && now[stopKey(p.conversation)] != since[stopKey(p.conversation)]:
+		return whyStopped, nil
+	}
+	return "", nil
 }
 
 // cancelIfRevoked cancels stored request r when its owner revoked its
-// service, or everything, since they asked, and tells them; it reports
-// whether r must not go on (also when the marks could not be read).
+// service, or everything, or stopped its conversation, since they asked,
+// and tells them; it reports whether r must not go on (also when the
+// marks could not be read).
 func (b *Broker) cancelIfRevoked(ctx context.Context, r Request, raw []byte) ([]Output, bool, error) {
-	revoked, err := b.revokedSince(ctx, r.Principal, r.Revoked, r.Service)
-	if err == nil && !revoked {
+	why, err := b.interrupted(ctx, r.asker(), r.Service)
+	if err == nil && why == "" {
 		return nil, false, nil
 	}
 	if err != nil {
 		return []Output{{Kind: KindError, RequestID: r.ID, Text: "Nothing was done: I couldn't check that you have not revoked access since. Try again in a moment."}}, true, err
 	}
-	_, _, merr := b.move(ctx, r, raw, Event{Type: EventCancel, By: r.Principal, Result: "revoked after it was asked"}, nil)
+	result, text := "revoked after it was asked", fmt.Sprintf("You revoked your %s access after asking for %s, so I canceled it.", r.Service, r.Step.Action)
+	if why == whyStopped {
+		result, text = "stopped in Slack", fmt.Sprintf("You stopped the conversation %s came from, so I canceled it.", r.Step.Action)
+	}
+	_, _, merr := b.move(ctx, r, raw, Event{Type: EventCancel, By: r.Principal, Result: result}, nil)
 	if errors.Is(merr, ErrIllegal) || errors.Is(merr, ErrNoRequest) {
 		return nil, true, nil // another process ended it
 	}
 	// It names no request, so that an adapter gives it to the owner
 	// whoever's click found it (as planDropped).
-	out := Output{Kind: KindMessage, Action: r.Step.Action, Resource: r.Resource.Name,
-		Text: fmt.Sprintf("You revoked your %s access after asking for %s, so I canceled it.", r.Service, r.Step.Action)}
+	out := Output{Kind: KindMessage, Action: r.Step.Action, Resource: r.Resource.Name, Text: text}
 	if merr != nil && !errors.Is(merr, errUnrecorded) {
-		out = Output{Kind: KindError, RequestID: r.ID, Text: "Nothing was done: you revoked access after asking for this, and the request could not be canceled just now."}
+		out = Output{Kind: KindError, RequestID: r.ID, Text: "Nothing was done: you revoked access or stopped the conversation after asking for this, and the request could not be canceled just now."}
 	}
 	return []Output{out}, true, merr
+}
+
+// StopConversation is a person's Stop on one of their conversations
+// (conversation as in Message): whatever of it is under way — a plan
+// being made, the steps left of a plan, a request that waits — does not
+// go on, on any replica. It is on the record (conversation.stopped); the
+// waiting requests are canceled when next touched, or at once by Cancel.
+func (b *Broker) StopConversation(ctx context.Context, p Principal, conversation string) error {
+	if err := validPrincipal(p); err != nil {
+		return err
+	}
+	if conversation == "" {
+		return errors.New("broker: stop: no conversation")
+	}
+	if err := b.mark(ctx, p, stopKey(conversation)); err != nil {
+		return err
+	}
+	return b.record(ctx, audit.Event{Kind: audit.ConversationStopped, Actor: p.String(), Resource: conversation})
 }
 
 // Cancel ends a request its owner no longer wants (Slack's Stop button on

@@ -26,6 +26,7 @@ type Broker interface {
 	StepUp(ctx context.Context, requestID string, actor broker.Principal, code string) ([]broker.Output, error)
 	SignedIn(ctx context.Context, requestID string, actor broker.Principal) ([]broker.Output, error)
 	Cancel(ctx context.Context, requestID string, actor broker.Principal, reason string) ([]broker.Output, error)
+	StopConversation(ctx context.Context, principal broker.Principal, conversation string) error
 	Revoke(ctx context.Context, principal broker.Principal, service string) ([]broker.Output, error)
 	RevokeAll(ctx context.Context, principal broker.Principal) ([]broker.Output, error)
 	RevokeGrant(ctx context.Context, principal broker.Principal, grantID string) ([]broker.Output, error)

@@ -140,7 +140,7 @@ func (a *App) handleMessage(ctx context.Context, team, user string, t thread, te
 	}
 	connected := a.firstContact(ctx, principal)
 	a.setSession(ctx, t, user, sessionProcessing, text)
-	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Text: text, Conversation: t.Channel + ":" + t.TS})
+	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Text: text, Conversation: t.conversation()})
 	a.logBroker(ctx, "handle", requestIDOf(outs), user, err)
 	a.deliverAsked(ctx, principal, t, outs)
 	a.setSession(ctx, t, user, sessionAfter(outs), "")

@@ -76,6 +76,9 @@ type thread struct {
 	External bool `json:"external,omitempty"`
 }
 
+// conversation names the thread for the broker (Message.Conversation).
+func (t thread) conversation() string { return t.Channel + ":" + t.TS }
+
 // openDM returns the bot's DM channel with user.
 func (a *App) openDM(ctx context.Context, user string) (string, error) {
 	ch, _, _, err := a.opts.API.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})

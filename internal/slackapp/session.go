@@ -81,13 +81,21 @@ func (a *App) settleSession(ctx context.Context, t thread, id, user string) {
 	a.setSession(ctx, t, user, status, "")
 }
 
-// sessionStopped answers Stop on an agent session: the person's requests
-// that wait in that thread are canceled.
+// sessionStopped answers Stop on an agent session: nothing begun in that
+// thread goes on (the broker's conversation mark, which a plan being made
+// or run on any replica checks before each step), and the person's
+// requests that wait in it are canceled at once, their cards updated.
 func (a *App) sessionStopped(ctx context.Context, team string, e *slackevents.AgentSessionStoppedEvent) {
-	if e.User == "" || !a.member(team, "") {
+	if e.User == "" || e.Channel == "" || e.ThreadTimestamp == "" || !a.member(team, "") {
 		return
 	}
 	principal := principalOf(team, e.User)
+	t := thread{Channel: e.Channel, TS: e.ThreadTimestamp}
+	if err := a.opts.Broker.StopConversation(ctx, principal, t.conversation()); err != nil {
+		a.log.WarnContext(ctx, "conversation not stopped", "slack_user", e.User, "err", err)
+		a.reply(ctx, t, e.User, "I could not stop this conversation just now: try Stop again in a moment.")
+		return
+	}
 	pending, err := a.opts.Broker.Pending(ctx, principal)
 	if err != nil {
 		a.log.WarnContext(ctx, "pending requests unreadable", "slack_user", e.User, "err", err)
@@ -95,8 +103,7 @@ func (a *App) sessionStopped(ctx context.Context, team string, e *slackevents.Ag
 	}
 	stopped := 0
 	for _, r := range pending {
-		t := a.threadOf(ctx, r.ID)
-		if t.Channel != e.Channel || t.TS != e.ThreadTimestamp || r.Principal != principal {
+		if r.Principal != principal || !a.inThread(ctx, r, t) {
 			continue
 		}
 		_, err := a.opts.Broker.Cancel(ctx, r.ID, principal, "stopped in Slack")
@@ -106,10 +113,20 @@ func (a *App) sessionStopped(ctx context.Context, team string, e *slackevents.Ag
 		}
 		a.updateMessages(ctx, r.ID, e.User)
 	}
-	t := thread{Channel: e.Channel, TS: e.ThreadTimestamp}
 	a.setSession(ctx, t, e.User, sessionClosed, "")
 	if stopped > 0 {
 		a.reply(ctx, t, e.User, escape(fmt.Sprintf("Stopped: I canceled the %d request(s) of this conversation that waited for you.", stopped)))
 		a.publishHome(ctx, principal)
 	}
+}
+
+// inThread reports whether request r was asked in thread t: by the
+// conversation its plan was of, or, for a request asked otherwise (a
+// slash command) or before requests kept it, by the thread it is shown in.
+func (a *App) inThread(ctx context.Context, r broker.Request, t thread) bool {
+	if r.Conversation != "" {
+		return r.Conversation == t.conversation()
+	}
+	at := a.threadOf(ctx, r.ID)
+	return at.Channel == t.Channel && at.TS == t.TS
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/slackapp/slacktest"
 )
@@ -65,6 +66,11 @@ func TestAgentSessionStopCancels(t *testing.T) {
 	}
 	if got := statuses(f.srv.Sessions(), "C1", stop); got[len(got)-1] != "closed" {
 		t.Errorf("the stopped session is %v, want closed", got)
+	}
+	// The Stop is on the record, for that thread, and marks it: what else
+	// of it is under way (a plan, the rest of one) stops on any replica.
+	if ev := f.events(audit.ConversationStopped); len(ev) != 1 || ev[0].Resource != "C1:"+stop || ev[0].Actor != testPrincipal(alice).String() {
+		t.Errorf("conversation.stopped = %+v, want one for alice's thread", ev)
 	}
 	// Someone else's Stop on that thread stops nothing of alice's.
 	f.do(f.srv.AgentSessionStopped(bob, "C2", other))

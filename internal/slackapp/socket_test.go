@@ -61,6 +61,9 @@ func (socketBroker) SignedIn(context.Context, string, broker.Principal) ([]broke
 func (socketBroker) Cancel(context.Context, string, broker.Principal, string) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }
+func (socketBroker) StopConversation(context.Context, broker.Principal, string) error {
+	return errSocketBroker
+}
 func (socketBroker) Revoke(context.Context, broker.Principal, string) ([]broker.Output, error) {
 	return nil, errSocketBroker
 }
