@@ -332,6 +332,9 @@ func (b *Broker) execute(ctx context.Context, r Request, raw []byte, act *agent.
 		outs = append(outs, more...)
 		runErr = errors.Join(runErr, perr)
 	}
+	if merr == nil && runErr == nil {
+		outs = b.report(ctx, done.asker(), outs)
+	}
 	return outs, errors.Join(runErr, merr)
 }
 

@@ -48,7 +48,7 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 	if err != nil {
 		return []Output{errorOut("Nothing was done: an internal error occurred.")}, err
 	}
-	who := asker{m.Principal, m.Traits, planMarks(marks, m.Conversation), m.Conversation}
+	who := asker{Principal: m.Principal, traits: m.Traits, revoked: planMarks(marks, m.Conversation), conversation: m.Conversation}
 	plan, err := b.planner.Plan(ctx, planner.Request{Principal: m.Principal.String(), Text: m.Text, Now: b.now(), Location: b.loc,
 		Conversation: m.Conversation, Read: b.reader(who)})
 	if err != nil {
@@ -89,15 +89,87 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 		// small enough that no record of it strains the store.
 		return []Output{errorOut("That plan is too long to keep while it waits for you. Nothing was done.")}, b.Refuse(ctx, refusal)
 	}
+	who.report = plan.Report
 	outs, err := b.runPlan(ctx, who, steps)
+	if err == nil {
+		outs = b.report(ctx, who, outs)
+	}
 	if plan.Note != "" {
 		outs = append([]Output{message(plan.Note)}, outs...)
 	}
 	return outs, err
 }
 
-// maxReadData bounds a read's result as the planner gets it.
-const maxReadData = 16 << 10
+// maxReadData bounds a read's result as the planner gets it, and
+// maxOutcomeData each result of a plan's steps as its report gets it.
+const (
+	maxReadData    = 16 << 10
+	maxOutcomeData = 4 << 10
+)
+
+// report adds the planner's reply to outs, what became of steps of p's
+// plan, when the planner asked to write it (Plan.Report), some step ran,
+// and the conversation was not stopped meanwhile. The reply is as
+// private as anything it drew on. A planner that cannot write it leaves
+// the outcomes to speak for themselves.
+func (b *Broker) report(ctx context.Context, p asker, outs []Output) []Output {
+	reporter, ok := b.planner.(planner.Reporter)
+	if !p.report || !ok {
+		return outs
+	}
+	var (
+		outcomes = make([]planner.Outcome, 0, len(outs))
+		ran      bool
+		private  bool
+		byRule   bool
+	)
+	for _, o := range outs {
+		oc := planner.Outcome{Action: o.Action, Resource: o.Resource, Text: o.Text, State: stateOf(o.Kind), Private: o.Private, ByRule: o.ByRule}
+		if o.Kind == KindResult {
+			ran = true
+			if data, err := json.Marshal(o.Data); err == nil && o.Data != nil {
+				if len(data) > maxOutcomeData {
+					data = append(data[:maxOutcomeData:maxOutcomeData], []byte("…(truncated)")...)
+				}
+				oc.Data = string(data)
+			}
+		}
+		private, byRule = private || o.Private, byRule || o.ByRule
+		outcomes = append(outcomes, oc)
+	}
+	if !ran {
+		return outs
+	}
+	if why, err := b.interrupted(ctx, p, ""); why != "" || err != nil {
+		return outs
+	}
+	rep, err := reporter.Report(ctx, planner.Request{Principal: p.String(), Now: b.now(), Location: b.loc, Conversation: p.conversation}, outcomes)
+	if err != nil || rep.Reply == "" {
+		b.log.InfoContext(ctx, "no report of the plan's outcomes", "err", err)
+		return outs
+	}
+	o := message(rep.Reply)
+	o.Private, o.ByRule = private || rep.Private, byRule || rep.ByRule
+	return append(outs, o)
+}
+
+// stateOf says what became of a step whose output is of kind k, for its
+// planner.
+func stateOf(k Kind) string {
+	switch k {
+	case KindResult:
+		return planner.StateRan
+	case KindApproval:
+		return "waits for the person's approval"
+	case KindStepUp:
+		return "waits for the person's second factor"
+	case KindConnect:
+		return "waits for the person to connect the service"
+	case KindError:
+		return "failed or was refused"
+	}
+	return "a note"
+}
 
 // reader runs a planner's read step for p now, as every step runs: on the
 // record, through the policy, and only when the policy (or a grant) lets
@@ -194,10 +266,11 @@ type asker struct {
 	traits       Traits
 	revoked      map[string]string
 	conversation string
+	report       bool // the planner writes the reply (planner.Plan.Report)
 }
 
 // asker is the request's owner as its plan began.
-func (r Request) asker() asker { return asker{r.Principal, r.Traits, r.Revoked, r.Conversation} }
+func (r Request) asker() asker { return asker{r.Principal, r.Traits, r.Revoked, r.Conversation, r.Report} }
 
 // interruptedText tells the person why a plan stopped with left steps not
 // started (why as interrupted returns it, or err if that failed).
@@ -497,7 +570,7 @@ func (b *Broker) newRequest(ctx context.Context, p asker, id string, act *agent.
 	r := Request{
 		V: 1, ID: id, Principal: p.Principal, Traits: p.traits,
 		Step: Step{Action: act.Name, Args: raw, Tainted: tainted}, ArgsHash: hash,
-		Service: act.Service, Scopes: act.Scopes, Rest: rest, Revoked: p.revoked, Conversation: p.conversation,
+		Service: act.Service, Scopes: act.Scopes, Rest: rest, Revoked: p.revoked, Conversation: p.conversation, Report: p.report,
 		Created: now, Expires: now.Add(b.requestTTL),
 	}
 	r, _, err = r.apply(e, now)

@@ -86,12 +86,15 @@ type Request struct {
 	Revoked map[string]string `json:"revoked,omitempty"`
 	// Conversation is the one its plan is of (Message.Conversation): a
 	// Stop on it cancels the request and drops the rest of the plan.
-	Conversation string    `json:"conversation,omitempty"`
-	Created      time.Time `json:"created"`
-	Expires      time.Time `json:"expires"`
-	Decided      time.Time `json:"decided,omitzero"`
-	Updated      time.Time `json:"updated,omitzero"` // the last change of state (zero in records from before it was kept)
-	Result       string    `json:"result,omitempty"` // summary or safe error, once finished
+	Conversation string `json:"conversation,omitempty"`
+	// Report: its planner writes the reply once it has run (and the rest
+	// of its plan), from what became of them (planner.Plan.Report).
+	Report  bool      `json:"report,omitempty"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	Decided time.Time `json:"decided,omitzero"`
+	Updated time.Time `json:"updated,omitzero"` // the last change of state (zero in records from before it was kept)
+	Result  string    `json:"result,omitempty"` // summary or safe error, once finished
 	// Unrecorded are audit events of a move that are not in the trail yet:
 	// the request's outbox (see move).
 	Unrecorded []pending `json:"unrecorded,omitempty"`

@@ -83,6 +83,36 @@ type Plan struct {
 	// ByRule: a Reply drawn from results only a policy rule lets the
 	// channel see (ReadResult.ByRule).
 	ByRule bool
+	// Report, with Steps, asks for the planner's reply (it is a Reporter)
+	// once steps of the plan have run: at once, or when a request of it
+	// has run after its approval.
+	Report bool
+}
+
+// Reporter is a planner that writes the reply to the person from what
+// became of the steps it planned (the LLM planner), in the conversation
+// they were asked in. The outcomes are data, not instructions; the reply
+// is said after them, and they stand as they are whatever it says. Its
+// Plan holds only Reply, Private and ByRule.
+type Reporter interface {
+	Report(ctx context.Context, req Request, outcomes []Outcome) (Plan, error)
+}
+
+// StateRan is the Outcome.State of a step that ran.
+const StateRan = "ran"
+
+// Outcome is what became of one step of a plan, for Plan.Report: the
+// broker's words and data, never a credential.
+type Outcome struct {
+	Action   string // "github.comment"
+	Resource string // "acme/website#12"
+	// State is what became of it: StateRan, or another in words ("failed",
+	// "waits for the person's approval", …).
+	State string
+	Text  string // the broker's summary
+	Data  string // a result's detail as JSON, bounded ("" for none)
+	// Private, ByRule: as ReadResult's, for a result.
+	Private, ByRule bool
 }
 
 // Rules is the deterministic, pattern-based planner. The zero value is not

@@ -73,7 +73,25 @@ func newStackWith(t *testing.T, pol *policy.Engine, answers ...llmtest.Answer) *
 
 func (s *stack) handle(t *testing.T, text string) []broker.Output {
 	t.Helper()
-	outs, err := s.env.Broker.Handle(context.Background(), broker.Message{Principal: alice, Text: text, Conversation: "C1:1700000000.000100"})
+	return s.handleIn(t, "C1:1700000000.000100", text)
+}
+
+// noTokenSent fails if any request to the model held a token of the
+// person's.
+func (s *stack) noTokenSent(t *testing.T) {
+	t.Helper()
+	for _, r := range s.m.Bodies() {
+		for _, tok := range s.tokens {
+			if strings.Contains(string(r), tok) {
+				t.Fatal("a token of the person's reached the model")
+			}
+		}
+	}
+}
+
+func (s *stack) handleIn(t *testing.T, conversation, text string) []broker.Output {
+	t.Helper()
+	outs, err := s.env.Broker.Handle(context.Background(), broker.Message{Principal: alice, Text: text, Conversation: conversation})
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
@@ -92,13 +110,7 @@ func TestModelProposalsGoThroughThePolicy(t *testing.T) {
 	if pr, _ := s.env.World.GitHub().PullRequest("acme/payments", 7); pr.Merged {
 		t.Fatal("the model's merge ran without its owner")
 	}
-	for _, r := range s.m.Bodies() {
-		for _, tok := range s.tokens {
-			if strings.Contains(string(r), tok) {
-				t.Fatal("a token of the person's reached the model")
-			}
-		}
-	}
+	s.noTokenSent(t)
 }
 
 // The fallback note reaches the person beside what the rules planner
@@ -139,13 +151,7 @@ func TestInjectedMergeAsksItsOwner(t *testing.T) {
 	if !readRecorded || !taintRecorded {
 		t.Errorf("trail: the planner's read recorded %v, the tainted merge %v", readRecorded, taintRecorded)
 	}
-	for _, r := range s.m.Bodies() {
-		for _, tok := range s.tokens {
-			if strings.Contains(string(r), tok) {
-				t.Fatal("a token of the person's reached the model")
-			}
-		}
-	}
+	s.noTokenSent(t)
 }
 
 // A private repository's pull requests need a grant: the model's read of
@@ -153,15 +159,22 @@ func TestInjectedMergeAsksItsOwner(t *testing.T) {
 // runs, and the answer the model wrote from it is for the person alone.
 func TestAnswerFromAPrivateReadIsPrivate(t *testing.T) {
 	read := llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall(list, `{"repo":"acme/payments"}`)}}
-	s := newStack(t, read, read, llmtest.Answer{Words: "acme/payments has one open pull request, #7."})
+	s := newStack(t, read, llmtest.Answer{Words: "There is one: #7."}, read, llmtest.Answer{Words: "acme/payments has one open pull request, #7."})
 	outs := s.handle(t, "anything open in payments?")
 	if len(outs) != 1 || outs[0].Kind != broker.KindApproval || outs[0].Action != "github.list_pull_requests" {
 		t.Fatalf("outputs = %+v, want the private read proposed for approval", outs)
 	}
-	if _, err := s.env.Broker.Decide(context.Background(), broker.Decision{RequestID: outs[0].RequestID, Actor: alice, Choice: broker.ChoiceStanding}); err != nil {
+	outs, err := s.env.Broker.Decide(context.Background(), broker.Decision{RequestID: outs[0].RequestID, Actor: alice, Choice: broker.ChoiceStanding})
+	if err != nil {
 		t.Fatal(err)
 	}
-	outs = s.handle(t, "anything open in payments?")
+	// Once it ran, the model's reply from its result is private too.
+	if len(outs) != 2 || outs[0].Kind != broker.KindResult || outs[1].Text != "There is one: #7." || !outs[1].Private {
+		t.Fatalf("after the approval, outputs = %+v; want the result and the model's private report", outs)
+	}
+	// In another thread (this one has read the repository: its reads are
+	// tainted now, and asked for).
+	outs = s.handleIn(t, "C1:1700000000.000200", "anything open in payments?")
 	if len(outs) != 1 || outs[0].Kind != broker.KindMessage || !outs[0].Private || !strings.Contains(outs[0].Text, "#7") {
 		t.Fatalf("outputs = %+v, want the model's private answer", outs)
 	}
@@ -174,6 +187,7 @@ func TestChangedTargetIsANewRequest(t *testing.T) {
 	s := newStack(t,
 		llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall("github__comment", `{"repo":"acme/website","number":12,"body":"LGTM"}`)}},
 		llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall("github__comment", `{"repo":"acme/website","number":13,"body":"LGTM"}`)}},
+		llmtest.Answer{Words: "I commented on PR 12."},
 	)
 	first := s.handle(t, "comment LGTM on the website's PR")
 	second := s.handle(t, "actually, the other one")
@@ -198,14 +212,14 @@ func TestChangedTargetIsANewRequest(t *testing.T) {
 // private is private too, though it reads nothing itself then.
 func TestPrivateConversationStaysPrivate(t *testing.T) {
 	read := llmtest.Answer{Calls: []llmtest.Call{llmtest.ToolCall(list, `{"repo":"acme/payments"}`)}}
-	s := newStack(t, read, read, llmtest.Answer{Words: "acme/payments has one open pull request, #7."},
-		llmtest.Answer{Words: "As I said: #7 is still open."})
+	s := newStack(t, read, llmtest.Answer{Words: "There is one: #7."}, llmtest.Answer{Words: "As I said: #7 is still open."})
 	outs := s.handle(t, "anything open in payments?")
-	if _, err := s.env.Broker.Decide(context.Background(), broker.Decision{RequestID: outs[0].RequestID, Actor: alice, Choice: broker.ChoiceStanding}); err != nil {
+	outs, err := s.env.Broker.Decide(context.Background(), broker.Decision{RequestID: outs[0].RequestID, Actor: alice, Choice: broker.ChoiceStanding})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if outs = s.handle(t, "anything open in payments?"); !outs[0].Private {
-		t.Fatalf("the answer from the private read is not private: %+v", outs)
+	if len(outs) != 2 || !outs[1].Private {
+		t.Fatalf("the report from the private read is not private: %+v", outs)
 	}
 	if outs = s.handle(t, "and now?"); len(outs) != 1 || !outs[0].Private {
 		t.Fatalf("a later answer in the same conversation = %+v, want it private", outs)

@@ -22,12 +22,16 @@ func TestForgetWinsOverATurnInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Second)
-	l.remember(ctx, "T1:U1", "C1:1.1", "show me PR 7", "PR 7 is about pricing", nil, true, false, began)
+	l.remember(ctx, "T1:U1", "C1:1.1", exchange("show me PR 7", "PR 7 is about pricing"), nil, true, false, began)
 	if m := l.recall(ctx, "T1:U1", "C1:1.1"); len(m.Turns) != 0 {
 		t.Fatalf("a turn begun before the forgetting was kept: %d turns", len(m.Turns))
 	}
-	l.remember(ctx, "T1:U1", "C1:1.1", "and now?", "nothing new", nil, false, false, clock.Now())
+	l.remember(ctx, "T1:U1", "C1:1.1", exchange("and now?", "nothing new"), nil, false, false, clock.Now())
 	if m := l.recall(ctx, "T1:U1", "C1:1.1"); len(m.Turns) != 2 {
 		t.Fatalf("a turn begun after the forgetting: %d turns kept, want 2", len(m.Turns))
 	}
+}
+
+func exchange(said, answer string) []turn {
+	return []turn{{Role: "user", Content: said}, {Role: "assistant", Content: answer}}
 }

@@ -33,6 +33,16 @@
 // An answer from results that were not public is for the person alone,
 // and so is every later answer in that conversation.
 //
+// # Reports
+//
+// Once steps the model proposed have run (at once, or after their
+// approval, on whichever replica), the model writes the reply (Report):
+// from the conversation and the steps' outcomes, sent as untrusted data,
+// cut past maxReportData with a note, with no tool to call. Its words come
+// after the outcomes, which stand as the broker said them; the results
+// they drew on taint what the conversation proposes later, and the reply
+// is private when any of them, or the conversation, is.
+//
 // # Memory
 //
 // With Options.Store each conversation (a Slack thread) is kept for
@@ -200,7 +210,10 @@ func (l *LLM) Plan(ctx context.Context, req planner.Request) (planner.Plan, erro
 	mem := l.recall(ctx, req.Principal, req.Conversation)
 	plan, sources, err := l.plan(ctx, req, mem)
 	if err == nil {
-		l.remember(ctx, req.Principal, req.Conversation, req.Text, outcome(plan), sources, plan.Private, plan.ByRule, began)
+		l.remember(ctx, req.Principal, req.Conversation, []turn{
+			{Role: openai.ChatMessageRoleUser, Content: req.Text},
+			{Role: openai.ChatMessageRoleAssistant, Content: outcome(plan)},
+		}, sources, plan.Private, plan.ByRule, began)
 	}
 	return plan, err
 }
@@ -249,10 +262,10 @@ func (l *LLM) plan(ctx context.Context, req planner.Request, mem memory) (planne
 				steps[i].Tainted = planner.ModelProposal
 			}
 		}
-		return planner.Plan{Steps: steps, Private: private, ByRule: byRule}
+		return planner.Plan{Steps: steps, Private: private, ByRule: byRule, Report: true}
 	}
 	for round := 0; round < maxRounds; round++ {
-		resp, err := l.complete(ctx, req.Principal, msgs)
+		resp, err := l.complete(ctx, req.Principal, msgs, true)
 		if err != nil {
 			if ctx.Err() != nil {
 				return planner.Plan{}, sources, ctx.Err()
@@ -321,6 +334,59 @@ func (l *LLM) plan(ctx context.Context, req planner.Request, mem memory) (planne
 	return answer("I read what I could but did not finish within the rounds I allow myself. Nothing was changed; ask again more precisely."), sources, nil
 }
 
+// maxReportData bounds the outcomes a report is written from.
+const maxReportData = 12 << 10
+
+// Report writes the reply to the person from outcomes, what became of
+// steps the model proposed in req's conversation: the outcomes go to the
+// model as untrusted data (results hold what others wrote), after the
+// conversation so far, with no tool to call. The reply joins the
+// conversation, and the results it drew on taint what the conversation
+// proposes later, as reads do; it is private when any of them, or the
+// conversation, is.
+func (l *LLM) Report(ctx context.Context, req planner.Request, outcomes []planner.Outcome) (planner.Plan, error) {
+	began := l.opts.Now()
+	mem := l.recall(ctx, req.Principal, req.Conversation)
+	var (
+		b       strings.Builder
+		sources []string
+		private = mem.Private
+		byRule  = mem.ByRule
+	)
+	for i, o := range outcomes {
+		fmt.Fprintf(&b, "%d. %s on %s: %s. %s\n", i+1, o.Action, o.Resource, o.State, o.Text)
+		if o.Data != "" {
+			b.WriteString(o.Data + "\n")
+		}
+		if o.State == planner.StateRan {
+			if s := o.Action + " on " + o.Resource; !slices.Contains(sources, s) {
+				sources = append(sources, s)
+			}
+		}
+		private, byRule = private || o.Private, byRule || o.ByRule
+	}
+	data := b.String()
+	if len(data) > maxReportData {
+		data = clip(data, maxReportData) + "\n(The outcomes were longer than this and were cut here.)"
+	}
+	msgs := []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleSystem, Content: l.system(req)}}
+	for _, t := range mem.Turns {
+		msgs = append(msgs, openai.ChatCompletionMessage{Role: t.Role, Content: t.Content})
+	}
+	msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: untrusted("the outcomes of the proposed steps", data) +
+		"\nWrite the reply to the person from these outcomes: what was done, what failed, what waits for them, in a few sentences. Propose nothing; call no tool."})
+	resp, err := l.complete(ctx, req.Principal, msgs, false)
+	if err != nil {
+		return planner.Plan{}, fmt.Errorf("llm: report: %w", err)
+	}
+	if len(resp.Choices) == 0 || strings.TrimSpace(resp.Choices[0].Message.Content) == "" {
+		return planner.Plan{}, errors.New("llm: report: the model wrote nothing")
+	}
+	text := clip(strings.TrimSpace(resp.Choices[0].Message.Content), maxReply)
+	l.remember(ctx, req.Principal, req.Conversation, []turn{{Role: openai.ChatMessageRoleAssistant, Content: text}}, sources, private, byRule, began)
+	return planner.Plan{Reply: text, Private: private, ByRule: byRule}, nil
+}
+
 // writes reports whether a step changes anything.
 func (l *LLM) writes(s planner.Step) bool {
 	a, ok := l.opts.Registry.Lookup(s.Action)
@@ -381,8 +447,11 @@ func (l *LLM) verdict(tc openai.ToolCall) string {
 
 // complete asks the model, again with backoff and jitter when it is slow,
 // rate-limited or failing.
-func (l *LLM) complete(ctx context.Context, principal string, msgs []openai.ChatCompletionMessage) (openai.ChatCompletionResponse, error) {
-	req := openai.ChatCompletionRequest{Model: l.opts.Model, Messages: msgs, Tools: l.tools, MaxTokens: l.opts.MaxTokens, Temperature: 0}
+func (l *LLM) complete(ctx context.Context, principal string, msgs []openai.ChatCompletionMessage, tools bool) (openai.ChatCompletionResponse, error) {
+	req := openai.ChatCompletionRequest{Model: l.opts.Model, Messages: msgs, MaxTokens: l.opts.MaxTokens, Temperature: 0}
+	if tools {
+		req.Tools = l.tools
+	}
 	pause := l.opts.Backoff
 	var err error
 	for attempt := 1; attempt <= l.opts.Attempts; attempt++ {

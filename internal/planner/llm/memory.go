@@ -68,9 +68,9 @@ func (l *LLM) recall(ctx context.Context, principal, conversation string) memory
 	return m
 }
 
-// remember adds a turn's message and outcome, and the untrusted sources it
-// read, within the bounds.
-func (l *LLM) remember(ctx context.Context, principal, conversation, said, outcome string, sources []string, private, byRule bool, began time.Time) {
+// remember adds turns (a message and its outcome, or a report), and the
+// untrusted sources they drew on, within the bounds.
+func (l *LLM) remember(ctx context.Context, principal, conversation string, turns []turn, sources []string, private, byRule bool, began time.Time) {
 	if l.opts.Store == nil || conversation == "" {
 		return
 	}
@@ -86,8 +86,9 @@ func (l *LLM) remember(ctx context.Context, principal, conversation, said, outco
 		if cur != nil {
 			_ = json.Unmarshal(cur, &m)
 		}
-		m.Turns = append(m.Turns, turn{Role: openai.ChatMessageRoleUser, Content: clip(said, MemoryBytes/4)},
-			turn{Role: openai.ChatMessageRoleAssistant, Content: clip(outcome, MemoryBytes/4)})
+		for _, t := range turns {
+			m.Turns = append(m.Turns, turn{Role: t.Role, Content: clip(t.Content, MemoryBytes/4)})
+		}
 		m.Private, m.ByRule = m.Private || private, m.ByRule || byRule
 		for _, s := range sources {
 			if !slices.Contains(m.Sources, s) {
@@ -95,7 +96,12 @@ func (l *LLM) remember(ctx context.Context, principal, conversation, said, outco
 			}
 		}
 		for len(m.Turns) > MemoryTurns || size(m.Turns) > MemoryBytes {
-			m.Turns = m.Turns[2:] // the oldest message and its outcome
+			// The oldest message and what came of it: a conversation
+			// starts with the person.
+			m.Turns = m.Turns[1:]
+			for len(m.Turns) > 0 && m.Turns[0].Role != openai.ChatMessageRoleUser {
+				m.Turns = m.Turns[1:]
+			}
 		}
 		return json.Marshal(m)
 	})
