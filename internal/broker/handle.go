@@ -270,7 +270,9 @@ type asker struct {
 }
 
 // asker is the request's owner as its plan began.
-func (r Request) asker() asker { return asker{r.Principal, r.Traits, r.Revoked, r.Conversation, r.Report} }
+func (r Request) asker() asker {
+	return asker{r.Principal, r.Traits, r.Revoked, r.Conversation, r.Report}
+}
 
 // interruptedText tells the person why a plan stopped with left steps not
 // started (why as interrupted returns it, or err if that failed).

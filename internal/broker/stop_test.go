@@ -133,7 +133,9 @@ func TestAStopEndsWhatItsConversationBegan(t *testing.T) {
 		if got := f.request(a.RequestID).Status; got != StatusCanceled {
 			t.Errorf("status = %s, want canceled", got)
 		}
-		if got := f.count(a.RequestID, func(e audit.Event) bool { return e.Kind == audit.RequestCanceled && e.Detail["reason"] == "stopped in Slack" }); got != 1 {
+		if got := f.count(a.RequestID, func(e audit.Event) bool {
+			return e.Kind == audit.RequestCanceled && e.Detail["reason"] == "stopped in Slack"
+		}); got != 1 {
 			t.Errorf("request.canceled with its reason = %d, want 1", got)
 		}
 	})
