@@ -27,6 +27,35 @@ type Message struct {
 	// Conversation names the conversation it belongs to (a Slack thread:
 	// channel and thread ts), for a planner that remembers one.
 	Conversation string
+	// Progress, when set, hears of the work as it happens, before the
+	// outputs: each read the planner runs, as it starts and as it ends.
+	// It is called on Handle's goroutine and should be quick.
+	Progress func(context.Context, Progress)
+}
+
+// Progress is a piece of the work on a message, as it happens.
+type Progress struct {
+	ID     string // the same for a piece's start and its end
+	Title  string // what is done, naming a resource only when it is public
+	Status string // ProgressRunning, ProgressDone or ProgressFailed
+}
+
+// Progress statuses.
+const (
+	ProgressRunning = "running"
+	ProgressDone    = "done"
+	ProgressFailed  = "failed"
+)
+
+// progressTitle says what a read does, for a thread others may read: the
+// resource is named only when it is public, as its results would be.
+func progressTitle(act *agent.Action, res policy.Resource, d StoredDecision) string {
+	var o Output
+	visibility(&o, res, d)
+	if o.Private || o.ByRule {
+		return fmt.Sprintf("Reading from %s (%s)", act.Service, act.Name)
+	}
+	return fmt.Sprintf("Reading %s (%s)", res.Name, act.Name)
 }
 
 // Handle plans the message and takes its steps in order, each as far as it
@@ -50,7 +79,7 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 	}
 	who := asker{Principal: m.Principal, traits: m.Traits, revoked: planMarks(marks, m.Conversation), conversation: m.Conversation}
 	plan, err := b.planner.Plan(ctx, planner.Request{Principal: m.Principal.String(), Text: m.Text, Now: b.now(), Location: b.loc,
-		Conversation: m.Conversation, Read: b.reader(who)})
+		Conversation: m.Conversation, Read: b.reader(who, m.Progress)})
 	if err != nil {
 		return []Output{errorOut("I couldn't plan that, so I did nothing.")}, fmt.Errorf("broker: plan: %w", err)
 	}
@@ -175,7 +204,10 @@ func stateOf(k Kind) string {
 // record, through the policy, and only when the policy (or a grant) lets
 // it run without asking. A write is never run this way; a read the policy
 // does not let run at once is not run, and the planner proposes it.
-func (b *Broker) reader(p asker) func(context.Context, planner.Step) (planner.ReadResult, error) {
+func (b *Broker) reader(p asker, progress func(context.Context, Progress)) func(context.Context, planner.Step) (planner.ReadResult, error) {
+	if progress == nil {
+		progress = func(context.Context, Progress) {}
+	}
 	return func(ctx context.Context, s planner.Step) (planner.ReadResult, error) {
 		act, ok := b.registry.Lookup(s.Action)
 		if !ok || act.Write {
@@ -211,7 +243,13 @@ func (b *Broker) reader(p asker) func(context.Context, planner.Step) (planner.Re
 		case d.Effect != policy.Allow && ans.Grant == "":
 			return planner.ReadResult{Why: "it needs the person's approval"}, nil
 		}
+		step := Progress{ID: id, Title: progressTitle(act, ans.Resource, ans.Decision), Status: ProgressRunning}
+		progress(ctx, step)
 		o, ok, err := b.run(ctx, p.Principal, id, act, args, ans.Resource)
+		if step.Status = ProgressDone; !ok {
+			step.Status = ProgressFailed
+		}
+		progress(ctx, step)
 		if !ok {
 			return planner.ReadResult{Why: "it failed"}, err
 		}

@@ -144,6 +144,8 @@ type App struct {
 	botTeam string
 	// noAgents is set once the workspace said it has no agent sessions.
 	noAgents atomic.Bool
+	// noStreams is set once the workspace said it streams no messages.
+	noStreams atomic.Bool
 
 	// ackPayload is what an envelope is acked with (nil: a bare ack); it
 	// runs on the reader, so it does no I/O. handle does the work on a

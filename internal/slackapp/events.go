@@ -140,7 +140,9 @@ func (a *App) handleMessage(ctx context.Context, team, user string, t thread, te
 	}
 	connected := a.firstContact(ctx, principal)
 	a.setSession(ctx, t, user, sessionProcessing, text)
-	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Text: text, Conversation: t.conversation()})
+	shown := a.newProgress(t, team, user)
+	outs, err := a.opts.Broker.Handle(ctx, broker.Message{Principal: principal, Text: text, Conversation: t.conversation(), Progress: shown.update})
+	shown.end(ctx)
 	a.logBroker(ctx, "handle", requestIDOf(outs), user, err)
 	a.deliverAsked(ctx, principal, t, outs)
 	a.setSession(ctx, t, user, sessionAfter(outs), "")

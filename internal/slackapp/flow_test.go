@@ -51,6 +51,7 @@ type flowOptions struct {
 	admins     []string
 	signInLink func(broker.Principal, string) (string, error)
 	enrolLink  func(context.Context, broker.Principal, string, bool) (string, error)
+	planner    broker.Planner // nil: the rules planner
 }
 
 // flow is one test's world: a fake Slack, the simulated stack and an App.
@@ -85,7 +86,7 @@ func newFlow(t testing.TB, fo flowOptions) *flow {
 	f.srv = slacktest.New(t)
 	api := slack.New(flowBotToken, slack.OptionAPIURL(f.srv.APIURL()))
 	env, err := simenv.Start(ctx, simenv.Options{Store: stackSt, Logger: stackLogger, Rand: f.random, Policy: fo.policy,
-		Directory: NewDirectory(api, f.clock.Now), GatedEnrolment: fo.gated})
+		Directory: NewDirectory(api, f.clock.Now), GatedEnrolment: fo.gated, Planner: fo.planner})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,9 @@ var MethodScopes = map[string]string{
 	"views.open":                "",
 	"users.info":                "users:read", // whether someone is a guest or from elsewhere, for the policy
 	"agents.sessions.setStatus": "chat:write", // the agent session's status follows the work
+	"chat.startStream":          "chat:write", // progress, streamed into the thread
+	"chat.appendStream":         "chat:write",
+	"chat.stopStream":           "chat:write",
 }
 
 // EventScopes are the bot scopes each event subscription needs.

@@ -69,6 +69,8 @@ type Server struct {
 	users     map[string]User
 	sessions  []SessionStatus
 	noAgents  bool
+	streams   []*Stream
+	noStreams bool
 }
 
 // New starts a fake Slack on loopback and stops it when the test ends.

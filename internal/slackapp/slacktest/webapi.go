@@ -260,6 +260,12 @@ func (s *Server) dispatchLocked(method string, f map[string]string) reply {
 		return s.openViewLocked(f)
 	case "users.info":
 		return s.userInfoLocked(f)
+	case "chat.startStream":
+		return s.startStreamLocked(f)
+	case "chat.appendStream":
+		return s.moreStreamLocked(f, false)
+	case "chat.stopStream":
+		return s.moreStreamLocked(f, true)
 	case "agents.sessions.setStatus":
 		if s.noAgents {
 			return reply{code: "unknown_method"}
