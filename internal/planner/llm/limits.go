@@ -2,8 +2,9 @@ package llm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"strconv"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,33 +17,38 @@ import (
 // make in a minute before the rules planner answers for them.
 const DefaultCallsPerMinute = 30
 
-// errRateLimited: the person's model calls this minute are used up.
-var errRateLimited = errors.New("llm: the person's model calls this minute are used up")
+// errRateLimited: the person's model calls of the last minute are used up.
+var errRateLimited = errors.New("llm: the person's model calls of the last minute are used up")
 
-// rateKind counts a person's model calls per minute (scope the principal,
-// ID the minute), in the store, so that every replica counts together.
+// rateKind holds, per person (the scope), when their model calls of the
+// last minute were made, in the store, so that every replica counts
+// together: a sliding minute, so that no burst across a minute's
+// boundary makes twice the limit.
 const rateKind = "llm-rate"
 
 // allow counts one model call of principal and reports whether it is
-// within the limit. Without a store nothing is counted; a store that does
-// not answer lets the call through (the limit protects the bill, not a
-// boundary of trust).
+// within the limit: fewer than CallsPerMinute calls in the minute before
+// it. Without a store nothing is counted; a store that does not answer
+// lets the call through (the limit protects the bill, not a boundary of
+// trust).
 func (l *LLM) allow(ctx context.Context, principal string) bool {
 	if l.opts.Store == nil || principal == "" {
 		return true
 	}
-	minute := l.opts.Now().UTC().Truncate(time.Minute).Unix()
-	key := store.Key{Scope: principal, Kind: rateKind, ID: strconv.FormatInt(minute, 10)}
+	now := l.opts.Now()
+	since := now.Add(-time.Minute).UnixMilli()
+	key := store.Key{Scope: principal, Kind: rateKind, ID: "calls"}
 	limited := false
 	_, err := store.Update(ctx, l.opts.Store, key, 2*time.Minute, func(cur []byte) ([]byte, error) {
-		n := 0
-		if cur != nil {
-			n, _ = strconv.Atoi(string(cur))
+		var calls []int64
+		if cur != nil && json.Unmarshal(cur, &calls) != nil {
+			calls = nil // unreadable: counted afresh
 		}
-		if limited = n >= l.opts.CallsPerMinute; limited {
-			return nil, store.Keep
+		calls = slices.DeleteFunc(calls, func(at int64) bool { return at <= since })
+		if limited = len(calls) >= l.opts.CallsPerMinute; limited {
+			return json.Marshal(calls)
 		}
-		return []byte(strconv.Itoa(n + 1)), nil
+		return json.Marshal(append(calls, now.UnixMilli()))
 	})
 	if err != nil {
 		l.opts.Logger.WarnContext(ctx, "model call not counted", "error", err)

@@ -115,8 +115,9 @@ func TestMemoryBoundsAndExpiry(t *testing.T) {
 	}
 }
 
-// One person's model calls are bounded per minute: past the bound the rules
-// planner answers, with a note, until the next minute; calls and tokens
+// One person's model calls are bounded per sliding minute: past the bound
+// the rules planner answers, with a note, until a minute after the calls
+// that used it up; calls and tokens
 // are counted for /metrics.
 func TestCallsPerMinuteAndMetrics(t *testing.T) {
 	clock := clocktest.New(time.Date(2026, 12, 2, 12, 0, 10, 0, time.UTC))
@@ -142,7 +143,13 @@ func TestCallsPerMinuteAndMetrics(t *testing.T) {
 	if n := len(m.Requests()); n != 2 {
 		t.Errorf("the model was asked %d times, want 2", n)
 	}
-	clock.Advance(time.Minute)
+	// The minute slides: across a minute's boundary the calls of the
+	// minute before still count.
+	clock.Advance(50 * time.Second) // 12:01:00
+	if plan, _ := p.Plan(context.Background(), req); !strings.Contains(plan.Note, "a lot in the last minute") || len(m.Requests()) != 2 {
+		t.Errorf("at the next minute's start: note %q, model asked %d times; want the rules still", plan.Note, len(m.Requests()))
+	}
+	clock.Advance(10 * time.Second)
 	if plan, _ := p.Plan(context.Background(), req); plan.Note != "" || len(m.Requests()) != 3 {
 		t.Errorf("a minute later: note %q, model asked %d times; want the model again", plan.Note, len(m.Requests()))
 	}
@@ -156,7 +163,7 @@ func TestCallsPerMinuteAndMetrics(t *testing.T) {
 			got[mf.GetName()+"/"+mt.GetLabel()[0].GetValue()] = mt.GetCounter().GetValue()
 		}
 	}
-	if got["agenthub_llm_calls_total/ok"] != 3 || got["agenthub_llm_calls_total/rate_limited"] != 1 ||
+	if got["agenthub_llm_calls_total/ok"] != 3 || got["agenthub_llm_calls_total/rate_limited"] != 2 ||
 		got["agenthub_llm_tokens_total/prompt"] != 30 || got["agenthub_llm_tokens_total/completion"] != 15 {
 		t.Errorf("metrics = %v", got)
 	}
