@@ -236,8 +236,17 @@ func (s *session) dispatch(ctx context.Context, text string) (outs []broker.Outp
 			return outs, other, err
 		}
 	}
-	outs, err = s.opts.Broker.Handle(ctx, broker.Message{Principal: p, Text: text})
+	outs, err = s.opts.Broker.Handle(ctx, broker.Message{Principal: p, Text: text, Progress: s.progress})
 	return outs, other, err
+}
+
+// progress shows a read the planner runs as it starts (text mode only:
+// -json prints outputs alone).
+func (s *session) progress(_ context.Context, pr broker.Progress) {
+	if s.opts.JSON || pr.Status != broker.ProgressRunning {
+		return
+	}
+	_, _ = fmt.Fprintf(s.out, "  … %s\n", pr.Title) // best effort: the outputs that follow report a broken terminal
 }
 
 // other reports whether text is typed by one of opts.Others, and returns

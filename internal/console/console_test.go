@@ -36,6 +36,8 @@ type recordingBroker struct {
 	replies map[string][]broker.Output
 	pending []broker.Request
 	history []audit.Event
+	// progress is told to every Handle's Message.Progress first.
+	progress []broker.Progress
 }
 
 func (b *recordingBroker) answer(call string) ([]broker.Output, error) {
@@ -46,7 +48,12 @@ func (b *recordingBroker) answer(call string) ([]broker.Output, error) {
 	return []broker.Output{{Kind: broker.KindMessage, Text: "ok: " + call}}, nil
 }
 
-func (b *recordingBroker) Handle(_ context.Context, m broker.Message) ([]broker.Output, error) {
+func (b *recordingBroker) Handle(ctx context.Context, m broker.Message) ([]broker.Output, error) {
+	for _, p := range b.progress {
+		if m.Progress != nil {
+			m.Progress(ctx, p)
+		}
+	}
 	return b.answer("handle " + m.Principal.String() + " " + m.Text)
 }
 
@@ -452,5 +459,24 @@ func TestWhoamiListsConnections(t *testing.T) {
 				t.Errorf("principals asked for (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The planner's reads show as they start in text mode; -json prints the
+// outputs alone.
+func TestProgress(t *testing.T) {
+	b := &recordingBroker{progress: []broker.Progress{
+		{ID: "r1", Title: "Reading acme/website (github.list_pull_requests)", Status: broker.ProgressRunning},
+		{ID: "r1", Title: "Reading acme/website (github.list_pull_requests)", Status: broker.ProgressDone},
+	}}
+	var out bytes.Buffer
+	if err := Run(t.Context(), Options{Broker: b, Commands: b, History: b.History, Principal: me, In: strings.NewReader("what is open?\n"), Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "… Reading acme/website (github.list_pull_requests)"); n != 1 {
+		t.Errorf("progress lines = %d in %q, want the read once, as it starts", n, out.String())
+	}
+	if outs := run(t, b, Options{}, "what is open?\n"); len(outs) != 1 {
+		t.Errorf("-json outputs = %+v, want the answer alone", outs)
 	}
 }
