@@ -227,6 +227,11 @@ func (b *Broker) advance(ctx context.Context, r Request, raw []byte, e Event) ([
 	switch moved.Status {
 	case StatusApproved:
 		if e.Type == EventApprove && e.Lifetime != policy.Once {
+			// No grant from an approval of what was revoked or stopped
+			// since it was asked (execute then cancels it).
+			if told, stop, err := b.cancelIfRevoked(ctx, moved, next); stop {
+				return append(told, planDropped(moved)...), err
+			}
 			b.createGrant(ctx, moved, act, e.Lifetime)
 		}
 		return b.execute(ctx, moved, next, act, args)

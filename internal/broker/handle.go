@@ -118,7 +118,7 @@ func (b *Broker) Handle(ctx context.Context, m Message) ([]Output, error) {
 		// small enough that no record of it strains the store.
 		return []Output{errorOut("That plan is too long to keep while it waits for you. Nothing was done.")}, b.Refuse(ctx, refusal)
 	}
-	who.report = plan.Report
+	who.report, who.private, who.byRule = plan.Report, plan.Private, plan.ByRule
 	outs, err := b.runPlan(ctx, who, steps)
 	if err == nil {
 		outs = b.report(ctx, who, outs)
@@ -136,6 +136,9 @@ const (
 	maxOutcomeData = 4 << 10
 )
 
+// reportTimeout bounds the planner's report of a plan's outcomes.
+const reportTimeout = 20 * time.Second
+
 // report adds the planner's reply to outs, what became of steps of p's
 // plan, when the planner asked to write it (Plan.Report), some step ran,
 // and the conversation was not stopped meanwhile. The reply is as
@@ -149,8 +152,8 @@ func (b *Broker) report(ctx context.Context, p asker, outs []Output) []Output {
 	var (
 		outcomes = make([]planner.Outcome, 0, len(outs))
 		ran      bool
-		private  bool
-		byRule   bool
+		private  = p.private
+		byRule   = p.byRule
 	)
 	for _, o := range outs {
 		oc := planner.Outcome{Action: o.Action, Resource: o.Resource, Text: o.Text, State: stateOf(o.Kind), Private: o.Private, ByRule: o.ByRule}
@@ -172,7 +175,16 @@ func (b *Broker) report(ctx context.Context, p asker, outs []Output) []Output {
 	if why, err := b.interrupted(ctx, p, ""); why != "" || err != nil {
 		return outs
 	}
-	rep, err := reporter.Report(ctx, planner.Request{Principal: p.String(), Now: b.now(), Location: b.loc, Conversation: p.conversation}, outcomes)
+	// The report is the least of what is owed: it has a short deadline,
+	// and at most a third of the caller's time left, so that the outcomes
+	// themselves are delivered whatever the model does.
+	budget := reportTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl)/3)
+	}
+	rctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	rep, err := reporter.Report(rctx, planner.Request{Principal: p.String(), Now: b.now(), Location: b.loc, Conversation: p.conversation}, outcomes)
 	if err != nil || rep.Reply == "" {
 		b.log.InfoContext(ctx, "no report of the plan's outcomes", "err", err)
 		return outs
@@ -305,11 +317,14 @@ type asker struct {
 	revoked      map[string]string
 	conversation string
 	report       bool // the planner writes the reply (planner.Plan.Report)
+	// private, byRule: the plan drew on something not public (or public
+	// to the channel by a rule only): so does its report.
+	private, byRule bool
 }
 
 // asker is the request's owner as its plan began.
 func (r Request) asker() asker {
-	return asker{r.Principal, r.Traits, r.Revoked, r.Conversation, r.Report}
+	return asker{r.Principal, r.Traits, r.Revoked, r.Conversation, r.Report, r.PlanPrivate, r.PlanByRule}
 }
 
 // interruptedText tells the person why a plan stopped with left steps not
@@ -610,7 +625,7 @@ func (b *Broker) newRequest(ctx context.Context, p asker, id string, act *agent.
 	r := Request{
 		V: 1, ID: id, Principal: p.Principal, Traits: p.traits,
 		Step: Step{Action: act.Name, Args: raw, Tainted: tainted}, ArgsHash: hash,
-		Service: act.Service, Scopes: act.Scopes, Rest: rest, Revoked: p.revoked, Conversation: p.conversation, Report: p.report,
+		Service: act.Service, Scopes: act.Scopes, Rest: rest, Revoked: p.revoked, Conversation: p.conversation, Report: p.report, PlanPrivate: p.private, PlanByRule: p.byRule,
 		Created: now, Expires: now.Add(b.requestTTL),
 	}
 	r, _, err = r.apply(e, now)

@@ -89,12 +89,16 @@ type Request struct {
 	Conversation string `json:"conversation,omitempty"`
 	// Report: its planner writes the reply once it has run (and the rest
 	// of its plan), from what became of them (planner.Plan.Report).
-	Report  bool      `json:"report,omitempty"`
-	Created time.Time `json:"created"`
-	Expires time.Time `json:"expires"`
-	Decided time.Time `json:"decided,omitzero"`
-	Updated time.Time `json:"updated,omitzero"` // the last change of state (zero in records from before it was kept)
-	Result  string    `json:"result,omitempty"` // summary or safe error, once finished
+	Report bool `json:"report,omitempty"`
+	// PlanPrivate, PlanByRule: its plan drew on something not public (or
+	// public to the channel by a rule only), so its report is too.
+	PlanPrivate bool      `json:"plan_private,omitempty"`
+	PlanByRule  bool      `json:"plan_by_rule,omitempty"`
+	Created     time.Time `json:"created"`
+	Expires     time.Time `json:"expires"`
+	Decided     time.Time `json:"decided,omitzero"`
+	Updated     time.Time `json:"updated,omitzero"` // the last change of state (zero in records from before it was kept)
+	Result      string    `json:"result,omitempty"` // summary or safe error, once finished
 	// Unrecorded are audit events of a move that are not in the trail yet:
 	// the request's outbox (see move).
 	Unrecorded []pending `json:"unrecorded,omitempty"`

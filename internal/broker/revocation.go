@@ -44,11 +44,16 @@ func revocationKey(p Principal) store.Key {
 // maxStopMarks are kept. A plan of that conversation, and a request it
 // stored, compares it as it compares its service's mark: what was begun
 // before the Stop does not go on after it, whichever replica holds it.
-// Should a conversation's mark be dropped for newer ones, its plans stop
-// too (as when marks expire).
+// A dropped mark leaves its number in stopsDropped (the highest dropped),
+// and a plan keeps, in stopsSeen, the highest number issued when it
+// began: a plan whose conversation has no mark now, and that began before
+// a Stop that was dropped since, stops too, since that Stop may have
+// been its conversation's.
 const (
 	stopPrefix   = "conversation:"
 	maxStopMarks = 64
+	stopsDropped = "stops:dropped"
+	stopsSeen    = "stops:seen"
 )
 
 func stopKey(conversation string) string { return stopPrefix + conversation }
@@ -82,7 +87,9 @@ func (b *Broker) mark(ctx context.Context, p Principal, key string) error {
 		}
 		if strings.HasPrefix(key, stopPrefix) {
 			marks[key] = fmt.Sprintf("%020d.%s", lastStop(marks)+1, mark)
-			dropOldStops(marks)
+			if dropped := dropOldStops(marks); dropped > stopSeq(marks[stopsDropped]) {
+				marks[stopsDropped] = strconv.FormatUint(dropped, 10)
+			}
 		} else {
 			marks[key] = mark
 		}
@@ -100,9 +107,10 @@ func stopSeq(mark string) uint64 {
 	return n
 }
 
-// lastStop is the highest sequence number of marks' Stops.
+// lastStop is the highest sequence number of a Stop issued: of marks'
+// Stops, and of the Stops dropped from them.
 func lastStop(marks map[string]string) uint64 {
-	var last uint64
+	last := stopSeq(marks[stopsDropped])
 	for k, v := range marks {
 		if strings.HasPrefix(k, stopPrefix) {
 			last = max(last, stopSeq(v))
@@ -111,8 +119,9 @@ func lastStop(marks map[string]string) uint64 {
 	return last
 }
 
-// dropOldStops keeps the latest maxStopMarks Stops.
-func dropOldStops(marks map[string]string) {
+// dropOldStops keeps the latest maxStopMarks Stops, and returns the
+// highest number it dropped (0 for none).
+func dropOldStops(marks map[string]string) uint64 {
 	var stops []string
 	for k := range marks {
 		if strings.HasPrefix(k, stopPrefix) {
@@ -120,28 +129,50 @@ func dropOldStops(marks map[string]string) {
 		}
 	}
 	if len(stops) <= maxStopMarks {
-		return
+		return 0
 	}
 	slices.SortFunc(stops, func(a, b string) int { return cmp.Compare(stopSeq(marks[a]), stopSeq(marks[b])) })
+	var dropped uint64
 	for _, k := range stops[:len(stops)-maxStopMarks] {
+		dropped = max(dropped, stopSeq(marks[k]))
 		delete(marks, k)
 	}
+	return dropped
 }
 
-// planMarks are the marks a plan of conversation keeps: the services'
-// and its own conversation's, not other conversations'.
+// planMarks are the marks a plan of conversation keeps: the services',
+// its own conversation's, not other conversations', and the number of
+// the last Stop issued (stopsSeen).
 func planMarks(marks map[string]string, conversation string) map[string]string {
-	var keep map[string]string
+	keep := map[string]string{}
 	for k, v := range marks {
-		if strings.HasPrefix(k, stopPrefix) && (conversation == "" || k != stopKey(conversation)) {
+		if k == stopsDropped || strings.HasPrefix(k, stopPrefix) && (conversation == "" || k != stopKey(conversation)) {
 			continue
-		}
-		if keep == nil {
-			keep = make(map[string]string, len(marks))
 		}
 		keep[k] = v
 	}
+	if conversation != "" {
+		keep[stopsSeen] = strconv.FormatUint(lastStop(marks), 10)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
 	return keep
+}
+
+// stoppedSince reports whether conversation was stopped since a plan
+// of it began with the marks since: its mark changed, or was dropped, or
+// a Stop issued after the plan began was dropped (it may have been its
+// conversation's).
+func stoppedSince(now, since map[string]string, conversation string) bool {
+	k := stopKey(conversation)
+	switch {
+	case now[k] != since[k]:
+		return true
+	case now[k] != "":
+		return false
+	}
+	return stopSeq(now[stopsDropped]) > stopSeq(since[stopsSeen])
 }
 
 // revocationMarks returns principal's marks, none when they never revoked
@@ -173,7 +204,7 @@ func (b *Broker) interrupted(ctx context.Context, p asker, service string) (stri
 	switch {
 	case now[allServices] != since[allServices] || (service != "" && now[service] != since[service]):
 		return whyRevoked, nil
-	case p.conversation != "" && now[stopKey(p.conversation)] != since[stopKey(p.conversation)]:
+	case p.conversation != "" && stoppedSince(now, since, p.conversation):
 		return whyStopped, nil
 	}
 	return "", nil

@@ -179,8 +179,8 @@ func TestStopMarksAreBounded(t *testing.T) {
 	if stops != maxStopMarks || marks[stopKey("C0:0")] != "" || marks[stopKey(fmt.Sprintf("C%d:%d", maxStopMarks, maxStopMarks))] == "" || marks["github"] == "" {
 		t.Fatalf("marks = %d stops (want %d), oldest kept %v, github's kept %v", stops, maxStopMarks, marks[stopKey("C0:0")] != "", marks["github"] != "")
 	}
-	if got := len(f.request(a.RequestID).Revoked); got != 2 {
-		t.Errorf("the request keeps %d marks, want 2 (github's and its conversation's)", got)
+	if got := len(f.request(a.RequestID).Revoked); got != 3 {
+		t.Errorf("the request keeps %d marks, want 3 (github's, its conversation's, the last Stop's number)", got)
 	}
 	only(t, f.decide(alice, a.RequestID, ChoiceOnce), KindMessage)
 	if got := f.calls(http.MethodPost, commentPath); got != 0 {

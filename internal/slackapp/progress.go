@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/slack-go/slack"
 
@@ -17,7 +18,13 @@ import (
 // updates of one streamed message; where it does not, one plain threaded
 // message, updated in place. A workspace that answers the first stream
 // with an error that means it has none is not asked again. Progress is
-// best effort: a failure to show it changes nothing of the work.
+// best effort: a failure to show it changes nothing of the work. Each
+// call is bounded by progressTimeout, and after one fails progress stops
+// for that message, so a Slack that does not answer costs the work at
+// most one such wait.
+
+// progressTimeout bounds one call that shows progress.
+const progressTimeout = 3 * time.Second
 
 // progress shows the progress of one message's work in thread t.
 type progress struct {
@@ -46,6 +53,8 @@ func (p *progress) update(ctx context.Context, s broker.Progress) {
 	} else {
 		p.steps = append(p.steps, s)
 	}
+	ctx, cancel := context.WithTimeout(ctx, progressTimeout)
+	defer cancel()
 	if p.ts == "" && !p.a.noStreams.Load() && p.start(ctx, s) {
 		return
 	}
@@ -53,6 +62,7 @@ func (p *progress) update(ctx context.Context, s broker.Progress) {
 		_, _, err := p.a.opts.API.AppendStreamContext(ctx, p.ch, p.ts, slack.MsgOptionChunks(taskChunk(s)))
 		p.a.noteAuth(err)
 		if err != nil {
+			p.failed = true
 			p.a.log.DebugContext(ctx, "progress not streamed", "err", err)
 		}
 		return
@@ -92,6 +102,10 @@ func (p *progress) start(ctx context.Context, s broker.Progress) bool {
 		}
 	}
 	p.a.log.DebugContext(ctx, "progress stream not started", "err", err)
+	if ctx.Err() != nil {
+		p.failed = true // Slack did not answer in time: stay quiet
+		return true
+	}
 	return false
 }
 
@@ -100,6 +114,8 @@ func (p *progress) end(ctx context.Context) {
 	if !p.streaming {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, progressTimeout)
+	defer cancel()
 	_, _, err := p.a.opts.API.StopStreamContext(ctx, p.ch, p.ts)
 	p.a.noteAuth(err)
 	if err != nil {

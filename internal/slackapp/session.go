@@ -91,10 +91,12 @@ func (a *App) sessionStopped(ctx context.Context, team string, e *slackevents.Ag
 	}
 	principal := principalOf(team, e.User)
 	t := thread{Channel: e.Channel, TS: e.ThreadTimestamp}
-	if err := a.opts.Broker.StopConversation(ctx, principal, t.conversation()); err != nil {
-		a.log.WarnContext(ctx, "conversation not stopped", "slack_user", e.User, "err", err)
-		a.reply(ctx, t, e.User, "I could not stop this conversation just now: try Stop again in a moment.")
-		return
+	// The waiting requests are canceled even when the mark could not be
+	// left: what can be stopped is.
+	markErr := a.opts.Broker.StopConversation(ctx, principal, t.conversation())
+	if markErr != nil {
+		a.log.WarnContext(ctx, "conversation not stopped", "slack_user", e.User, "err", markErr)
+		a.reply(ctx, t, e.User, "I could not stop all of this conversation just now: press Stop again in a moment.")
 	}
 	pending, err := a.opts.Broker.Pending(ctx, principal)
 	if err != nil {

@@ -585,7 +585,8 @@ func (s *session) handle(ctx context.Context, w work) (err error) {
 // approval click is request, choice and clicker, so one person's double
 // click is one decision but another person's click is not swallowed;
 // everything else is its envelope. Order: work on one request (its clicks,
-// its step-up) or from one person runs in arrival order.
+// its step-up) or from one person runs in arrival order, except a Stop,
+// which must overtake the work it stops.
 func routeKeys(w *work, payload json.RawMessage) (dedupe, order string) {
 	env := ""
 	if w.envelopeID != "" {
@@ -597,8 +598,9 @@ func routeKeys(w *work, payload json.RawMessage) (dedupe, order string) {
 		var p struct {
 			EventID string `json:"event_id"`
 			Event   struct {
-				User    any `json:"user"`
-				Channel any `json:"channel"`
+				Type    string `json:"type"`
+				User    any    `json:"user"`
+				Channel any    `json:"channel"`
 			} `json:"event"`
 		}
 		if err := json.Unmarshal(payload, &p); err == nil && p.EventID != "" {
@@ -608,6 +610,11 @@ func routeKeys(w *work, payload json.RawMessage) (dedupe, order string) {
 		order, _ = p.Event.User.(string)
 		if order == "" {
 			order, _ = p.Event.Channel.(string)
+		}
+		if p.Event.Type == "agent_session_stopped" && order != "" {
+			// A Stop must not wait behind the person's message it
+			// stops: it has a queue of its own.
+			order = "stop:" + order
 		}
 	case socketmode.EventTypeInteractive:
 		ic := &w.interaction
