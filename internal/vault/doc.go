@@ -89,6 +89,15 @@
 // the same refresh token again, which providers with reuse detection
 // punish.
 //
+// A service with Renew gets its access tokens another way, under the same
+// lock, cache, audit events and expiry: Auth0 Token Vault's exchange of
+// the person's Auth0 refresh token (the connection's stored refresh token,
+// never rotated) for the provider's access token. A renewal the person
+// must connect again for (the account is not connected at Auth0, or the
+// Auth0 refresh token was refused) expires the connection as an
+// invalid_grant does. Leases cannot tell the two apart, and a conformance
+// suite runs the same promises on both (conformance_test.go).
+//
 // A provider may also refuse an access token before its stated expiry: it
 // revoked or expired it early, or the clocks disagree. A request answered
 // 401 is then sent once more with a token refreshed for it (the same shared

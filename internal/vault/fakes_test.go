@@ -174,18 +174,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // a redirect to /P.
 type apiServer struct {
 	*httptest.Server
-	tokens *tokenServer
-	calls  atomic.Int64
-	mu     sync.Mutex
-	seen   map[string]int // access token → requests
-	other  []string       // headers other than Authorization that leaked a token
+	calls atomic.Int64
+	mu    sync.Mutex
+	seen  map[string]int // access token → requests
+	other []string       // headers other than Authorization that leaked a token
 	// onCall, if set, runs first for every request.
 	onCall func(r *http.Request)
 }
 
 func newAPIServer(tb testing.TB, tokens *tokenServer) *apiServer {
 	tb.Helper()
-	api := &apiServer{tokens: tokens, seen: map[string]int{}}
+	return newAPIServerWith(tb, tokens.accessValid)
+}
+
+// newAPIServerWith is an API that takes the access tokens valid says are.
+func newAPIServerWith(tb testing.TB, valid func(string) bool) *apiServer {
+	tb.Helper()
+	api := &apiServer{seen: map[string]int{}}
 	api.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.calls.Add(1)
 		if api.onCall != nil {
@@ -197,7 +202,7 @@ func newAPIServer(tb testing.TB, tokens *tokenServer) *apiServer {
 		api.mu.Unlock()
 		// /forbidden-path answers 401 to every token, as GitHub's GET /app
 		// does to a user's.
-		if !ok || !tokens.accessValid(tok) || r.URL.Path == "/forbidden-path" {
+		if !ok || !valid(tok) || r.URL.Path == "/forbidden-path" {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials"})
 			return
 		}

@@ -174,7 +174,7 @@ func (v *Vault) refresh(ctx context.Context, principal, service, refused string)
 	if m.AccessToken != "" && v.fresh(m.Expiry) && m.AccessToken != refused {
 		return v.cacheMaterial(principal, service, rec.ID, m), nil
 	}
-	if svc.OAuth == nil {
+	if svc.OAuth == nil && svc.Renew == nil {
 		return cachedToken{}, fmt.Errorf("vault: %s access token of %s expired and %s has no token endpoint: %w", service, principal, service, ErrReconnect)
 	}
 	if m.RefreshToken == "" {
@@ -188,16 +188,16 @@ func (v *Vault) refresh(ctx context.Context, principal, service, refused string)
 	reread := false
 	var tok *oauth2.Token
 	for {
-		// An access token left empty makes TokenSource refresh at once.
-		tok, err = svc.OAuth.TokenSource(octx, &oauth2.Token{RefreshToken: m.RefreshToken}).Token()
+		tok, err = svc.newToken(octx, m.RefreshToken)
 		if err == nil {
 			break
 		}
-		if !isInvalidGrant(err) {
+		if !isInvalidGrant(err) && !asksReconnect(err) {
 			return cachedToken{}, fmt.Errorf("vault: refresh %s token of %s: %s", service, principal, describeRefreshError(err))
 		}
+		why := refusal(err)
 		if reread {
-			return cachedToken{}, v.expire(pctx, principal, service, rec.ID, "invalid_grant")
+			return cachedToken{}, v.expire(pctx, principal, service, rec.ID, why)
 		}
 		// The provider refused the refresh token. Another process may have
 		// rotated it meanwhile (its lock expired, or it ignored ours): read
@@ -218,7 +218,7 @@ func (v *Vault) refresh(ctx context.Context, principal, service, refused string)
 			return cachedToken{}, err
 		}
 		if m2.RefreshToken == m.RefreshToken {
-			return cachedToken{}, v.expire(pctx, principal, service, rec.ID, "invalid_grant")
+			return cachedToken{}, v.expire(pctx, principal, service, rec.ID, why)
 		}
 		rec, m = rec2, m2
 		if m.AccessToken != "" && v.fresh(m.Expiry) && m.AccessToken != refused {
@@ -226,6 +226,9 @@ func (v *Vault) refresh(ctx context.Context, principal, service, refused string)
 		}
 	}
 
+	if tok.RefreshToken == "" {
+		tok.RefreshToken = m.RefreshToken // not rotated: kept
+	}
 	next := material{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType, Expiry: tok.Expiry}
 	rotated := next.RefreshToken != m.RefreshToken
 	// Store the new tokens (a rotated refresh token is the only valid one
@@ -377,6 +380,35 @@ func activeErr(principal, service string, s Status) error {
 	}
 }
 
+// newToken gets a fresh access token with the refresh token: by Renew, or
+// by an OAuth refresh.
+func (s *Service) newToken(ctx context.Context, refresh string) (*oauth2.Token, error) {
+	if s.Renew != nil {
+		tok, err := s.Renew(ctx, secret.New(refresh))
+		if err == nil && (tok == nil || tok.AccessToken == "") {
+			return nil, errors.New("vault: the renewal gave no access token")
+		}
+		return tok, err
+	}
+	// An access token left empty makes TokenSource refresh at once.
+	return s.OAuth.TokenSource(ctx, &oauth2.Token{RefreshToken: refresh}).Token()
+}
+
+// refusal names why a refresh token was refused, for connection.expired.
+func refusal(err error) string {
+	if asksReconnect(err) {
+		return "renewal_refused"
+	}
+	return "invalid_grant"
+}
+
+// asksReconnect reports whether a renewal's error says the person must
+// connect again (Service.Renew).
+func asksReconnect(err error) bool {
+	var r interface{ Reconnect() bool }
+	return errors.As(err, &r) && r.Reconnect()
+}
+
 // isInvalidGrant reports whether the token endpoint refused the refresh
 // token itself. GitHub says so with HTTP 200 and error=bad_refresh_token,
 // which oauth2 also returns as a *RetrieveError with that ErrorCode.
@@ -400,6 +432,10 @@ func describeRefreshError(err error) string {
 			fmt.Fprintf(&b, " (error %q)", safeCode(re.ErrorCode))
 		}
 		return b.String()
+	}
+	var sc interface{ StatusCode() int }
+	if errors.As(err, &sc) {
+		return fmt.Sprintf("token exchange refused (%T, status %d)", err, sc.StatusCode())
 	}
 	// Transport and parse errors from oauth2 name the token URL and the
 	// failure, never the request body that carried the refresh token.

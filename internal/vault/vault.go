@@ -96,6 +96,15 @@ type Service struct {
 	// token again in the other style, a second use that providers with
 	// reuse detection punish by revoking the whole token family.
 	OAuth *oauth2.Config
+	// Renew, if not nil, gets a fresh access token in place of an OAuth
+	// refresh, from the connection's stored refresh token, which it does
+	// not rotate (Auth0 Token Vault's exchange: the stored token is the
+	// person's Auth0 refresh token). It runs under the same lock, cache
+	// and audit as a refresh, so leases cannot tell the two apart. An
+	// error with a Reconnect() bool method that says true means the
+	// person must connect again: the connection is marked expired. Its
+	// error is shown by its type and status only, as a refresh's.
+	Renew func(ctx context.Context, refresh secret.Secret) (*oauth2.Token, error)
 	// Revoke, if not nil, revokes the connection's tokens at the provider.
 	// Either may be zero (GitHub's non-expiring tokens and Slack user tokens
 	// have no refresh token); Revoke is called when at least one is not.

@@ -127,6 +127,15 @@ func (t *Tenant) Expire(access string) {
 	}
 }
 
+// ExpireAll makes every provider token issued so far expire now.
+func (t *Tenant) ExpireAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k := range t.issued {
+		t.issued[k] = time.Now().Add(-time.Second)
+	}
+}
+
 // Exchanges are the exchanges answered, in order.
 func (t *Tenant) Exchanges() []Exchange {
 	t.mu.Lock()
