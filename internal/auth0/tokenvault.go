@@ -49,10 +49,10 @@ type Options struct {
 
 // Client calls one tenant. It is safe for concurrent use.
 type Client struct {
-	opts  Options
-	base  *url.URL
-	told  sync.Map // what a 403 was explained for: logged once each
-	token string   // the token endpoint
+	opts     Options
+	base     *url.URL
+	told     sync.Map // what a 403 was explained for: logged once each
+	tokenURL string   // the token endpoint
 }
 
 // New returns a client of the tenant.
@@ -84,7 +84,7 @@ func New(opts Options) (*Client, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Client{opts: opts, base: base, token: base.JoinPath("oauth", "token").String()}, nil
+	return &Client{opts: opts, base: base, tokenURL: base.JoinPath("oauth", "token").String()}, nil
 }
 
 func loopback(host string) bool {
@@ -114,7 +114,7 @@ type ExchangeError struct {
 }
 
 func (e *ExchangeError) Error() string {
-	msg := fmt.Sprintf("auth0: token vault exchange: HTTP %d", e.Status)
+	msg := fmt.Sprintf("auth0: HTTP %d", e.Status)
 	if e.Code != "" {
 		msg += " " + e.Code
 	}
@@ -156,7 +156,13 @@ func (c *Client) Exchange(ctx context.Context, subject secret.Secret, connection
 	if loginHint != "" {
 		form.Set("login_hint", loginHint)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.token, strings.NewReader(form.Encode()))
+	return c.token(ctx, form, connection)
+}
+
+// token posts form to the token endpoint and reads the token it gets;
+// what names the refusals it explains (a connection, or "my_account").
+func (c *Client) token(ctx context.Context, form url.Values, what string) (*oauth2.Token, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("auth0: token vault exchange: %w", err)
 	}
@@ -173,7 +179,7 @@ func (c *Client) Exchange(ctx context.Context, subject secret.Secret, connection
 		return nil, fmt.Errorf("auth0: token vault exchange: read the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, c.refused(ctx, connection, resp.StatusCode, body)
+		return nil, c.refused(ctx, what, resp.StatusCode, body)
 	}
 	var out struct {
 		AccessToken     string `json:"access_token"`
@@ -211,10 +217,11 @@ func (c *Client) refused(ctx context.Context, connection string, status int, bod
 	case status == http.StatusForbidden || x.Code == "invalid_client" || x.Code == "unauthorized_client":
 		x.err = ErrTenant
 		if _, told := c.told.LoadOrStore(connection+"\x00"+x.Code, true); !told {
-			c.opts.Logger.ErrorContext(ctx, "auth0 refuses Token Vault exchanges: the tenant needs fixing (docs/auth0.md): "+
-				"the application must have the Token Vault grant type and a client secret, refresh-token rotation off, "+
-				"and the connection must have Token Vault (connected accounts) enabled",
-				"connection", connection, "status", status, "error_code", x.Code)
+			c.opts.Logger.ErrorContext(ctx, "auth0 refuses AgentHub's token requests: the tenant needs fixing (docs/auth0.md): "+
+				"the application must have the Token Vault and refresh token grant types and a client secret, refresh-token rotation off, "+
+				"the My Account API its connected-accounts scopes (multi-resource refresh token), "+
+				"and the connection Token Vault (connected accounts) enabled",
+				"for", connection, "status", status, "error_code", x.Code)
 		}
 	}
 	return x

@@ -644,6 +644,37 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, accountN
 const connectTries = 8
 
 // createdEvent is connection.created for an account that replaced another.
+// ConnectVia stores principal's connection to service as one made through
+// their connection to via (Auth0, with Token Vault): it holds via's
+// refresh token, which the service's Renew exchanges for the provider's
+// access tokens. The token never leaves the vault. It is ConnectAccount
+// otherwise; via must be active.
+func (v *Vault) ConnectVia(ctx context.Context, principal, service, via, accountName, accountID string, scopes []string) (replaced string, err error) {
+	if service == via {
+		return "", fmt.Errorf("vault: connect %s via itself", service)
+	}
+	if svc, err := v.service(service); err != nil {
+		return "", err
+	} else if svc.Renew == nil {
+		return "", fmt.Errorf("vault: %s is not renewed through another connection", service)
+	}
+	_, rec, err := v.load(ctx, principal, via)
+	if err != nil {
+		return "", err
+	}
+	if err := activeErr(principal, via, rec.Status); err != nil {
+		return "", err
+	}
+	m, err := v.openMaterial(principal, via, &rec)
+	if err != nil {
+		return "", err
+	}
+	if m.RefreshToken == "" {
+		return "", fmt.Errorf("vault: %s connection of %s has no refresh token: %w", via, principal, ErrReconnect)
+	}
+	return v.ConnectAccount(ctx, principal, service, accountName, accountID, scopes, &oauth2.Token{RefreshToken: m.RefreshToken})
+}
+
 func (v *Vault) createdEvent(principal, service, account, replaced string, scopes []string) audit.Event {
 	detail := map[string]string{"service": service, "scopes": strings.Join(scopes, " ")}
 	if account != "" {

@@ -9,10 +9,15 @@ package auth0test
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,10 +26,12 @@ import (
 	"github.com/agenthub/agenthub/internal/auth0"
 )
 
-// The fake's application.
+// The fake's application, and the tenant's domain (auth0.Options.Domain;
+// the fake answers on loopback whatever the domain).
 const (
 	ClientID     = "agenthub-test-client"
 	ClientSecret = "CANARY-auth0-client-secret"
+	Domain       = "acme.eu.auth0.com"
 )
 
 // Exchange is one exchange the fake answered, its parameters as sent
@@ -48,13 +55,32 @@ type Tenant struct {
 	forbidden map[string]bool   // connections without Token Vault
 	issued    map[string]time.Time
 	calls     []Exchange
+	// The My Account API: its tokens, connect sessions, and the
+	// connected accounts by ID.
+	myTokens  map[string]myToken
+	sessions  map[string]*session
+	connected map[string]connected
 }
+
+type myToken struct {
+	user    string
+	scopes  string
+	expires time.Time
+}
+
+type session struct {
+	user, connection, redirect, state, challenge, ticket, code string
+	scopes                                                     []string
+}
+
+type connected struct{ user, connection string }
 
 // New starts a tenant on loopback.
 func New(tb testing.TB) *Tenant {
 	tb.Helper()
 	t := &Tenant{TTL: time.Hour, subjects: map[string]string{}, accounts: map[string]string{}, scopes: map[string]string{},
-		forbidden: map[string]bool{}, issued: map[string]time.Time{}}
+		forbidden: map[string]bool{}, issued: map[string]time.Time{},
+		myTokens: map[string]myToken{}, sessions: map[string]*session{}, connected: map[string]connected{}}
 	t.Server = httptest.NewServer(http.HandlerFunc(t.serve))
 	tb.Cleanup(t.Close)
 	return t
@@ -144,7 +170,14 @@ func (t *Tenant) Exchanges() []Exchange {
 }
 
 func (t *Tenant) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/oauth/token" {
+	switch {
+	case r.URL.Path == "/connect" && r.Method == http.MethodGet:
+		t.consent(w, r)
+		return
+	case strings.HasPrefix(r.URL.Path, "/me/v1/"):
+		t.myAccount(w, r)
+		return
+	case r.Method != http.MethodPost || r.URL.Path != "/oauth/token":
 		http.NotFound(w, r)
 		return
 	}
@@ -174,6 +207,8 @@ func (t *Tenant) answer(w http.ResponseWriter, f map[string][]string) string {
 	switch {
 	case get("client_id") != ClientID || get("client_secret") != ClientSecret:
 		return refuse(w, http.StatusUnauthorized, "invalid_client")
+	case get("grant_type") == "refresh_token":
+		return t.myAccountToken(w, get)
 	case get("grant_type") != auth0.GrantTokenVault:
 		return refuse(w, http.StatusBadRequest, "unsupported_grant_type")
 	case get("subject_token_type") != auth0.SubjectRefresh || get("requested_token_type") != auth0.RequestedTokenType:
@@ -211,4 +246,169 @@ func refuse(w http.ResponseWriter, status int, code string) string {
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": "the request quoted " + code})
 	return code
+}
+
+// myAccountToken answers a refresh token grant for the My Account API
+// (a multi-resource refresh token): its audience and scopes only.
+func (t *Tenant) myAccountToken(w http.ResponseWriter, get func(string) string) string {
+	if get("audience") != "https://"+Domain+"/me/" {
+		return refuse(w, http.StatusForbidden, "access_denied")
+	}
+	for _, sc := range strings.Fields(get("scope")) {
+		if !strings.HasSuffix(sc, ":me:connected_accounts") {
+			return refuse(w, http.StatusForbidden, "access_denied")
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	user, ok := t.subjects[get("refresh_token")]
+	if !ok {
+		return refuse(w, http.StatusBadRequest, "invalid_grant")
+	}
+	tok := random("CANARY-ma-")
+	t.myTokens[tok] = myToken{user: user, scopes: get("scope"), expires: time.Now().Add(10 * time.Minute)}
+	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 600, "scope": get("scope")})
+	return "ok"
+}
+
+// knownConnections have Token Vault (connected accounts) enabled.
+var knownConnections = map[string]bool{"github": true, "google-oauth2": true, "sign-in-with-slack": true}
+
+// myAccount serves the connected accounts of the My Account API.
+func (t *Tenant) myAccount(w http.ResponseWriter, r *http.Request) {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	mt, ok := t.myTokens[tok]
+	if !ok || time.Now().After(mt.expires) {
+		refuse(w, http.StatusUnauthorized, "invalid_token")
+		return
+	}
+	need := "create:me:connected_accounts"
+	if r.Method == http.MethodDelete {
+		need = "delete:me:connected_accounts"
+	}
+	if !slices.Contains(strings.Fields(mt.scopes), need) {
+		refuse(w, http.StatusForbidden, "insufficient_scope")
+		return
+	}
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/me/v1/connected-accounts/connect":
+		var in struct {
+			Connection, RedirectURI, State, CodeChallenge, CodeChallengeMethod string
+			Scopes                                                             []string
+		}
+		if !readJSON(r, &in) || !knownConnections[in.Connection] || in.RedirectURI == "" || in.State == "" ||
+			in.CodeChallengeMethod != "S256" || len(in.CodeChallenge) != 43 {
+			refuse(w, http.StatusBadRequest, "invalid_request")
+			return
+		}
+		id, ticket := random("as_"), random("tk_")
+		t.sessions[id] = &session{user: mt.user, connection: in.Connection, redirect: in.RedirectURI, state: in.State,
+			challenge: in.CodeChallenge, ticket: ticket, scopes: in.Scopes}
+		writeJSON(w, http.StatusCreated, map[string]any{"connect_uri": t.URL + "/connect", "auth_session": id,
+			"connect_params": map[string]string{"ticket": ticket}, "expires_in": 300})
+	case r.Method == http.MethodPost && r.URL.Path == "/me/v1/connected-accounts/complete":
+		var in struct{ AuthSession, ConnectCode, RedirectURI, CodeVerifier string }
+		if !readJSON(r, &in) {
+			refuse(w, http.StatusBadRequest, "invalid_request")
+			return
+		}
+		s, ok := t.sessions[in.AuthSession]
+		sum := sha256.Sum256([]byte(in.CodeVerifier))
+		if !ok || s.user != mt.user || s.code == "" || in.ConnectCode != s.code || in.RedirectURI != s.redirect ||
+			base64.RawURLEncoding.EncodeToString(sum[:]) != s.challenge {
+			refuse(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		delete(t.sessions, in.AuthSession) // single use
+		id := random("cac_")
+		t.connected[id] = connected{user: s.user, connection: s.connection}
+		t.accounts[s.user+"\x00"+s.connection] = s.user + "@" + s.connection
+		t.scopes[s.user+"\x00"+s.connection] = strings.Join(s.scopes, " ")
+		writeJSON(w, http.StatusCreated, map[string]any{"id": id, "connection": s.connection, "access_type": "offline",
+			"created_at": time.Now().UTC().Format(time.RFC3339), "scopes": s.scopes})
+	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/me/v1/connected-accounts/accounts/"):
+		id := strings.TrimPrefix(r.URL.Path, "/me/v1/connected-accounts/accounts/")
+		c, ok := t.connected[id]
+		if !ok || c.user != mt.user {
+			refuse(w, http.StatusNotFound, "not_found")
+			return
+		}
+		delete(t.connected, id)
+		delete(t.accounts, c.user+"\x00"+c.connection)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// consent is the page a person's browser is sent to: the fake consents
+// at once, and sends the browser back with a connect code.
+func (t *Tenant) consent(w http.ResponseWriter, r *http.Request) {
+	ticket := r.URL.Query().Get("ticket")
+	t.mu.Lock()
+	var found *session
+	for _, s := range t.sessions {
+		if s.ticket == ticket && ticket != "" {
+			found = s
+		}
+	}
+	if found != nil {
+		found.code = random("cc_")
+		found.ticket = "" // single use
+	}
+	t.mu.Unlock()
+	if found == nil {
+		http.Error(w, "unknown ticket", http.StatusBadRequest)
+		return
+	}
+	back, err := url.Parse(found.redirect)
+	if err != nil {
+		http.Error(w, "bad redirect", http.StatusBadRequest)
+		return
+	}
+	q := back.Query()
+	q.Set("connect_code", found.code)
+	q.Set("state", found.state)
+	back.RawQuery = q.Encode()
+	http.Redirect(w, r, back.String(), http.StatusFound)
+}
+
+// Connected are user's connected accounts, by connection.
+func (t *Tenant) Connected(user string) map[string]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]string{}
+	for id, c := range t.connected {
+		if c.user == user {
+			out[c.connection] = id
+		}
+	}
+	return out
+}
+
+// readJSON decodes a JSON body whose keys are snake_case into v's
+// CamelCase fields.
+func readJSON(r *http.Request, v any) bool {
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		return false
+	}
+	var raw map[string]json.RawMessage
+	if json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&raw) != nil {
+		return false
+	}
+	camel := map[string]json.RawMessage{}
+	for k, val := range raw {
+		camel[strings.ReplaceAll(k, "_", "")] = val
+	}
+	b, _ := json.Marshal(camel)
+	return json.Unmarshal(b, v) == nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
 }
