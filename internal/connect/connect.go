@@ -67,6 +67,31 @@ type Provider struct {
 	// someone else connects nothing.
 	SignInFirst bool
 	Describe    func(ctx context.Context, p broker.Principal, purpose string) Done
+
+	// Authorize, when set, is asked where to send the browser in place of
+	// Config's authorization URL, with the flow's state and PKCE
+	// challenge: a consent page that needs a call first (Auth0's
+	// connected accounts, whose ticket it returns). The callback then
+	// carries connect_code in place of code, and the Exchange gets the
+	// ticket's Session. Config.Endpoint.AuthURL still names the consent
+	// page's origin (the start page's form may go there).
+	Authorize func(ctx context.Context, a Authorization) (Ticket, error)
+}
+
+// Authorization is what Provider.Authorize is given.
+type Authorization struct {
+	Principal   broker.Principal
+	RedirectURI string
+	State       string
+	Challenge   string // PKCE S256
+	Scopes      []string
+}
+
+// Ticket is where Provider.Authorize sends the browser, and the session
+// the callback completes.
+type Ticket struct {
+	URL     string
+	Session string
 }
 
 // scopesPrefix starts the purpose of a link that asks for optional scopes.
@@ -148,8 +173,9 @@ type Exchange struct {
 	// Principal is the person the flow connects.
 	Principal broker.Principal
 	// Purpose is what the link was made for (LinkFor); Nonce the flow's
-	// OpenID Connect nonce (Provider.Nonce).
-	Purpose, Nonce string
+	// OpenID Connect nonce (Provider.Nonce); Session the one
+	// Provider.Authorize began.
+	Purpose, Nonce, Session string
 	// Client is the HTTP client for the provider (no redirects).
 	Client *http.Client
 }
@@ -166,6 +192,9 @@ type Grant struct {
 	// ID, Google's sub, Slack's user ID): a renamed account is the same
 	// one. "" when not known.
 	AccountID string
+	// Via, with no Token, names the person's connection the new one is
+	// made through (Auth0's, with Token Vault): Vault.ConnectVia.
+	Via string
 }
 
 // ErrWrongAccount means the provider account is not the person's (at
@@ -190,6 +219,7 @@ func StandardExchange(ctx context.Context, x Exchange) (Grant, error) {
 // provider.
 type Vault interface {
 	ConnectAccount(ctx context.Context, principal, service, accountName, accountID string, scopes []string, tok *oauth2.Token) (replaced string, err error)
+	ConnectVia(ctx context.Context, principal, service, via, accountName, accountID string, scopes []string) (replaced string, err error)
 }
 
 // Recorder is the audit trail; *audit.Recorder is one.
@@ -279,7 +309,12 @@ func New(opts Options) (*Flows, error) {
 		}
 	}
 	for name, p := range opts.Providers {
-		if p.Config == nil || p.Config.ClientID == "" || p.Config.Endpoint.AuthURL == "" || p.Config.Endpoint.TokenURL == "" {
+		switch {
+		case p.Config == nil || p.Config.Endpoint.AuthURL == "":
+			return nil, fmt.Errorf("connect: provider %s needs its consent page's URL", name)
+		case p.Authorize != nil && p.Exchange == nil:
+			return nil, fmt.Errorf("connect: provider %s asks for tickets and needs its own Exchange", name)
+		case p.Authorize == nil && (p.Config.ClientID == "" || p.Config.Endpoint.TokenURL == ""):
 			return nil, fmt.Errorf("connect: provider %s needs a client ID and authorization and token URLs", name)
 		}
 		if (store.Key{Kind: stateKind, ID: name}).Validate() != nil || strings.ContainsAny(name, "/?#") {
@@ -479,8 +514,9 @@ type flowState struct {
 	Service   string           `json:"s"`
 	Purpose   string           `json:"f,omitempty"`
 	Verifier  string           `json:"v"`
-	Nonce     string           `json:"n,omitempty"` // OpenID Connect
-	Binding   string           `json:"b"`           // SHA-256 of the cookie's value, hex
+	Nonce     string           `json:"n,omitempty"`  // OpenID Connect
+	Session   string           `json:"as,omitempty"` // Provider.Authorize's
+	Binding   string           `json:"b"`            // SHA-256 of the cookie's value, hex
 	// AwaitSignIn: the flow waits for the sign-in before it
 	// (Provider.SignInFirst); its callback is refused until then.
 	AwaitSignIn bool      `json:"await_sign_in,omitempty"`
@@ -552,7 +588,39 @@ func (f *Flows) start(w http.ResponseWriter, r *http.Request) {
 		f.redirect(w, r, f.authURL(idp, f.opts.SignIn, state1, fs1))
 		return
 	}
-	f.redirect(w, r, f.authURL(prov, l.Service, state, fs))
+	f.consent(w, r, prov, l.Service, state, fs)
+}
+
+// consent sends the browser to prov's consent page for the flow of
+// state: its authorization URL, or the ticket its Authorize gets, whose
+// session is kept with the flow.
+func (f *Flows) consent(w http.ResponseWriter, r *http.Request, prov Provider, service, state string, fs flowState) {
+	if prov.Authorize == nil {
+		f.redirect(w, r, f.authURL(prov, service, state, fs))
+		return
+	}
+	ctx := r.Context()
+	t, err := prov.Authorize(ctx, Authorization{Principal: fs.Principal, RedirectURI: f.redirectURL(service), State: state,
+		Challenge: oauth2.S256ChallengeFromVerifier(fs.Verifier), Scopes: scopesFor(prov, fs.Purpose)})
+	if err != nil {
+		f.logExchange(ctx, service, err)
+		f.refuse(w, r, fs.Principal.String(), service, "authorize_failed", "connect_start", http.StatusBadGateway, page{Title: prov.Name + " could not be asked",
+			Lines: []string{"Nothing was connected. Ask again in Slack (the Connect button, or /agenthub connect) for a new link."}})
+		return
+	}
+	_, err = store.Update(ctx, f.opts.Store, stateKey(state), store.KeepTTL, func(cur []byte) ([]byte, error) {
+		var cur2 flowState
+		if cur == nil || json.Unmarshal(cur, &cur2) != nil || cur2.Spent {
+			return nil, errors.New("connect: the flow ended before its consent")
+		}
+		cur2.Session = t.Session
+		return json.Marshal(cur2)
+	})
+	if err != nil {
+		f.unavailable(w, r, "keep the consent's session", err)
+		return
+	}
+	f.redirect(w, r, t.URL)
 }
 
 // signInPrefix starts the purpose of the sign-in that a provider's flow
@@ -721,6 +789,9 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := q.Get("code")
+	if prov.Authorize != nil {
+		code = q.Get("connect_code")
+	}
 	if code == "" {
 		f.refuse(w, r, actor, service, "code_missing", "oauth_callback", http.StatusBadRequest, page{Title: prov.Name + " sent no authorization", Lines: again})
 		return
@@ -728,7 +799,8 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 	conf := *prov.Config
 	conf.RedirectURL = f.redirectURL(service)
 	conf.Scopes = scopesFor(prov, fs.Purpose)
-	x := Exchange{Config: &conf, Code: code, Verifier: fs.Verifier, Principal: fs.Principal, Client: f.opts.HTTPClient, Purpose: fs.Purpose, Nonce: fs.Nonce}
+	x := Exchange{Config: &conf, Code: code, Verifier: fs.Verifier, Principal: fs.Principal, Client: f.opts.HTTPClient, Purpose: fs.Purpose, Nonce: fs.Nonce,
+		Session: fs.Session}
 	if prov.Finish != nil {
 		f.finish(w, r, prov, x)
 		return
@@ -744,7 +816,7 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 			Lines: []string{fmt.Sprintf("This link was for Slack user %s, and %s says you signed in as someone else. Nothing was connected, and what %s gave was revoked.",
 				fs.Principal.User, prov.Name, prov.Name)}})
 		return
-	case err == nil && (g.Token == nil || (g.Token.AccessToken == "" && g.Token.RefreshToken == "")):
+	case err == nil && g.Via == "" && (g.Token == nil || (g.Token.AccessToken == "" && g.Token.RefreshToken == "")):
 		err = errors.New("no token in the response")
 	}
 	if err != nil {
@@ -753,7 +825,12 @@ func (f *Flows) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cctx := context.WithoutCancel(ctx)
-	replaced, err := f.opts.Vault.ConnectAccount(cctx, fs.Principal.String(), service, g.Account, g.AccountID, g.Scopes, g.Token)
+	var replaced string
+	if g.Via != "" {
+		replaced, err = f.opts.Vault.ConnectVia(cctx, fs.Principal.String(), service, g.Via, g.Account, g.AccountID, g.Scopes)
+	} else {
+		replaced, err = f.opts.Vault.ConnectAccount(cctx, fs.Principal.String(), service, g.Account, g.AccountID, g.Scopes, g.Token)
+	}
 	if err != nil && replaced == "" {
 		f.unavailable(w, r, "store connection", err)
 		return
@@ -816,7 +893,7 @@ func (f *Flows) afterSignIn(w http.ResponseWriter, r *http.Request, p broker.Pri
 			Lines: []string{"Nothing was connected. Ask again in Slack (the Connect button, or /agenthub connect) for a new link."}})
 		return
 	}
-	f.redirect(w, r, f.authURL(prov, fs.Service, state, fs))
+	f.consent(w, r, prov, fs.Service, state, fs)
 }
 
 // done shows the end of a sign-in or an action: its page, or its refusal

@@ -63,6 +63,17 @@ type seenVault struct {
 	mu     sync.Mutex
 	tokens []string
 	down   atomic.Bool // Connect fails, as a store that does not answer
+	// via are the connections made through another (ConnectVia), as
+	// "principal service via account-id": the simulated services are not
+	// renewed through another, so they are kept here.
+	via []string
+}
+
+func (v *seenVault) ConnectVia(_ context.Context, principal, service, via, _, accountID string, _ []string) (string, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.via = append(v.via, principal+" "+service+" "+via+" "+accountID)
+	return "", nil
 }
 
 func (v *seenVault) ConnectAccount(ctx context.Context, principal, service, account, accountID string, scopes []string, tok *oauth2.Token) (string, error) {
@@ -75,7 +86,7 @@ func (v *seenVault) ConnectAccount(ctx context.Context, principal, service, acco
 	return v.next.ConnectAccount(ctx, principal, service, account, accountID, scopes, tok)
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, more ...func(map[string]connect.Provider)) *harness {
 	t.Helper()
 	h := &harness{t: t, ctx: t.Context(), clock: clocktest.New(time.Now()), logs: &logtest.Buffer{}}
 	h.st = redistest.Open(t)()
@@ -100,6 +111,9 @@ func newHarness(t *testing.T) *harness {
 			// login_hint names: the person logged in at the provider.
 			AuthOptions: []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("login_hint", "person-at-provider")},
 		}
+	}
+	for _, m := range more {
+		m(providers)
 	}
 	h.flows, err = connect.New(connect.Options{
 		PublicURL: h.srv.URL, Key: bytes.Repeat([]byte("k"), 32), Store: h.st, Vault: h.vault, Refuser: env.Broker,
