@@ -181,3 +181,18 @@ func (c *Client) myAccount(ctx context.Context, lease *http.Client, method, path
 	}
 	return nil
 }
+
+// DisconnectAccount deletes connected account id with the person's Auth0
+// refresh token: the vault's RevokeAccount of a Token Vault connection,
+// which must not revoke that refresh token (their other connections, and
+// their Auth0 connection, hold it too). The My Account token it gets for
+// this is used once and dropped.
+func (c *Client) DisconnectAccount(ctx context.Context, id string, subject secret.Secret) error {
+	tok, err := c.MyAccountToken(ctx, subject)
+	if err != nil {
+		return err
+	}
+	bearer := &http.Client{Transport: &oauth2.Transport{Source: oauth2.StaticTokenSource(tok), Base: c.opts.HTTPClient.Transport},
+		Timeout: c.opts.HTTPClient.Timeout, CheckRedirect: c.opts.HTTPClient.CheckRedirect}
+	return c.DeleteConnected(ctx, bearer, id)
+}

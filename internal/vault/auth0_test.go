@@ -3,17 +3,20 @@ package vault
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/auth0"
 	"github.com/agenthub/agenthub/internal/auth0/auth0test"
+	"github.com/agenthub/agenthub/internal/clocktest"
 	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/store/memstore"
 )
@@ -130,4 +133,106 @@ func TestConnectThroughAuth0(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Revoking a Token Vault connection deletes its connected account at
+// Auth0 (revoking locally first), and leaves the person's Auth0 refresh
+// token, which their other connections hold, alive. A tenant that does
+// not answer leaves the deletion queued, and a retry makes it.
+func TestRevokeThroughAuth0(t *testing.T) {
+	tenant := auth0test.New(t)
+	client, err := auth0.New(auth0.Options{Domain: auth0test.Domain, BaseURL: tenant.BaseURL(), ClientID: auth0test.ClientID,
+		ClientSecret: secret.New(auth0test.ClientSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := newAPIServerWith(t, tenant.Valid)
+	rec := &fakeRecorder{}
+	tvService := func(name, connection string) Service {
+		return Service{Name: name, APIHosts: []string{api.host()},
+			Renew:         func(ctx context.Context, rt secret.Secret) (*oauth2.Token, error) { return client.Exchange(ctx, rt, connection, "") },
+			RevokeAccount: client.DisconnectAccount}
+	}
+	clock := clocktest.New(time.Now())
+	v, err := New(Options{Store: memstore.New(memstore.Options{}), Keys: mustKeys(t, testKey('a')), Audit: rec, HTTPClient: testHTTPClient(t),
+		Services: []Service{tvService("github", "github"), tvService("google", "google-oauth2")}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := tenant.SignIn("auth0|alice")
+	ids := map[string]string{}
+	for svc, conn := range map[string]string{"github": "github", "google": "google-oauth2"} {
+		ids[svc] = connectAtTenant(t, tenant, client, "auth0|alice", conn)
+		if _, err := v.ConnectAccount(ctx, alice, svc, "", ids[svc], nil, &oauth2.Token{RefreshToken: rt}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := v.Revoke(ctx, alice, "github"); err != nil {
+		t.Fatal(err)
+	}
+	if got := tenant.Connected("auth0|alice"); got["github"] != "" || got["google-oauth2"] != ids["google"] {
+		t.Errorf("connected accounts after revoking github = %v, want google's alone", got)
+	}
+	gl := mustLeaseOf(t, v, "google")
+	if status, err := get(ctx, gl, api.URL+"/calendar"); err != nil || status != http.StatusOK {
+		t.Errorf("google after revoking github: %d %v (the shared Auth0 refresh token must live)", status, err)
+	}
+	// The tenant does not answer: the deletion waits in the queue.
+	down := tenant.Config.Handler
+	tenant.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", http.StatusBadGateway) })
+	if err := v.Revoke(ctx, alice, "google"); err == nil || !errors.Is(err, ErrProviderRevoke) {
+		t.Fatalf("revoke while Auth0 is down: %v, want it queued", err)
+	}
+	if c, _ := v.Connection(ctx, alice, "google"); c.Status != StatusRevoked {
+		t.Errorf("google = %s, want revoked locally at once", c.Status)
+	}
+	tenant.Config.Handler = down
+	clock.Advance(2 * time.Minute)
+	if _, err := v.RetryRevocations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := tenant.Connected("auth0|alice"); len(got) != 0 {
+		t.Errorf("connected accounts after the retry = %v, want none", got)
+	}
+}
+
+// connectAtTenant connects user's account on connection through the My
+// Account API, as the connect flow does, and returns its ID.
+func connectAtTenant(t *testing.T, tenant *auth0test.Tenant, client *auth0.Client, user, connection string) string {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := client.MyAccountToken(ctx, secret.New(tenant.SignIn(user)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := oauth2.NewClient(ctx, oauth2.StaticTokenSource(tok))
+	verifier := oauth2.GenerateVerifier()
+	const redirect = "https://agenthub.example.com/connect/callback/x"
+	ticket, err := client.StartConnect(ctx, bearer, auth0.ConnectRequest{Connection: connection, RedirectURI: redirect, State: "st",
+		Challenge: oauth2.S256ChallengeFromVerifier(verifier)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := browser.Get(ticket.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	back, _ := url.Parse(resp.Header.Get("Location"))
+	acct, err := client.CompleteConnect(ctx, bearer, ticket.Session, back.Query().Get("connect_code"), redirect, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acct.ID
+}
+
+func mustLeaseOf(t *testing.T, v *Vault, service string) *Lease {
+	t.Helper()
+	l, err := v.Lease(context.Background(), LeaseRequest{Principal: alice, Service: service, Resource: "r", RequestID: "req-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -34,6 +34,7 @@ type queuedRevocation struct {
 	V         int       `json:"v"`
 	Principal string    `json:"principal"`
 	Service   string    `json:"service"`
+	AccountID string    `json:"account_id,omitempty"` // for Service.RevokeAccount
 	Queued    time.Time `json:"queued"`
 	Attempts  int       `json:"attempts"` // tries so far, the first one included
 	Next      time.Time `json:"next"`     // when it is due again
@@ -70,16 +71,28 @@ type RotatedTokens interface {
 // than live and forgotten; the provider's confirmation drops the record.
 // It returns the provider's result for the trail ("ok", "queued",
 // "failed") and, unless confirmed, an error wrapping ErrProviderRevoke.
-func (v *Vault) revokeAtProvider(ctx context.Context, svc *Service, principal, service string, access, refresh secret.Secret) (string, error) {
-	id, qerr := v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, access, refresh)
-	return v.confirmRevocation(ctx, svc, principal, service, id, qerr, access, refresh)
+func (v *Vault) revokeAtProvider(ctx context.Context, svc *Service, principal, service, accountID string, access, refresh secret.Secret) (string, error) {
+	id, qerr := v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, accountID, access, refresh)
+	return v.confirmRevocation(ctx, svc, principal, service, accountID, id, qerr, access, refresh)
+}
+
+// revokes reports whether the service revokes at the provider.
+func (s *Service) revokes() bool { return s.Revoke != nil || s.RevokeAccount != nil }
+
+// revokeAt asks the provider to revoke: the account (RevokeAccount), or
+// the tokens (Revoke).
+func (s *Service) revokeAt(ctx context.Context, accountID string, access, refresh secret.Secret) error {
+	if s.RevokeAccount != nil {
+		return s.RevokeAccount(ctx, accountID, refresh)
+	}
+	return s.Revoke(ctx, access, refresh)
 }
 
 // confirmRevocation is revokeAtProvider's second half, for tokens queued
 // as id (qerr: they could not be).
-func (v *Vault) confirmRevocation(ctx context.Context, svc *Service, principal, service, id string, qerr error, access, refresh secret.Secret) (string, error) {
+func (v *Vault) confirmRevocation(ctx context.Context, svc *Service, principal, service, accountID, id string, qerr error, access, refresh secret.Secret) (string, error) {
 	qctx := context.WithoutCancel(ctx)
-	err := svc.Revoke(ctx, access, refresh)
+	err := svc.revokeAt(ctx, accountID, access, refresh)
 	if err == nil {
 		if qerr == nil {
 			if derr := v.store.Delete(qctx, revocationKey(id)); derr != nil {
@@ -156,7 +169,7 @@ func (v *Vault) sealQueued(id, principal, service string, access, refresh secret
 
 // enqueueRevocation keeps tokens to be revoked at the provider, sealed,
 // for RetryRevocations, due a minute from now; it returns the record's ID.
-func (v *Vault) enqueueRevocation(ctx context.Context, principal, service string, access, refresh secret.Secret) (string, error) {
+func (v *Vault) enqueueRevocation(ctx context.Context, principal, service, accountID string, access, refresh secret.Secret) (string, error) {
 	id, err := v.newID()
 	if err != nil {
 		return "", err
@@ -166,7 +179,7 @@ func (v *Vault) enqueueRevocation(ctx context.Context, principal, service string
 		return "", err
 	}
 	now := v.now().UTC()
-	q := queuedRevocation{V: 1, Principal: principal, Service: service, Queued: now, Attempts: 1, Next: now.Add(backoff(1)),
+	q := queuedRevocation{V: 1, Principal: principal, Service: service, AccountID: accountID, Queued: now, Attempts: 1, Next: now.Add(backoff(1)),
 		KeyID: keyID, Sealed: sealed}
 	value, err := json.Marshal(q)
 	if err != nil {
@@ -251,7 +264,7 @@ func (v *Vault) retryOne(ctx context.Context, key store.Key, q queuedRevocation,
 		return fmt.Errorf("vault: decode queued revocation %s: %w", key.ID, ErrCorrupt)
 	}
 	access, refresh := secret.New(m.AccessToken), secret.New(m.RefreshToken)
-	if err := svc.Revoke(ctx, access, refresh); err != nil {
+	if err := svc.revokeAt(ctx, q.AccountID, access, refresh); err != nil {
 		failure := scrub(hookFailure(err), access, refresh)
 		v.noteFailure(ctx, store.Item{Key: key, Value: value}, failure, err)
 		return fmt.Errorf("vault: %s still did not revoke the tokens of %s (%s, try %d): %w", q.Service, q.Principal, failure, q.Attempts, ErrProviderRevoke)

@@ -111,6 +111,13 @@ type Service struct {
 	// The vault never shows its error, only the error's type or HTTP
 	// status, because an error may quote a URL that carried a token.
 	Revoke func(ctx context.Context, access, refresh secret.Secret) error
+	// RevokeAccount, if not nil, is called in Revoke's place: it revokes
+	// the account the connection is of (accountID, as ConnectAccount was
+	// given it) with the connection's refresh token, which it must not
+	// revoke itself (Auth0's connected account, deleted with the person's
+	// Auth0 refresh token, which their other connections share). It is
+	// queued and retried as Revoke is.
+	RevokeAccount func(ctx context.Context, accountID string, refresh secret.Secret) error
 	// Covers names, for a granted scope, the narrower scopes it includes
 	// as the provider documents them (Google's calendar.events includes
 	// calendar.events.readonly): a lease asking for a narrower scope is
@@ -558,6 +565,7 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, accountN
 	}
 	var (
 		oldAccess, oldRefresh secret.Secret
+		oldAccount            string
 		revokeOld             bool
 		queueID               string
 		qerr                  error
@@ -573,22 +581,27 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, accountN
 		// The earlier connection, if any: its account, and its tokens when
 		// they are to be revoked. One that cannot be opened is replaced
 		// all the same.
-		var old material
+		var (
+			old   material
+			oldID string
+		)
 		replaced = ""
 		if lerr == nil {
 			replaced = prev.Account
 			was := Account{Name: prev.Account, ID: prev.AccountID}
 			if prev.Status != StatusRevoked && len(prev.Sealed) > 0 && was.known() && account.known() && !was.same(account) {
 				old, _ = v.openMaterial(principal, service, &prev)
+				oldID = prev.AccountID
 			}
 		}
 		// The replaced account's tokens are queued for revocation before
 		// the record that holds them is overwritten: a process killed in
 		// between leaves them to a retry, not live and forgotten.
 		oldAccess, oldRefresh = secret.New(old.AccessToken), secret.New(old.RefreshToken)
-		revokeOld = (old.AccessToken != "" || old.RefreshToken != "") && svc.Revoke != nil
+		revokeOld = (old.AccessToken != "" || old.RefreshToken != "") && svc.revokes()
+		oldAccount = oldID
 		if revokeOld {
-			queueID, qerr = v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, oldAccess, oldRefresh)
+			queueID, qerr = v.enqueueRevocation(context.WithoutCancel(ctx), principal, service, oldAccount, oldAccess, oldRefresh)
 		}
 		var werr error
 		if item.Value == nil {
@@ -632,7 +645,7 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, accountN
 	}
 	v.log.InfoContext(ctx, "connection created", "principal", principal, "service", service)
 	if revokeOld {
-		if _, err := v.confirmRevocation(ctx, svc, principal, service, queueID, qerr, oldAccess, oldRefresh); err != nil {
+		if _, err := v.confirmRevocation(ctx, svc, principal, service, oldAccount, queueID, qerr, oldAccess, oldRefresh); err != nil {
 			return replaced, fmt.Errorf("vault: the replaced account: %w", err)
 		}
 	}
@@ -753,12 +766,14 @@ func (v *Vault) Revoke(ctx context.Context, principal, service string) error {
 	var (
 		errs            []error
 		access, refresh secret.Secret
+		accountID       string
 		openErr         error
 	)
 	item, _, err := v.load(ctx, principal, service)
 	if err == nil {
 		_, err = v.update(ctx, principal, service, item, func(rec *connRecord) error {
 			access, refresh, openErr = secret.Secret{}, secret.Secret{}, nil
+			accountID = rec.AccountID
 			if rec.Status == StatusRevoked && len(rec.Sealed) == 0 {
 				return errUnchanged
 			}
@@ -795,9 +810,9 @@ func (v *Vault) Revoke(ctx context.Context, principal, service string) error {
 	// The provider is asked even when marking failed: the person asked for
 	// the tokens to die, and a dead token only makes the next refresh expire
 	// the connection.
-	if svc.Revoke != nil && (!access.IsZero() || !refresh.IsZero()) {
+	if svc.revokes() && (!access.IsZero() || !refresh.IsZero()) {
 		var err error
-		if providerResult, err = v.revokeAtProvider(ctx, svc, principal, service, access, refresh); err != nil {
+		if providerResult, err = v.revokeAtProvider(ctx, svc, principal, service, accountID, access, refresh); err != nil {
 			errs = append(errs, err)
 		}
 	}
