@@ -3,8 +3,8 @@ package vault
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -150,7 +150,9 @@ func TestRevokeThroughAuth0(t *testing.T) {
 	rec := &fakeRecorder{}
 	tvService := func(name, connection string) Service {
 		return Service{Name: name, APIHosts: []string{api.host()},
-			Renew:         func(ctx context.Context, rt secret.Secret) (*oauth2.Token, error) { return client.Exchange(ctx, rt, connection, "") },
+			Renew: func(ctx context.Context, rt secret.Secret) (*oauth2.Token, error) {
+				return client.Exchange(ctx, rt, connection, "")
+			},
 			RevokeAccount: client.DisconnectAccount}
 	}
 	clock := clocktest.New(time.Now())
