@@ -101,6 +101,11 @@ type Config struct {
 	// plans) without OPENAI_API_KEY.
 	LLM LLM
 
+	// Auth0 is Auth0 Token Vault as the vault's backend
+	// (AGENTHUB_VAULT=auth0); off (the vault keeps provider tokens
+	// itself) by default.
+	Auth0 Auth0
+
 	// Admins are AgentHub's administrators, Slack user IDs
 	// (AGENTHUB_ADMINS, comma-separated): without an identity provider,
 	// one of them (never the person) approves each enrolment and reset of
@@ -124,6 +129,70 @@ type LLM struct {
 
 // On reports whether the LLM planner is set up.
 func (l LLM) On() bool { return !l.APIKey.IsZero() }
+
+// Auth0 is Auth0 Token Vault as the vault's backend: AGENTHUB_VAULT=auth0,
+// AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET (or _FILE), and
+// AUTH0_CONNECTIONS, which names each service's connection at Auth0.
+type Auth0 struct {
+	Domain string
+	// URL is the tenant's (AUTH0_URL, default https://Domain/): a test
+	// points it at a fake on loopback.
+	URL    string
+	Client OAuthClient
+	// Connections: service → Auth0 connection (default
+	// DefaultAuth0Connections).
+	Connections map[string]string
+}
+
+// On reports whether the vault's backend is Auth0 Token Vault.
+func (a Auth0) On() bool { return a.Domain != "" }
+
+// DefaultAuth0Connections are Auth0's usual connections of the services.
+const DefaultAuth0Connections = "github=github,google=google-oauth2,slack=sign-in-with-slack"
+
+func (l *loader) auth0(oidcIssuer string, publicURL string) Auth0 {
+	if l.oneOf("AGENTHUB_VAULT", "local", "local", "auth0") != "auth0" {
+		return Auth0{}
+	}
+	a := Auth0{Domain: strings.ToLower(strings.TrimSpace(l.getenv("AUTH0_DOMAIN"))), Client: l.client("AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"),
+		URL: l.providerURL("AUTH0_URL", "https://acme.eu.auth0.com/"), Connections: map[string]string{}}
+	if a.URL == "" && a.Domain != "" {
+		a.URL = "https://" + a.Domain + "/"
+	}
+	switch {
+	case a.Domain == "":
+		l.problems = append(l.problems, Problem{Name: "AUTH0_DOMAIN", Missing: true, Message: "required with AGENTHUB_VAULT=auth0: the tenant's domain, such as acme.eu.auth0.com"})
+	case strings.ContainsAny(a.Domain, "/:@?# "):
+		l.bad("AUTH0_DOMAIN", "must be a host name alone, such as acme.eu.auth0.com")
+	case oidcIssuer == "" || !strings.EqualFold(strings.TrimSuffix(oidcIssuer, "/"), strings.TrimSuffix(a.URL, "/")):
+		// The person's Auth0 refresh token comes from their sign-in.
+		l.bad("OIDC_ISSUER", "with AGENTHUB_VAULT=auth0 it must be the same tenant: "+a.URL)
+	}
+	if a.Client.ID == "" && !l.reported("AUTH0_CLIENT_ID") {
+		l.problems = append(l.problems, Problem{Name: "AUTH0_CLIENT_ID", Missing: true, Message: "required with AGENTHUB_VAULT=auth0"})
+	}
+	if publicURL == "" && l.getenv("AGENTHUB_PUBLIC_URL") == "" {
+		l.bad("AGENTHUB_PUBLIC_URL", "required with AGENTHUB_VAULT=auth0: people connect their accounts through it")
+	}
+	raw := strings.TrimSpace(l.getenv("AUTH0_CONNECTIONS"))
+	if raw == "" {
+		raw = DefaultAuth0Connections
+	}
+	for _, pair := range strings.Split(raw, ",") {
+		svc, conn, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		svc, conn = strings.TrimSpace(svc), strings.TrimSpace(conn)
+		switch {
+		case !ok || conn == "" || strings.ContainsAny(conn, "/?# "):
+			l.bad("AUTH0_CONNECTIONS", "must be service=connection pairs, comma-separated, such as "+DefaultAuth0Connections)
+			return a
+		case svc != "github" && svc != "google" && svc != "slack":
+			l.bad("AUTH0_CONNECTIONS", "names "+svc+": the services are github, google and slack")
+			return a
+		}
+		a.Connections[svc] = conn
+	}
+	return a
+}
 
 // DefaultLLMModel is the model asked when AGENTHUB_LLM_MODEL is not set.
 const DefaultLLMModel = "gpt-4o-mini"
@@ -220,6 +289,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		Admins:        l.slackUsers("AGENTHUB_ADMINS"),
 		LLM:           l.llm(),
 	}
+	c.Auth0 = l.auth0(c.OIDCIssuer, c.PublicURL)
 	switch {
 	case c.OIDCIssuer != "" && c.OIDC.ID == "" && !l.reported("OIDC_CLIENT_ID"):
 		l.problems = append(l.problems, Problem{Name: "OIDC_CLIENT_ID", Missing: true, Message: "required with OIDC_ISSUER"})
@@ -578,6 +648,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("oidc_issuer", c.OIDCIssuer),
 		slog.String("oidc_client_id", c.OIDC.ID),
 		slog.Any("admins", c.Admins),
+		slog.Bool("auth0_token_vault", c.Auth0.On()),
+		slog.String("auth0_domain", c.Auth0.Domain),
 		slog.Bool("llm", c.LLM.On()),
 		slog.String("llm_base_url", c.LLM.BaseURL),
 		slog.String("llm_model", c.LLM.Model),

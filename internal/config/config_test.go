@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -357,6 +358,64 @@ func TestLoadStore(t *testing.T) {
 				if diff := cmp.Diff(got, c.StoreSettings()); diff != "" {
 					t.Errorf("Load's store settings differ from LoadStore's (-LoadStore +Load):\n%s", diff)
 				}
+			}
+		})
+	}
+}
+
+// Auth0 Token Vault as the vault's backend: the tenant, its client, the
+// identity provider the same tenant (the person's refresh token comes from
+// signing in there), the public listener, and each service's connection.
+func TestAuth0(t *testing.T) {
+	base := map[string]string{
+		"AGENTHUB_VAULT": "auth0", "AUTH0_DOMAIN": "acme.eu.auth0.com", "AUTH0_CLIENT_ID": "cid", "AUTH0_CLIENT_SECRET": "csecret",
+		"OIDC_ISSUER": "https://acme.eu.auth0.com/", "OIDC_CLIENT_ID": "oid", "OIDC_CLIENT_SECRET": "osecret",
+		"AGENTHUB_PUBLIC_URL": "https://agenthub.example.com", "AGENTHUB_PUBLIC_ADDR": ":8443",
+	}
+	with := func(k, v string) map[string]string {
+		m := maps.Clone(base)
+		if v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	c, err := Load(env(base), os.ReadFile, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Auth0.On() || c.Auth0.URL != "https://acme.eu.auth0.com/" || c.Auth0.Connections["google"] != "google-oauth2" || c.Auth0.Connections["slack"] != "sign-in-with-slack" {
+		t.Errorf("Auth0 = %+v", c.Auth0)
+	}
+	c, err = Load(env(with("AUTH0_CONNECTIONS", "github=github-enterprise")), os.ReadFile, 0)
+	if err != nil || len(c.Auth0.Connections) != 1 || c.Auth0.Connections["github"] != "github-enterprise" {
+		t.Errorf("AUTH0_CONNECTIONS = %+v, %v", c.Auth0.Connections, err)
+	}
+	if c, err := Load(env(with("AGENTHUB_VAULT", "")), os.ReadFile, 0); err != nil || c.Auth0.On() {
+		t.Errorf("without AGENTHUB_VAULT: %+v, %v; want the local vault", c.Auth0, err)
+	}
+	for _, tt := range []struct {
+		name, key, value, problem string
+	}{
+		{"no domain", "AUTH0_DOMAIN", "", "AUTH0_DOMAIN"},
+		{"a URL as domain", "AUTH0_DOMAIN", "https://acme.eu.auth0.com", "AUTH0_DOMAIN"},
+		{"another issuer", "OIDC_ISSUER", "https://login.example.com/", "OIDC_ISSUER"},
+		{"no client", "AUTH0_CLIENT_ID", "", "AUTH0_CLIENT_ID"},
+		{"no secret", "AUTH0_CLIENT_SECRET", "", "AUTH0_CLIENT_SECRET"},
+		{"an unknown service", "AUTH0_CONNECTIONS", "gitlab=gitlab", "AUTH0_CONNECTIONS"},
+		{"not pairs", "AUTH0_CONNECTIONS", "github", "AUTH0_CONNECTIONS"},
+		{"an unknown backend", "AGENTHUB_VAULT", "hashicorp", "AGENTHUB_VAULT"},
+		{"plain http off loopback", "AUTH0_URL", "http://acme.eu.auth0.com/", "AUTH0_URL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(env(with(tt.key, tt.value)), os.ReadFile, 0)
+			var ce *Error
+			if !errors.As(err, &ce) || !slices.ContainsFunc(ce.Problems, func(p Problem) bool { return p.Name == tt.problem }) {
+				t.Fatalf("Load = %v, want a problem with %s", err, tt.problem)
+			}
+			if strings.Contains(err.Error(), "csecret") {
+				t.Errorf("the error quotes the secret: %v", err)
 			}
 		})
 	}
