@@ -20,6 +20,7 @@ import (
 	"github.com/agenthub/agenthub/internal/audit"
 	"github.com/agenthub/agenthub/internal/broker"
 	"github.com/agenthub/agenthub/internal/connect"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/stepup"
 	"github.com/agenthub/agenthub/internal/store"
 )
@@ -100,6 +101,12 @@ type Options struct {
 	// Describe says what request requestID is, for the sign-in page
 	// ("github.merge_pull_request on acme/payments"); nil: only its ID.
 	Describe func(ctx context.Context, requestID string) string
+	// Keep, when set, is given the refresh token of a sign-in that linked
+	// p, or verified p's linked identity before a connection: the sign-in
+	// asks for offline_access, and the vault keeps the token as p's Auth0
+	// connection (AGENTHUB_VAULT=auth0, where it is what Token Vault
+	// exchanges). A sign-in without one keeps nothing.
+	Keep func(ctx context.Context, p broker.Principal, refresh secret.Secret) error
 	// HTTPClient talks to the IdP (default: 30 s timeout, no redirects).
 	HTTPClient *http.Client
 	Now        func() time.Time
@@ -171,10 +178,14 @@ func (i *IdP) Provider() connect.Provider {
 	if i.opts.ACRValues != "-" {
 		opts = append(opts, oauth2.SetAuthURLParam("acr_values", i.opts.ACRValues))
 	}
+	scopes := []string{oidc.ScopeOpenID, "email"}
+	if i.opts.Keep != nil {
+		scopes = append(scopes, oidc.ScopeOfflineAccess)
+	}
 	return connect.Provider{
 		Name: i.opts.Name,
 		Config: &oauth2.Config{ClientID: i.opts.ClientID, ClientSecret: i.opts.ClientSecret,
-			Endpoint: i.provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email"}},
+			Endpoint: i.provider.Endpoint(), Scopes: scopes},
 		AuthOptions: opts,
 		Nonce:       true,
 		Finish:      i.finish,
@@ -229,6 +240,18 @@ type signIn struct {
 	Identity
 	AuthTime time.Time
 	AMR      []string
+	refresh  secret.Secret // offline_access's, for Options.Keep
+}
+
+// keep gives the sign-in's refresh token to Options.Keep.
+func (i *IdP) keep(ctx context.Context, p broker.Principal, s signIn) error {
+	if i.opts.Keep == nil || s.refresh.IsZero() {
+		return nil
+	}
+	if err := i.opts.Keep(ctx, p, s.refresh); err != nil {
+		return fmt.Errorf("identity: keep the sign-in's refresh token: %w", err)
+	}
+	return nil
 }
 
 // refused is a sign-in that does not count.
@@ -249,7 +272,11 @@ func (i *IdP) finish(ctx context.Context, x connect.Exchange) (connect.Done, err
 	}
 	switch {
 	case x.Purpose == PurposeLink:
-		return i.link(ctx, x.Principal, s)
+		d, err := i.link(ctx, x.Principal, s)
+		if err == nil {
+			err = i.keep(ctx, x.Principal, s)
+		}
+		return d, err
 	case x.Purpose == PurposeUnlink:
 		return i.unlink(ctx, x.Principal, s)
 	case strings.HasPrefix(x.Purpose, stepUpPrefix):
@@ -263,7 +290,7 @@ func (i *IdP) finish(ctx context.Context, x connect.Exchange) (connect.Done, err
 		if _, err := i.opts.Audit.Record(ctx, audit.Event{Kind: audit.IdentityVerified, Actor: x.Principal.String(), Detail: i.detail(s)}); err != nil {
 			return connect.Done{}, fmt.Errorf("identity: record the sign-in: %w", err)
 		}
-		return connect.Done{}, nil
+		return connect.Done{}, i.keep(ctx, x.Principal, s)
 	case x.Purpose == PurposeReset:
 		return i.enrol(ctx, x.Principal, "", true, s)
 	case strings.HasPrefix(x.Purpose, enrolPrefix):
@@ -324,7 +351,7 @@ func (i *IdP) check(ctx context.Context, x connect.Exchange) (signIn, error) {
 			fmt.Sprintf("%s did not say that the login met the policy AgentHub asked for (acr).", i.opts.Name))
 	}
 	verified := c.EmailVerified == true || c.EmailVerified == "true"
-	s := signIn{Identity: Identity{Issuer: idt.Issuer, Subject: idt.Subject, Linked: now}, AuthTime: at, AMR: c.AMR}
+	s := signIn{Identity: Identity{Issuer: idt.Issuer, Subject: idt.Subject, Linked: now}, AuthTime: at, AMR: c.AMR, refresh: secret.New(tok.RefreshToken)}
 	if verified {
 		s.Email = c.Email
 	}

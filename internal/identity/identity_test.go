@@ -570,3 +570,51 @@ func TestConnectAfterSignIn(t *testing.T) {
 		t.Error("a provider that signs in first was accepted without an identity provider")
 	}
 }
+
+// With Keep (AGENTHUB_VAULT=auth0), a sign-in asks for offline_access, and
+// the refresh token of one that linked the person, or verified them before
+// a connection, goes to Keep for them; a refused sign-in keeps nothing.
+func TestKeepsTheSignInsRefreshToken(t *testing.T) {
+	h := newHarness(t)
+	var kept []string
+	idp, err := identity.New(h.ctx, identity.Options{
+		Issuer: h.op.Issuer(), ClientID: h.op.ClientID, ClientSecret: h.op.ClientSecret, Store: h.st, Audit: h.env.Audit,
+		EmailOf: func(_ context.Context, p broker.Principal) (string, error) {
+			return map[broker.Principal]string{alice: "anna@example.com"}[p], nil
+		},
+		Keep: func(_ context.Context, p broker.Principal, refresh secret.Secret) error {
+			if refresh.IsZero() {
+				t.Error("Keep was given no token")
+			}
+			kept = append(kept, p.String())
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scopes := idp.Provider().Config.Scopes; !slices.Contains(scopes, "offline_access") {
+		t.Errorf("scopes = %v, want offline_access", scopes)
+	}
+	flows, err := connect.New(connect.Options{
+		PublicURL: h.srv.URL, Key: bytes.Repeat([]byte("k"), 32), Store: h.st, Vault: h.env.Vault, Refuser: h.env.Broker, Audit: h.env.Audit,
+		Providers: map[string]connect.Provider{identity.Service: idp.Provider()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.flows = flows
+	h.srv.Config.Handler = flows.Handler()
+	if r := h.signIn(alice, identity.PurposeLink, mark); r.Status == http.StatusOK {
+		t.Fatal("alice linked mark's identity")
+	}
+	if len(kept) != 0 {
+		t.Fatalf("a refused sign-in kept %v", kept)
+	}
+	if r := h.signIn(alice, identity.PurposeLink, anna); r.Status != http.StatusOK {
+		t.Fatalf("link: %d %s", r.Status, r.Body)
+	}
+	if len(kept) != 1 || kept[0] != alice.String() {
+		t.Errorf("kept = %v, want alice's once", kept)
+	}
+}

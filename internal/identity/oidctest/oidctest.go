@@ -69,9 +69,18 @@ type OP struct {
 	tamper func(jwt.MapClaims) *mockoidc.Keypair
 }
 
+// offlineAccess lets the OP take offline_access (Auth0 does, and issues a
+// refresh token for it; mockoidc's list of scopes lacks it).
+var offlineAccess sync.Once
+
 // Start runs an OP on loopback until the test ends.
 func Start(t testing.TB) *OP {
 	t.Helper()
+	offlineAccess.Do(func() {
+		if !slices.Contains(mockoidc.ScopesSupported, "offline_access") {
+			mockoidc.ScopesSupported = append(mockoidc.ScopesSupported, "offline_access")
+		}
+	})
 	m, err := mockoidc.NewServer(nil)
 	if err != nil {
 		t.Fatal(err)
