@@ -17,6 +17,7 @@ import (
 	"github.com/agenthub/agenthub/internal/config"
 	"github.com/agenthub/agenthub/internal/connect"
 	"github.com/agenthub/agenthub/internal/identity"
+	"github.com/agenthub/agenthub/internal/secret"
 	"github.com/agenthub/agenthub/internal/slackapp"
 	"github.com/agenthub/agenthub/internal/stepup"
 	"github.com/agenthub/agenthub/internal/vault"
@@ -33,6 +34,11 @@ func connectFlows(cfg *config.Config, provs *providers, idp *identity.IdP, env *
 		return nil, nil
 	}
 	flows := maps.Clone(provs.oauth)
+	if tv := provs.tokenVault; tv != nil {
+		for name, p := range flows {
+			flows[name] = tv.connectThrough(c.Vault, name, p)
+		}
+	}
 	if idp != nil {
 		if flows == nil {
 			flows = map[string]connect.Provider{}
@@ -125,7 +131,12 @@ func identityProvider(ctx context.Context, cfg *config.Config, env *botEnv, dir 
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	var keep func(context.Context, broker.Principal, secret.Secret) error
+	if cfg.Auth0.On() {
+		keep = keepAuth0(env.core.Vault) // the person's Auth0 connection, for Token Vault
+	}
 	idp, err := identity.New(dctx, identity.Options{
+		Keep:   keep,
 		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDC.ID, ClientSecret: cfg.OIDC.Secret.Reveal(),
 		ACRValues: cfg.OIDCACRValues, AMR: cfg.OIDCAMR,
 		Store: env.st, Audit: env.core.Audit, EmailOf: dir.Email, Logger: logger,

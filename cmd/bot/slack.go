@@ -158,6 +158,9 @@ func (h hooks) runBot(ctx context.Context, getenv func(string) string, stdout, s
 			}
 			out := make([]slackapp.HomeConnection, 0, len(cs))
 			for _, c := range cs {
+				if c.Service == auth0Service {
+					continue // their sign-in's, not a service they connected
+				}
 				out = append(out, slackapp.HomeConnection{Service: c.Service, Account: c.Account, Status: string(c.Status), Scopes: c.Scopes, LastUsed: c.LastUsed})
 			}
 			return out, nil

@@ -75,8 +75,10 @@ type providers struct {
 	connect func(ctx context.Context, v *vault.Vault, p broker.Principal, service string) error
 	// sim is the simulated world, for the demo and the tests; nil for
 	// real providers.
-	sim   *simenv.Sim
-	close func() error
+	sim *simenv.Sim
+	// tokenVault is Auth0 Token Vault, when it is the vault's backend.
+	tokenVault *tokenVault
+	close      func() error
 }
 
 // providersFor returns the providers the configuration names. With
@@ -127,6 +129,9 @@ func realProviders(cfg *config.Config, logger *slog.Logger) (*providers, error) 
 		Timeout:       30 * time.Second,
 		Transport:     &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	if cfg.Auth0.On() {
+		return tokenVaultProviders(cfg, client, logger)
 	}
 	services, endpoints, off, err := provider.Real(provider.Settings{
 		GitHub: provider.Client(cfg.GitHubApp), GitHubAPIURL: cfg.GitHubAPIURL, GitHubWebURL: cfg.GitHubWebURL,

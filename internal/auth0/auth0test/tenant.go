@@ -47,6 +47,13 @@ type Tenant struct {
 	TTL time.Duration
 	// Delay widens the window in which concurrent exchanges would overlap.
 	Delay time.Duration
+	// PublicURL is where browsers reach the tenant, if not at its own
+	// server (the tenant served under an OpenID Provider's issuer:
+	// oidctest.OP.Also); "" is URL.
+	PublicURL string
+	// Subject, when set, names the user of a refresh token the fake did
+	// not issue itself (one the identity provider issued at sign-in).
+	Subject func(refresh string) (user string, ok bool)
 
 	mu        sync.Mutex
 	subjects  map[string]string // refresh token → user
@@ -222,7 +229,7 @@ func (t *Tenant) answer(w http.ResponseWriter, f map[string][]string) string {
 	if t.forbidden[conn] {
 		return refuse(w, http.StatusForbidden, "unauthorized_client")
 	}
-	user, ok := t.subjects[get("subject_token")]
+	user, ok := t.userOf(get("subject_token"))
 	if !ok {
 		return refuse(w, http.StatusBadRequest, "invalid_grant")
 	}
@@ -261,7 +268,7 @@ func (t *Tenant) myAccountToken(w http.ResponseWriter, get func(string) string) 
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	user, ok := t.subjects[get("refresh_token")]
+	user, ok := t.userOf(get("refresh_token"))
 	if !ok {
 		return refuse(w, http.StatusBadRequest, "invalid_grant")
 	}
@@ -306,7 +313,11 @@ func (t *Tenant) myAccount(w http.ResponseWriter, r *http.Request) {
 		id, ticket := random("as_"), random("tk_")
 		t.sessions[id] = &session{user: mt.user, connection: in.Connection, redirect: in.RedirectURI, state: in.State,
 			challenge: in.CodeChallenge, ticket: ticket, scopes: in.Scopes}
-		writeJSON(w, http.StatusCreated, map[string]any{"connect_uri": t.URL + "/connect", "auth_session": id,
+		public := t.URL
+		if t.PublicURL != "" {
+			public = strings.TrimSuffix(t.PublicURL, "/")
+		}
+		writeJSON(w, http.StatusCreated, map[string]any{"connect_uri": public + "/connect", "auth_session": id,
 			"connect_params": map[string]string{"ticket": ticket}, "expires_in": 300})
 	case r.Method == http.MethodPost && r.URL.Path == "/me/v1/connected-accounts/complete":
 		var in struct{ AuthSession, ConnectCode, RedirectURI, CodeVerifier string }
@@ -411,4 +422,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// userOf is the user of a refresh token; t.mu is held.
+func (t *Tenant) userOf(rt string) (string, bool) {
+	if user, ok := t.subjects[rt]; ok {
+		return user, true
+	}
+	if t.Subject != nil {
+		return t.Subject(rt)
+	}
+	return "", false
 }

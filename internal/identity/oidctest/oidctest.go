@@ -67,6 +67,18 @@ type OP struct {
 	auth   []url.Values
 	issued []string
 	tamper func(jwt.MapClaims) *mockoidc.Keypair
+	// also serves the paths under the issuer it was given for (Also).
+	also      http.Handler
+	alsoPaths []string
+}
+
+// Also makes the OP serve paths under its issuer with h (the issuer's
+// path taken off): an Auth0 tenant's other endpoints (auth0test), so that
+// one issuer is both the identity provider and the tenant.
+func (o *OP) Also(h http.Handler, paths ...string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.also, o.alsoPaths = h, paths
 }
 
 // offlineAccess lets the OP take offline_access (Auth0 does, and issues a
@@ -87,16 +99,22 @@ func Start(t testing.TB) *OP {
 	}
 	m.ClientSecret = SecretCanary
 	op := &OP{MockOIDC: m, t: t}
-	if err := m.AddMiddleware(op.watch); err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Start(ln, nil); err != nil {
-		t.Fatal(err)
+	// mockoidc's own Start, with a mux that also serves what Also names
+	// under the issuer.
+	mux := http.NewServeMux()
+	for path, h := range map[string]http.HandlerFunc{
+		mockoidc.AuthorizationEndpoint: m.Authorize, mockoidc.TokenEndpoint: m.Token, mockoidc.UserinfoEndpoint: m.Userinfo,
+		mockoidc.JWKSEndpoint: m.JWKS, mockoidc.DiscoveryEndpoint: m.Discovery,
+	} {
+		mux.Handle(path, op.watch(h))
 	}
+	mux.Handle("/", op.watch(http.NotFoundHandler()))
+	m.Server = &http.Server{Addr: ln.Addr().String(), Handler: mux}
+	go m.Server.Serve(ln)
 	t.Cleanup(func() { m.Shutdown() })
 	return op
 }
@@ -129,6 +147,19 @@ func (o *OP) Tamper(f func(jwt.MapClaims) *mockoidc.Keypair) {
 
 func (o *OP) watch(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		also, paths := o.also, o.alsoPaths
+		o.mu.Unlock()
+		if rest, ok := strings.CutPrefix(r.URL.Path, mockoidc.IssuerBase); ok && also != nil {
+			for _, p := range paths {
+				if strings.HasPrefix(rest, p) {
+					r2 := r.Clone(r.Context())
+					r2.URL.Path = rest
+					also.ServeHTTP(w, r2)
+					return
+				}
+			}
+		}
 		switch {
 		case strings.HasSuffix(r.URL.Path, mockoidc.AuthorizationEndpoint):
 			o.mu.Lock()
