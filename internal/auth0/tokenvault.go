@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -162,24 +161,13 @@ func (c *Client) Exchange(ctx context.Context, subject secret.Secret, connection
 // token posts form to the token endpoint and reads the token it gets;
 // what names the refusals it explains (a connection, or "my_account").
 func (c *Client) token(ctx context.Context, form url.Values, what string) (*oauth2.Token, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, fmt.Errorf("auth0: token vault exchange: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.opts.HTTPClient.Do(req)
+	status, body, err := c.post(ctx, c.tokenURL, form)
 	if err != nil {
 		// The error names the URL, which holds no secret (the form does).
-		return nil, fmt.Errorf("auth0: token vault exchange: %w", err)
+		return nil, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return nil, fmt.Errorf("auth0: token vault exchange: read the answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, c.refused(ctx, what, resp.StatusCode, body)
+	if status != http.StatusOK {
+		return nil, c.refused(ctx, what, status, body)
 	}
 	var out struct {
 		AccessToken     string `json:"access_token"`
@@ -189,7 +177,7 @@ func (c *Client) token(ctx context.Context, form url.Values, what string) (*oaut
 		IssuedTokenType string `json:"issued_token_type"`
 	}
 	if err := json.Unmarshal(body, &out); err != nil || out.AccessToken == "" {
-		return nil, &ExchangeError{Status: resp.StatusCode, Code: "malformed_answer"}
+		return nil, &ExchangeError{Status: status, Code: "malformed_answer"}
 	}
 	tok := &oauth2.Token{AccessToken: out.AccessToken, TokenType: out.TokenType}
 	if out.ExpiresIn > 0 {

@@ -18,7 +18,7 @@ import (
 
 func newClient(t *testing.T, tenant *auth0test.Tenant, log *bytes.Buffer) *auth0.Client {
 	t.Helper()
-	c, err := auth0.New(auth0.Options{Domain: "acme.eu.auth0.com", BaseURL: tenant.BaseURL(), ClientID: auth0test.ClientID,
+	c, err := auth0.New(auth0.Options{Domain: auth0test.Domain, BaseURL: tenant.BaseURL(), ClientID: auth0test.ClientID,
 		ClientSecret: secret.New(auth0test.ClientSecret), Logger: slog.New(slog.NewTextHandler(log, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ package auth0test
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -22,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/agenthub/agenthub/internal/auth0"
 )
@@ -54,6 +57,14 @@ type Tenant struct {
 	// Subject, when set, names the user of a refresh token the fake did
 	// not issue itself (one the identity provider issued at sign-in).
 	Subject func(refresh string) (user string, ok bool)
+	// CIBAInterval is the polling interval CIBA requests get (0: none is
+	// enforced); a poll sooner than it gets slow_down.
+	CIBAInterval time.Duration
+	// IDIssuer and Sign make the CIBA ID tokens another issuer's (the
+	// OpenID Provider the tenant is served under); by default they are
+	// https://Domain/'s, signed with the fake's own key.
+	IDIssuer string
+	Sign     func(jwt.MapClaims) (string, error)
 
 	mu        sync.Mutex
 	subjects  map[string]string // refresh token → user
@@ -67,6 +78,11 @@ type Tenant struct {
 	myTokens  map[string]myToken
 	sessions  map[string]*session
 	connected map[string]connected
+	// CIBA: users enrolled in push, requests by auth_req_id.
+	push      map[string]bool
+	ciba      map[string]*cibaState
+	cibaOrder []string
+	key       *rsa.PrivateKey
 }
 
 type myToken struct {
@@ -87,7 +103,8 @@ func New(tb testing.TB) *Tenant {
 	tb.Helper()
 	t := &Tenant{TTL: time.Hour, subjects: map[string]string{}, accounts: map[string]string{}, scopes: map[string]string{},
 		forbidden: map[string]bool{}, issued: map[string]time.Time{},
-		myTokens: map[string]myToken{}, sessions: map[string]*session{}, connected: map[string]connected{}}
+		myTokens: map[string]myToken{}, sessions: map[string]*session{}, connected: map[string]connected{},
+		push: map[string]bool{}, ciba: map[string]*cibaState{}, key: newKey()}
 	t.Server = httptest.NewServer(http.HandlerFunc(t.serve))
 	tb.Cleanup(t.Close)
 	return t
@@ -184,6 +201,12 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, "/me/v1/"):
 		t.myAccount(w, r)
 		return
+	case r.URL.Path == "/bc-authorize" && r.Method == http.MethodPost:
+		t.bcAuthorize(w, r)
+		return
+	case r.URL.Path == "/.well-known/jwks.json":
+		t.jwks(w, r)
+		return
 	case r.Method != http.MethodPost || r.URL.Path != "/oauth/token":
 		http.NotFound(w, r)
 		return
@@ -216,6 +239,8 @@ func (t *Tenant) answer(w http.ResponseWriter, f map[string][]string) string {
 		return refuse(w, http.StatusUnauthorized, "invalid_client")
 	case get("grant_type") == "refresh_token":
 		return t.myAccountToken(w, get)
+	case get("grant_type") == auth0.GrantCIBA:
+		return t.pollCIBA(w, get)
 	case get("grant_type") != auth0.GrantTokenVault:
 		return refuse(w, http.StatusBadRequest, "unsupported_grant_type")
 	case get("subject_token_type") != auth0.SubjectRefresh || get("requested_token_type") != auth0.RequestedTokenType:
