@@ -21,6 +21,29 @@ type Decision struct {
 	RequestID string
 	Actor     Principal // who clicked or typed
 	Choice    string
+	// Via is where the owner decided when not in Slack: policy.ApprovalCIBA
+	// for an answer on their phone (PhoneApproved, PhoneDenied).
+	Via string
+}
+
+// PhoneApproved approves request requestID as its owner did on their
+// phone (CIBA), after the answer's ID token was verified to be theirs
+// (internal/ciba, internal/identity): for this one step.
+func (b *Broker) PhoneApproved(ctx context.Context, requestID string, owner Principal) ([]Output, error) {
+	return b.Decide(ctx, Decision{RequestID: requestID, Actor: owner, Choice: ChoiceOnce, Via: policy.ApprovalCIBA})
+}
+
+// PhoneDenied denies request requestID as its owner did on their phone.
+func (b *Broker) PhoneDenied(ctx context.Context, requestID string, owner Principal) ([]Output, error) {
+	return b.Decide(ctx, Decision{RequestID: requestID, Actor: owner, Choice: ChoiceDeny, Via: policy.ApprovalCIBA})
+}
+
+// PhoneVerified moves on a request awaiting its owner's step-up on their
+// phone (policy.FactorCIBA), once the answer was verified: the owner's
+// linked identity, with the factor the deployment asks for. A request
+// whose step-up asks for another factor is not moved by it.
+func (b *Broker) PhoneVerified(ctx context.Context, requestID string, owner Principal) ([]Output, error) {
+	return b.stepUp(ctx, requestID, owner, policy.FactorCIBA, func(Request) error { return nil })
 }
 
 // Decide applies a decision to a stored request. Its owner approves or
@@ -40,8 +63,18 @@ func (b *Broker) Decide(ctx context.Context, d Decision) ([]Output, error) {
 	if !r.MayDecide(d.Actor) {
 		return b.reject(ctx, d.Actor, r, "decide")
 	}
-	e := Event{By: d.Actor}
+	e := Event{By: d.Actor, Via: d.Via}
 	owner := d.Actor == r.Principal
+	if d.Via != "" && !owner {
+		return b.reject(ctx, d.Actor, r, "decide")
+	}
+	if owner && d.Choice != ChoiceDeny && r.Decision.Approval == policy.ApprovalCIBA && d.Via != policy.ApprovalCIBA {
+		// The policy asks for this approval on the owner's phone: a click
+		// in Slack (a Slack session alone) does not give it.
+		rerr := b.Refuse(ctx, Refusal{Actor: d.Actor.String(), Kind: audit.InteractionRejected, Reason: "approval_on_phone", Op: "decide",
+			RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name})
+		return []Output{{Kind: KindMessage, RequestID: r.ID, Text: "Not run: this request is approved on your phone. Approve it in the notification AgentHub sent there."}}, rerr
+	}
 	if !owner {
 		// A second approval is a person vouching for someone else's step
 		// (and a second denial stops it): not a guest's, nor a stranger's,
@@ -126,8 +159,11 @@ func (b *Broker) stepUp(ctx context.Context, requestID string, actor Principal, 
 		rerr := b.Refuse(ctx, Refusal{Actor: actor.String(), Kind: audit.InteractionRejected, Reason: "wrong_factor", Op: "stepup",
 			RequestID: r.ID, Action: r.Step.Action, Resource: r.Resource.Name})
 		text := "Not run: this request asks for a code from your authenticator app, not a sign-in."
-		if want == policy.FactorOIDC {
+		switch want {
+		case policy.FactorOIDC:
 			text = "Not run: this request asks you to sign in again at your identity provider, not for a code. Press \"Verify it's you\"."
+		case policy.FactorCIBA:
+			text = "Not run: this request asks you to approve on your phone, in the notification AgentHub sent there."
 		}
 		return []Output{{Kind: KindError, RequestID: r.ID, Text: text}}, rerr
 	}
@@ -599,8 +635,11 @@ func gone(id string) Output {
 
 func stepUpText(r Request) string {
 	text := fmt.Sprintf("Approved. %s on %s also needs a fresh code from your authenticator: enter it to run it.", r.Step.Action, r.Resource.Name)
-	if r.Decision.SecondFactor() == policy.FactorOIDC {
+	switch r.Decision.SecondFactor() {
+	case policy.FactorOIDC:
 		text = fmt.Sprintf("Approved. %s on %s also needs you to sign in again at your identity provider: press Verify it's you to run it.", r.Step.Action, r.Resource.Name)
+	case policy.FactorCIBA:
+		text = fmt.Sprintf("Approved. %s on %s also needs you to approve it on your phone: it runs once you do.", r.Step.Action, r.Resource.Name)
 	}
 	if r.secondMissing() {
 		text += " It also needs the approval of one of: " + strings.Join(r.Approvers, ", ") + "."

@@ -564,7 +564,7 @@ func (b *Broker) evaluate(ctx context.Context, p asker, id string, act *agent.Ac
 func (b *Broker) storedDecision(d policy.Decision) StoredDecision {
 	sd := StoredDecision{Effect: d.Effect, Rule: d.Rule, Reason: d.Reason, Risk: d.Risk,
 		StepUp:  d.StepUp || d.Effect == policy.StepUp || d.Effect == policy.SecondApprover,
-		GrantOK: d.GrantOK, Lifetimes: d.Lifetimes, ResultsInChannel: d.ResultsInChannel}
+		GrantOK: d.GrantOK, Lifetimes: d.Lifetimes, ResultsInChannel: d.ResultsInChannel, Approval: d.Approval}
 	if sd.StepUp {
 		sd.Factor = cmp.Or(d.Factor, b.factor)
 	}

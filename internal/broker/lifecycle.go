@@ -102,6 +102,8 @@ type Event struct {
 	// Result is a short, safe note kept on the request: why it failed or
 	// was canceled, or what a succeeded step did.
 	Result string
+	// Via is where a person decided, when not in Slack (Decision.Via).
+	Via string
 }
 
 // Answer is what the broker found out before asking: the step's resource
@@ -361,6 +363,12 @@ func (r Request) moved(t transition, e Event, now time.Time) (Request, []audit.E
 		if e.Result != "" {
 			ev.Detail = map[string]string{"reason": e.Result}
 		}
+	}
+	if e.Via != "" {
+		if ev.Detail == nil {
+			ev.Detail = map[string]string{}
+		}
+		ev.Detail["via"] = e.Via
 	}
 	return r, []audit.Event{ev}, nil
 }

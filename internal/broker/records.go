@@ -44,6 +44,9 @@ type StoredDecision struct {
 	// policy.FactorOIDC); "" in requests stored before there was a choice,
 	// which meant TOTP.
 	Factor string `json:"factor,omitempty"`
+	// Approval is where the owner approves: "" Slack, policy.ApprovalCIBA
+	// their phone alone.
+	Approval string `json:"approval,omitempty"`
 }
 
 // SecondFactor is the second factor the request's step-up asks for.

@@ -54,8 +54,13 @@
 // (a code from the person's authenticator app) or `factor: oidc` (a fresh
 // sign-in, with its multi-factor step, at the identity provider). Without
 // it the deployment's default applies (oidc when an identity provider is
-// configured, totp otherwise). A deployment refuses to start with a
-// policy naming a factor it has not set up (Engine.Factors).
+// configured, totp otherwise), or `factor: ciba` (an approval on the
+// person's phone through the identity provider's CIBA, with its factor).
+// A rule that needs approval may say where the owner gives it:
+// `approval: ciba` on their phone, and not in Slack; such an approval is
+// for the one step (no grant stands in for it, none comes of it). A
+// deployment refuses to start with a policy naming a factor it has not set
+// up (Engine.Factors; approval: ciba names ciba).
 //
 // # Risk
 //

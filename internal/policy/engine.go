@@ -55,6 +55,8 @@ type rule struct {
 	// factor is the second factor the rule names for step-up ("" for the
 	// deployment's default).
 	factor string
+	// approval is where the owner approves ("" Slack, ApprovalCIBA).
+	approval string
 
 	// Decisions are computed at load time for every base risk and taint,
 	// so Evaluate copies a struct instead of building one.
@@ -79,7 +81,8 @@ func (r *rule) build() {
 // needs step-up and single-use approval, and a tainted step is never run
 // without a person approving that very step.
 func (r *rule) decide(base Risk, tainted bool) Decision {
-	d := Decision{Effect: r.effect, Rule: r.name, Reason: r.reason, Risk: max(base, r.risk), ResultsInChannel: r.resultsInChannel, Factor: r.factor}
+	d := Decision{Effect: r.effect, Rule: r.name, Reason: r.reason, Risk: max(base, r.risk), ResultsInChannel: r.resultsInChannel, Factor: r.factor,
+		Approval: r.approval}
 	if d.Risk >= High && (d.Effect == Allow || d.Effect == Approve) {
 		d.Effect = StepUp
 		d.Reason += highRiskSuffix
@@ -115,6 +118,13 @@ func (r *rule) decide(base Risk, tainted bool) Decision {
 			d = Decision{Effect: Deny, Rule: r.name, Reason: noApprover, Risk: d.Risk}
 		}
 	}
+	if d.Approval == ApprovalCIBA && d.Effect != Allow && d.Effect != Deny {
+		// A phone approval is for this one step: no grant stands in for
+		// it, and none comes of it.
+		d.GrantOK, d.Lifetimes = false, onceOnly
+	} else if d.Effect == Allow || d.Effect == Deny {
+		d.Approval = ""
+	}
 	d.Lifetimes = d.Lifetimes[:len(d.Lifetimes):len(d.Lifetimes)]
 	return d
 }
@@ -136,12 +146,15 @@ func (e *Engine) Name() string { return e.name }
 
 // Factors lists the second factors the policy's rules name, sorted, so
 // that a deployment can refuse at start a policy that names one it has
-// not set up.
+// not set up. An approval on the phone (approval: ciba) names CIBA.
 func (e *Engine) Factors() []string {
 	var named []string
 	for _, r := range e.rules {
 		if r.factor != "" && !slices.Contains(named, r.factor) {
 			named = append(named, r.factor)
+		}
+		if r.approval == ApprovalCIBA && !slices.Contains(named, FactorCIBA) {
+			named = append(named, FactorCIBA)
 		}
 	}
 	slices.Sort(named)

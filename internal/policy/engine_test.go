@@ -545,3 +545,42 @@ rules:
 		t.Errorf("Factors() = %v", got)
 	}
 }
+
+// TestApprovalOnThePhone: approval: ciba puts where the owner approves in
+// the decision, for this one step (no grant stands in for it or comes of
+// it, tainted or not, and whatever the risk made of the effect), and names
+// CIBA among the factors the deployment must offer.
+func TestApprovalOnThePhone(t *testing.T) {
+	e := mustParse(t, `version: 1
+rules:
+  - name: deploys
+    action: github.deploy
+    effect: approve
+    approval: ciba
+  - name: merges
+    action: github.merge_pull_request
+    effect: stepup
+    factor: ciba
+  - name: rest
+    effect: approve
+`)
+	for _, tt := range []struct {
+		action  string
+		risk    Risk
+		tainted bool
+	}{{"github.deploy", Medium, false}, {"github.deploy", Medium, true}, {"github.deploy", High, false}} {
+		d := e.Evaluate(step(tt.action, tt.risk, tt.tainted, "github", "acme/app", nil))
+		if d.Approval != ApprovalCIBA || d.GrantOK || !slices.Equal(d.Lifetimes, []Lifetime{Once}) {
+			t.Errorf("%s at %v (tainted %v): approval %q, grant ok %v, lifetimes %v", tt.action, tt.risk, tt.tainted, d.Approval, d.GrantOK, d.Lifetimes)
+		}
+	}
+	if d := e.Evaluate(step("github.merge_pull_request", Medium, false, "github", "acme/app", nil)); d.Factor != FactorCIBA || d.Approval != "" {
+		t.Errorf("merge: factor %q, approval %q", d.Factor, d.Approval)
+	}
+	if d := e.Evaluate(step("github.list_issues", Medium, false, "github", "acme/app", nil)); d.Approval != "" || !d.GrantOK {
+		t.Errorf("another step: approval %q, grant ok %v", d.Approval, d.GrantOK)
+	}
+	if got := e.Factors(); !slices.Equal(got, []string{FactorCIBA}) {
+		t.Errorf("Factors() = %v, want ciba", got)
+	}
+}

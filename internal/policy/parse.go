@@ -287,7 +287,7 @@ func (p *parser) scalar(n *yaml.Node, w where, what string) (string, bool) {
 	return n.Value, true
 }
 
-var ruleFields = []string{"name", "agent", "action", "resource", "when", "effect", "risk", "reason", "approvers", "lifetimes", "results", "factor"}
+var ruleFields = []string{"name", "agent", "action", "resource", "when", "effect", "risk", "reason", "approvers", "lifetimes", "results", "factor", "approval"}
 
 // rule compiles one rule. It reports every problem it finds and returns
 // ok=false if there was any; the rule's name and line are set either way.
@@ -383,12 +383,25 @@ func (p *parser) rule(n *yaml.Node, index int, groups map[string][]string) (rule
 	if v, ok := f["factor"]; ok {
 		if s, ok := p.scalar(v, w, "factor"); ok {
 			if !slices.Contains(Factors, s) {
-				p.errorf(v.Line, w, "factor: want totp (a code from the person's authenticator app) or oidc (a fresh sign-in at the identity provider)")
+				p.errorf(v.Line, w, "factor: want totp (a code from the person's authenticator app), oidc (a fresh sign-in at the identity provider) or ciba (an approval on the person's phone)")
 			}
 			if r.effect == Deny {
 				p.errorf(v.Line, w, "factor: a denied step asks for none")
 			}
 			r.factor = s
+		}
+	}
+
+	if v, ok := f["approval"]; ok {
+		if s, ok := p.scalar(v, w, "approval"); ok {
+			switch {
+			case s != "slack" && s != ApprovalCIBA:
+				p.errorf(v.Line, w, "approval: want slack (the default: the buttons in Slack) or ciba (on the person's phone)")
+			case r.effect == Deny || r.effect == Allow:
+				p.errorf(v.Line, w, "approval: only a step that needs approval (approve, step_up, second_approver) is approved somewhere")
+			case s == ApprovalCIBA:
+				r.approval = ApprovalCIBA
+			}
 		}
 	}
 

@@ -58,6 +58,8 @@ rules:
 		{"results of a denial", "version: 1\nrules:\n  - name: a\n    effect: deny\n    results: channel\n", 5, "a", "results: a denied step has none"},
 		{"unknown factor", "version: 1\nrules:\n  - name: a\n    effect: stepup\n    factor: sms\n", 5, "a", "factor: want totp"},
 		{"factor of a denial", "version: 1\nrules:\n  - name: a\n    effect: deny\n    factor: oidc\n", 5, "a", "factor: a denied step asks for none"},
+		{"unknown approval", "version: 1\nrules:\n  - name: a\n    effect: approve\n    approval: email\n", 5, "a", "approval: want slack"},
+		{"approval of an allowed step", "version: 1\nrules:\n  - name: a\n    effect: allow\n    approval: ciba\n", 5, "a", "approval: only a step that needs approval"},
 		{"duplicate name", `version: 1
 rules:
   - name: writes

@@ -259,8 +259,13 @@ type Decision struct {
 	// public goes to the person alone.
 	ResultsInChannel bool
 	// Factor is the second factor the rule asks for when StepUp is set:
-	// FactorTOTP, FactorOIDC, or "" for the deployment's default.
+	// FactorTOTP, FactorOIDC, FactorCIBA, or "" for the deployment's
+	// default.
 	Factor string
+	// Approval is where the owner approves: "" in Slack, ApprovalCIBA on
+	// their phone (rule field approval: ciba), and nowhere else: a click
+	// in Slack does not approve such a step.
+	Approval string
 	// Err is why the rule's condition could not be evaluated when the
 	// decision failed closed; for logs, never for people, and never stored.
 	Err error `json:"-"`
@@ -270,10 +275,15 @@ type Decision struct {
 const (
 	FactorTOTP = "totp" // a code from the person's authenticator app
 	FactorOIDC = "oidc" // a fresh sign-in, with its multi-factor step, at the identity provider
+	FactorCIBA = "ciba" // an approval on the person's phone, with its factor, through the identity provider (CIBA)
 )
 
 // Factors are the second factors a rule may name.
-var Factors = []string{FactorOIDC, FactorTOTP}
+var Factors = []string{FactorOIDC, FactorTOTP, FactorCIBA}
+
+// ApprovalCIBA is the rule field approval: ciba: the owner approves on
+// their phone (CIBA), not in Slack.
+const ApprovalCIBA = "ciba"
 
 // NeedsApproval reports whether a person must approve (or a grant must
 // cover) the step before it runs.
