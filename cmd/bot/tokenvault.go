@@ -58,6 +58,12 @@ func tokenVaultProviders(cfg *config.Config, client *http.Client, logger *slog.L
 	p.stack.Services = append(p.stack.Services, vault.Service{Name: auth0Service, APIHosts: []string{a0.MyAccountHost()}, Renew: a0.MyAccountToken})
 	for _, svc := range services {
 		conn, ok := tv.connections[svc.Name]
+		if svc.Name == "slack" {
+			// A Slack user token must be the link's Slack user's, which
+			// AgentHub cannot check through Token Vault yet (config
+			// refuses it too): Slack connects with SLACK_CLIENT_ID alone.
+			ok = false
+		}
 		if !ok {
 			p.off = append(p.off, provider.Off{Service: svc.Name, Missing: []string{"AUTH0_CONNECTIONS"}})
 			continue
@@ -67,14 +73,14 @@ func tokenVaultProviders(cfg *config.Config, client *http.Client, logger *slog.L
 			Renew: func(ctx context.Context, rt secret.Secret) (*oauth2.Token, error) {
 				return a0.Exchange(ctx, rt, conn, "")
 			},
-			RevokeAccount: a0.DisconnectAccount})
+			RevokeAccount: a0.DisconnectAccount, Via: auth0Service})
 		p.oauth[svc.Name] = connect.Provider{Name: svc.Title, OptionalScopes: svc.OptionalScopes,
 			// The consent page is the tenant's; its origin is what the
 			// start page's form may lead to.
 			Config: &oauth2.Config{Scopes: svc.OAuth.Scopes, Endpoint: oauth2.Endpoint{AuthURL: cfg.Auth0.URL + "connect"}}}
 	}
 	if len(p.names) == 0 {
-		return nil, &exitError{code: 2, msg: "AUTH0_CONNECTIONS names none of github, google and slack"}
+		return nil, &exitError{code: 2, msg: "AUTH0_CONNECTIONS names none of github and google"}
 	}
 	logger.Info("the vault's backend is Auth0 Token Vault", "domain", cfg.Auth0.Domain, "services", p.names)
 	return p, nil

@@ -25,7 +25,7 @@ import (
 // Auth0 connection.
 func TestSlackBotOnAuth0TokenVault(t *testing.T) {
 	srv := slacktest.New(t)
-	op := oidctest.Start(t)
+	op := oidctest.StartFor(t, auth0test.ClientID, auth0test.ClientSecret) // one application signs in and exchanges
 	tenant := auth0test.New(t)
 	op.Also(tenant.Server.Config.Handler, "/oauth/token", "/me/v1/", "/connect")
 	tenant.PublicURL = op.Issuer()

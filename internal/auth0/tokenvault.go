@@ -105,6 +105,13 @@ var (
 	ErrTenant = errors.New("auth0: the tenant refuses the exchange: check its set-up")
 )
 
+// Auth0's codes for an account Token Vault has no token of: never
+// connected (or deleted), or its provider refused to refresh it.
+const (
+	notConnected            = "federated_connection_refresh_token_not_found"
+	connectionRefreshFailed = "federated_connection_refresh_token_flow_failed"
+)
+
 // ExchangeError is a refused or failed exchange.
 type ExchangeError struct {
 	Status int
@@ -198,11 +205,13 @@ func (c *Client) refused(ctx context.Context, connection string, status int, bod
 	_ = json.Unmarshal(body, &e)
 	x := &ExchangeError{Status: status, Code: code(e.Error)}
 	switch {
-	case status == http.StatusUnauthorized && x.Code != "invalid_client":
+	case x.Code == notConnected || x.Code == connectionRefreshFailed:
+		// Only Auth0's own words for it: any other refusal is not a
+		// reason to expire a person's connection.
 		x.err = ErrNotConnected
-	case status == http.StatusBadRequest && x.Code == "invalid_grant":
+	case status == http.StatusBadRequest && (x.Code == "invalid_grant" || x.Code == "expired_token"):
 		x.err = ErrSubjectRefused
-	case status == http.StatusForbidden || x.Code == "invalid_client" || x.Code == "unauthorized_client":
+	case status == http.StatusForbidden || status == http.StatusUnauthorized:
 		x.err = ErrTenant
 		if _, told := c.told.LoadOrStore(connection+"\x00"+x.Code, true); !told {
 			c.opts.Logger.ErrorContext(ctx, "auth0 refuses AgentHub's token requests: the tenant needs fixing (docs/auth0.md): "+

@@ -148,9 +148,9 @@ type Auth0 struct {
 func (a Auth0) On() bool { return a.Domain != "" }
 
 // DefaultAuth0Connections are Auth0's usual connections of the services.
-const DefaultAuth0Connections = "github=github,google=google-oauth2,slack=sign-in-with-slack"
+const DefaultAuth0Connections = "github=github,google=google-oauth2"
 
-func (l *loader) auth0(oidcIssuer string, publicURL string) Auth0 {
+func (l *loader) auth0(oidcIssuer string, oidc OAuthClient, publicURL string) Auth0 {
 	if l.oneOf("AGENTHUB_VAULT", "local", "local", "auth0") != "auth0" {
 		return Auth0{}
 	}
@@ -168,8 +168,13 @@ func (l *loader) auth0(oidcIssuer string, publicURL string) Auth0 {
 		// The person's Auth0 refresh token comes from their sign-in.
 		l.bad("OIDC_ISSUER", "with AGENTHUB_VAULT=auth0 it must be the same tenant: "+a.URL)
 	}
-	if a.Client.ID == "" && !l.reported("AUTH0_CLIENT_ID") {
+	switch {
+	case a.Client.ID == "" && !l.reported("AUTH0_CLIENT_ID"):
 		l.problems = append(l.problems, Problem{Name: "AUTH0_CLIENT_ID", Missing: true, Message: "required with AGENTHUB_VAULT=auth0"})
+	case a.Client.ID != "" && (a.Client.ID != oidc.ID || a.Client.Secret.Reveal() != oidc.Secret.Reveal()):
+		// The refresh token Token Vault exchanges is the sign-in's, and
+		// Auth0 binds it to the application it was issued to.
+		l.bad("AUTH0_CLIENT_ID", "with AGENTHUB_VAULT=auth0 it must be the same application as OIDC_CLIENT_ID, with the same secret: the sign-in's refresh token belongs to it")
 	}
 	if publicURL == "" && l.getenv("AGENTHUB_PUBLIC_URL") == "" {
 		l.bad("AGENTHUB_PUBLIC_URL", "required with AGENTHUB_VAULT=auth0: people connect their accounts through it")
@@ -185,8 +190,13 @@ func (l *loader) auth0(oidcIssuer string, publicURL string) Auth0 {
 		case !ok || conn == "" || strings.ContainsAny(conn, "/?# "):
 			l.bad("AUTH0_CONNECTIONS", "must be service=connection pairs, comma-separated, such as "+DefaultAuth0Connections)
 			return a
-		case svc != "github" && svc != "google" && svc != "slack":
-			l.bad("AUTH0_CONNECTIONS", "names "+svc+": the services are github, google and slack")
+		case svc == "slack":
+			// AgentHub checks that a Slack user token is the link's Slack
+			// user's; through Token Vault it cannot yet, so none is taken.
+			l.bad("AUTH0_CONNECTIONS", "names slack: through Token Vault AgentHub cannot yet check that the Slack account connected is the person's own, so connect Slack with SLACK_CLIENT_ID instead")
+			return a
+		case svc != "github" && svc != "google":
+			l.bad("AUTH0_CONNECTIONS", "names "+svc+": the services are github and google")
 			return a
 		}
 		a.Connections[svc] = conn
@@ -289,7 +299,7 @@ func Load(getenv func(string) string, readFile func(string) ([]byte, error), nee
 		Admins:        l.slackUsers("AGENTHUB_ADMINS"),
 		LLM:           l.llm(),
 	}
-	c.Auth0 = l.auth0(c.OIDCIssuer, c.PublicURL)
+	c.Auth0 = l.auth0(c.OIDCIssuer, c.OIDC, c.PublicURL)
 	switch {
 	case c.OIDCIssuer != "" && c.OIDC.ID == "" && !l.reported("OIDC_CLIENT_ID"):
 		l.problems = append(l.problems, Problem{Name: "OIDC_CLIENT_ID", Missing: true, Message: "required with OIDC_ISSUER"})

@@ -50,6 +50,10 @@ type Provider struct {
 	// ask for as well (ScopesPurpose): an action that needs more than the
 	// first connection granted (Google's calendar.events for a write).
 	OptionalScopes []string
+	// PurposeScopes, when set, are further scopes a flow asks for its
+	// link's purpose (offline_access for a sign-in whose refresh token is
+	// kept, and for no other).
+	PurposeScopes func(purpose string) []string
 
 	// A sign-in at an identity provider (internal/identity) rather than
 	// a connection: Nonce sends an OpenID Connect nonce, fresh for each
@@ -106,6 +110,13 @@ func ScopesPurpose(scopes []string) string { return scopesPrefix + strings.Join(
 // ignored: a link asks for nothing the provider does not offer).
 func scopesFor(prov Provider, purpose string) []string {
 	scopes := slices.Clone(prov.Config.Scopes)
+	if prov.PurposeScopes != nil {
+		for _, s := range prov.PurposeScopes(purpose) {
+			if !slices.Contains(scopes, s) {
+				scopes = append(scopes, s)
+			}
+		}
+	}
 	extra, ok := strings.CutPrefix(purpose, scopesPrefix)
 	if !ok {
 		return scopes
@@ -498,7 +509,8 @@ func (f *Flows) startPage(w http.ResponseWriter, r *http.Request) {
 		d.Lines = append(d.Lines, fmt.Sprintf("You sign in at %s first, as the identity linked to your Slack user (/agenthub link, once): only then does %s ask you.", idp.Name, prov.Name))
 	}
 	if prov.Config != nil {
-		if extra := scopesFor(prov, l.Purpose)[len(prov.Config.Scopes):]; len(extra) > 0 {
+		extra := slices.DeleteFunc(scopesFor(prov, l.Purpose)[len(prov.Config.Scopes):], func(s string) bool { return !slices.Contains(prov.OptionalScopes, s) })
+		if len(extra) > 0 {
 			d.Lines = append(d.Lines, fmt.Sprintf("This time it also asks %s for what the action you asked for needs: %s.", prov.Name, strings.Join(extra, ", ")))
 		}
 	}

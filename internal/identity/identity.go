@@ -178,18 +178,15 @@ func (i *IdP) Provider() connect.Provider {
 	if i.opts.ACRValues != "-" {
 		opts = append(opts, oauth2.SetAuthURLParam("acr_values", i.opts.ACRValues))
 	}
-	scopes := []string{oidc.ScopeOpenID, "email"}
-	if i.opts.Keep != nil {
-		scopes = append(scopes, oidc.ScopeOfflineAccess)
-	}
 	return connect.Provider{
 		Name: i.opts.Name,
 		Config: &oauth2.Config{ClientID: i.opts.ClientID, ClientSecret: i.opts.ClientSecret,
-			Endpoint: i.provider.Endpoint(), Scopes: scopes},
-		AuthOptions: opts,
-		Nonce:       true,
-		Finish:      i.finish,
-		Describe:    i.describe,
+			Endpoint: i.provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email"}},
+		PurposeScopes: i.purposeScopes,
+		AuthOptions:   opts,
+		Nonce:         true,
+		Finish:        i.finish,
+		Describe:      i.describe,
 	}
 }
 
@@ -241,6 +238,17 @@ type signIn struct {
 	AuthTime time.Time
 	AMR      []string
 	refresh  secret.Secret // offline_access's, for Options.Keep
+}
+
+// purposeScopes: with Keep, the sign-ins whose refresh token is kept (a
+// link, and the sign-in before a connection) ask for offline_access, and
+// only they: any other would have the IdP mint a refresh token nobody
+// keeps.
+func (i *IdP) purposeScopes(purpose string) []string {
+	if i.opts.Keep != nil && (purpose == PurposeLink || connect.SignInPurpose(purpose)) {
+		return []string{oidc.ScopeOfflineAccess}
+	}
+	return nil
 }
 
 // keep gives the sign-in's refresh token to Options.Keep.

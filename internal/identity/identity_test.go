@@ -593,8 +593,8 @@ func TestKeepsTheSignInsRefreshToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if scopes := idp.Provider().Config.Scopes; !slices.Contains(scopes, "offline_access") {
-		t.Errorf("scopes = %v, want offline_access", scopes)
+	if scopes := idp.Provider().PurposeScopes(identity.PurposeLink); !slices.Contains(scopes, "offline_access") {
+		t.Errorf("a link's further scopes = %v, want offline_access", scopes)
 	}
 	flows, err := connect.New(connect.Options{
 		PublicURL: h.srv.URL, Key: bytes.Repeat([]byte("k"), 32), Store: h.st, Vault: h.env.Vault, Refuser: h.env.Broker, Audit: h.env.Audit,

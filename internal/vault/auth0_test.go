@@ -39,7 +39,7 @@ func TestConnectThroughAuth0(t *testing.T) {
 	v, err := New(Options{Store: memstore.New(memstore.Options{}), Keys: mustKeys(t, testKey('a')), Audit: rec, HTTPClient: testHTTPClient(t),
 		Services: []Service{
 			{Name: "auth0", APIHosts: []string{client.MyAccountHost()}, Renew: client.MyAccountToken},
-			{Name: "github", APIHosts: []string{api.host()}, Renew: func(ctx context.Context, rt secret.Secret) (*oauth2.Token, error) {
+			{Name: "github", APIHosts: []string{api.host()}, Via: "auth0", Renew: func(ctx context.Context, rt secret.Secret) (*oauth2.Token, error) {
 				return client.Exchange(ctx, rt, "github", "")
 			}},
 		}})
@@ -149,7 +149,7 @@ func TestRevokeThroughAuth0(t *testing.T) {
 	api := newAPIServerWith(t, tenant.Valid)
 	rec := &fakeRecorder{}
 	tvService := func(name, connection string) Service {
-		return Service{Name: name, APIHosts: []string{api.host()},
+		return Service{Name: name, APIHosts: []string{api.host()}, Via: "auth0",
 			Renew: func(ctx context.Context, rt secret.Secret) (*oauth2.Token, error) {
 				return client.Exchange(ctx, rt, connection, "")
 			},
@@ -157,16 +157,19 @@ func TestRevokeThroughAuth0(t *testing.T) {
 	}
 	clock := clocktest.New(time.Now())
 	v, err := New(Options{Store: memstore.New(memstore.Options{}), Keys: mustKeys(t, testKey('a')), Audit: rec, HTTPClient: testHTTPClient(t),
-		Services: []Service{tvService("github", "github"), tvService("google", "google-oauth2")}, Now: clock.Now})
+		Services: []Service{{Name: "auth0", APIHosts: []string{client.MyAccountHost()}, Renew: client.MyAccountToken},
+			tvService("github", "github"), tvService("google", "google-oauth2")}, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	rt := tenant.SignIn("auth0|alice")
+	if err := v.Connect(ctx, alice, "auth0", auth0.MyAccountScopes, &oauth2.Token{RefreshToken: tenant.SignIn("auth0|alice")}); err != nil {
+		t.Fatal(err)
+	}
 	ids := map[string]string{}
 	for svc, conn := range map[string]string{"github": "github", "google": "google-oauth2"} {
 		ids[svc] = connectAtTenant(t, tenant, client, "auth0|alice", conn)
-		if _, err := v.ConnectAccount(ctx, alice, svc, "", ids[svc], nil, &oauth2.Token{RefreshToken: rt}); err != nil {
+		if _, err := v.ConnectVia(ctx, alice, svc, "auth0", "", ids[svc], nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -26,8 +26,10 @@ import (
 // token (auth0). The conformance suite runs the same promises on each.
 type backend struct {
 	name string
-	// service is "github" as the backend serves it, calling api.
+	// service is "github" as the backend serves it, calling api; via,
+	// the service its connections are made through, if any.
 	service func(api *apiServer) Service
+	via     *Service
 	valid   func(access string) bool
 	// connect stores alice's connection as the connect flow would.
 	connect func(t *testing.T, v *Vault)
@@ -79,15 +81,19 @@ func backends(t *testing.T) []backend {
 		return backend{
 			name: "auth0",
 			service: func(api *apiServer) Service {
-				return Service{Name: "github", APIHosts: []string{api.host()},
+				return Service{Name: "github", APIHosts: []string{api.host()}, Via: "auth0",
 					Renew: func(ctx context.Context, rt secret.Secret) (*oauth2.Token, error) {
 						return client.Exchange(ctx, rt, "github", "")
 					}}
 			},
+			via:   &Service{Name: "auth0", APIHosts: []string{client.MyAccountHost()}, Renew: client.MyAccountToken},
 			valid: tenant.Valid,
 			connect: func(t *testing.T, v *Vault) {
 				tenant.Connect("auth0|alice", "github", "alice-gh", "repo read:org")
-				mustConnect(t, v, alice, "github", &oauth2.Token{RefreshToken: tenant.SignIn("auth0|alice")})
+				mustConnect(t, v, alice, "auth0", &oauth2.Token{RefreshToken: tenant.SignIn("auth0|alice")})
+				if _, err := v.ConnectVia(context.Background(), alice, "github", "auth0", "", "", []string{"repo", "read:org"}); err != nil {
+					t.Fatal(err)
+				}
 			},
 			cutOff:    func() { tenant.Disconnect("auth0|alice", "github") },
 			refuseAll: tenant.ExpireAll,
@@ -118,8 +124,12 @@ func (b backend) start(t *testing.T) *conformant {
 	t.Helper()
 	c := &conformant{backend: b, rec: &fakeRecorder{}, log: &bytes.Buffer{}}
 	c.api = newAPIServerWith(t, b.valid)
+	services := []Service{b.service(c.api)}
+	if b.via != nil {
+		services = append(services, *b.via)
+	}
 	v, err := New(Options{Store: memstore.New(memstore.Options{}), Keys: mustKeys(t, testKey('a')), Audit: c.rec,
-		Services: []Service{b.service(c.api)}, HTTPClient: testHTTPClient(t),
+		Services: services, HTTPClient: testHTTPClient(t),
 		Logger: slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)

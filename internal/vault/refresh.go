@@ -184,11 +184,28 @@ func (v *Vault) refresh(ctx context.Context, principal, service, refused string)
 		return cachedToken{}, v.expire(pctx, principal, service, rec.ID, "no_refresh_token")
 	}
 
+	viaSubject := ""
+	if svc.Via != "" {
+		if rec.Via != svc.Via {
+			// Made before the deployment reached the provider through
+			// Via: its token is the provider's own, and goes nowhere else.
+			return cachedToken{}, v.expire(pctx, principal, service, rec.ID, "made_before_"+svc.Via)
+		}
+		sub, err := v.viaSubject(pctx, principal, svc)
+		if err != nil {
+			return cachedToken{}, fmt.Errorf("vault: renew %s token of %s: %w", service, principal, err)
+		}
+		viaSubject = sub.Reveal()
+	}
 	octx := context.WithValue(pctx, oauth2.HTTPClient, v.client)
 	reread := false
 	var tok *oauth2.Token
 	for {
-		tok, err = svc.newToken(octx, m.RefreshToken)
+		subject := m.RefreshToken // re-read below when another process rotated it
+		if svc.Via != "" {
+			subject = viaSubject
+		}
+		tok, err = svc.newToken(octx, subject)
 		if err == nil {
 			break
 		}
@@ -217,7 +234,7 @@ func (v *Vault) refresh(ctx context.Context, principal, service, refused string)
 		if err != nil {
 			return cachedToken{}, err
 		}
-		if m2.RefreshToken == m.RefreshToken {
+		if m2.RefreshToken == m.RefreshToken || svc.Via != "" {
 			return cachedToken{}, v.expire(pctx, principal, service, rec.ID, why)
 		}
 		rec, m = rec2, m2

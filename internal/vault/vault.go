@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -118,6 +119,14 @@ type Service struct {
 	// Auth0 refresh token, which their other connections share). It is
 	// queued and retried as Revoke is.
 	RevokeAccount func(ctx context.Context, accountID string, refresh secret.Secret) error
+	// Via names the service whose connection this one's are made
+	// through (ConnectVia): Renew and RevokeAccount are given that
+	// connection's current refresh token (the person's Auth0 one, as
+	// their latest sign-in left it). A connection of the service that was
+	// not made through it (before the deployment switched backends) is
+	// never renewed or revoked through it: nothing of its token goes
+	// there.
+	Via string
 	// Covers names, for a granted scope, the narrower scopes it includes
 	// as the provider documents them (Google's calendar.events includes
 	// calendar.events.readonly): a lease asking for a narrower scope is
@@ -353,6 +362,8 @@ type connRecord struct {
 	LastUsed  time.Time `json:"last_used,omitzero"`
 	KeyID     string    `json:"key_id,omitempty"`
 	Sealed    []byte    `json:"sealed,omitempty"` // nonce ‖ AES-256-GCM ciphertext of a material
+	// Via is the service this connection was made through (ConnectVia).
+	Via string `json:"via,omitempty"`
 }
 
 // material is the plaintext inside a sealed record.
@@ -530,6 +541,12 @@ func (v *Vault) Connect(ctx context.Context, principal, service string, scopes [
 // the whole grant, the new token with it.) A failure there leaves the new
 // connection stored and wraps ErrProviderRevoke.
 func (v *Vault) ConnectAccount(ctx context.Context, principal, service, accountName, accountID string, scopes []string, tok *oauth2.Token) (replaced string, err error) {
+	return v.connect(ctx, principal, service, accountName, accountID, "", scopes, tok)
+}
+
+// connect is ConnectAccount for a connection made through via ("" for
+// none).
+func (v *Vault) connect(ctx context.Context, principal, service, accountName, accountID, via string, scopes []string, tok *oauth2.Token) (replaced string, err error) {
 	account := Account{Name: accountName, ID: accountID}
 	svc, err := v.service(service)
 	if err != nil {
@@ -548,7 +565,7 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, accountN
 	now := v.now().UTC()
 	rec := connRecord{
 		V: 1, ID: id, Principal: principal, Service: service, Account: account.Name, AccountID: account.ID,
-		Scopes: normalizeScopes(scopes), Status: StatusActive, Created: now, Updated: now,
+		Scopes: normalizeScopes(scopes), Status: StatusActive, Created: now, Updated: now, Via: via,
 	}
 	m := material{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType, Expiry: tok.Expiry}
 	if err := v.sealMaterial(&rec, m); err != nil {
@@ -589,9 +606,15 @@ func (v *Vault) ConnectAccount(ctx context.Context, principal, service, accountN
 		if lerr == nil {
 			replaced = prev.Account
 			was := Account{Name: prev.Account, ID: prev.AccountID}
-			if prev.Status != StatusRevoked && len(prev.Sealed) > 0 && was.known() && account.known() && !was.same(account) {
+			if prev.Status != StatusRevoked && len(prev.Sealed) > 0 && was.known() && account.known() && !was.same(account) &&
+				prev.Via == svc.Via {
 				old, _ = v.openMaterial(principal, service, &prev)
 				oldID = prev.AccountID
+				if svc.Via != "" {
+					if sub, err := v.viaSubject(ctx, principal, svc); err == nil {
+						old = material{RefreshToken: sub.Reveal()}
+					}
+				}
 			}
 		}
 		// The replaced account's tokens are queued for revocation before
@@ -668,8 +691,8 @@ func (v *Vault) ConnectVia(ctx context.Context, principal, service, via, account
 	}
 	if svc, err := v.service(service); err != nil {
 		return "", err
-	} else if svc.Renew == nil {
-		return "", fmt.Errorf("vault: %s is not renewed through another connection", service)
+	} else if svc.Via != via {
+		return "", fmt.Errorf("vault: %s is not connected through %s", service, via)
 	}
 	_, rec, err := v.load(ctx, principal, via)
 	if err != nil {
@@ -685,7 +708,27 @@ func (v *Vault) ConnectVia(ctx context.Context, principal, service, via, account
 	if m.RefreshToken == "" {
 		return "", fmt.Errorf("vault: %s connection of %s has no refresh token: %w", via, principal, ErrReconnect)
 	}
-	return v.ConnectAccount(ctx, principal, service, accountName, accountID, scopes, &oauth2.Token{RefreshToken: m.RefreshToken})
+	return v.connect(ctx, principal, service, accountName, accountID, via, scopes, &oauth2.Token{RefreshToken: m.RefreshToken})
+}
+
+// viaSubject is the current refresh token of principal's connection to
+// svc.Via, which svc's connections are renewed and revoked with.
+func (v *Vault) viaSubject(ctx context.Context, principal string, svc *Service) (secret.Secret, error) {
+	_, rec, err := v.load(ctx, principal, svc.Via)
+	if err != nil {
+		return secret.Secret{}, err
+	}
+	if err := activeErr(principal, svc.Via, rec.Status); err != nil {
+		return secret.Secret{}, err
+	}
+	m, err := v.openMaterial(principal, svc.Via, &rec)
+	if err != nil {
+		return secret.Secret{}, err
+	}
+	if m.RefreshToken == "" {
+		return secret.Secret{}, fmt.Errorf("vault: %s connection of %s has no refresh token: %w", svc.Via, principal, ErrReconnect)
+	}
+	return secret.New(m.RefreshToken), nil
 }
 
 func (v *Vault) createdEvent(principal, service, account, replaced string, scopes []string) audit.Event {
@@ -767,13 +810,14 @@ func (v *Vault) Revoke(ctx context.Context, principal, service string) error {
 		errs            []error
 		access, refresh secret.Secret
 		accountID       string
+		via             string
 		openErr         error
 	)
 	item, _, err := v.load(ctx, principal, service)
 	if err == nil {
 		_, err = v.update(ctx, principal, service, item, func(rec *connRecord) error {
 			access, refresh, openErr = secret.Secret{}, secret.Secret{}, nil
-			accountID = rec.AccountID
+			accountID, via = rec.AccountID, rec.Via
 			if rec.Status == StatusRevoked && len(rec.Sealed) == 0 {
 				return errUnchanged
 			}
@@ -810,6 +854,26 @@ func (v *Vault) Revoke(ctx context.Context, principal, service string) error {
 	// The provider is asked even when marking failed: the person asked for
 	// the tokens to die, and a dead token only makes the next refresh expire
 	// the connection.
+	if svc.Via != "" {
+		// Revoked through the person's current connection to Via, even
+		// when this one's token is gone (it expired); and only a
+		// connection made through it.
+		access, refresh = secret.Secret{}, secret.Secret{}
+		switch {
+		case via != svc.Via:
+			providerResult = "not_made_through_" + svc.Via
+			if exists && accountID != "" {
+				v.log.WarnContext(ctx, "vault: a connection made before the switch to "+svc.Via+" is revoked here only: revoke it at the provider",
+					"principal", principal, "service", service)
+			}
+		case accountID != "":
+			if sub, err := v.viaSubject(ctx, principal, svc); err == nil {
+				refresh = sub
+			} else {
+				errs = append(errs, fmt.Errorf("vault: revoked locally, but %s cannot be asked to delete the account without the %s connection: %w", svc.Via, svc.Via, err))
+			}
+		}
+	}
 	if svc.revokes() && (!access.IsZero() || !refresh.IsZero()) {
 		var err error
 		if providerResult, err = v.revokeAtProvider(ctx, svc, principal, service, accountID, access, refresh); err != nil {
@@ -879,6 +943,11 @@ func (v *Vault) RevokeAll(ctx context.Context, principal string) error {
 	if err != nil {
 		return fmt.Errorf("vault: list connections of %s: %w", principal, err)
 	}
+	// Connections made through another are revoked before it: their
+	// revocation at the provider goes through it.
+	slices.SortStableFunc(items, func(a, b store.Item) int {
+		return cmp.Compare(v.viaRank(a.Key.ID), v.viaRank(b.Key.ID))
+	})
 	var errs []error
 	for _, it := range items {
 		if _, known := v.services[it.Key.ID]; !known {
@@ -894,6 +963,15 @@ func (v *Vault) RevokeAll(ctx context.Context, principal string) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// viaRank orders services for RevokeAll: those made through another
+// first.
+func (v *Vault) viaRank(service string) int {
+	if svc, ok := v.services[service]; ok && svc.Via != "" {
+		return 0
+	}
+	return 1
 }
 
 // Rekey reseals every connection of principal that is sealed under an old

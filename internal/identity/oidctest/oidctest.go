@@ -88,6 +88,13 @@ var offlineAccess sync.Once
 // Start runs an OP on loopback until the test ends.
 func Start(t testing.TB) *OP {
 	t.Helper()
+	return StartFor(t, "", SecretCanary)
+}
+
+// StartFor is Start with the client's ID ("": mockoidc's own) and secret:
+// an application that is also an Auth0 tenant's (auth0test).
+func StartFor(t testing.TB, clientID, clientSecret string) *OP {
+	t.Helper()
 	offlineAccess.Do(func() {
 		if !slices.Contains(mockoidc.ScopesSupported, "offline_access") {
 			mockoidc.ScopesSupported = append(mockoidc.ScopesSupported, "offline_access")
@@ -97,7 +104,10 @@ func Start(t testing.TB) *OP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.ClientSecret = SecretCanary
+	m.ClientSecret = clientSecret
+	if clientID != "" {
+		m.ClientID = clientID
+	}
 	op := &OP{MockOIDC: m, t: t}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
